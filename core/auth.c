@@ -1,0 +1,417 @@
+/*
+ * auth.c - JWT verification: structural checks and algorithm pinning done
+ * here before libjwt sees the token, then libjwt's signature check, then
+ * exp/nbf with leeway and the user id. Also mints HS* tokens for development.
+ *
+ * Owns no state: every call works on the caller's config and token. The
+ * token text is never logged, copied into an error or returned.
+ *
+ * libjwt 1.10 quirks this file works around:
+ *  - jwt_decode() on an empty header or payload part writes one byte past a
+ *    malloc(0) buffer; empty parts are refused here first.
+ *  - jwt_decode() copies the token to the stack (alloca) while decoding, so
+ *    token length is capped (AUTH_MAX_TOKEN).
+ *  - jwt_decode() returns 0 with an unverified, alg "none" object if copying
+ *    the key fails (ENOMEM, or a negative key_len); the algorithm of the
+ *    decoded object is therefore compared with the header's.
+ *  - jwt_decode() compares HMAC signatures with strcmp(); HS* signatures are
+ *    checked here first in constant time (CRYPTO_memcmp), so a mismatch
+ *    never reaches the early-exit comparison.
+ *  - jwt_str_alg() is case-insensitive ("hs256" maps to HS256); header
+ *    algorithms are matched here case-sensitively, as RFC 7515 says.
+ *  - a header "typ" other than "JWT" makes jwt_decode() fail; that is
+ *    reported here as malformed rather than as a bad signature.
+ *  - jwt_free_str() does not exist yet; jwt_encode_str() strings are free()d.
+ */
+#include "auth.h"
+
+#include <limits.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+/* Longest token accepted, in bytes. Far above any sane bearer token, well
+ * below what libjwt's stack copies could make dangerous. */
+#define AUTH_MAX_TOKEN 16384
+
+/* Value of one base64url character, or -1. */
+static int b64url_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '-')
+        return 62;
+    if (c == '_')
+        return 63;
+    return -1;
+}
+
+/* Decodes unpadded base64url s[0..n) into a malloc'd buffer (NUL-terminated
+ * for convenience, the NUL not counted in *out_len). Returns 0, or -1 on a
+ * character outside the alphabet ('=' included), an impossible length, or
+ * allocation failure. Unused trailing bits are ignored, as libjwt does. */
+static int b64url_decode(const char *s, size_t n, unsigned char **out, size_t *out_len)
+{
+    unsigned char *buf = NULL;
+    uint32_t acc = 0;
+    unsigned bits = 0;
+    size_t i, o = 0;
+    int ret = -1;
+
+    if (n % 4 == 1)
+        goto out;
+    buf = malloc(n / 4 * 3 + 3);
+    if (!buf)
+        goto out;
+    for (i = 0; i < n; i++) {
+        int v = b64url_value((unsigned char)s[i]);
+
+        if (v < 0)
+            goto out;
+        acc = ((acc << 6) | (uint32_t)v) & 0xFFFFFFu;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[o++] = (unsigned char)(acc >> bits);
+        }
+    }
+    buf[o] = '\0';
+    *out = buf;
+    *out_len = o;
+    buf = NULL;
+    ret = 0;
+out:
+    free(buf);
+    return ret;
+}
+
+/* Decodes a base64url part holding a JSON object. Duplicate keys are
+ * refused, so no two parsers can disagree on which "alg" or "exp" counts.
+ * Returns a new reference, or NULL. */
+static json_t *decode_json_object(const char *s, size_t n)
+{
+    unsigned char *raw = NULL;
+    size_t raw_len = 0;
+    json_t *js = NULL;
+
+    if (b64url_decode(s, n, &raw, &raw_len) != 0)
+        goto out;
+    js = json_loadb((const char *)raw, raw_len, JSON_REJECT_DUPLICATES, NULL);
+    if (js && !json_is_object(js)) {
+        json_decref(js);
+        js = NULL;
+    }
+out:
+    free(raw);
+    return js;
+}
+
+static int alg_configured(const mcpgw_auth_config *cfg, int alg)
+{
+    int i;
+
+    if (!cfg->algorithms)
+        return 0;
+    for (i = 0; i < cfg->n_algorithms; i++)
+        if (cfg->algorithms[i] == alg)
+            return 1;
+    return 0;
+}
+
+static const EVP_MD *hmac_md(int alg)
+{
+    switch (alg) {
+    case JWT_ALG_HS256: return EVP_sha256();
+    case JWT_ALG_HS384: return EVP_sha384();
+    case JWT_ALG_HS512: return EVP_sha512();
+    default: return NULL;
+    }
+}
+
+/* Constant-time HMAC check of an HS* token: input is "header.payload"
+ * (input_len bytes), sig the base64url signature part. Returns 1 if valid. */
+static int hmac_valid(const EVP_MD *md, const unsigned char *key, size_t key_len,
+                      const char *input, size_t input_len, const char *sig, size_t sig_len)
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    unsigned char *given = NULL;
+    size_t given_len = 0;
+    int ok = 0;
+
+    if (!HMAC(md, key, (int)key_len, (const unsigned char *)input, input_len, mac, &mac_len))
+        goto out;
+    if (b64url_decode(sig, sig_len, &given, &given_len) != 0)
+        goto out;
+    if (given_len != mac_len)
+        goto out;
+    ok = CRYPTO_memcmp(mac, given, mac_len) == 0;
+out:
+    OPENSSL_cleanse(mac, sizeof mac);
+    free(given);
+    return ok;
+}
+
+/* exp and nbf: each, if present, must be a number. */
+static mcpgw_auth_result check_times(json_t *claims, time_t now, int leeway)
+{
+    json_t *exp = json_object_get(claims, "exp");
+    json_t *nbf = json_object_get(claims, "nbf");
+    long long t = (long long)now, lim;
+
+    if (leeway < 0)
+        leeway = 0;
+    if (exp) {
+        if (json_is_integer(exp)) {
+            /* now > exp + leeway; an exp too large to add to never expires */
+            if (!__builtin_add_overflow((long long)json_integer_value(exp), leeway, &lim)
+                && t > lim)
+                return MCPGW_AUTH_EXPIRED;
+        } else if (json_is_real(exp)) {
+            if ((double)t > json_real_value(exp) + (double)leeway)
+                return MCPGW_AUTH_EXPIRED;
+        } else {
+            return MCPGW_AUTH_MALFORMED;
+        }
+    }
+    if (nbf) {
+        if (json_is_integer(nbf)) {
+            /* now + leeway < nbf; a now too large to add to is past any nbf */
+            if (!__builtin_add_overflow(t, leeway, &lim)
+                && lim < (long long)json_integer_value(nbf))
+                return MCPGW_AUTH_NOT_YET_VALID;
+        } else if (json_is_real(nbf)) {
+            if ((double)t + (double)leeway < json_real_value(nbf))
+                return MCPGW_AUTH_NOT_YET_VALID;
+        } else {
+            return MCPGW_AUTH_MALFORMED;
+        }
+    }
+    return MCPGW_AUTH_OK;
+}
+
+/* 1 if the NUL-terminated UTF-8 string s holds a C0 or C1 control or DEL. */
+static int has_control(const char *s)
+{
+    const unsigned char *p = (const unsigned char *)s;
+
+    for (; *p; p++) {
+        if (*p < 0x20 || *p == 0x7F)
+            return 1;
+        if (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F)   /* U+0080..U+009F */
+            return 1;
+    }
+    return 0;
+}
+
+/* A claim usable as a user id: a non-empty string or an integer. */
+static int user_candidate(json_t *v)
+{
+    if (json_is_string(v))
+        return json_string_length(v) > 0;
+    return json_is_integer(v);
+}
+
+/* Copies the chosen claim into out; 0 if it fits and is clean, else -1. */
+static int user_copy(json_t *v, char *out, size_t cap)
+{
+    char num[32];
+    const char *s;
+    size_t len;
+
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+        len = json_string_length(v);
+        if (strlen(s) != len)           /* embedded NUL: never with jansson's defaults */
+            return -1;
+    } else {
+        snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        s = num;
+        len = strlen(num);
+    }
+    if (!out || len >= cap || has_control(s))
+        return -1;
+    memcpy(out, s, len + 1);
+    return 0;
+}
+
+mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *token,
+                                    time_t now, json_t **claims,
+                                    char *user_id, size_t user_id_cap)
+{
+    mcpgw_auth_result r = MCPGW_AUTH_MALFORMED;
+    const char *dot1, *dot2, *alg_name;
+    json_t *header = NULL, *payload = NULL, *grants = NULL, *typ, *v;
+    char *grants_text = NULL;
+    jwt_t *jwt = NULL;
+    const EVP_MD *md;
+    size_t token_len;
+    int alg;
+
+    if (claims)
+        *claims = NULL;
+    if (user_id && user_id_cap > 0)
+        user_id[0] = '\0';
+    if (!cfg) {
+        r = MCPGW_AUTH_NO_KEY;
+        goto out;
+    }
+
+    /* Structure: header.payload.signature, header and payload non-empty. */
+    if (!token)
+        goto out;
+    token_len = strnlen(token, AUTH_MAX_TOKEN + 1);
+    if (token_len > AUTH_MAX_TOKEN)
+        goto out;
+    dot1 = memchr(token, '.', token_len);
+    if (!dot1)
+        goto out;
+    dot2 = memchr(dot1 + 1, '.', token_len - (size_t)(dot1 + 1 - token));
+    if (!dot2 || memchr(dot2 + 1, '.', token_len - (size_t)(dot2 + 1 - token)))
+        goto out;
+    if (dot1 == token || dot2 == dot1 + 1)
+        goto out;
+    header = decode_json_object(token, (size_t)(dot1 - token));
+    if (!header)
+        goto out;
+    payload = decode_json_object(dot1 + 1, (size_t)(dot2 - dot1 - 1));
+    if (!payload)
+        goto out;
+
+    /* Algorithm, pinned by configuration before any signature work. */
+    alg_name = json_string_value(json_object_get(header, "alg"));
+    if (!alg_name)
+        goto out;
+    if (strcasecmp(alg_name, "none") == 0) {
+        r = MCPGW_AUTH_ALG_NONE;
+        goto out;
+    }
+    alg = (int)jwt_str_alg(alg_name);
+    if (alg == JWT_ALG_NONE) {
+        r = MCPGW_AUTH_ALG_NONE;
+        goto out;
+    }
+    if (alg == JWT_ALG_INVAL || strcmp(jwt_alg_str((jwt_alg_t)alg), alg_name) != 0
+        || !alg_configured(cfg, alg)) {
+        r = MCPGW_AUTH_ALG_NOT_ALLOWED;
+        goto out;
+    }
+    /* What libjwt would refuse after the fact, and "crit" (RFC 7515 4.1.11:
+     * no extension is understood here, so any listed one fails). */
+    typ = json_object_get(header, "typ");
+    if (json_is_string(typ) && strcasecmp(json_string_value(typ), "JWT") != 0)
+        goto out;
+    if (json_object_get(header, "crit"))
+        goto out;
+
+    if (!cfg->secret || cfg->secret_len == 0 || cfg->secret_len > INT_MAX) {
+        r = MCPGW_AUTH_NO_KEY;
+        goto out;
+    }
+
+    /* Signature. */
+    r = MCPGW_AUTH_BAD_SIGNATURE;
+    md = hmac_md(alg);
+    if (md && !hmac_valid(md, cfg->secret, cfg->secret_len, token, (size_t)(dot2 - token),
+                          dot2 + 1, token_len - (size_t)(dot2 + 1 - token)))
+        goto out;
+    if (jwt_decode(&jwt, token, cfg->secret, (int)cfg->secret_len) != 0 || !jwt)
+        goto out;
+    if ((int)jwt_get_alg(jwt) != alg)
+        goto out;
+
+    /* Claims, as libjwt parsed them. */
+    r = MCPGW_AUTH_MALFORMED;
+    grants_text = jwt_get_grants_json(jwt, NULL);
+    if (!grants_text)
+        goto out;
+    grants = json_loads(grants_text, 0, NULL);
+    if (!json_is_object(grants))
+        goto out;
+    r = check_times(grants, now, cfg->leeway_s);
+    if (r != MCPGW_AUTH_OK)
+        goto out;
+
+    /* User id: the configured claim, else "sub". */
+    r = MCPGW_AUTH_NO_USER;
+    v = json_object_get(grants, cfg->user_claim && *cfg->user_claim ? cfg->user_claim : "id");
+    if (!user_candidate(v))
+        v = json_object_get(grants, "sub");
+    if (!user_candidate(v) || user_copy(v, user_id, user_id_cap) != 0)
+        goto out;
+
+    r = MCPGW_AUTH_OK;
+    if (claims) {
+        *claims = grants;
+        grants = NULL;
+    }
+out:
+    if (r != MCPGW_AUTH_OK && user_id && user_id_cap > 0)
+        user_id[0] = '\0';
+    json_decref(grants);
+    free(grants_text);
+    jwt_free(jwt);
+    json_decref(payload);
+    json_decref(header);
+    return r;
+}
+
+const char *mcpgw_auth_result_name(mcpgw_auth_result r)
+{
+    switch (r) {
+    case MCPGW_AUTH_OK: return "ok";
+    case MCPGW_AUTH_MALFORMED: return "malformed";
+    case MCPGW_AUTH_ALG_NONE: return "alg_none";
+    case MCPGW_AUTH_ALG_NOT_ALLOWED: return "alg_not_allowed";
+    case MCPGW_AUTH_BAD_SIGNATURE: return "bad_signature";
+    case MCPGW_AUTH_EXPIRED: return "expired";
+    case MCPGW_AUTH_NOT_YET_VALID: return "not_yet_valid";
+    case MCPGW_AUTH_NO_USER: return "no_user";
+    case MCPGW_AUTH_NO_KEY: return "no_key";
+    }
+    return "unknown";
+}
+
+char *mcpgw_auth_mint(int alg, const unsigned char *secret, size_t secret_len,
+                      const char *user, long ttl_s, time_t now)
+{
+    jwt_t *jwt = NULL;
+    char *encoded = NULL, *result = NULL;
+    long iat, exp;
+
+    if (alg != JWT_ALG_HS256 && alg != JWT_ALG_HS384 && alg != JWT_ALG_HS512)
+        goto out;
+    if (!secret || secret_len == 0 || secret_len > INT_MAX || !user || !*user)
+        goto out;
+    if ((time_t)(long)now != now)
+        goto out;
+    iat = (long)now;
+    if (__builtin_add_overflow(iat, ttl_s, &exp))
+        goto out;
+    if (jwt_new(&jwt) != 0)
+        goto out;
+    if (jwt_add_grant(jwt, "id", user) != 0 || jwt_add_grant(jwt, "sub", user) != 0
+        || jwt_add_grant_int(jwt, "iat", iat) != 0 || jwt_add_grant_int(jwt, "exp", exp) != 0)
+        goto out;
+    if (jwt_set_alg(jwt, (jwt_alg_t)alg, secret, (int)secret_len) != 0)
+        goto out;
+    encoded = jwt_encode_str(jwt);
+    if (!encoded)
+        goto out;
+    result = strdup(encoded);
+out:
+    free(encoded);                      /* libjwt 1.10 has no jwt_free_str() */
+    jwt_free(jwt);
+    return result;
+}

@@ -1,0 +1,54 @@
+/*
+ * auth.h - JWT verification with libjwt, algorithm pinned by configuration.
+ *
+ * The token's header "alg" is read before any signature work and must be
+ * one of the configured algorithms ("none" never is); then libjwt verifies
+ * the signature with the configured key, and this module checks exp and nbf
+ * with a leeway (libjwt 1.10 does not). The user id is the configured claim
+ * (a string, or an integer rendered in decimal), falling back to "sub".
+ *
+ * Never logs or returns the token text.
+ */
+#ifndef MCPGW_AUTH_H
+#define MCPGW_AUTH_H
+
+#include <stddef.h>
+#include <time.h>
+#include <jansson.h>
+
+typedef enum {
+    MCPGW_AUTH_OK = 0,
+    MCPGW_AUTH_MALFORMED,           /* not three base64url parts, header or claims not JSON objects */
+    MCPGW_AUTH_ALG_NONE,            /* alg "none" */
+    MCPGW_AUTH_ALG_NOT_ALLOWED,     /* alg not in the configured list */
+    MCPGW_AUTH_BAD_SIGNATURE,
+    MCPGW_AUTH_EXPIRED,
+    MCPGW_AUTH_NOT_YET_VALID,
+    MCPGW_AUTH_NO_USER,             /* neither the user claim nor sub is usable */
+    MCPGW_AUTH_NO_KEY               /* no secret configured */
+} mcpgw_auth_result;
+
+typedef struct mcpgw_auth_config {
+    const unsigned char *secret;    /* borrowed */
+    size_t secret_len;
+    const int *algorithms;          /* jwt_alg_t values, borrowed */
+    int n_algorithms;
+    const char *user_claim;         /* borrowed; "id" by default */
+    int leeway_s;
+} mcpgw_auth_config;
+
+/* Verifies token at time now. On OK, *claims gets a new reference to the
+ * claims object (caller decrefs) and user_id (cap bytes) the user id. */
+mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *token,
+                                    time_t now, json_t **claims,
+                                    char *user_id, size_t user_id_cap);
+
+/* Short snake_case name of a result for logs ("expired", "bad_signature"...). */
+const char *mcpgw_auth_result_name(mcpgw_auth_result r);
+
+/* Mints an HS* token for development: {"id": user, "sub": user, "iat": now,
+ * "exp": now + ttl_s}. Returns a malloc'd string (caller frees), or NULL. */
+char *mcpgw_auth_mint(int alg, const unsigned char *secret, size_t secret_len,
+                      const char *user, long ttl_s, time_t now);
+
+#endif

@@ -1,0 +1,75 @@
+/*
+ * config.h - the gateway's configuration: read from DIR/NAME.ini (inih), validated.
+ *
+ * mcpgw_config_load() reads every *.ini file of a directory in lexical order
+ * (non-recursive); a key set in a later file overrides the same key of an
+ * earlier one. Unknown sections, unknown keys and bad values are errors,
+ * reported as "file:line: message" lines. [handler.TYPE] sections are kept as
+ * ordered key/value lists and handed to the plugin that serves TYPE.
+ *
+ * Ownership: mcpgw_config_load() returns a config the caller frees with
+ * mcpgw_config_free(); every string inside is owned by the config.
+ */
+#ifndef MCPGW_CONFIG_H
+#define MCPGW_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define MCPGW_MAX_ALGORITHMS 16
+
+typedef struct mcpgw_kv {
+    char *key;
+    char *value;
+    char *file;         /* where it was set, for messages */
+    int line;
+    struct mcpgw_kv *next;
+} mcpgw_kv;
+
+typedef struct mcpgw_handler_config {
+    char *type;         /* message type: the part after "handler." */
+    char *plugin;       /* plugin name (file NAME.so in the plugins dir) */
+    char *file;         /* file:line of the section's plugin key */
+    int line;
+    mcpgw_kv *options;  /* every key of the section except "plugin", in order */
+    struct mcpgw_handler_config *next;
+} mcpgw_handler_config;
+
+typedef struct mcpgw_config {
+    /* [server] */
+    char *listen_host;              /* "127.0.0.1" */
+    int listen_port;                /* 8080 */
+    char *path;                     /* "/ws" */
+    size_t max_payload;             /* 1048576 */
+    int shutdown_timeout_ms;        /* 10000 */
+    size_t max_header_bytes;        /* 8192: larger requests get 431 */
+    size_t max_outbound_bytes;      /* 4194304: a reader queued past this is closed 1008 */
+    /* [auth] */
+    char *jwt_secret;               /* MCPGW_JWT_SECRET wins over the file */
+    int algorithms[MCPGW_MAX_ALGORITHMS]; /* jwt_alg_t values, n_algorithms of them */
+    int n_algorithms;
+    int max_connections_per_user;   /* 5 */
+    char *user_claim;               /* "id", falls back to "sub" */
+    int leeway_s;                   /* 30: clock leeway for exp and nbf */
+    /* [heartbeat] */
+    int heartbeat_interval_ms;      /* 30000 */
+    /* [log] */
+    int log_level;                  /* MCPGW_LOG_* from log.h; default info */
+    /* [plugins] */
+    char *plugins_dir;              /* default: the install dir */
+    /* [handler.*] in order of first appearance */
+    mcpgw_handler_config *handlers;
+} mcpgw_config;
+
+/* Loads DIR/NAME.ini. On success returns a config and leaves *errors NULL.
+ * On failure returns NULL and sets *errors to a malloc'd, newline-separated
+ * list of "file:line: message" lines (the caller frees it). */
+mcpgw_config *mcpgw_config_load(const char *dir, char **errors);
+/* Same, from one INI text (name is used in messages); used by tests/fuzzers. */
+mcpgw_config *mcpgw_config_load_string(const char *name, const char *text, char **errors);
+void mcpgw_config_free(mcpgw_config *cfg);
+
+/* Finds a handler section by message type, or NULL. */
+const mcpgw_handler_config *mcpgw_config_handler(const mcpgw_config *cfg, const char *type);
+
+#endif

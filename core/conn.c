@@ -1,0 +1,711 @@
+/*
+ * conn.c - one client connection: the HTTP request head, the upgrade with
+ * authentication, RFC 6455 frames and message reassembly, sending and the
+ * closing handshake. See conn.h for the lifecycle.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "dispatch.h"
+#include "handshake.h"
+#include "http.h"
+#include "log.h"
+#include "payload.h"
+#include "server.h"
+#include "utf8.h"
+#include "ws_frame.h"
+
+/* How long a closing connection may take to answer our close frame, or to
+ * take its last bytes, before the TCP connection is dropped. */
+#define MCPGW_LINGER_MS 3000
+#define MCPGW_MAX_TOKEN 8192
+
+static void conn_read_cb(struct bufferevent *bev, void *arg);
+static void conn_write_cb(struct bufferevent *bev, void *arg);
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
+static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why);
+
+/* ------------------------------------------------------------ lifecycle */
+
+void mcpgw_conn_ref(mcpgw_conn *c)
+{
+    c->refs++;
+}
+
+void mcpgw_conn_unref(mcpgw_conn *c)
+{
+    if (--c->refs > 0)
+        return;
+    free(c->user);
+    json_decref(c->claims);
+    free(c->msg);
+    free(c);
+}
+
+int mcpgw_conn_is_open(const mcpgw_conn *c)
+{
+    return c->state == MCPGW_CONN_OPEN;
+}
+
+static void format_peer(const struct sockaddr *addr, char *out, size_t cap)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+
+    if (addr->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
+        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+        port = ntohs(in->sin_port);
+    } else if (addr->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
+        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+        port = ntohs(in6->sin6_port);
+    }
+    snprintf(out, cap, "%s:%d", ip, port);
+}
+
+void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
+                       const struct sockaddr *addr, int addrlen)
+{
+    mcpgw_conn *c = calloc(1, sizeof(*c));
+
+    (void)addrlen;
+    if (!c)
+        goto fail;
+    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (!c->bev)
+        goto fail;
+    c->srv = srv;
+    c->refs = 1;
+    c->id = ++srv->next_conn_id;
+    c->state = MCPGW_CONN_HTTP;
+    format_peer(addr, c->peer, sizeof(c->peer));
+
+    /* Bound what one client can make us buffer: the request head, or one
+     * frame of at most max_payload plus its header. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0,
+                             srv->cfg->max_header_bytes > srv->cfg->max_payload + 64
+                                 ? srv->cfg->max_header_bytes + 1
+                                 : srv->cfg->max_payload + 64);
+    bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    srv->n_conns++;
+    return;
+
+fail:
+    if (c && c->bev)
+        bufferevent_free(c->bev);
+    else
+        evutil_closesocket(fd);
+    free(c);
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_conn *c = arg;
+
+    (void)fd;
+    (void)what;
+    conn_destroy(c, c->close_code_received ? c->close_code_received : MCPGW_WS_CLOSE_ABNORMAL,
+                 c->state == MCPGW_CONN_CLOSING ? "close_timeout" : "drain_timeout");
+}
+
+static void start_linger(mcpgw_conn *c, int ms)
+{
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    if (!c->linger_ev)
+        c->linger_ev = evtimer_new(c->srv->base, linger_cb, c);
+    if (c->linger_ev)
+        evtimer_add(c->linger_ev, &tv);
+}
+
+/* Flush what is queued, then close the TCP connection. */
+static void conn_drain(mcpgw_conn *c)
+{
+    c->state = MCPGW_CONN_DRAINING;
+    bufferevent_disable(c->bev, EV_READ);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+        conn_destroy(c, c->close_code_received ? c->close_code_received : c->close_code_sent,
+                     "closed");
+        return;
+    }
+    start_linger(c, MCPGW_LINGER_MS);
+}
+
+/* The connection leaves the server for good: logs, releases the user slot,
+ * closes the socket. The struct lives on while requests reference it. */
+static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
+{
+    mcpgw_server *srv = c->srv;
+    int was_ws = c->user != NULL && c->state != MCPGW_CONN_HTTP;
+
+    if (c->state == MCPGW_CONN_GONE)
+        return;
+    c->state = MCPGW_CONN_GONE;
+
+    if (was_ws) {
+        srv->n_open--;
+        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
+            mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_disconnection",
+                            json_pack("{s:s, s:I, s:i, s:s}", "user", c->user,
+                                      "connection", (json_int_t)c->id, "code", (int)code,
+                                      "reason", why),
+                            mcpgw_clock_iso(&srv->clock));
+    }
+    if (c->holds_user_slot) {
+        if (mcpgw_user_table_release(srv->users, c->user) < 0)
+            mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "user_slot_release_failed",
+                            json_pack("{s:s}", "user", c->user), mcpgw_clock_iso(&srv->clock));
+        c->holds_user_slot = 0;
+    }
+    if (c->linger_ev) {
+        event_free(c->linger_ev);
+        c->linger_ev = NULL;
+    }
+    bufferevent_free(c->bev);       /* closes the socket */
+    c->bev = NULL;
+    free(c->msg);
+    c->msg = NULL;
+    c->msg_len = c->msg_cap = 0;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->prev = c->next = NULL;
+    srv->n_conns--;
+    mcpgw_conn_unref(c);
+    mcpgw_server_conn_gone(srv);
+}
+
+void mcpgw_conn_terminate(mcpgw_conn *c, const char *why)
+{
+    conn_destroy(c, MCPGW_WS_CLOSE_ABNORMAL, why);
+}
+
+/* -------------------------------------------------------------- sending */
+
+static int output_over_cap(mcpgw_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) > c->srv->cfg->max_outbound_bytes;
+}
+
+/* A reader so slow that its queue passed the cap: stop queueing for it. */
+static void conn_slow_consumer(mcpgw_conn *c)
+{
+    mcpgw_server *srv = c->srv;
+
+    mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_slow_consumer",
+                    json_pack("{s:s, s:I, s:I}", "user", c->user ? c->user : "",
+                              "connection", (json_int_t)c->id, "queued",
+                              (json_int_t)evbuffer_get_length(bufferevent_get_output(c->bev))),
+                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, "Slow consumer");
+}
+
+static void free_dumped(const void *data, size_t len, void *arg)
+{
+    (void)len;
+    (void)arg;
+    free((void *)data);
+}
+
+static int send_frame(mcpgw_conn *c, int opcode, const void *body, size_t len)
+{
+    uint8_t header[MCPGW_WS_MAX_HEADER];
+    size_t hlen = mcpgw_ws_encode_header(header, opcode, 0, len);
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (evbuffer_add(out, header, hlen) != 0)
+        return -1;
+    if (len && evbuffer_add(out, body, len) != 0)
+        return -1;
+    return 0;
+}
+
+int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg)
+{
+    uint8_t header[MCPGW_WS_MAX_HEADER];
+    struct evbuffer *out;
+    char *text;
+    size_t len, hlen;
+
+    if (c->state != MCPGW_CONN_OPEN)
+        return -1;
+    text = json_dumps(msg, JSON_COMPACT);
+    if (!text)
+        return -1;
+    len = strlen(text);
+    hlen = mcpgw_ws_encode_header(header, MCPGW_WS_OP_TEXT, 0, len);
+    out = bufferevent_get_output(c->bev);
+    /* The serialised text is handed to the buffer as is: no copy. */
+    if (evbuffer_add(out, header, hlen) != 0 ||
+        evbuffer_add_reference(out, text, len, free_dumped, NULL) != 0) {
+        free(text);
+        return -1;
+    }
+    if (output_over_cap(c))
+        conn_slow_consumer(c);
+    return 0;
+}
+
+int mcpgw_conn_send_payload(mcpgw_conn *c, mcpgw_payload *p)
+{
+    if (c->state != MCPGW_CONN_OPEN)
+        return -1;
+    if (mcpgw_payload_append(p, bufferevent_get_output(c->bev)) != 0)
+        return -1;
+    if (output_over_cap(c))
+        conn_slow_consumer(c);
+    return 0;
+}
+
+void mcpgw_conn_send_ping(mcpgw_conn *c)
+{
+    static const uint8_t ping[2] = { 0x80 | MCPGW_WS_OP_PING, 0 };
+
+    if (c->state == MCPGW_CONN_OPEN)
+        evbuffer_add_reference(bufferevent_get_output(c->bev), ping, sizeof(ping), NULL, NULL);
+}
+
+static void send_close_frame(mcpgw_conn *c, unsigned code, const char *reason)
+{
+    uint8_t body[MCPGW_WS_MAX_CONTROL];
+    size_t rlen = reason ? strlen(reason) : 0;
+
+    if (c->close_sent)
+        return;
+    if (rlen > sizeof(body) - 2)
+        rlen = sizeof(body) - 2;
+    body[0] = (uint8_t)(code >> 8);
+    body[1] = (uint8_t)(code & 0xff);
+    if (rlen)
+        memcpy(body + 2, reason, rlen);
+    send_frame(c, MCPGW_WS_OP_CLOSE, body, 2 + rlen);
+    c->close_sent = 1;
+    c->close_code_sent = code;
+}
+
+void mcpgw_conn_close(mcpgw_conn *c, unsigned code, const char *reason)
+{
+    if (c->state != MCPGW_CONN_OPEN)
+        return;
+    send_close_frame(c, code, reason);
+    c->state = MCPGW_CONN_CLOSING;
+    start_linger(c, c->srv->shutting_down && c->srv->cfg->shutdown_timeout_ms > 0
+                        ? c->srv->cfg->shutdown_timeout_ms : MCPGW_LINGER_MS);
+}
+
+/* A protocol violation: send the close frame, then drop the connection
+ * once it has left (RFC 6455 7.1.7). */
+static void conn_fail(mcpgw_conn *c, unsigned code, const char *why)
+{
+    mcpgw_server *srv = c->srv;
+
+    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
+        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_protocol_error",
+                        json_pack("{s:s, s:I, s:i, s:s}", "user", c->user ? c->user : "",
+                                  "connection", (json_int_t)c->id, "code", (int)code,
+                                  "reason", why),
+                        mcpgw_clock_iso(&srv->clock));
+    send_close_frame(c, code, why);
+    conn_drain(c);
+}
+
+/* ------------------------------------------------------ HTTP and upgrade */
+
+static void http_reject(mcpgw_conn *c, int status, const char *extra, const char *body,
+                        const char *event, const char *reason)
+{
+    mcpgw_server *srv = c->srv;
+    char resp[1024];
+    size_t n = mcpgw_http_format_response(resp, sizeof(resp), status, extra, body);
+
+    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
+        mcpgw_log_event(&srv->log, status == 401 || status == 429 ? MCPGW_LOG_WARN : MCPGW_LOG_INFO,
+                        event,
+                        json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status,
+                                  "ip", c->peer),
+                        mcpgw_clock_iso(&srv->clock));
+    if (n)
+        bufferevent_write(c->bev, resp, n);
+    conn_drain(c);
+}
+
+static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
+{
+    mcpgw_server *srv = c->srv;
+    mcpgw_handshake_verdict v;
+    char token[MCPGW_MAX_TOKEN];
+    char user[256];
+    char accept[MCPGW_WS_ACCEPT_LEN + 1];
+    char resp[512];
+    json_t *claims = NULL;
+    const mcpgw_str *key;
+    long tlen;
+    int count;
+    mcpgw_auth_result ar;
+
+    mcpgw_handshake_check(req, &v);
+    if (v.status) {
+        http_reject(c, v.status, v.extra_headers, v.body, "websocket_handshake_rejected", v.reason);
+        return;
+    }
+    if (srv->shutting_down) {
+        http_reject(c, 503, NULL, "Service Unavailable: shutting down", "websocket_handshake_rejected",
+                    "shutting_down");
+        return;
+    }
+
+    tlen = mcpgw_extract_token(req, token, sizeof(token));
+    if (tlen <= 0) {
+        http_reject(c, 401, NULL, "Unauthorized: Missing token", "websocket_auth_failed",
+                    tlen == 0 ? "missing_token" : "malformed_token");
+        return;
+    }
+    ar = mcpgw_auth_verify(&srv->auth, token, mcpgw_clock_now(&srv->clock), &claims,
+                           user, sizeof(user));
+    memset(token, 0, sizeof(token));
+    if (ar != MCPGW_AUTH_OK) {
+        http_reject(c, 401, NULL, "Unauthorized: Invalid token", "websocket_auth_failed",
+                    mcpgw_auth_result_name(ar));
+        return;
+    }
+
+    count = mcpgw_user_table_acquire(srv->users, user, srv->cfg->max_connections_per_user);
+    if (count <= 0) {
+        json_decref(claims);
+        if (count < 0) {
+            http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "out_of_memory");
+            return;
+        }
+        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_auth_failed",
+                            json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "reason", "connection_limit",
+                                      "userId", user, "connections",
+                                      mcpgw_user_table_count(srv->users, user),
+                                      "limit", srv->cfg->max_connections_per_user,
+                                      "status", 429, "ip", c->peer),
+                            mcpgw_clock_iso(&srv->clock));
+        http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
+                    "connection_limit");
+        return;
+    }
+    c->user = strdup(user);
+    c->claims = claims;
+    c->holds_user_slot = 1;
+    if (!c->user) {
+        http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "out_of_memory");
+        return;
+    }
+
+    key = mcpgw_http_header_get(req, "Sec-WebSocket-Key");
+    mcpgw_handshake_accept_key(key->p, key->len, accept);
+    snprintf(resp, sizeof(resp),
+             "HTTP/1.1 101 Switching Protocols\r\n"
+             "Upgrade: websocket\r\n"
+             "Connection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+    bufferevent_write(c->bev, resp, strlen(resp));
+
+    c->state = MCPGW_CONN_OPEN;
+    c->alive = 1;
+    srv->n_open++;
+    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO)) {
+        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_auth_success",
+                        json_pack("{s:s, s:i}", "userId", user, "connections", count),
+                        mcpgw_clock_iso(&srv->clock));
+        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_connection",
+                        json_pack("{s:s, s:I, s:s}", "user", user, "connection",
+                                  (json_int_t)c->id, "ip", c->peer),
+                        mcpgw_clock_iso(&srv->clock));
+    }
+
+    {
+        json_t *welcome = json_pack("{s:s, s:s, s:s}", "type", "connection_established",
+                                    "message", "Connected to MCP Server",
+                                    "timestamp", mcpgw_clock_iso(&srv->clock));
+        if (welcome)
+            mcpgw_conn_send_json(c, welcome);
+        json_decref(welcome);
+    }
+}
+
+/* Reads the request head; returns 1 when the connection moved on (upgraded
+ * or answered), 0 when more bytes are needed. */
+static int read_http(mcpgw_conn *c)
+{
+    mcpgw_server *srv = c->srv;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    size_t avail = evbuffer_get_length(in);
+    size_t look = avail > srv->cfg->max_header_bytes + 1 ? srv->cfg->max_header_bytes + 1 : avail;
+    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+    mcpgw_http_request req;
+    mcpgw_http_result r;
+
+    if (!buf)
+        return 0;
+    r = mcpgw_http_parse(buf, look, srv->cfg->max_header_bytes, &req);
+    switch (r) {
+    case MCPGW_HTTP_NEED_MORE:
+        return 0;
+    case MCPGW_HTTP_TOO_LARGE:
+        http_reject(c, 431, NULL, "Request Header Fields Too Large", "http_request_rejected",
+                    "header_too_large");
+        return 1;
+    case MCPGW_HTTP_BAD_VERSION:
+        http_reject(c, 505, NULL, "HTTP Version Not Supported", "http_request_rejected",
+                    "bad_http_version");
+        return 1;
+    case MCPGW_HTTP_BAD:
+        http_reject(c, 400, NULL, "Bad Request", "http_request_rejected", "malformed_request");
+        return 1;
+    case MCPGW_HTTP_OK:
+        break;
+    }
+
+    if (req.path.len != strlen(srv->cfg->path) ||
+        memcmp(req.path.p, srv->cfg->path, req.path.len) != 0) {
+        http_reject(c, 404, NULL, "Not Found", "http_request_rejected", "not_found");
+        return 1;
+    }
+    upgrade(c, &req);
+    /* req points into the input buffer: drop the head only now. */
+    if (c->state != MCPGW_CONN_GONE)
+        evbuffer_drain(in, req.head_len);
+    return 1;
+}
+
+/* -------------------------------------------------------------- frames */
+
+static void handle_close_frame(mcpgw_conn *c, const uint8_t *p, size_t len)
+{
+    unsigned code = MCPGW_WS_CLOSE_NO_STATUS;
+
+    if (len == 1) {
+        conn_fail(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "Invalid close frame");
+        return;
+    }
+    if (len >= 2) {
+        code = ((unsigned)p[0] << 8) | p[1];
+        if (!mcpgw_ws_close_code_valid(code)) {
+            conn_fail(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "Invalid close code");
+            return;
+        }
+        if (!mcpgw_utf8_valid(p + 2, len - 2)) {
+            conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in close reason");
+            return;
+        }
+    }
+    c->close_code_received = code;
+    if (!c->close_sent) {
+        /* Echo the code (RFC 6455 5.5.1); an empty close gets an empty one. */
+        if (len >= 2)
+            send_close_frame(c, code, NULL);
+        else {
+            send_frame(c, MCPGW_WS_OP_CLOSE, NULL, 0);
+            c->close_sent = 1;
+        }
+    }
+    conn_drain(c);
+}
+
+static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t *p)
+{
+    switch (h->opcode) {
+    case MCPGW_WS_OP_PING:
+        if (c->state == MCPGW_CONN_OPEN)
+            send_frame(c, MCPGW_WS_OP_PONG, p, (size_t)h->payload_len);
+        return 0;
+    case MCPGW_WS_OP_PONG:
+        c->alive = 1;
+        return 0;
+    case MCPGW_WS_OP_CLOSE:
+        handle_close_frame(c, p, (size_t)h->payload_len);
+        return -1;
+    }
+    return 0;
+}
+
+/* Appends a data frame's payload to the message being assembled; delivers
+ * it when FIN. Returns -1 when the connection was failed or closed. */
+static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evbuffer *in)
+{
+    size_t len = (size_t)h->payload_len;
+
+    if (h->opcode == MCPGW_WS_OP_CONT) {
+        if (!c->msg_opcode) {
+            conn_fail(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "Unexpected continuation frame");
+            return -1;
+        }
+    } else {
+        if (c->msg_opcode) {
+            conn_fail(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "Expected continuation frame");
+            return -1;
+        }
+        c->msg_opcode = h->opcode;
+        c->msg_len = 0;
+    }
+    if (c->msg_len + len > c->msg_cap) {
+        size_t cap = c->msg_cap ? c->msg_cap : 256;
+        uint8_t *m;
+
+        while (cap < c->msg_len + len)
+            cap *= 2;
+        m = realloc(c->msg, cap);
+        if (!m) {
+            conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
+            return -1;
+        }
+        c->msg = m;
+        c->msg_cap = cap;
+    }
+    evbuffer_remove(in, c->msg + c->msg_len, len);
+    mcpgw_ws_unmask(c->msg + c->msg_len, len, h->mask, 0);
+    c->msg_len += len;
+    if (!h->fin)
+        return 0;
+
+    if (c->msg_opcode == MCPGW_WS_OP_TEXT && !mcpgw_utf8_valid(c->msg, c->msg_len)) {
+        conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+        return -1;
+    }
+    c->msg_opcode = 0;
+    if (c->state == MCPGW_CONN_OPEN) {
+        mcpgw_conn_ref(c);
+        mcpgw_dispatch_raw(c, c->msg, c->msg_len);
+        {
+            int gone = c->state == MCPGW_CONN_GONE;
+            mcpgw_conn_unref(c);
+            if (gone)
+                return -1;
+        }
+    }
+    /* Do not keep a large buffer for an idle connection. */
+    if (c->msg_cap > 64 * 1024) {
+        free(c->msg);
+        c->msg = NULL;
+        c->msg_cap = 0;
+    }
+    c->msg_len = 0;
+    return 0;
+}
+
+/* Processes every complete frame in the input buffer. */
+static void read_frames(mcpgw_conn *c)
+{
+    mcpgw_server *srv = c->srv;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+
+    while (c->state == MCPGW_CONN_OPEN || c->state == MCPGW_CONN_CLOSING) {
+        uint8_t hbuf[MCPGW_WS_MAX_HEADER];
+        uint8_t control[MCPGW_WS_MAX_CONTROL];
+        mcpgw_ws_frame_header h;
+        size_t avail = evbuffer_get_length(in);
+        ev_ssize_t got;
+        const char *why = NULL;
+        int code;
+
+        if (avail < 2)
+            return;
+        got = evbuffer_copyout(in, hbuf, avail < sizeof(hbuf) ? avail : sizeof(hbuf));
+        if (got < 2)
+            return;
+        switch (mcpgw_ws_parse_header(hbuf, (size_t)got, &h)) {
+        case MCPGW_WS_PARSE_NEED_MORE:
+            return;
+        case MCPGW_WS_PARSE_ERROR:
+            conn_fail(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "Invalid frame length");
+            return;
+        case MCPGW_WS_PARSE_OK:
+            break;
+        }
+        code = mcpgw_ws_frame_check(&h, 0, &why);
+        if (code) {
+            conn_fail(c, (unsigned)code, why);
+            return;
+        }
+        if (h.opcode < MCPGW_WS_OP_CLOSE &&
+            (h.payload_len > srv->cfg->max_payload ||
+             c->msg_len + h.payload_len > srv->cfg->max_payload)) {
+            conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
+            return;
+        }
+        if (avail < h.header_len + h.payload_len)
+            return;                 /* wait for the whole frame */
+        evbuffer_drain(in, h.header_len);
+
+        if (h.opcode >= MCPGW_WS_OP_CLOSE) {
+            evbuffer_remove(in, control, (size_t)h.payload_len);
+            mcpgw_ws_unmask(control, (size_t)h.payload_len, h.mask, 0);
+            if (handle_control(c, &h, control) < 0)
+                return;
+        } else if (c->state == MCPGW_CONN_CLOSING) {
+            evbuffer_drain(in, (size_t)h.payload_len);  /* ignored after our close */
+        } else if (handle_data(c, &h, in) < 0) {
+            return;
+        }
+    }
+}
+
+/* ----------------------------------------------------------- callbacks */
+
+static void conn_read_cb(struct bufferevent *bev, void *arg)
+{
+    mcpgw_conn *c = arg;
+
+    (void)bev;
+    mcpgw_conn_ref(c);              /* c may leave the server while we work */
+    if (c->state == MCPGW_CONN_HTTP && !read_http(c))
+        goto out;
+    if (c->state == MCPGW_CONN_OPEN || c->state == MCPGW_CONN_CLOSING)
+        read_frames(c);
+    else if (c->state == MCPGW_CONN_DRAINING)
+        evbuffer_drain(bufferevent_get_input(c->bev),
+                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+out:
+    mcpgw_conn_unref(c);
+}
+
+static void conn_write_cb(struct bufferevent *bev, void *arg)
+{
+    mcpgw_conn *c = arg;
+
+    if (c->state == MCPGW_CONN_DRAINING &&
+        evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+        conn_destroy(c, c->close_code_received ? c->close_code_received : c->close_code_sent,
+                     "closed");
+}
+
+static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
+{
+    mcpgw_conn *c = arg;
+
+    (void)bev;
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (c->state == MCPGW_CONN_HTTP) {
+            conn_destroy(c, 0, "client_gone");
+            return;
+        }
+        conn_destroy(c, c->close_code_received ? c->close_code_received : MCPGW_WS_CLOSE_ABNORMAL,
+                     (what & BEV_EVENT_EOF) ? "connection_closed" : "network_error");
+    }
+}

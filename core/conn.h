@@ -1,0 +1,87 @@
+/*
+ * conn.h - one client connection: HTTP request head, upgrade, WebSocket
+ * frames, message reassembly, sending, closing.
+ *
+ * Lifecycle: HTTP (reading the request head) -> OPEN (upgraded) -> CLOSING
+ * (we sent a close frame and wait for the client's) or DRAINING (the last
+ * bytes are being flushed before the TCP close) -> gone. A connection is
+ * freed when it is gone and no pending request references it
+ * (mcpgw_conn_ref/unref), so an asynchronous handler may finish after the
+ * client left.
+ *
+ * Ownership: the server's list owns one reference; each pending request one.
+ */
+#ifndef MCPGW_CONN_H
+#define MCPGW_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+#include <event2/util.h>
+
+#include "mcpgw/plugin.h"
+
+typedef struct mcpgw_server mcpgw_server;
+typedef struct mcpgw_payload mcpgw_payload;
+struct bufferevent;
+struct event;
+struct sockaddr;
+
+typedef enum {
+    MCPGW_CONN_HTTP = 0,
+    MCPGW_CONN_OPEN,
+    MCPGW_CONN_CLOSING,
+    MCPGW_CONN_DRAINING,
+    MCPGW_CONN_GONE
+} mcpgw_conn_state;
+
+struct mcpgw_conn {
+    mcpgw_server *srv;
+    struct bufferevent *bev;
+    struct event *linger_ev;        /* bounds CLOSING and DRAINING */
+    mcpgw_conn *prev, *next;        /* the server's list */
+    unsigned refs;
+    mcpgw_conn_state state;
+    uint64_t id;
+    char peer[64];                  /* "ip:port" */
+
+    char *user;                     /* authenticated user id (owned) */
+    json_t *claims;                 /* the token's claims (owned reference) */
+    int holds_user_slot;
+
+    /* reassembly of a data message */
+    uint8_t *msg;
+    size_t msg_len, msg_cap;
+    int msg_opcode;                 /* TEXT/BINARY while a fragmented message is open, else 0 */
+
+    int alive;                      /* a pong arrived since the last heartbeat ping */
+    int warned_unknown_type;        /* logged one unknown type at warn already */
+    int close_sent;
+    unsigned close_code_sent;
+    unsigned close_code_received;   /* 0 until a close frame arrives */
+};
+
+/* Accepts a new TCP connection (called by the listener). */
+void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
+                       const struct sockaddr *addr, int addrlen);
+
+void mcpgw_conn_ref(mcpgw_conn *c);
+void mcpgw_conn_unref(mcpgw_conn *c);
+
+/* Is the connection upgraded and not closing? */
+int mcpgw_conn_is_open(const mcpgw_conn *c);
+
+/* Serialises msg (borrowed) and sends it as one text frame. 0 or -1. */
+int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg);
+/* Queues a shared frame (broadcast). 0 or -1. */
+int mcpgw_conn_send_payload(mcpgw_conn *c, mcpgw_payload *p);
+/* Queues a ping frame for the heartbeat. */
+void mcpgw_conn_send_ping(mcpgw_conn *c);
+
+/* Starts the closing handshake with code and reason; the TCP connection is
+ * closed when the client answers or after the linger time. */
+void mcpgw_conn_close(mcpgw_conn *c, unsigned code, const char *reason);
+/* Drops the TCP connection at once, without a close frame (heartbeat). */
+void mcpgw_conn_terminate(mcpgw_conn *c, const char *why);
+
+#endif

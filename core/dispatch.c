@@ -1,0 +1,275 @@
+/*
+ * dispatch.c - the handler table and the life of one message: parse, route,
+ * run the handler, deliver its result (now or later). See dispatch.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "dispatch.h"
+#include "log.h"
+#include "server.h"
+
+/* ------------------------------------------------------- handler table */
+
+static size_t type_hash(const char *s)
+{
+    size_t h = 1469598103934665603ULL;
+
+    while (*s)
+        h = (h ^ (unsigned char)*s++) * 1099511628211ULL;
+    return h;
+}
+
+int mcpgw_handler_table_init(mcpgw_handler_table *t)
+{
+    t->n_buckets = 64;
+    t->n_entries = 0;
+    t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
+    return t->buckets ? 0 : -1;
+}
+
+void mcpgw_handler_table_free(mcpgw_handler_table *t)
+{
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        mcpgw_handler_entry *e = t->buckets[i];
+        while (e) {
+            mcpgw_handler_entry *next = e->next;
+            free(e->type);
+            free(e);
+            e = next;
+        }
+    }
+    free(t->buckets);
+    t->buckets = NULL;
+    t->n_buckets = t->n_entries = 0;
+}
+
+const mcpgw_handler_entry *mcpgw_handler_table_find(const mcpgw_handler_table *t,
+                                                    const char *type)
+{
+    const mcpgw_handler_entry *e;
+
+    if (!t->buckets)
+        return NULL;
+    for (e = t->buckets[type_hash(type) % t->n_buckets]; e; e = e->next)
+        if (strcmp(e->type, type) == 0)
+            return e;
+    return NULL;
+}
+
+int mcpgw_handler_table_add(mcpgw_handler_table *t, const char *type,
+                            mcpgw_handler_fn fn, void *data, mcpgw_plugin_ctx *ctx)
+{
+    mcpgw_handler_entry *e;
+    size_t b;
+
+    if (mcpgw_handler_table_find(t, type))
+        return -1;
+    e = calloc(1, sizeof(*e));
+    if (!e || !(e->type = strdup(type))) {
+        free(e);
+        return -1;
+    }
+    e->fn = fn;
+    e->data = data;
+    e->ctx = ctx;
+    b = type_hash(type) % t->n_buckets;
+    e->next = t->buckets[b];
+    t->buckets[b] = e;
+    t->n_entries++;
+    return 0;
+}
+
+/* ------------------------------------------------------------ requests */
+
+static mcpgw_request *request_new(mcpgw_conn *conn, mcpgw_request *parent, json_t *msg)
+{
+    mcpgw_request *req = calloc(1, sizeof(*req));
+    json_t *id;
+
+    if (!req)
+        return NULL;
+    req->conn = conn;
+    req->parent = parent;
+    id = json_object_get(msg, "id");
+    req->id = id ? json_incref(id) : NULL;
+    mcpgw_conn_ref(conn);
+    return req;
+}
+
+static void request_free(mcpgw_request *req)
+{
+    json_decref(req->id);
+    mcpgw_conn_unref(req->conn);
+    free(req);
+}
+
+/* The protocol's error for a message that could not be processed. */
+static void send_processing_error(mcpgw_conn *conn, json_t *id, const char *reason)
+{
+    mcpgw_server *srv = conn->srv;
+    json_t *err = json_object();
+
+    json_object_set_new(err, "type", json_string("error"));
+    if (id)
+        json_object_set(err, "id", id);
+    json_object_set_new(err, "message", json_string("Failed to process message"));
+    json_object_set_new(err, "error", json_string(reason));
+    json_object_set_new(err, "timestamp", json_string(mcpgw_clock_iso(&srv->clock)));
+    mcpgw_conn_send_json(conn, err);
+    json_decref(err);
+}
+
+/* Ends a request: delivers the result where it belongs and frees it.
+ * result is borrowed. */
+static void request_finish(mcpgw_request *req, int status, json_t *result)
+{
+    if (req->parent) {
+        req->cb(req->cb_data, status, result);
+    } else if (mcpgw_conn_is_open(req->conn)) {
+        if (status == MCPGW_HANDLER_DONE) {
+            if (result)
+                mcpgw_conn_send_json(req->conn, result);
+        } else {
+            const char *reason = json_is_string(result) ? json_string_value(result) : NULL;
+            send_processing_error(req->conn, req->id, reason && *reason ? reason : "Handler failed");
+        }
+    }
+    request_free(req);
+}
+
+void mcpgw_request_complete(mcpgw_request *req, json_t *reply)
+{
+    request_finish(req, MCPGW_HANDLER_DONE, reply);
+    json_decref(reply);
+}
+
+void mcpgw_request_fail(mcpgw_request *req, const char *reason)
+{
+    json_t *r = json_string(reason && *reason ? reason : "Handler failed");
+
+    request_finish(req, MCPGW_HANDLER_FAILED, r);
+    json_decref(r);
+}
+
+/* Logs an unknown type: the first per connection at warn, the rest at debug,
+ * so a misbehaving client cannot flood the log. */
+static void log_unknown_type(mcpgw_conn *conn, const char *type)
+{
+    mcpgw_server *srv = conn->srv;
+    int level = conn->warned_unknown_type ? MCPGW_LOG_DEBUG : MCPGW_LOG_WARN;
+
+    conn->warned_unknown_type = 1;
+    if (mcpgw_log_enabled(&srv->log, level))
+        mcpgw_log_event(&srv->log, level, "unknown_message_type",
+                        json_pack("{s:s, s:s, s:I}", "type", type, "user",
+                                  conn->user ? conn->user : "", "connection",
+                                  (json_int_t)conn->id),
+                        mcpgw_clock_iso(&srv->clock));
+}
+
+/* Routes msg (an object with a string type) to its handler. Takes req. */
+static void request_run(mcpgw_request *req, json_t *msg, const char *type)
+{
+    mcpgw_server *srv = req->conn->srv;
+    const mcpgw_handler_entry *e = mcpgw_handler_table_find(&srv->handlers, type);
+    json_t *out = NULL;
+    char text[320];
+    int rc;
+
+    if (!e) {
+        log_unknown_type(req->conn, type);
+        snprintf(text, sizeof(text), "Unknown message type: %.256s", type);
+        if (req->parent) {
+            mcpgw_request_fail(req, text);
+        } else {
+            json_t *err = json_object();
+            json_object_set_new(err, "type", json_string("error"));
+            if (req->id)
+                json_object_set(err, "id", req->id);
+            json_object_set_new(err, "message", json_string(text));
+            json_object_set_new(err, "timestamp", json_string(mcpgw_clock_iso(&srv->clock)));
+            mcpgw_conn_send_json(req->conn, err);
+            json_decref(err);
+            request_free(req);
+        }
+        return;
+    }
+
+    rc = e->fn(req, msg, &out, e->data);
+    /* After PENDING the request may already be finished and freed. */
+    if (rc == MCPGW_HANDLER_PENDING)
+        return;
+    if (rc == MCPGW_HANDLER_DONE) {
+        request_finish(req, MCPGW_HANDLER_DONE, out);
+    } else {
+        if (!json_is_string(out)) {
+            json_decref(out);
+            out = json_string("Handler failed");
+        }
+        request_finish(req, MCPGW_HANDLER_FAILED, out);
+    }
+    json_decref(out);
+}
+
+void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
+{
+    mcpgw_server *srv = conn->srv;
+    json_error_t jerr;
+    json_t *msg = json_loadb((const char *)data, len, 0, &jerr);
+    json_t *type;
+    mcpgw_request *req;
+
+    if (!msg) {
+        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_DEBUG))
+            mcpgw_log_event(&srv->log, MCPGW_LOG_DEBUG, "websocket_message_processing_error",
+                            json_pack("{s:s, s:s}", "user", conn->user ? conn->user : "",
+                                      "error", jerr.text),
+                            mcpgw_clock_iso(&srv->clock));
+        send_processing_error(conn, NULL, jerr.text[0] ? jerr.text : "Invalid JSON");
+        return;
+    }
+    if (!json_is_object(msg)) {
+        send_processing_error(conn, NULL, "Message must be a JSON object");
+        goto out;
+    }
+    type = json_object_get(msg, "type");
+    if (!json_is_string(type)) {
+        send_processing_error(conn, json_object_get(msg, "id"),
+                              type ? "Message type must be a string" : "Message has no type");
+        goto out;
+    }
+    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_DEBUG))
+        mcpgw_log_event(&srv->log, MCPGW_LOG_DEBUG, "websocket_message",
+                        json_pack("{s:s, s:s, s:s, s:I}", "direction", "incoming", "type",
+                                  json_string_value(type), "user", conn->user ? conn->user : "",
+                                  "bytes", (json_int_t)len),
+                        mcpgw_clock_iso(&srv->clock));
+    req = request_new(conn, NULL, msg);
+    if (!req) {
+        send_processing_error(conn, NULL, "Out of memory");
+        goto out;
+    }
+    request_run(req, msg, json_string_value(type));
+out:
+    json_decref(msg);
+}
+
+int mcpgw_dispatch_sub(mcpgw_request *parent, json_t *msg, mcpgw_dispatch_cb cb,
+                       void *cb_data)
+{
+    json_t *type = json_object_get(msg, "type");
+    mcpgw_request *req;
+
+    if (!parent || !cb || !json_is_object(msg) || !json_is_string(type))
+        return -1;
+    req = request_new(parent->conn, parent, msg);
+    if (!req)
+        return -1;
+    req->cb = cb;
+    req->cb_data = cb_data;
+    request_run(req, msg, json_string_value(type));
+    return 0;
+}

@@ -1,0 +1,12 @@
+/*
+ * host_api.h - the table of host services handed to every plugin's init().
+ */
+#ifndef MCPGW_HOST_API_H
+#define MCPGW_HOST_API_H
+
+#include "mcpgw/plugin.h"
+
+/* The one, immutable host table (it holds only function pointers). */
+const mcpgw_host *mcpgw_host_table(void);
+
+#endif

@@ -1,0 +1,219 @@
+/*
+ * plugin_loader.c - finds, checks and initialises the handler plugins named
+ * in [handler.*] sections (see plugin_loader.h for the rules).
+ */
+#include <dlfcn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "dispatch.h"
+#include "host_api.h"
+#include "log.h"
+#include "plugin_loader.h"
+#include "server.h"
+
+static char *plugin_path(const char *dir, const char *name)
+{
+    size_t n = strlen(dir) + strlen(name) + 8;
+    char *p = malloc(n);
+
+    if (p)
+        snprintf(p, n, "%s/%s.so", dir, name);
+    return p;
+}
+
+static void log_failure(mcpgw_server *srv, const mcpgw_handler_config *h, const char *path,
+                        const char *reason)
+{
+    mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "plugin_load_failed",
+                    json_pack("{s:s, s:s, s:s, s:s, s:s+i}", "plugin", h->plugin, "type", h->type,
+                              "path", path ? path : "", "reason", reason, "config", h->file,
+                              ":", h->line),
+                    mcpgw_clock_iso(&srv->clock));
+}
+
+/* Checks a descriptor against our ABI; returns NULL or a static reason. */
+static const char *check_descriptor(const mcpgw_plugin *d, char *buf, size_t cap)
+{
+    if (d->abi_major != MCPGW_PLUGIN_ABI_MAJOR) {
+        snprintf(buf, cap, "plugin ABI major %u, gateway ABI major %u: rebuild the plugin",
+                 (unsigned)d->abi_major, (unsigned)MCPGW_PLUGIN_ABI_MAJOR);
+        return buf;
+    }
+    if (d->abi_minor > MCPGW_PLUGIN_ABI_MINOR) {
+        snprintf(buf, cap, "plugin needs ABI %u.%u, gateway has %u.%u: upgrade mcpgw",
+                 (unsigned)d->abi_major, (unsigned)d->abi_minor,
+                 (unsigned)MCPGW_PLUGIN_ABI_MAJOR, (unsigned)MCPGW_PLUGIN_ABI_MINOR);
+        return buf;
+    }
+    if (d->size < MCPGW_PLUGIN_SIZE_1_0) {
+        snprintf(buf, cap, "descriptor size %u is smaller than the ABI 1.0 descriptor (%zu)",
+                 (unsigned)d->size, (size_t)MCPGW_PLUGIN_SIZE_1_0);
+        return buf;
+    }
+    if (!d->name || !d->version)
+        return "descriptor has no name or version";
+    if (!d->init)
+        return "descriptor has no init function";
+    return NULL;
+}
+
+/* dlopens NAME.so once; later sections naming it share the module. */
+static mcpgw_module *module_get(mcpgw_server *srv, mcpgw_plugin_set *set,
+                                const mcpgw_handler_config *h)
+{
+    mcpgw_module *m;
+    char reason[512];
+    const char *why;
+    struct stat st;
+
+    for (m = set->modules; m; m = m->next)
+        if (strcmp(m->name, h->plugin) == 0)
+            return m;
+
+    m = calloc(1, sizeof(*m));
+    if (!m || !(m->name = strdup(h->plugin)) ||
+        !(m->path = plugin_path(srv->cfg->plugins_dir, h->plugin))) {
+        log_failure(srv, h, NULL, "out of memory");
+        goto fail;
+    }
+    if (stat(m->path, &st) != 0) {
+        snprintf(reason, sizeof(reason), "no such plugin file (check [plugins] dir)");
+        log_failure(srv, h, m->path, reason);
+        goto fail;
+    }
+    m->handle = dlopen(m->path, RTLD_NOW | RTLD_LOCAL);
+    if (!m->handle) {
+        snprintf(reason, sizeof(reason), "dlopen failed: %s (check its dependencies with ldd)",
+                 dlerror());
+        log_failure(srv, h, m->path, reason);
+        goto fail;
+    }
+    m->desc = dlsym(m->handle, "mcpgw_plugin_descriptor");
+    if (!m->desc) {
+        log_failure(srv, h, m->path, "no mcpgw_plugin_descriptor symbol (use MCPGW_PLUGIN_DEFINE)");
+        goto fail;
+    }
+    why = check_descriptor(m->desc, reason, sizeof(reason));
+    if (why) {
+        log_failure(srv, h, m->path, why);
+        goto fail;
+    }
+    m->next = set->modules;
+    set->modules = m;
+    return m;
+
+fail:
+    if (m) {
+        if (m->handle)
+            dlclose(m->handle);
+        free(m->name);
+        free(m->path);
+        free(m);
+    }
+    return NULL;
+}
+
+static int init_section(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_handler_config *h)
+{
+    mcpgw_module *m = module_get(srv, set, h);
+    mcpgw_plugin_ctx *ctx;
+    char err[256] = "";
+    int rc;
+
+    if (!m)
+        return -1;
+    ctx = calloc(1, sizeof(*ctx));
+    if (!ctx) {
+        log_failure(srv, h, m->path, "out of memory");
+        return -1;
+    }
+    ctx->srv = srv;
+    ctx->section = h;
+    ctx->module = m;
+    ctx->next = set->contexts;
+    set->contexts = ctx;
+
+    ctx->in_init = 1;
+    rc = m->desc->init(mcpgw_host_table(), ctx, &ctx->instance, err, sizeof(err));
+    ctx->in_init = 0;
+    if (rc != 0) {
+        char reason[320];
+        snprintf(reason, sizeof(reason), "init refused: %s", err[0] ? err : "no reason given");
+        log_failure(srv, h, m->path, reason);
+        return -1;
+    }
+    ctx->initialised = 1;
+    if (ctx->register_error[0]) {
+        log_failure(srv, h, m->path, ctx->register_error);
+        return -1;
+    }
+    mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "plugin_loaded",
+                    json_pack("{s:s, s:s, s:s, s:s}", "plugin", m->desc->name, "type", h->type,
+                              "version", m->desc->version, "path", m->path),
+                    mcpgw_clock_iso(&srv->clock));
+    return 0;
+}
+
+int mcpgw_plugins_load(mcpgw_server *srv, mcpgw_plugin_set *set)
+{
+    const mcpgw_handler_config *h;
+
+    for (h = srv->cfg->handlers; h; h = h->next)
+        if (init_section(srv, set, h) != 0)
+            return -1;
+    return 0;
+}
+
+void mcpgw_plugins_unload(mcpgw_plugin_set *set)
+{
+    mcpgw_plugin_ctx *ctx = set->contexts;
+    mcpgw_module *m = set->modules;
+
+    while (ctx) {
+        mcpgw_plugin_ctx *next = ctx->next;
+        if (ctx->initialised && ctx->module->desc->fini)
+            ctx->module->desc->fini(ctx->instance);
+        free(ctx);
+        ctx = next;
+    }
+    set->contexts = NULL;
+    while (m) {
+        mcpgw_module *next = m->next;
+        /* Keep the code mapped under sanitizers so leak reports can name it. */
+        if (!getenv("MCPGW_NO_DLCLOSE"))
+            dlclose(m->handle);
+        free(m->name);
+        free(m->path);
+        free(m);
+        m = next;
+    }
+    set->modules = NULL;
+}
+
+int mcpgw_plugins_check_files(const mcpgw_config *cfg, char *errs, size_t cap)
+{
+    const mcpgw_handler_config *h;
+    int problems = 0;
+    size_t used = 0;
+
+    if (cap)
+        errs[0] = '\0';
+    for (h = cfg->handlers; h; h = h->next) {
+        char *path = plugin_path(cfg->plugins_dir, h->plugin);
+        struct stat st;
+
+        if (path && stat(path, &st) != 0) {
+            int n = snprintf(errs + used, cap > used ? cap - used : 0,
+                             "%s:%d: plugin '%s' not found: %s\n", h->file, h->line, h->plugin,
+                             path);
+            if (n > 0 && used + (size_t)n < cap)
+                used += (size_t)n;
+            problems++;
+        }
+        free(path);
+    }
+    return problems;
+}

@@ -1,0 +1,56 @@
+/*
+ * plugin_loader.h - loads the handler plugins named in [handler.*] sections.
+ *
+ * For each section, in configuration order: dlopen PLUGINS_DIR/NAME.so
+ * (RTLD_NOW | RTLD_LOCAL, once per file), find `mcpgw_plugin_descriptor`,
+ * check the ABI (major equal, minor not newer than ours, descriptor at least
+ * the 1.0 size, init present), then call init with the section's context.
+ * Any failure is one log line (plugin_load_failed) and a -1: the gateway
+ * does not start half-configured.
+ *
+ * Ownership: the set owns the contexts and the dlopen handles; fini runs in
+ * reverse order of init in mcpgw_plugins_unload().
+ */
+#ifndef MCPGW_PLUGIN_LOADER_H
+#define MCPGW_PLUGIN_LOADER_H
+
+#include <stddef.h>
+#include "mcpgw/plugin.h"
+#include "config.h"
+
+typedef struct mcpgw_server mcpgw_server;
+
+typedef struct mcpgw_module {
+    char *name;
+    char *path;
+    void *handle;                   /* dlopen handle */
+    const mcpgw_plugin *desc;
+    struct mcpgw_module *next;
+} mcpgw_module;
+
+struct mcpgw_plugin_ctx {
+    mcpgw_server *srv;
+    const mcpgw_handler_config *section;
+    mcpgw_module *module;
+    void *instance;                 /* what init() returned */
+    int initialised;                /* init() succeeded: fini() is due */
+    int in_init;                    /* register_handler is allowed */
+    char register_error[256];       /* first register_handler failure */
+    struct mcpgw_plugin_ctx *next;
+};
+
+typedef struct mcpgw_plugin_set {
+    mcpgw_module *modules;
+    mcpgw_plugin_ctx *contexts;     /* newest first: the fini order */
+} mcpgw_plugin_set;
+
+/* Loads every configured plugin. 0, or -1 after logging plugin_load_failed. */
+int mcpgw_plugins_load(mcpgw_server *srv, mcpgw_plugin_set *set);
+/* Calls fini for each initialised context (reverse order) and dlcloses. */
+void mcpgw_plugins_unload(mcpgw_plugin_set *set);
+
+/* Checks, without loading, that every configured plugin file exists
+ * (for mcpgw -t). Writes problems as lines into errs. Returns the count. */
+int mcpgw_plugins_check_files(const mcpgw_config *cfg, char *errs, size_t cap);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * server.h - mcpgw_server: everything one event loop owns.
+ *
+ * One server object holds the loop, the listener, the open connections, the
+ * per-user slot table, the handler table and the loaded plugins. Nothing of
+ * this lives in globals, so that several loops (one per core) can each run
+ * their own server later. All functions run on the loop thread.
+ *
+ * Ownership: the server owns its connections, plugins and handler table;
+ * the config passed to mcpgw_server_init() stays the caller's and must
+ * outlive the server.
+ */
+#ifndef MCPGW_SERVER_H
+#define MCPGW_SERVER_H
+
+#include <pthread.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#include "auth.h"
+#include "clock.h"
+#include "config.h"
+#include "dispatch.h"
+#include "log.h"
+#include "plugin_loader.h"
+#include "user_table.h"
+
+struct event_base;
+struct event;
+struct evconnlistener;
+typedef struct mcpgw_conn mcpgw_conn;
+typedef struct mcpgw_payload mcpgw_payload;
+
+/* A function posted from another thread (host->post). */
+typedef struct mcpgw_posted {
+    void (*fn)(void *arg);
+    void *arg;
+    struct mcpgw_posted *next;
+} mcpgw_posted;
+
+typedef struct mcpgw_server {
+    struct event_base *base;
+    const mcpgw_config *cfg;
+    mcpgw_log log;
+    mcpgw_clock clock;
+    mcpgw_auth_config auth;
+
+    struct evconnlistener *listener;
+    char listen_address[64];
+    int listen_port;                /* the bound port (useful with port 0) */
+
+    struct event *heartbeat_ev;
+    struct event *sigterm_ev;
+    struct event *sigint_ev;
+    struct event *shutdown_ev;      /* shutdown_timeout_ms deadline */
+    struct event *post_ev;          /* wakes the loop for posted functions */
+
+    pthread_mutex_t post_lock;
+    mcpgw_posted *post_head, *post_tail;
+
+    mcpgw_conn *conns;              /* every TCP connection, newest first */
+    size_t n_conns;                 /* TCP connections */
+    size_t n_open;                  /* upgraded WebSocket connections */
+    uint64_t next_conn_id;
+
+    mcpgw_user_table *users;        /* per-user slots */
+    mcpgw_handler_table handlers;
+    mcpgw_plugin_set plugins;
+
+    int shutting_down;              /* 1 after the first SIGTERM/SIGINT */
+    int exit_code;
+} mcpgw_server;
+
+/* Sets up the loop, loads the plugins, binds the listener. Returns 0, or -1
+ * after logging why (the server is then freed with mcpgw_server_free). */
+int mcpgw_server_init(mcpgw_server *srv, const mcpgw_config *cfg);
+/* Runs the loop until shutdown; returns the process exit code. */
+int mcpgw_server_run(mcpgw_server *srv);
+void mcpgw_server_free(mcpgw_server *srv);
+
+/* Begins the graceful shutdown (what SIGTERM does). */
+void mcpgw_server_begin_shutdown(mcpgw_server *srv);
+
+/* Sends msg (borrowed), serialised and framed once, to every open
+ * connection but `except`. Returns the number of recipients. */
+size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except);
+
+/* Queues fn(arg) to run on the loop thread; safe from any thread. */
+int mcpgw_server_post(mcpgw_server *srv, void (*fn)(void *arg), void *arg);
+
+/* Called by conn.c when a connection is gone from the list. */
+void mcpgw_server_conn_gone(mcpgw_server *srv);
+
+#endif

@@ -1,0 +1,231 @@
+/*
+ * mcpgw/plugin.h - the whole contract between the mcpgw gateway and a
+ * message-handler plugin. A plugin author reads this file and nothing else.
+ *
+ * WHAT A PLUGIN IS
+ *   A shared object (NAME.so in the [plugins] dir) that exports one const
+ *   object named `mcpgw_plugin_descriptor` of type mcpgw_plugin; use the
+ *   MCPGW_PLUGIN_DEFINE() macro. The gateway loads it (dlopen RTLD_NOW |
+ *   RTLD_LOCAL) for every [handler.TYPE] section whose `plugin = NAME`, and
+ *   calls init() once per such section with that section's context. init()
+ *   registers handlers, normally for the section's own type:
+ *       host->register_handler(ctx, host->handler_type(ctx), fn, data);
+ *   A plugin never links against the gateway: every service it needs comes
+ *   through the `mcpgw_host` table handed to init(). It links only against
+ *   the libraries it uses itself (jansson, and libevent if it sets timers).
+ *
+ * THREADING
+ *   Every callback (init, fini, handlers, dispatch callbacks, posted
+ *   functions) runs on the gateway's event-loop thread, and every host
+ *   function must be called from that thread, with one exception:
+ *   host->post(), which any thread may call to have a function run on the
+ *   loop thread (to finish work done elsewhere). A handler must not block:
+ *   no sleeping, no synchronous network or disk I/O.
+ *
+ * OWNERSHIP (jansson reference counts)
+ *   - The message passed to a handler is borrowed: valid until the handler
+ *     returns. To keep it (for an asynchronous answer), json_incref() it.
+ *   - A reply returned through *out is a new reference the gateway takes.
+ *   - host->complete() steals the reply; host->send() and host->broadcast()
+ *     borrow the message (it is serialised before they return).
+ *   - host->log() steals its fields object.
+ *   - Strings returned by the host (user id, option values, timestamp) are
+ *     owned by the gateway; the comment of each function says how long they
+ *     stay valid. Copy what you keep.
+ *   - A mcpgw_request stays valid until the plugin completes or fails it;
+ *     the mcpgw_conn it names stays valid (as memory) just as long, even if
+ *     the client has gone (see host->request_orphaned()).
+ *
+ * VERSIONING
+ *   The descriptor carries the ABI major and minor the plugin was built
+ *   against and its own size. The loader refuses a plugin whose major
+ *   differs, whose minor is newer than the gateway's, or whose descriptor
+ *   is smaller than the 1.0 layout. Minor versions only append members to
+ *   the descriptor and the host table; the host table's `size` tells a
+ *   plugin which members exist (MCPGW_HOST_HAS()), so a plugin built for a
+ *   newer minor can still run on an older gateway when it checks.
+ */
+#ifndef MCPGW_PLUGIN_H
+#define MCPGW_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <jansson.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MCPGW_PLUGIN_ABI_MAJOR 1
+#define MCPGW_PLUGIN_ABI_MINOR 0
+
+/* Opaque handles. */
+typedef struct mcpgw_plugin_ctx mcpgw_plugin_ctx; /* one [handler.TYPE] section */
+typedef struct mcpgw_conn mcpgw_conn;             /* one WebSocket client */
+typedef struct mcpgw_request mcpgw_request;       /* one message being handled */
+struct event_base;
+
+/* What a handler returns. */
+enum {
+    MCPGW_HANDLER_DONE = 0,     /* *out = the reply (new reference), or NULL for none */
+    MCPGW_HANDLER_PENDING = 1,  /* the plugin will call host->complete() or host->fail() later */
+    MCPGW_HANDLER_FAILED = -1   /* *out = a JSON string with the reason (new reference), or NULL */
+};
+
+/* Log levels for host->log(). */
+enum {
+    MCPGW_PLUGIN_LOG_DEBUG = 0,
+    MCPGW_PLUGIN_LOG_INFO = 1,
+    MCPGW_PLUGIN_LOG_WARN = 2,
+    MCPGW_PLUGIN_LOG_ERROR = 3
+};
+
+/*
+ * A message handler. `msg` is the parsed message (a JSON object with a
+ * string "type"), borrowed. `handler_data` is what was registered.
+ *
+ * For a top-level message the gateway sends a DONE reply to the client as
+ * is; a FAILED result becomes {"type":"error","message":"Failed to process
+ * message","error":<reason>,...}. Inside a batch the result becomes the
+ * sub-message's {"status":"success","result":<reply>} or
+ * {"status":"error","error":<reason>}.
+ *
+ * A handler may call host->complete()/host->fail() on its request before it
+ * returns PENDING (for example when a dispatched sub-request finished at
+ * once); it must not return DONE or FAILED after doing so.
+ */
+typedef int (*mcpgw_handler_fn)(mcpgw_request *req, json_t *msg, json_t **out,
+                                void *handler_data);
+
+/*
+ * Called when a message given to host->dispatch() has its result. status is
+ * MCPGW_HANDLER_DONE (result = the reply, possibly NULL) or
+ * MCPGW_HANDLER_FAILED (result = a JSON string with the reason). `result` is
+ * borrowed: json_incref() it to keep it. Runs exactly once per successful
+ * dispatch() call, possibly before dispatch() returns.
+ */
+typedef void (*mcpgw_dispatch_cb)(void *cb_data, int status, json_t *result);
+
+typedef struct mcpgw_host {
+    uint32_t size;              /* sizeof(mcpgw_host) in the gateway */
+    uint16_t abi_major;
+    uint16_t abi_minor;
+
+    /* --- registration and configuration --------------------------------- */
+
+    /* Routes messages of `type` to fn. Only during init(). Returns 0, or -1
+     * when the type is already handled (the loader then refuses the plugin)
+     * or the arguments are invalid. */
+    int (*register_handler)(mcpgw_plugin_ctx *ctx, const char *type,
+                            mcpgw_handler_fn fn, void *handler_data);
+    /* The TYPE of the [handler.TYPE] section this ctx stands for; valid for
+     * the plugin's lifetime. */
+    const char *(*handler_type)(mcpgw_plugin_ctx *ctx);
+    /* The value of `key` in the section, or NULL. Valid until fini(). */
+    const char *(*config_get)(mcpgw_plugin_ctx *ctx, const char *key);
+    /* Calls fn for every key of the section except `plugin`, in file order;
+     * stops early when fn returns non-zero and returns that value. */
+    int (*config_foreach)(mcpgw_plugin_ctx *ctx,
+                          int (*fn)(const char *key, const char *value, void *arg),
+                          void *arg);
+
+    /* --- services ---------------------------------------------------------- */
+
+    /* Writes a structured log line {"level","event",fields...,"plugin",
+     * "timestamp"}. fields may be NULL; it is stolen. Never log tokens. */
+    void (*log)(mcpgw_plugin_ctx *ctx, int level, const char *event, json_t *fields);
+    /* ISO 8601 UTC time with milliseconds ("2026-11-25T16:00:00.123Z") of
+     * the current loop iteration. Valid until the callback returns. */
+    const char *(*timestamp)(mcpgw_plugin_ctx *ctx);
+    /* The gateway's event loop, for plugins that set their own timers. */
+    struct event_base *(*event_base)(mcpgw_plugin_ctx *ctx);
+    /* Thread-safe: runs fn(arg) on the loop thread soon. Returns 0 or -1. */
+    int (*post)(mcpgw_plugin_ctx *ctx, void (*fn)(void *arg), void *arg);
+
+    /* --- requests ---------------------------------------------------------- */
+
+    /* The connection the request came from. */
+    mcpgw_conn *(*request_conn)(mcpgw_request *req);
+    /* 1 when the connection has closed since the request arrived: a reply
+     * would go nowhere (complete() still must be called, to free it). */
+    int (*request_orphaned)(mcpgw_request *req);
+    /* Finishes a PENDING request with a reply (stolen; NULL for none). */
+    void (*complete)(mcpgw_request *req, json_t *reply);
+    /* Finishes a PENDING request as failed with a reason (copied). */
+    void (*fail)(mcpgw_request *req, const char *reason);
+    /* Runs msg (borrowed) through the handler table as a sub-request of
+     * parent, on parent's connection; cb receives its result exactly once.
+     * An unknown type yields FAILED "Unknown message type: X". Returns 0,
+     * or -1 (cb not called) when msg is not an object with a string type. */
+    int (*dispatch)(mcpgw_request *parent, json_t *msg, mcpgw_dispatch_cb cb,
+                    void *cb_data);
+
+    /* --- connections ------------------------------------------------------- */
+
+    /* The authenticated user id. Valid while the conn is. */
+    const char *(*conn_user)(mcpgw_conn *conn);
+    /* The token's claims object (borrowed, read-only). */
+    json_t *(*conn_claims)(mcpgw_conn *conn);
+    /* A number unique among this process's connections. */
+    uint64_t (*conn_id)(mcpgw_conn *conn);
+    /* Sends msg (borrowed) to one client. 0, or -1 if it has closed. */
+    int (*send)(mcpgw_conn *conn, json_t *msg);
+    /* Sends msg (borrowed) to every open connection except `except` (may be
+     * NULL), serialising it once. Returns the number of recipients. */
+    size_t (*broadcast)(mcpgw_plugin_ctx *ctx, json_t *msg, mcpgw_conn *except);
+} mcpgw_host;
+
+/* Does this host table have member `m`? For members added after 1.0. */
+#define MCPGW_HOST_HAS(host, m) \
+    ((host)->size >= offsetof(mcpgw_host, m) + sizeof((host)->m))
+
+/* The descriptor a plugin exports as `mcpgw_plugin_descriptor`. */
+typedef struct mcpgw_plugin {
+    uint16_t abi_major;         /* MCPGW_PLUGIN_ABI_MAJOR at build time */
+    uint16_t abi_minor;         /* MCPGW_PLUGIN_ABI_MINOR at build time */
+    uint32_t size;              /* sizeof(mcpgw_plugin) at build time */
+    const char *name;           /* short name, e.g. "ping" */
+    const char *version;        /* the plugin's own version, e.g. "1.0.0" */
+    const char *description;    /* one line, may be NULL */
+    /*
+     * Mandatory. Called once per [handler.TYPE] section naming this plugin.
+     * Register handlers here. *instance may be set to per-section state that
+     * fini() gets back. Return 0, or non-zero to refuse with a reason written
+     * to err (err_len bytes): the gateway then stops with that message.
+     */
+    int (*init)(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instance,
+                char *err, size_t err_len);
+    /* Optional. Called at shutdown once per successful init(), in reverse
+     * order, after the loop has stopped and every connection is gone. A
+     * request still pending then must be completed (host->complete) here or
+     * it leaks; its reply goes nowhere. */
+    void (*fini)(void *instance);
+} mcpgw_plugin;
+
+/* Size of the 1.0 descriptor: the smallest the loader accepts. */
+#define MCPGW_PLUGIN_SIZE_1_0 (offsetof(mcpgw_plugin, fini) + sizeof(void (*)(void *)))
+
+#if defined(__GNUC__)
+#define MCPGW_PLUGIN_EXPORT __attribute__((visibility("default")))
+#else
+#define MCPGW_PLUGIN_EXPORT
+#endif
+
+/* Defines the exported descriptor; fini may be NULL. */
+#define MCPGW_PLUGIN_DEFINE(name_, version_, description_, init_, fini_) \
+    MCPGW_PLUGIN_EXPORT const mcpgw_plugin mcpgw_plugin_descriptor = {   \
+        .abi_major = MCPGW_PLUGIN_ABI_MAJOR,                             \
+        .abi_minor = MCPGW_PLUGIN_ABI_MINOR,                             \
+        .size = sizeof(mcpgw_plugin),                                    \
+        .name = (name_),                                                 \
+        .version = (version_),                                           \
+        .description = (description_),                                   \
+        .init = (init_),                                                 \
+        .fini = (fini_),                                                 \
+    }
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MCPGW_PLUGIN_H */

@@ -1,0 +1,65 @@
+/*
+ * ping.c - the `ping` handler plugin: answers {"type":"ping","id":X} with
+ * {"type":"pong","id":X,"timestamp":...} (the reference protocol).
+ *
+ * Options ([handler.TYPE] section): reply_type (default "pong").
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <mcpgw/plugin.h>
+
+typedef struct ping_instance {
+    const mcpgw_host *host;
+    mcpgw_plugin_ctx *ctx;
+    char *reply_type;
+} ping_instance;
+
+static int ping_handle(mcpgw_request *req, json_t *msg, json_t **out, void *data)
+{
+    ping_instance *pi = data;
+    json_t *id = json_object_get(msg, "id");
+    json_t *reply = json_object();
+
+    (void)req;
+    if (!reply)
+        return MCPGW_HANDLER_FAILED;
+    json_object_set_new(reply, "type", json_string(pi->reply_type));
+    if (id)
+        json_object_set(reply, "id", id);
+    json_object_set_new(reply, "timestamp", json_string(pi->host->timestamp(pi->ctx)));
+    *out = reply;
+    return MCPGW_HANDLER_DONE;
+}
+
+static int ping_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instance,
+                     char *err, size_t err_len)
+{
+    ping_instance *pi = calloc(1, sizeof(*pi));
+    const char *rt = host->config_get(ctx, "reply_type");
+
+    if (!pi || !(pi->reply_type = strdup(rt ? rt : "pong"))) {
+        free(pi);
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    pi->host = host;
+    pi->ctx = ctx;
+    *instance = pi;
+    if (host->register_handler(ctx, host->handler_type(ctx), ping_handle, pi) != 0) {
+        snprintf(err, err_len, "cannot register type '%s'", host->handler_type(ctx));
+        return -1;
+    }
+    return 0;
+}
+
+static void ping_fini(void *instance)
+{
+    ping_instance *pi = instance;
+
+    if (pi)
+        free(pi->reply_type);
+    free(pi);
+}
+
+MCPGW_PLUGIN_DEFINE("ping", "1.0.0", "answers ping with pong", ping_init, ping_fini);
