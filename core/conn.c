@@ -377,8 +377,9 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
 
     tlen = mcpgw_extract_token(req, token, sizeof(token));
     if (tlen <= 0) {
-        http_reject(c, 401, NULL, "Unauthorized: Missing token", "websocket_auth_failed",
-                    tlen == 0 ? "missing_token" : "malformed_token");
+        http_reject(c, 401, NULL,
+                    tlen == 0 ? "Unauthorized: Missing token" : "Unauthorized: Invalid token",
+                    "websocket_auth_failed", tlen == 0 ? "missing_token" : "malformed_token");
         return;
     }
     ar = mcpgw_auth_verify(&srv->auth, token, mcpgw_clock_now(&srv->clock), &claims,

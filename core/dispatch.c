@@ -96,14 +96,19 @@ static mcpgw_request *request_new(mcpgw_conn *conn, mcpgw_request *parent, json_
     id = json_object_get(msg, "id");
     req->id = id ? json_incref(id) : NULL;
     mcpgw_conn_ref(conn);
+    conn->srv->n_requests++;
     return req;
 }
 
 static void request_free(mcpgw_request *req)
 {
+    mcpgw_server *srv = req->conn->srv;
+
     json_decref(req->id);
     mcpgw_conn_unref(req->conn);
     free(req);
+    srv->n_requests--;
+    mcpgw_server_conn_gone(srv);
 }
 
 /* The protocol's error for a message that could not be processed. */

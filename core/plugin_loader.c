@@ -27,10 +27,12 @@ static char *plugin_path(const char *dir, const char *name)
 static void log_failure(mcpgw_server *srv, const mcpgw_handler_config *h, const char *path,
                         const char *reason)
 {
+    char where[512];
+
+    snprintf(where, sizeof(where), "%s:%d", h->file ? h->file : "?", h->line);
     mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "plugin_load_failed",
-                    json_pack("{s:s, s:s, s:s, s:s, s:s+i}", "plugin", h->plugin, "type", h->type,
-                              "path", path ? path : "", "reason", reason, "config", h->file,
-                              ":", h->line),
+                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "plugin", h->plugin, "type", h->type,
+                              "path", path ? path : "", "reason", reason, "config", where),
                     mcpgw_clock_iso(&srv->clock));
 }
 

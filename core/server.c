@@ -44,31 +44,36 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 static int bind_listener(mcpgw_server *srv)
 {
     const mcpgw_config *cfg = srv->cfg;
+    struct evutil_addrinfo hints, *ai = NULL;
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
-    int sslen_i = (int)sizeof(ss);
-    char ip[INET6_ADDRSTRLEN];
-    char spec[300];
+    char ip[INET6_ADDRSTRLEN] = "";
+    char port[16];
+    int gai;
 
-    memset(&ss, 0, sizeof(ss));
-    if (strchr(cfg->listen_host, ':'))
-        snprintf(spec, sizeof(spec), "[%s]:%d", cfg->listen_host, cfg->listen_port);
-    else
-        snprintf(spec, sizeof(spec), "%s:%d", cfg->listen_host, cfg->listen_port);
-    if (evutil_parse_sockaddr_port(spec, (struct sockaddr *)&ss, &sslen_i) != 0) {
+    /* Resolving a host name blocks, but only here, before the loop runs. */
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
+    snprintf(port, sizeof(port), "%d", cfg->listen_port);
+    gai = evutil_getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    if (gai != 0 || !ai) {
         mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "server_listen_failed",
-                        json_pack("{s:s, s:s}", "listen", spec, "reason",
-                                  "listen address is not a numeric IP address"),
+                        json_pack("{s:s, s:i, s:s}", "host", cfg->listen_host, "port",
+                                  cfg->listen_port, "reason", evutil_gai_strerror(gai)),
                         mcpgw_clock_iso(&srv->clock));
         return -1;
     }
     srv->listener = evconnlistener_new_bind(srv->base, accept_cb, srv,
                                             LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
                                                 LEV_OPT_CLOSE_ON_EXEC,
-                                            1024, (struct sockaddr *)&ss, sslen_i);
+                                            1024, ai->ai_addr, (int)ai->ai_addrlen);
+    evutil_freeaddrinfo(ai);
     if (!srv->listener) {
         mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "server_listen_failed",
-                        json_pack("{s:s, s:s}", "listen", spec, "reason", strerror(errno)),
+                        json_pack("{s:s, s:i, s:s}", "host", cfg->listen_host, "port",
+                                  cfg->listen_port, "reason", strerror(errno)),
                         mcpgw_clock_iso(&srv->clock));
         return -1;
     }
@@ -212,9 +217,11 @@ static void shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
     event_base_loopexit(srv->base, NULL);
 }
 
+/* The shutdown is complete when every connection has gone and every
+ * pending request has finished (so plugins see no request at fini). */
 void mcpgw_server_conn_gone(mcpgw_server *srv)
 {
-    if (srv->shutting_down && srv->n_conns == 0)
+    if (srv->shutting_down && srv->n_conns == 0 && srv->n_requests == 0)
         event_base_loopexit(srv->base, NULL);
 }
 

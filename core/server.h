@@ -63,6 +63,7 @@ typedef struct mcpgw_server {
     size_t n_conns;                 /* TCP connections */
     size_t n_open;                  /* upgraded WebSocket connections */
     uint64_t next_conn_id;
+    size_t n_requests;              /* requests not finished yet */
 
     mcpgw_user_table *users;        /* per-user slots */
     mcpgw_handler_table handlers;
@@ -89,7 +90,8 @@ size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except
 /* Queues fn(arg) to run on the loop thread; safe from any thread. */
 int mcpgw_server_post(mcpgw_server *srv, void (*fn)(void *arg), void *arg);
 
-/* Called by conn.c when a connection is gone from the list. */
+/* Called when a connection has gone from the list or a request finished:
+ * completes a shutdown once nothing is left. */
 void mcpgw_server_conn_gone(mcpgw_server *srv);
 
 #endif

@@ -196,9 +196,10 @@ typedef struct mcpgw_plugin {
     int (*init)(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instance,
                 char *err, size_t err_len);
     /* Optional. Called at shutdown once per successful init(), in reverse
-     * order, after the loop has stopped and every connection is gone. A
-     * request still pending then must be completed (host->complete) here or
-     * it leaks; its reply goes nowhere. */
+     * order, after the loop has stopped. The gateway waits (up to
+     * shutdown_timeout_ms) for every connection to go and every pending
+     * request to finish first; a request still pending when that time ran
+     * out must be completed (host->complete) here or it leaks. */
     void (*fini)(void *instance);
 } mcpgw_plugin;
 
