@@ -1,0 +1,1 @@
+# client/local.mk - included by the top-level Makefile.am (non-recursive build).
