@@ -256,6 +256,8 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
     char *grants_text = NULL;
     jwt_t *jwt = NULL;
     const EVP_MD *md;
+    const unsigned char *key;
+    size_t key_len;
     size_t token_len;
     int alg;
 
@@ -315,18 +317,21 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
     if (json_object_get(header, "crit"))
         goto out;
 
-    if (!cfg->secret || cfg->secret_len == 0 || cfg->secret_len > INT_MAX) {
+    /* The key of the algorithm's family, never the other one. */
+    md = hmac_md(alg);
+    key = md ? cfg->secret : cfg->public_key;
+    key_len = md ? cfg->secret_len : cfg->public_key_len;
+    if (!key || key_len == 0 || key_len > INT_MAX) {
         r = MCPGW_AUTH_NO_KEY;
         goto out;
     }
 
     /* Signature. */
     r = MCPGW_AUTH_BAD_SIGNATURE;
-    md = hmac_md(alg);
     if (md && !hmac_valid(md, cfg->secret, cfg->secret_len, token, (size_t)(dot2 - token),
                           dot2 + 1, token_len - (size_t)(dot2 + 1 - token)))
         goto out;
-    if (jwt_decode(&jwt, token, cfg->secret, (int)cfg->secret_len) != 0 || !jwt)
+    if (jwt_decode(&jwt, token, key, (int)key_len) != 0 || !jwt)
         goto out;
     if ((int)jwt_get_alg(jwt) != alg)
         goto out;
@@ -342,6 +347,29 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
     r = check_times(grants, now, cfg->leeway_s);
     if (r != MCPGW_AUTH_OK)
         goto out;
+    if (cfg->issuer) {
+        v = json_object_get(grants, "iss");
+        if (!json_is_string(v) || strcmp(json_string_value(v), cfg->issuer) != 0) {
+            r = MCPGW_AUTH_BAD_ISSUER;
+            goto out;
+        }
+    }
+    if (cfg->audience) {
+        int found = 0;
+        v = json_object_get(grants, "aud");
+        if (json_is_string(v)) {
+            found = strcmp(json_string_value(v), cfg->audience) == 0;
+        } else if (json_is_array(v)) {
+            size_t i;
+            json_t *a;
+            json_array_foreach(v, i, a)
+                found |= json_is_string(a) && strcmp(json_string_value(a), cfg->audience) == 0;
+        }
+        if (!found) {
+            r = MCPGW_AUTH_BAD_AUDIENCE;
+            goto out;
+        }
+    }
 
     /* User id: the configured claim, else "sub". */
     r = MCPGW_AUTH_NO_USER;
@@ -379,6 +407,8 @@ const char *mcpgw_auth_result_name(mcpgw_auth_result r)
     case MCPGW_AUTH_NOT_YET_VALID: return "not_yet_valid";
     case MCPGW_AUTH_NO_USER: return "no_user";
     case MCPGW_AUTH_NO_KEY: return "no_key";
+    case MCPGW_AUTH_BAD_ISSUER: return "bad_issuer";
+    case MCPGW_AUTH_BAD_AUDIENCE: return "bad_audience";
     }
     return "unknown";
 }

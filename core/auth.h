@@ -3,7 +3,9 @@
  *
  * The token's header "alg" is read before any signature work and must be
  * one of the configured algorithms ("none" never is); then libjwt verifies
- * the signature with the configured key, and this module checks exp and nbf
+ * the signature with the key of that algorithm's family (the HMAC secret for
+ * HS*, the PEM public key for RS* and ES*: a public key is never used as an
+ * HMAC secret, which defeats the key-confusion attack), and this module checks exp and nbf
  * with a leeway (libjwt 1.10 does not). The user id is the configured claim
  * (a string, or an integer rendered in decimal), falling back to "sub".
  *
@@ -25,12 +27,18 @@ typedef enum {
     MCPGW_AUTH_EXPIRED,
     MCPGW_AUTH_NOT_YET_VALID,
     MCPGW_AUTH_NO_USER,             /* neither the user claim nor sub is usable */
-    MCPGW_AUTH_NO_KEY               /* no secret configured */
+    MCPGW_AUTH_NO_KEY,              /* no key configured for the token's algorithm */
+    MCPGW_AUTH_BAD_ISSUER,          /* "iss" is not the configured issuer */
+    MCPGW_AUTH_BAD_AUDIENCE         /* "aud" does not name the configured audience */
 } mcpgw_auth_result;
 
 typedef struct mcpgw_auth_config {
-    const unsigned char *secret;    /* borrowed */
+    const unsigned char *secret;    /* borrowed; the HMAC key for HS* */
     size_t secret_len;
+    const unsigned char *public_key; /* borrowed PEM; the key for RS* and ES* */
+    size_t public_key_len;
+    const char *issuer;             /* borrowed; NULL: "iss" not checked */
+    const char *audience;           /* borrowed; NULL: "aud" not checked */
     const int *algorithms;          /* jwt_alg_t values, borrowed */
     int n_algorithms;
     const char *user_claim;         /* borrowed; "id" by default */

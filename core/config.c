@@ -98,7 +98,8 @@ typedef enum {
     SEC_HEARTBEAT,
     SEC_LOG,
     SEC_PLUGINS,
-    SEC_HANDLER
+    SEC_HANDLER,
+    SEC_TLS
 } section_kind;
 
 typedef enum {
@@ -177,6 +178,107 @@ static void set_string(parse_ctx *p, char **slot, const char *value)
         return;
     free(*slot);
     *slot = d;
+}
+
+/* "true"/"yes"/"on"/"1" -> 1, "false"/"no"/"off"/"0" -> 0, else -1. */
+static int parse_bool(const char *s)
+{
+    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcmp(s, "1"))
+        return 1;
+    if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") || !strcmp(s, "0"))
+        return 0;
+    return -1;
+}
+
+static char *resolve_dir(const char *file, const char *value);
+
+/* Resolves a path relative to the .ini file and reads the whole file
+ * (at most max bytes). Reports problems at the current line. */
+static char *read_config_file(parse_ctx *p, const char *value, size_t max, size_t *len,
+                              char **resolved)
+{
+    char *path = resolve_dir(p->file, value);
+    char *buf = NULL;
+    FILE *f = NULL;
+    size_t n = 0;
+
+    if (!path) {
+        line_error(p, "cannot resolve '%s': %s", value, strerror(errno));
+        return NULL;
+    }
+    f = fopen(path, "rb");
+    if (!f) {
+        line_error(p, "cannot read '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    buf = malloc(max + 1);
+    if (!buf) {
+        p->errs->oom = 1;
+        goto out;
+    }
+    n = fread(buf, 1, max + 1, f);
+    if (ferror(f) || n > max) {
+        line_error(p, "cannot read '%s': %s", path, n > max ? "file too large" : strerror(errno));
+        free(buf);
+        buf = NULL;
+        goto out;
+    }
+    buf[n] = '\0';
+    *len = n;
+out:
+    if (f)
+        fclose(f);
+    if (resolved && buf)
+        *resolved = path;
+    else
+        free(path);
+    return buf;
+}
+
+/* Sets *slot to the resolved path of a file that must be readable. */
+static void set_readable_path(parse_ctx *p, char **slot, const char *value)
+{
+    size_t len;
+    char *path = NULL;
+    char *content = read_config_file(p, value, 1 << 20, &len, &path);
+
+    if (!content)
+        return;
+    explicit_bzero(content, len);
+    free(content);
+    free(*slot);
+    *slot = path;
+}
+
+/* A comma/space separated list into a NULL-terminated array. */
+static char **parse_list(parse_ctx *p, const char *value)
+{
+    char *copy = xstrdup(p, value), *save = NULL, *tok;
+    char **list;
+    size_t n = 0;
+
+    if (!copy)
+        return NULL;
+    list = calloc(strlen(value) / 2 + 2, sizeof(*list));
+    if (!list) {
+        p->errs->oom = 1;
+        free(copy);
+        return NULL;
+    }
+    for (tok = strtok_r(copy, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save))
+        if (!(list[n++] = strdup(tok)))
+            p->errs->oom = 1;
+    free(copy);
+    return list;
+}
+
+static void free_list(char **list)
+{
+    if (!list)
+        return;
+    for (char **l = list; *l; l++)
+        free(*l);
+    free(list);
 }
 
 /* ------------------------------------------------------------ value parsers */
@@ -400,6 +502,80 @@ static void set_server(parse_ctx *p, const char *name, const char *value)
             bad_value(p, name, value, "bytes 4096..1073741824, optionally with suffix k or m");
         else
             cfg->max_outbound_bytes = (size_t)v;
+    } else if (strcmp(name, "handshake_timeout_ms") == 0) {
+        if (!parse_int_range(value, 100, 3600000, &v))
+            bad_value(p, name, value, "an integer 100..3600000");
+        else
+            cfg->handshake_timeout_ms = (int)v;
+    } else if (strcmp(name, "max_connections") == 0) {
+        if (!parse_int_range(value, 1, 10000000, &v))
+            bad_value(p, name, value, "an integer 1..10000000");
+        else
+            cfg->max_connections = (int)v;
+    } else if (strcmp(name, "allowed_origins") == 0) {
+        char **list = parse_list(p, value);
+        if (list) {
+            free_list(cfg->allowed_origins);
+            cfg->allowed_origins = list[0] ? list : NULL;
+            if (!list[0])
+                free(list);
+        }
+    } else if (strcmp(name, "require_origin") == 0) {
+        int b = parse_bool(value);
+        if (b < 0)
+            bad_value(p, name, value, "true or false");
+        else
+            cfg->require_origin = b;
+    } else if (strcmp(name, "plain_listen") == 0) {
+        char *host = NULL;
+        int port = 0, r;
+        if (!*value) {
+            free(cfg->plain_listen_host);
+            cfg->plain_listen_host = NULL;
+            return;
+        }
+        r = parse_listen(p, value, &host, &port);
+        if (r == 0)
+            bad_value(p, name, value, "HOST:PORT or [IPV6]:PORT with a port 0..65535");
+        if (r <= 0)
+            return;
+        free(cfg->plain_listen_host);
+        cfg->plain_listen_host = host;
+        cfg->plain_listen_port = port;
+    } else if (strcmp(name, "rate_limit_per_s") == 0) {
+        char *end;
+        double d = strtod(value, &end);
+        if (!*value || *end || !(d >= 0 && d <= 1e6))
+            bad_value(p, name, value, "messages per second, 0 (off) .. 1000000");
+        else
+            cfg->rate_limit_per_s = d;
+    } else if (strcmp(name, "rate_limit_burst") == 0) {
+        if (!parse_int_range(value, 0, 1000000, &v))
+            bad_value(p, name, value, "an integer 0..1000000");
+        else
+            cfg->rate_limit_burst = (int)v;
+    } else if (strcmp(name, "rate_limit_max_violations") == 0) {
+        if (!parse_int_range(value, 1, 1000000, &v))
+            bad_value(p, name, value, "an integer 1..1000000");
+        else
+            cfg->rate_limit_max_violations = (int)v;
+    } else {
+        line_error(p, "unknown key '%s' in [%s]", name, p->section);
+    }
+}
+
+static void set_tls(parse_ctx *p, const char *name, const char *value)
+{
+    mcpgw_config *cfg = p->cfg;
+
+    if (!*value) {
+        bad_value(p, name, value, "a PEM file path");
+    } else if (strcmp(name, "cert") == 0) {
+        set_readable_path(p, &cfg->tls_cert, value);
+    } else if (strcmp(name, "key") == 0) {
+        set_readable_path(p, &cfg->tls_key, value);
+    } else if (strcmp(name, "chain") == 0) {
+        set_readable_path(p, &cfg->tls_chain, value);
     } else {
         line_error(p, "unknown key '%s' in [%s]", name, p->section);
     }
@@ -423,8 +599,10 @@ static void set_algorithms(parse_ctx *p, const char *name, const char *value)
             continue;
         }
         alg = jwt_str_alg(tok);
-        if (alg != JWT_ALG_HS256 && alg != JWT_ALG_HS384 && alg != JWT_ALG_HS512) {
-            bad_value(p, name, tok, "HS256, HS384 or HS512");
+        if (alg != JWT_ALG_HS256 && alg != JWT_ALG_HS384 && alg != JWT_ALG_HS512 &&
+            alg != JWT_ALG_RS256 && alg != JWT_ALG_RS384 && alg != JWT_ALG_RS512 &&
+            alg != JWT_ALG_ES256 && alg != JWT_ALG_ES384) {
+            bad_value(p, name, tok, "HS256, HS384, HS512, RS256, RS384, RS512, ES256 or ES384");
             ok = 0;
             continue;
         }
@@ -434,7 +612,7 @@ static void set_algorithms(parse_ctx *p, const char *name, const char *value)
             algs[n++] = (int)alg;
     }
     if (ok && n == 0) {
-        bad_value(p, name, value, "a list of HS256, HS384, HS512");
+        bad_value(p, name, value, "a list of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384");
         ok = 0;
     }
     if (ok) {
@@ -457,6 +635,42 @@ static void set_auth(parse_ctx *p, const char *name, const char *value)
             free_secret(cfg->jwt_secret);
             cfg->jwt_secret = copy;
         }
+    } else if (strcmp(name, "jwt_secret_file") == 0) {
+        size_t len = 0;
+        char *secret = *value ? read_config_file(p, value, 65536, &len, NULL) : NULL;
+        if (!*value)
+            bad_value(p, name, value, "a file path");
+        if (secret) {
+            while (len && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+                secret[--len] = '\0';
+            if (!len || strlen(secret) != len) {
+                bad_value(p, name, value, "a file holding a non-empty secret without NUL bytes");
+                free_secret(secret);
+            } else {
+                free_secret(cfg->jwt_secret);
+                cfg->jwt_secret = secret;
+            }
+        }
+    } else if (strcmp(name, "public_key_file") == 0) {
+        size_t len = 0;
+        char *pem = *value ? read_config_file(p, value, 65536, &len, NULL) : NULL;
+        if (!*value)
+            bad_value(p, name, value, "a PEM file path");
+        if (pem) {
+            if (!strstr(pem, "-----BEGIN PUBLIC KEY-----") &&
+                !strstr(pem, "-----BEGIN RSA PUBLIC KEY-----")) {
+                bad_value(p, name, value, "a PEM public key (-----BEGIN PUBLIC KEY-----)");
+                free(pem);
+            } else {
+                free(cfg->public_key_pem);
+                cfg->public_key_pem = pem;
+                cfg->public_key_len = len;
+            }
+        }
+    } else if (strcmp(name, "issuer") == 0) {
+        set_string(p, &cfg->issuer, value);
+    } else if (strcmp(name, "audience") == 0) {
+        set_string(p, &cfg->audience, value);
     } else if (strcmp(name, "algorithms") == 0) {
         set_algorithms(p, name, value);
     } else if (strcmp(name, "max_connections_per_user") == 0) {
@@ -623,6 +837,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     case SEC_HANDLER:
         set_handler(p, name, value);
         break;
+    case SEC_TLS:
+        set_tls(p, name, value);
+        break;
     }
     return 1;   /* errors are collected here, never reported through inih */
 }
@@ -655,7 +872,7 @@ static void enter_section(parse_ctx *p, const char *name, size_t len)
 {
     static const struct { const char *name; section_kind kind; } fixed[] = {
         { "server", SEC_SERVER }, { "auth", SEC_AUTH }, { "heartbeat", SEC_HEARTBEAT },
-        { "log", SEC_LOG }, { "plugins", SEC_PLUGINS },
+        { "log", SEC_LOG }, { "plugins", SEC_PLUGINS }, { "tls", SEC_TLS },
     };
     char *copy = strndup(name, len);
 
@@ -833,6 +1050,9 @@ static mcpgw_config *config_new(void)
     cfg->shutdown_timeout_ms = 10000;
     cfg->max_header_bytes = 8192;
     cfg->max_outbound_bytes = 4194304;
+    cfg->handshake_timeout_ms = 10000;
+    cfg->max_connections = 10000;
+    cfg->rate_limit_max_violations = 20;
     cfg->algorithms[0] = JWT_ALG_HS256;
     cfg->n_algorithms = 1;
     cfg->max_connections_per_user = 5;
@@ -865,6 +1085,16 @@ static mcpgw_config *finish(mcpgw_config *cfg, errbuf *errs, const char *name, c
         }
         if (cfg->n_algorithms == 0)
             errbuf_add(errs, "%s: [auth] algorithms: no algorithm configured", name);
+        for (int i = 0; i < cfg->n_algorithms; i++)
+            if (cfg->algorithms[i] >= JWT_ALG_RS256 && !cfg->public_key_pem) {
+                errbuf_add(errs, "%s: [auth] algorithms lists %s but public_key_file is not set",
+                           name, jwt_alg_str((jwt_alg_t)cfg->algorithms[i]));
+                break;
+            }
+        if (!cfg->tls_cert != !cfg->tls_key)
+            errbuf_add(errs, "%s: [tls] needs both cert and key", name);
+        if (cfg->tls_chain && !cfg->tls_cert)
+            errbuf_add(errs, "%s: [tls] chain needs cert and key", name);
         for (mcpgw_handler_config *h = cfg->handlers; h; h = h->next)
             if (!h->plugin)
                 errbuf_add(errs, "%s:%d: missing key 'plugin' in [handler.%s]",
@@ -1014,6 +1244,14 @@ void mcpgw_config_free(mcpgw_config *cfg)
     free_secret(cfg->jwt_secret);
     free(cfg->user_claim);
     free(cfg->plugins_dir);
+    free_list(cfg->allowed_origins);
+    free(cfg->plain_listen_host);
+    free(cfg->tls_cert);
+    free(cfg->tls_key);
+    free(cfg->tls_chain);
+    free(cfg->public_key_pem);
+    free(cfg->issuer);
+    free(cfg->audience);
     for (h = cfg->handlers; h; h = next) {
         next = h->next;
         free(h->type);
@@ -1033,4 +1271,12 @@ const mcpgw_handler_config *mcpgw_config_handler(const mcpgw_config *cfg, const 
         if (strcmp(h->type, type) == 0)
             return h;
     return NULL;
+}
+
+int mcpgw_config_needs_secret(const mcpgw_config *cfg)
+{
+    for (int i = 0; i < cfg->n_algorithms; i++)
+        if (cfg->algorithms[i] >= JWT_ALG_HS256 && cfg->algorithms[i] <= JWT_ALG_HS512)
+            return 1;
+    return 0;
 }

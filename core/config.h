@@ -44,6 +44,19 @@ typedef struct mcpgw_config {
     int shutdown_timeout_ms;        /* 10000 */
     size_t max_header_bytes;        /* 8192: larger requests get 431 */
     size_t max_outbound_bytes;      /* 4194304: a reader queued past this is closed 1008 */
+    int handshake_timeout_ms;       /* 10000: a TCP connection not upgraded by then is closed */
+    int max_connections;            /* 10000: open WebSockets; the next upgrade gets 503 */
+    char **allowed_origins;         /* NULL-terminated list; NULL: any Origin */
+    int require_origin;             /* 0: requests without Origin are allowed */
+    char *plain_listen_host;        /* optional second, plain listener (NULL: none) */
+    int plain_listen_port;
+    double rate_limit_per_s;        /* 0: off. Inbound messages per second per connection */
+    int rate_limit_burst;           /* bucket size; 0 means max(1, rate) */
+    int rate_limit_max_violations;  /* 20: refused messages within 10 s before closing 1008 */
+    /* [tls] */
+    char *tls_cert;                 /* PEM certificate; with tls_key makes [server] listen TLS */
+    char *tls_key;
+    char *tls_chain;                /* optional PEM chain */
     /* [auth] */
     char *jwt_secret;               /* MCPGW_JWT_SECRET wins over the file */
     int algorithms[MCPGW_MAX_ALGORITHMS]; /* jwt_alg_t values, n_algorithms of them */
@@ -51,6 +64,10 @@ typedef struct mcpgw_config {
     int max_connections_per_user;   /* 5 */
     char *user_claim;               /* "id", falls back to "sub" */
     int leeway_s;                   /* 30: clock leeway for exp and nbf */
+    char *public_key_pem;           /* contents of public_key_file, for RS* and ES* */
+    size_t public_key_len;
+    char *issuer;                   /* required "iss" when set */
+    char *audience;                 /* required in "aud" when set */
     /* [heartbeat] */
     int heartbeat_interval_ms;      /* 30000 */
     /* [log] */
@@ -68,6 +85,9 @@ mcpgw_config *mcpgw_config_load(const char *dir, char **errors);
 /* Same, from one INI text (name is used in messages); used by tests/fuzzers. */
 mcpgw_config *mcpgw_config_load_string(const char *name, const char *text, char **errors);
 void mcpgw_config_free(mcpgw_config *cfg);
+
+/* Does any configured algorithm need the HMAC secret (HS*)? */
+int mcpgw_config_needs_secret(const mcpgw_config *cfg);
 
 /* Finds a handler section by message type, or NULL. */
 const mcpgw_handler_config *mcpgw_config_handler(const mcpgw_config *cfg, const char *type);

@@ -8,11 +8,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/ssl.h>
 
 #include "auth.h"
 #include "conn.h"
@@ -36,6 +40,16 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why);
 
 /* ------------------------------------------------------------ lifecycle */
+
+/* Seconds, as of this loop iteration. */
+static double now_s(mcpgw_server *srv)
+{
+    struct timeval tv;
+
+    if (event_base_gettimeofday_cached(srv->base, &tv) != 0)
+        gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
 
 void mcpgw_conn_ref(mcpgw_conn *c)
 {
@@ -74,15 +88,25 @@ static void format_peer(const struct sockaddr *addr, char *out, size_t cap)
     snprintf(out, cap, "%s:%d", ip, port);
 }
 
+static void start_linger(mcpgw_conn *c, int ms);
+
 void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
-                       const struct sockaddr *addr, int addrlen)
+                       const struct sockaddr *addr, int addrlen, SSL *ssl)
 {
     mcpgw_conn *c = calloc(1, sizeof(*c));
 
     (void)addrlen;
     if (!c)
         goto fail;
-    c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    if (ssl) {
+        c->bev = bufferevent_openssl_socket_new(srv->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        ssl = NULL;     /* the bufferevent owns it now, even on failure */
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
     if (!c->bev)
         goto fail;
     c->srv = srv;
@@ -105,9 +129,13 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
         srv->conns->prev = c;
     srv->conns = c;
     srv->n_conns++;
+    /* Slowloris: the upgrade must complete within handshake_timeout_ms. */
+    start_linger(c, srv->cfg->handshake_timeout_ms);
     return;
 
 fail:
+    if (ssl)
+        SSL_free(ssl);
     if (c && c->bev)
         bufferevent_free(c->bev);
     else
@@ -121,6 +149,15 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (c->state == MCPGW_CONN_HTTP) {
+        mcpgw_server *srv = c->srv;
+        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
+            mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "http_request_rejected",
+                            json_pack("{s:s, s:s}", "reason", "handshake_timeout", "ip", c->peer),
+                            mcpgw_clock_iso(&srv->clock));
+        conn_destroy(c, 0, "handshake_timeout");
+        return;
+    }
     conn_destroy(c, c->close_code_received ? c->close_code_received : MCPGW_WS_CLOSE_ABNORMAL,
                  c->state == MCPGW_CONN_CLOSING ? "close_timeout" : "drain_timeout");
 }
@@ -350,6 +387,21 @@ static void http_reject(mcpgw_conn *c, int status, const char *extra, const char
     conn_drain(c);
 }
 
+/* Cross-site WebSocket hijacking: a browser always sends Origin; when an
+ * allow-list is configured, only its origins may upgrade. */
+static int origin_allowed(const mcpgw_config *cfg, const mcpgw_str *origin)
+{
+    if (!origin)
+        return !cfg->require_origin;
+    if (!cfg->allowed_origins)
+        return 1;
+    for (char **o = cfg->allowed_origins; *o; o++)
+        if (strcmp(*o, "*") == 0 ||
+            (strlen(*o) == origin->len && strncasecmp(*o, origin->p, origin->len) == 0))
+            return 1;
+    return 0;
+}
+
 static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
 {
     mcpgw_server *srv = c->srv;
@@ -372,6 +424,16 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
     if (srv->shutting_down) {
         http_reject(c, 503, NULL, "Service Unavailable: shutting down", "websocket_handshake_rejected",
                     "shutting_down");
+        return;
+    }
+    if (!origin_allowed(srv->cfg, mcpgw_http_header_get(req, "Origin"))) {
+        http_reject(c, 403, NULL, "Forbidden: Origin not allowed", "websocket_handshake_rejected",
+                    "origin_not_allowed");
+        return;
+    }
+    if (srv->n_open >= (size_t)srv->cfg->max_connections) {
+        http_reject(c, 503, NULL, "Service Unavailable: too many connections",
+                    "websocket_handshake_rejected", "server_full");
         return;
     }
 
@@ -430,6 +492,12 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
     c->state = MCPGW_CONN_OPEN;
     c->alive = 1;
     srv->n_open++;
+    if (c->linger_ev)
+        evtimer_del(c->linger_ev);      /* the handshake timer */
+    c->rate_tokens = srv->cfg->rate_limit_burst > 0 ? srv->cfg->rate_limit_burst
+                                                    : (srv->cfg->rate_limit_per_s > 1
+                                                           ? srv->cfg->rate_limit_per_s : 1);
+    c->rate_stamp = now_s(srv);
     if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO)) {
         mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_auth_success",
                         json_pack("{s:s, s:i}", "userId", user, "connections", count),
@@ -546,6 +614,52 @@ static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t
     return 0;
 }
 
+/* The inbound rate limit (a token bucket per connection). Returns 1 when
+ * the message may be handled, 0 when it was refused (answered, or the
+ * connection closed for sustained abuse). */
+static int rate_limit_admit(mcpgw_conn *c)
+{
+    mcpgw_server *srv = c->srv;
+    const mcpgw_config *cfg = srv->cfg;
+    double now, burst;
+    json_t *err;
+
+    if (cfg->rate_limit_per_s <= 0)
+        return 1;
+    now = now_s(srv);
+    burst = cfg->rate_limit_burst > 0 ? cfg->rate_limit_burst
+                                      : (cfg->rate_limit_per_s > 1 ? cfg->rate_limit_per_s : 1);
+    c->rate_tokens += (now - c->rate_stamp) * cfg->rate_limit_per_s;
+    if (c->rate_tokens > burst)
+        c->rate_tokens = burst;
+    c->rate_stamp = now;
+    if (c->rate_tokens >= 1) {
+        c->rate_tokens -= 1;
+        return 1;
+    }
+    if (now - c->violations_since > 10.0) {
+        c->violations_since = now;
+        c->violations = 0;
+    }
+    if (++c->violations > cfg->rate_limit_max_violations) {
+        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_rate_limited",
+                            json_pack("{s:s, s:I, s:i}", "user", c->user ? c->user : "",
+                                      "connection", (json_int_t)c->id, "violations",
+                                      c->violations),
+                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, "Rate limit exceeded");
+        return 0;
+    }
+    err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "message", "Rate limit exceeded",
+                    "error", "Too many messages: slow down", "timestamp",
+                    mcpgw_clock_iso(&srv->clock));
+    if (err)
+        mcpgw_conn_send_json(c, err);
+    json_decref(err);
+    return 0;
+}
+
 /* Appends a data frame's payload to the message being assembled; delivers
  * it when FIN. Returns -1 when the connection was failed or closed. */
 static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evbuffer *in)
@@ -590,7 +704,7 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
         return -1;
     }
     c->msg_opcode = 0;
-    if (c->state == MCPGW_CONN_OPEN) {
+    if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
         mcpgw_conn_ref(c);
         mcpgw_dispatch_raw(c, c->msg, c->msg_len);
         {

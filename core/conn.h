@@ -54,6 +54,11 @@ struct mcpgw_conn {
     size_t msg_len, msg_cap;
     int msg_opcode;                 /* TEXT/BINARY while a fragmented message is open, else 0 */
 
+    double rate_tokens;             /* inbound rate limit: the token bucket */
+    double rate_stamp;              /* when it was last refilled (s) */
+    double violations_since;        /* start of the current violation window (s) */
+    int violations;                 /* messages refused in that window */
+
     int alive;                      /* a pong arrived since the last heartbeat ping */
     int warned_unknown_type;        /* logged one unknown type at warn already */
     int close_sent;
@@ -61,9 +66,11 @@ struct mcpgw_conn {
     unsigned close_code_received;   /* 0 until a close frame arrives */
 };
 
-/* Accepts a new TCP connection (called by the listener). */
+/* Accepts a new TCP connection (called by the listener); with ssl (owned
+ * from then on) the connection speaks TLS. */
+struct ssl_st;
 void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
-                       const struct sockaddr *addr, int addrlen);
+                       const struct sockaddr *addr, int addrlen, struct ssl_st *ssl);
 
 void mcpgw_conn_ref(mcpgw_conn *c);
 void mcpgw_conn_unref(mcpgw_conn *c);

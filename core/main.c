@@ -126,7 +126,7 @@ int main(int argc, char **argv)
     if (test_only) {
         char errs[4096];
         int problems = mcpgw_plugins_check_files(cfg, errs, sizeof(errs));
-        if (!cfg->jwt_secret || !*cfg->jwt_secret) {
+        if (mcpgw_config_needs_secret(cfg) && (!cfg->jwt_secret || !*cfg->jwt_secret)) {
             fprintf(stderr, "%s: no JWT secret: set [auth] jwt_secret or MCPGW_JWT_SECRET\n", dir);
             problems++;
         }

@@ -174,10 +174,15 @@ void mcpgw_plugins_unload(mcpgw_plugin_set *set)
     mcpgw_plugin_ctx *ctx = set->contexts;
     mcpgw_module *m = set->modules;
 
-    while (ctx) {
-        mcpgw_plugin_ctx *next = ctx->next;
+    /* Every fini first, then the contexts: a fini may complete a request
+     * that finishes in another plugin (a batch's sub-request), which then
+     * still calls the host with its own, already finalised, context. */
+    for (; ctx; ctx = ctx->next)
         if (ctx->initialised && ctx->module->desc->fini)
             ctx->module->desc->fini(ctx->instance);
+    ctx = set->contexts;
+    while (ctx) {
+        mcpgw_plugin_ctx *next = ctx->next;
         free(ctx);
         ctx = next;
     }

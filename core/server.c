@@ -14,6 +14,8 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "conn.h"
 #include "payload.h"
@@ -22,11 +24,91 @@
 
 /* ------------------------------------------------------------ listener */
 
-static void accept_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
-                      int addrlen, void *arg)
+static void accept_plain_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                            int addrlen, void *arg)
 {
     (void)l;
-    mcpgw_conn_accept(arg, fd, addr, addrlen);
+    mcpgw_conn_accept(arg, fd, addr, addrlen, NULL);
+}
+
+static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
+                          int addrlen, void *arg)
+{
+    mcpgw_server *srv = arg;
+    SSL *ssl = SSL_new(srv->ssl_ctx);
+
+    (void)l;
+    if (!ssl) {
+        evutil_closesocket(fd);
+        return;
+    }
+    mcpgw_conn_accept(srv, fd, addr, addrlen, ssl);
+}
+
+/* ----------------------------------------------------------------- TLS */
+
+/* ALPN: we speak HTTP/1.1 (the WebSocket upgrade) and nothing else. */
+static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                          const unsigned char *in, unsigned int inlen, void *arg)
+{
+    static const unsigned char http11[] = "\x08http/1.1";
+
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto((unsigned char **)out, outlen, http11, sizeof(http11) - 1, in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static int tls_fail(mcpgw_server *srv, const char *what, const char *path)
+{
+    char err[256];
+
+    ERR_error_string_n(ERR_get_error(), err, sizeof(err));
+    mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "tls_setup_failed",
+                    json_pack("{s:s, s:s, s:s}", "step", what, "path", path ? path : "",
+                              "error", err),
+                    mcpgw_clock_iso(&srv->clock));
+    return -1;
+}
+
+/* OpenSSL's secure defaults (cipher list, security level), TLS 1.2 at
+ * least, no compression or renegotiation, buffers released when idle. */
+static int tls_setup(mcpgw_server *srv)
+{
+    const mcpgw_config *cfg = srv->cfg;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+
+    if (!ctx)
+        return tls_fail(srv, "SSL_CTX_new", NULL);
+    srv->ssl_ctx = ctx;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
+    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
+        return tls_fail(srv, "certificate", cfg->tls_cert);
+    if (cfg->tls_chain) {
+        X509 *extra;
+        FILE *f = fopen(cfg->tls_chain, "r");
+        if (!f)
+            return tls_fail(srv, "chain", cfg->tls_chain);
+        while ((extra = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
+            if (SSL_CTX_add_extra_chain_cert(ctx, extra) != 1) {
+                X509_free(extra);
+                fclose(f);
+                return tls_fail(srv, "chain", cfg->tls_chain);
+            }
+        ERR_clear_error();      /* the end of the file */
+        fclose(f);
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1)
+        return tls_fail(srv, "private key", cfg->tls_key);
+    if (SSL_CTX_check_private_key(ctx) != 1)
+        return tls_fail(srv, "key does not match certificate", cfg->tls_key);
+    return 0;
 }
 
 static void accept_error_cb(struct evconnlistener *l, void *arg)
@@ -41,9 +123,11 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
                     mcpgw_clock_iso(&srv->clock));
 }
 
-static int bind_listener(mcpgw_server *srv)
+static struct evconnlistener *bind_listener(mcpgw_server *srv, const char *host, int port_no,
+                                            int tls)
 {
     const mcpgw_config *cfg = srv->cfg;
+    struct evconnlistener *listener;
     struct evutil_addrinfo hints, *ai = NULL;
     struct sockaddr_storage ss;
     socklen_t sslen = sizeof(ss);
@@ -56,47 +140,50 @@ static int bind_listener(mcpgw_server *srv)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
-    snprintf(port, sizeof(port), "%d", cfg->listen_port);
-    gai = evutil_getaddrinfo(cfg->listen_host, port, &hints, &ai);
+    snprintf(port, sizeof(port), "%d", port_no);
+    gai = evutil_getaddrinfo(host, port, &hints, &ai);
     if (gai != 0 || !ai) {
         mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "server_listen_failed",
-                        json_pack("{s:s, s:i, s:s}", "host", cfg->listen_host, "port",
-                                  cfg->listen_port, "reason", evutil_gai_strerror(gai)),
+                        json_pack("{s:s, s:i, s:s}", "host", host, "port", port_no, "reason",
+                                  evutil_gai_strerror(gai)),
                         mcpgw_clock_iso(&srv->clock));
-        return -1;
+        return NULL;
     }
-    srv->listener = evconnlistener_new_bind(srv->base, accept_cb, srv,
-                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                                LEV_OPT_CLOSE_ON_EXEC,
-                                            1024, ai->ai_addr, (int)ai->ai_addrlen);
+    listener = evconnlistener_new_bind(srv->base, tls ? accept_tls_cb : accept_plain_cb, srv,
+                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+                                           LEV_OPT_CLOSE_ON_EXEC,
+                                       1024, ai->ai_addr, (int)ai->ai_addrlen);
     evutil_freeaddrinfo(ai);
-    if (!srv->listener) {
+    if (!listener) {
         mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "server_listen_failed",
-                        json_pack("{s:s, s:i, s:s}", "host", cfg->listen_host, "port",
-                                  cfg->listen_port, "reason", strerror(errno)),
+                        json_pack("{s:s, s:i, s:s}", "host", host, "port", port_no, "reason",
+                                  strerror(errno)),
                         mcpgw_clock_iso(&srv->clock));
-        return -1;
+        return NULL;
     }
-    evconnlistener_set_error_cb(srv->listener, accept_error_cb);
+    evconnlistener_set_error_cb(listener, accept_error_cb);
 
     /* Report the bound address: with port 0 the kernel picked one. */
-    if (getsockname(evconnlistener_get_fd(srv->listener), (struct sockaddr *)&ss, &sslen) == 0) {
+    if (getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&ss, &sslen) == 0) {
         if (ss.ss_family == AF_INET6) {
             struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
             inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-            srv->listen_port = ntohs(a->sin6_port);
+            port_no = ntohs(a->sin6_port);
         } else {
             struct sockaddr_in *a = (struct sockaddr_in *)&ss;
             inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-            srv->listen_port = ntohs(a->sin_port);
+            port_no = ntohs(a->sin_port);
         }
+    }
+    if (!srv->listen_address[0]) {
         snprintf(srv->listen_address, sizeof(srv->listen_address), "%s", ip);
+        srv->listen_port = port_no;
     }
     mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "server_listening",
-                    json_pack("{s:s, s:i, s:s}", "address", srv->listen_address, "port",
-                              srv->listen_port, "path", cfg->path),
+                    json_pack("{s:s, s:i, s:s, s:b}", "address", ip, "port", port_no, "path",
+                              cfg->path, "tls", tls),
                     mcpgw_clock_iso(&srv->clock));
-    return 0;
+    return listener;
 }
 
 /* ----------------------------------------------------------- heartbeat */
@@ -240,6 +327,10 @@ void mcpgw_server_begin_shutdown(mcpgw_server *srv)
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
     }
+    if (srv->plain_listener) {
+        evconnlistener_free(srv->plain_listener);
+        srv->plain_listener = NULL;
+    }
     if (srv->heartbeat_ev)
         event_del(srv->heartbeat_ev);
 
@@ -292,15 +383,20 @@ int mcpgw_server_init(mcpgw_server *srv, const mcpgw_config *cfg)
         return -1;
     mcpgw_clock_init(&srv->clock, srv->base);
 
-    if (!cfg->jwt_secret || !*cfg->jwt_secret) {
+    if (mcpgw_config_needs_secret(cfg) && (!cfg->jwt_secret || !*cfg->jwt_secret)) {
         mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "config_error",
                         json_pack("{s:s}", "reason",
-                                  "no JWT secret: set [auth] jwt_secret or MCPGW_JWT_SECRET"),
+                                  "no JWT secret: set [auth] jwt_secret, jwt_secret_file or "
+                                  "MCPGW_JWT_SECRET"),
                         mcpgw_clock_iso(&srv->clock));
         return -1;
     }
     srv->auth.secret = (const unsigned char *)cfg->jwt_secret;
-    srv->auth.secret_len = strlen(cfg->jwt_secret);
+    srv->auth.secret_len = cfg->jwt_secret ? strlen(cfg->jwt_secret) : 0;
+    srv->auth.public_key = (const unsigned char *)cfg->public_key_pem;
+    srv->auth.public_key_len = cfg->public_key_len;
+    srv->auth.issuer = cfg->issuer;
+    srv->auth.audience = cfg->audience;
     srv->auth.algorithms = cfg->algorithms;
     srv->auth.n_algorithms = cfg->n_algorithms;
     srv->auth.user_claim = cfg->user_claim;
@@ -324,8 +420,16 @@ int mcpgw_server_init(mcpgw_server *srv, const mcpgw_config *cfg)
     event_add(srv->sigterm_ev, NULL);
     event_add(srv->sigint_ev, NULL);
 
-    if (bind_listener(srv) != 0)
+    if (cfg->tls_cert && tls_setup(srv) != 0)
         return -1;
+    srv->listener = bind_listener(srv, cfg->listen_host, cfg->listen_port, srv->ssl_ctx != NULL);
+    if (!srv->listener)
+        return -1;
+    if (cfg->plain_listen_host) {
+        srv->plain_listener = bind_listener(srv, cfg->plain_listen_host, cfg->plain_listen_port, 0);
+        if (!srv->plain_listener)
+            return -1;
+    }
     mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_heartbeat_started",
                     json_pack("{s:i}", "interval_ms", cfg->heartbeat_interval_ms),
                     mcpgw_clock_iso(&srv->clock));
@@ -350,6 +454,8 @@ void mcpgw_server_free(mcpgw_server *srv)
         mcpgw_conn_terminate(srv->conns, "shutdown");
     if (srv->listener)
         evconnlistener_free(srv->listener);
+    if (srv->plain_listener)
+        evconnlistener_free(srv->plain_listener);
     /* Plugins go after the connections: no request is pending by now. */
     mcpgw_plugins_unload(&srv->plugins);
     mcpgw_handler_table_free(&srv->handlers);
@@ -372,6 +478,8 @@ void mcpgw_server_free(mcpgw_server *srv)
     }
     if (srv->base)
         event_base_free(srv->base);
+    if (srv->ssl_ctx)
+        SSL_CTX_free(srv->ssl_ctx);
     pthread_mutex_destroy(&srv->post_lock);
     memset(srv, 0, sizeof(*srv));
 }

@@ -46,7 +46,9 @@ typedef struct mcpgw_server {
     mcpgw_clock clock;
     mcpgw_auth_config auth;
 
-    struct evconnlistener *listener;
+    struct evconnlistener *listener;        /* [server] listen: TLS when [tls] is set */
+    struct evconnlistener *plain_listener;  /* [server] plain_listen, optional */
+    struct ssl_ctx_st *ssl_ctx;             /* NULL without [tls] */
     char listen_address[64];
     int listen_port;                /* the bound port (useful with port 0) */
 

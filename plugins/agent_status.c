@@ -74,7 +74,6 @@ static int agent_status_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    *instance = ai;
     ai->host = host;
     ai->ctx = ctx;
     ai->include_sender = 1;
@@ -85,13 +84,16 @@ static int agent_status_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void
             ai->include_sender = 0;
         else {
             snprintf(err, err_len, "include_sender must be true or false, not '%s'", inc);
+            free(ai);       /* fini() only runs after a successful init() */
             return -1;
         }
     }
     if (host->register_handler(ctx, host->handler_type(ctx), agent_status_handle, ai) != 0) {
         snprintf(err, err_len, "cannot register type '%s'", host->handler_type(ctx));
+        free(ai);
         return -1;
     }
+    *instance = ai;
     return 0;
 }
 

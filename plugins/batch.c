@@ -21,6 +21,8 @@ typedef struct batch_instance {
     const mcpgw_host *host;
     mcpgw_plugin_ctx *ctx;
     size_t max_messages;
+    size_t runs;                /* batches in flight */
+    int finished;               /* fini() ran: the last batch in flight frees it */
 } batch_instance;
 
 /* One batch in flight. */
@@ -72,9 +74,13 @@ static json_t *run_reply(batch_run *run)
 
 static void run_free(batch_run *run)
 {
+    batch_instance *bi = run->bi;
+
     json_decref(run->id);
     json_decref(run->responses);
     free(run);
+    if (--bi->runs == 0 && bi->finished)
+        free(bi);
 }
 
 static void sub_done(void *cb_data, int status, json_t *result)
@@ -128,6 +134,7 @@ static int batch_handle(mcpgw_request *req, json_t *msg, json_t **out, void *dat
         return MCPGW_HANDLER_FAILED;
     }
     run->bi = bi;
+    bi->runs++;
     run->req = req;
     run->id = json_incref(json_object_get(msg, "id"));
     run->pending = 1;           /* the guard: dropped after the loop */
@@ -186,7 +193,6 @@ static int batch_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **inst
         snprintf(err, err_len, "out of memory");
         return -1;
     }
-    *instance = bi;
     bi->host = host;
     bi->ctx = ctx;
     bi->max_messages = 100;
@@ -195,20 +201,31 @@ static int batch_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **inst
         long v = strtol(max, &end, 10);
         if (*max == '\0' || *end || v < 1 || v > 100000) {
             snprintf(err, err_len, "max_messages must be an integer from 1 to 100000, not '%s'", max);
+            free(bi);       /* fini() only runs after a successful init() */
             return -1;
         }
         bi->max_messages = (size_t)v;
     }
     if (host->register_handler(ctx, host->handler_type(ctx), batch_handle, bi) != 0) {
         snprintf(err, err_len, "cannot register type '%s'", host->handler_type(ctx));
+        free(bi);
         return -1;
     }
+    *instance = bi;
     return 0;
 }
 
+/* A batch may still be in flight: a sub-request pending in a plugin whose
+ * fini() runs after ours finishes it from there (the contract says fini()
+ * completes what is pending), and that batch then completes through bi. */
 static void batch_fini(void *instance)
 {
-    free(instance);
+    batch_instance *bi = instance;
+
+    if (bi->runs)
+        bi->finished = 1;
+    else
+        free(bi);
 }
 
 MCPGW_PLUGIN_DEFINE("batch", "1.0.0", "runs a list of messages through the handler table",

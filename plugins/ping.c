@@ -45,11 +45,13 @@ static int ping_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **insta
     }
     pi->host = host;
     pi->ctx = ctx;
-    *instance = pi;
     if (host->register_handler(ctx, host->handler_type(ctx), ping_handle, pi) != 0) {
         snprintf(err, err_len, "cannot register type '%s'", host->handler_type(ctx));
+        free(pi->reply_type);
+        free(pi);
         return -1;
     }
+    *instance = pi;
     return 0;
 }
 
