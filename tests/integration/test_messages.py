@@ -1,0 +1,323 @@
+"""Application messages: ping, errors, batch, agent_status."""
+import json
+
+from harness import (ISO_MS_RE, OP_BINARY, OP_TEXT, Gateway, assert_healthy, build_frame, client,
+                     shared_gateway)
+
+FAILED = 'Failed to process message'
+
+
+def gw():
+    return shared_gateway('default')
+
+
+def ask(obj_or_text, g=None, binary=False):
+    """Sends one message on a fresh connection, returns the first reply."""
+    ws = client(g or gw())
+    try:
+        data = obj_or_text if isinstance(obj_or_text, (str, bytes)) else json.dumps(obj_or_text)
+        if binary:
+            ws.send_binary(data.encode() if isinstance(data, str) else data)
+        else:
+            ws.send_text(data)
+        return ws.recv_json()
+    finally:
+        ws.close_cleanly()
+
+
+def assert_failed(reply):
+    assert reply.get('type') == 'error', reply
+    assert reply.get('message') == FAILED, reply
+    assert isinstance(reply.get('error'), str) and reply['error'], reply
+    assert ISO_MS_RE.match(reply.get('timestamp', '')), reply
+
+
+def test_ping_pong():
+    r = ask({'type': 'ping', 'id': 'p1'})
+    assert r['type'] == 'pong' and r['id'] == 'p1', r
+    assert ISO_MS_RE.match(r['timestamp']), r
+    assert set(r) == {'type', 'id', 'timestamp'}, r
+
+
+def test_ping_id_types_echoed():
+    ws = client(gw())
+    try:
+        for id_ in (42, 'x' * 200, {'nested': [1, 2]}, 'h\u00e9llo \u2713 \U0001F600', 0, -1.5):
+            ws.send_json({'type': 'ping', 'id': id_})
+            r = ws.recv_json()
+            assert r['type'] == 'pong' and r['id'] == id_, (id_, r)
+    finally:
+        ws.close_cleanly()
+
+
+def test_ping_without_id():
+    r = ask({'type': 'ping'})
+    assert r['type'] == 'pong', r
+    assert r.get('id') is None, r
+
+
+def test_ping_with_extra_fields():
+    r = ask({'type': 'ping', 'id': 'e', 'extra': {'a': [1, 2, 3]}, 'n': None})
+    assert r['type'] == 'pong' and r['id'] == 'e', r
+
+
+def test_unknown_type():
+    mark = gw().mark()
+    r = ask({'type': 'foo', 'id': 'u1'})
+    assert r['type'] == 'error', r
+    assert r['id'] == 'u1', r
+    assert r['message'] == 'Unknown message type: foo', r
+    assert ISO_MS_RE.match(r['timestamp']), r
+    assert set(r) == {'type', 'id', 'message', 'timestamp'}, r
+    gw().wait_log('unknown_message_type', lambda x: x.get('type') == 'foo', since=mark)
+
+
+def test_unknown_type_text_is_escaped():
+    t = 'we"ird\\ty\npe \u00e9'
+    r = ask({'type': t, 'id': 9})
+    assert r['type'] == 'error' and r['id'] == 9, r
+    assert r['message'] == 'Unknown message type: ' + t, r
+
+
+def test_invalid_json():
+    assert_failed(ask('{"type": "ping", '))
+
+
+def test_not_an_object():
+    for text in ('[1, 2, 3]', '42', '"ping"', 'null', 'true', '[]'):
+        assert_failed(ask(text))
+
+
+def test_deeply_nested_json():
+    assert_failed(ask('[' * 100000))
+    r = ask('{"type":"ping","id":"deep","x":' + '[' * 1000 + ']' * 1000 + '}')
+    assert r['type'] == 'pong' and r['id'] == 'deep', r
+
+
+def test_type_with_nul_is_not_ping():
+    r = ask('{"type":"ping\\u0000x","id":"nul"}')
+    assert r.get('type') == 'error', r
+
+
+def test_object_without_type():
+    assert_failed(ask({'id': 'nt'}))
+
+
+def test_type_not_a_string():
+    for t in (1, None, ['ping'], {'a': 1}, True):
+        assert_failed(ask({'type': t, 'id': 'tt'}))
+
+
+def test_empty_text_message():
+    assert_failed(ask(''))
+
+
+def test_errors_keep_connection_usable():
+    ws = client(gw())
+    try:
+        ws.send_text('nonsense')
+        assert_failed(ws.recv_json())
+        ws.send_json({'type': 'nope'})
+        assert ws.recv_json()['type'] == 'error'
+        ws.ping_roundtrip('after-errors')
+    finally:
+        ws.close_cleanly()
+
+
+def test_binary_frame_ping():
+    r = ask(json.dumps({'type': 'ping', 'id': 'bin'}), binary=True)
+    assert r['type'] == 'pong' and r['id'] == 'bin', r
+
+
+def test_large_message_under_limit():
+    pad = 'z' * (600 * 1024)
+    r = ask({'type': 'ping', 'id': 'large', 'pad': pad})
+    assert r['type'] == 'pong' and r['id'] == 'large', r
+
+
+def test_batch_mixed():
+    ws = client(gw())
+    try:
+        ws.send_json({'type': 'batch', 'id': 'B1', 'messages': [
+            {'type': 'ping', 'id': 'a'},
+            {'type': 'agent_status', 'id': 's', 'agentId': 'agent-batch', 'status': 'busy'},
+            {'type': 'nope', 'id': 'n'},
+            {'type': 'ping', 'id': 'b'},
+        ]})
+        r = ws.recv_type('batch_response')
+    finally:
+        ws.close_cleanly()
+    assert r['id'] == 'B1', r
+    assert ISO_MS_RE.match(r['timestamp']), r
+    res = r['responses']
+    assert len(res) == 4, res
+    a, s, n, b = res
+    assert a['id'] == 'a' and a['type'] == 'response' and a['status'] == 'success', a
+    assert a['result']['type'] == 'pong' and a['result']['id'] == 'a', a
+    assert s['id'] == 's' and s['type'] == 'response' and s['status'] == 'success', s
+    assert s['result']['type'] == 'agent_status_ack', s
+    assert s['result']['agentId'] == 'agent-batch', s
+    assert n == {'id': 'n', 'type': 'response', 'status': 'error',
+                 'error': 'Unknown message type: nope'}, n
+    assert b['id'] == 'b' and b['status'] == 'success' and b['result']['id'] == 'b', b
+
+
+def test_batch_messages_not_array():
+    for bad in ({'type': 'batch', 'id': 'x', 'messages': {'type': 'ping'}},
+                {'type': 'batch', 'id': 'x'},
+                {'type': 'batch', 'id': 'x', 'messages': 'ping'}):
+        r = ask(bad)
+        assert_failed(r)
+        assert r['error'] == 'Invalid batch message format', r
+
+
+def test_batch_nested():
+    r = ask({'type': 'batch', 'id': 'outer', 'messages': [
+        {'type': 'ping', 'id': 'p'},
+        {'type': 'batch', 'id': 'inner', 'messages': [{'type': 'ping', 'id': 'q'}]},
+    ]})
+    assert r['type'] == 'batch_response', r
+    p, inner = r['responses']
+    assert p['status'] == 'success', p
+    assert inner['id'] == 'inner' and inner['status'] == 'error', inner
+    assert isinstance(inner.get('error'), str) and inner['error'], inner
+
+
+def test_batch_entries_not_objects():
+    r = ask({'type': 'batch', 'id': 'odd', 'messages': [42, {'id': 'no-type'},
+                                                        {'type': 'ping', 'id': 'ok'}]})
+    assert r['type'] == 'batch_response', r
+    x, y, z = r['responses']
+    assert x['status'] == 'error' and x['type'] == 'response', x
+    assert y['status'] == 'error' and y['id'] == 'no-type', y
+    assert z['status'] == 'success', z
+
+
+def test_batch_empty():
+    r = ask({'type': 'batch', 'id': 'e', 'messages': []})
+    assert r['type'] == 'batch_response' and r['id'] == 'e', r
+    assert r['responses'] == [], r
+
+
+def test_batch_over_default_cap():
+    msgs = [{'type': 'ping', 'id': i} for i in range(101)]
+    r = ask({'type': 'batch', 'id': 'big', 'messages': msgs})
+    assert r['type'] == 'error', r
+    ok = ask({'type': 'batch', 'id': 'cap', 'messages': msgs[:100]})
+    assert ok['type'] == 'batch_response' and len(ok['responses']) == 100, ok
+    assert [x['result']['id'] for x in ok['responses']] == list(range(100))
+
+
+def test_batch_cap_configurable():
+    with Gateway({'handler.batch': {'max_messages': 3}}) as g:
+        r = ask({'type': 'batch', 'id': 'four', 'messages': [{'type': 'ping'}] * 4}, g)
+        assert r['type'] == 'error', r
+        r = ask({'type': 'batch', 'id': 'three', 'messages': [{'type': 'ping'}] * 3}, g)
+        assert r['type'] == 'batch_response' and len(r['responses']) == 3, r
+
+
+def test_agent_status_broadcast():
+    with Gateway() as g:
+        clients = [client(g) for _ in range(20)]
+        try:
+            sender = clients[7]
+            sender.send_json({'type': 'agent_status', 'id': 'st1', 'agentId': 'agent-7',
+                              'status': 'online'})
+            ack = sender.recv_type('agent_status_ack')
+            assert ack['id'] == 'st1' and ack['agentId'] == 'agent-7', ack
+            assert ISO_MS_RE.match(ack['timestamp']), ack
+            assert set(ack) == {'type', 'id', 'agentId', 'timestamp'}, ack
+            for i, c in enumerate(clients):
+                # Whatever was broadcast is queued before this pong.
+                c.send_json({'type': 'ping', 'id': 'fence'})
+                c.recv_type('pong')
+                updates = [m for m in c.skipped if m.get('type') == 'agent_status_update']
+                assert len(updates) == 1, (i, c.skipped)
+                u = updates[0]
+                assert u['agentId'] == 'agent-7' and u['status'] == 'online', u
+                assert ISO_MS_RE.match(u['timestamp']), u
+                assert set(u) == {'type', 'agentId', 'status', 'timestamp'}, u
+        finally:
+            for c in clients:
+                c.close_cleanly()
+
+
+def test_agent_status_missing_fields():
+    ws = client(gw())
+    other = client(gw())
+    try:
+        for bad in ({'type': 'agent_status', 'id': 'm1', 'status': 'online'},
+                    {'type': 'agent_status', 'id': 'm2', 'agentId': 'a'}):
+            ws.send_json(bad)
+            assert_failed(ws.recv_json())
+        other.send_json({'type': 'ping', 'id': 'fence'})
+        first = other.recv_json()
+        assert first['type'] == 'pong', 'no broadcast expected, got %r' % first
+        ws.send_json({'type': 'ping', 'id': 'fence2'})
+        assert ws.recv_json()['type'] == 'pong'
+    finally:
+        ws.close_cleanly()
+        other.close_cleanly()
+
+
+def test_pipelined_pings_in_order():
+    ws = client(gw())
+    try:
+        n = 1000
+        data = b''.join(build_frame(OP_TEXT, json.dumps({'type': 'ping', 'id': i}))
+                        for i in range(n))
+        ws.send_raw(data)
+        for i in range(n):
+            r = ws.recv_json(10)
+            assert r['type'] == 'pong' and r['id'] == i, (i, r)
+    finally:
+        ws.close_cleanly()
+
+
+def test_binary_and_text_mixed_pipeline():
+    ws = client(gw())
+    try:
+        frames = []
+        for i in range(50):
+            op = OP_BINARY if i % 2 else OP_TEXT
+            frames.append(build_frame(op, json.dumps({'type': 'ping', 'id': i})))
+        ws.send_raw(b''.join(frames))
+        for i in range(50):
+            assert ws.recv_json()['id'] == i
+    finally:
+        ws.close_cleanly()
+
+
+def test_slow_reader_does_not_block_others():
+    import socket
+    hog = client(gw())
+    try:
+        hog.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        big = 'q' * 20000
+        frames = b''.join(build_frame(OP_TEXT, json.dumps({'type': 'ping', 'id': big}))
+                          for _ in range(250))        # ~5 MB of replies, never read
+        hog.sock.settimeout(10)
+        hog.send_raw(frames)
+        ws = client(gw())
+        try:
+            ws.ping_roundtrip('not-blocked', timeout=3)
+        finally:
+            ws.close_cleanly()
+    finally:
+        hog.abort()
+
+
+def test_many_connections():
+    with Gateway() as g:
+        conns = []
+        try:
+            for i in range(200):
+                conns.append(client(g))
+            for c in conns:
+                c.send_json({'type': 'ping', 'id': 'many'})
+            for c in conns:
+                assert c.recv_json()['id'] == 'many'
+        finally:
+            for c in conns:
+                c.close()
+        assert_healthy(g)

@@ -1,0 +1,133 @@
+/*
+ * async_echo.c - a test plugin that answers asynchronously.
+ *
+ * [handler.TYPE] plugin = async_echo, option delay_ms (default 100).
+ * A message {"type":TYPE,"id":ID,"payload":P} is answered after delay_ms
+ * with {"type":"async_echo_reply","id":ID,"payload":P,"timestamp":...}
+ * through host->complete(); the handler itself returns PENDING at once, so
+ * the event loop keeps serving other messages meanwhile. When the client
+ * has gone before the timer fires, the request is orphaned: the plugin logs
+ * "async_echo_orphaned" and completes it with no reply, to free it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <event2/event.h>
+#include <mcpgw/plugin.h>
+
+typedef struct echo_instance {
+    const mcpgw_host *host;
+    mcpgw_plugin_ctx *ctx;
+    long delay_ms;
+} echo_instance;
+
+typedef struct echo_pending {
+    echo_instance *inst;
+    mcpgw_request *req;
+    json_t *msg;            /* our reference to the message */
+    struct event *timer;
+} echo_pending;
+
+static void echo_fire(evutil_socket_t fd, short what, void *arg)
+{
+    echo_pending *p = arg;
+    echo_instance *inst = p->inst;
+    const mcpgw_host *host = inst->host;
+    (void)fd;
+    (void)what;
+
+    if (host->request_orphaned(p->req)) {
+        json_t *id = json_object_get(p->msg, "id");
+        json_t *fields = json_object();
+        if (fields && id)
+            json_object_set(fields, "id", id);
+        host->log(inst->ctx, MCPGW_PLUGIN_LOG_INFO, "async_echo_orphaned", fields);
+        host->complete(p->req, NULL);
+    } else {
+        json_t *reply = json_object();
+        json_t *id = json_object_get(p->msg, "id");
+        json_t *payload = json_object_get(p->msg, "payload");
+        json_object_set_new(reply, "type", json_string("async_echo_reply"));
+        json_object_set(reply, "id", id ? id : json_null());
+        json_object_set(reply, "payload", payload ? payload : json_null());
+        json_object_set_new(reply, "timestamp", json_string(host->timestamp(inst->ctx)));
+        host->complete(p->req, reply);
+    }
+
+    event_free(p->timer);
+    json_decref(p->msg);
+    free(p);
+}
+
+static int echo_handler(mcpgw_request *req, json_t *msg, json_t **out, void *data)
+{
+    echo_instance *inst = data;
+    const mcpgw_host *host = inst->host;
+    echo_pending *p = calloc(1, sizeof *p);
+    struct timeval tv;
+
+    if (!p) {
+        *out = json_string("out of memory");
+        return MCPGW_HANDLER_FAILED;
+    }
+    p->inst = inst;
+    p->req = req;
+    p->timer = evtimer_new(host->event_base(inst->ctx), echo_fire, p);
+    if (!p->timer) {
+        free(p);
+        *out = json_string("cannot create timer");
+        return MCPGW_HANDLER_FAILED;
+    }
+    tv.tv_sec = inst->delay_ms / 1000;
+    tv.tv_usec = (inst->delay_ms % 1000) * 1000;
+    if (evtimer_add(p->timer, &tv) != 0) {
+        event_free(p->timer);
+        free(p);
+        *out = json_string("cannot arm timer");
+        return MCPGW_HANDLER_FAILED;
+    }
+    p->msg = json_incref(msg);
+    return MCPGW_HANDLER_PENDING;
+}
+
+static int echo_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instance,
+                     char *err, size_t err_len)
+{
+    echo_instance *inst;
+    const char *delay = host->config_get(ctx, "delay_ms");
+    long delay_ms = 100;
+
+    if (delay) {
+        char *end;
+        errno = 0;
+        delay_ms = strtol(delay, &end, 10);
+        if (errno || end == delay || *end || delay_ms < 0 || delay_ms > 3600000) {
+            snprintf(err, err_len, "delay_ms: not a number of milliseconds: %s", delay);
+            return -1;
+        }
+    }
+    inst = calloc(1, sizeof *inst);
+    if (!inst) {
+        snprintf(err, err_len, "out of memory");
+        return -1;
+    }
+    inst->host = host;
+    inst->ctx = ctx;
+    inst->delay_ms = delay_ms;
+    if (host->register_handler(ctx, host->handler_type(ctx), echo_handler, inst) != 0) {
+        snprintf(err, err_len, "cannot register message type %s", host->handler_type(ctx));
+        free(inst);
+        return -1;
+    }
+    *instance = inst;
+    return 0;
+}
+
+static void echo_fini(void *instance)
+{
+    free(instance);
+}
+
+MCPGW_PLUGIN_DEFINE("async_echo", "0.0.1", "test: answers after delay_ms through a timer",
+                    echo_init, echo_fini);
