@@ -87,6 +87,9 @@ static int tls_setup(mcpgw_server *srv)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Resumption uses stateless tickets; a server-side session cache would
+     * hold a session per connection in memory for nothing. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
     if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
         return tls_fail(srv, "certificate", cfg->tls_cert);
