@@ -104,8 +104,8 @@ def test_tls_plus_plain_listener():
     cert, key = _cert()
     with Gateway({'tls': {'cert': cert, 'key': key},
                   'server': {'plain_listen': '127.0.0.1:0'}}) as g:
+        wait_until(lambda: len(g.logs('server_listening')) == 2, what='two listeners')
         records = g.logs('server_listening')
-        assert len(records) == 2, records
         plain = [r for r in records if r.get('tls') is False]
         assert plain, records
         ws = ws_handshake(plain[0]['port'], make_token(unique_user()))
@@ -199,7 +199,7 @@ def test_rs256_public_key():
         with open(pub, 'rb') as f:
             confused = make_token(user, secret=f.read(), alg='HS256')
         assert _status(g, confused) == (401, b'Unauthorized: Invalid token')
-        assert any(r.get('reason') == 'alg_not_allowed' for r in g.logs('websocket_auth_failed'))
+        g.wait_log('websocket_auth_failed', pred=lambda r: r.get('reason') == 'alg_not_allowed')
 
 
 def test_key_confusion_with_both_families_configured():
@@ -208,7 +208,7 @@ def test_key_confusion_with_both_families_configured():
         with open(pub, 'rb') as f:
             confused = make_token(unique_user(), secret=f.read(), alg='HS256')
         assert _status(g, confused) == (401, b'Unauthorized: Invalid token')
-        assert any(r.get('reason') == 'bad_signature' for r in g.logs('websocket_auth_failed'))
+        g.wait_log('websocket_auth_failed', pred=lambda r: r.get('reason') == 'bad_signature')
         # Both real families still work.
         for token in (make_token(unique_user()), _sign_asym('RS256', priv, unique_user())):
             ws = ws_handshake(g.port, token)
@@ -254,7 +254,7 @@ def test_issuer_and_audience():
                               ({'iss': 'https://issuer.example'}, 'bad_audience')):
             assert _status(g, make_token(unique_user(), extra=extra)) == \
                 (401, b'Unauthorized: Invalid token'), extra
-            assert any(r.get('reason') == reason for r in g.logs('websocket_auth_failed')), reason
+            g.wait_log('websocket_auth_failed', pred=lambda r, want=reason: r.get('reason') == want)
 
 
 # ------------------------------------------------------------ origin
@@ -287,8 +287,7 @@ def test_global_max_connections():
         b = client(g)
         status, _, body = http_request(g.port, upgrade_request('/ws', make_token(unique_user())))
         assert status == 503, (status, body)
-        assert any(r.get('reason') == 'server_full'
-                   for r in g.logs('websocket_handshake_rejected'))
+        g.wait_log('websocket_handshake_rejected', pred=lambda r: r.get('reason') == 'server_full')
         a.ping_roundtrip('still-served')
         a.close_cleanly()
         time.sleep(0.2)
@@ -318,6 +317,18 @@ def test_handshake_timeout_slowloris():
         time.sleep(0.6)
         ws.ping_roundtrip('after-timeout')
         ws.close_cleanly()
+
+
+def _sanitized():
+    import harness
+    path = harness.MCPGW
+    libs = os.path.join(os.path.dirname(path), '.libs', os.path.basename(path))
+    for p in (libs, path):
+        if os.path.isfile(p):
+            with open(p, 'rb') as f:
+                if b'__asan_init' in f.read():
+                    return True
+    return False
 
 
 def _rss_kib(pid):
@@ -362,7 +373,9 @@ def test_slow_consumer_is_closed_and_memory_stays_bounded():
         assert closed, 'no slow consumer detected'
         rss_after = _rss_kib(g.pid())
         # 5 readers x 400 x 8 KB would be 16 MB queued without the cap.
-        assert rss_after - rss_before < 8 * 1024, (rss_before, rss_after)
+        # (A sanitizer build keeps freed memory in quarantine: skip there.)
+        if not _sanitized():
+            assert rss_after - rss_before < 8 * 1024, (rss_before, rss_after)
         assert len(g.logs('websocket_slow_consumer')) == 5, g.logs('websocket_slow_consumer')
         for s in slow:
             s.close()

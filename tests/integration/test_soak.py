@@ -199,6 +199,10 @@ def test_soak():
                 ws.close_cleanly()
 
         # The log counted each rejection we caused.
+        def rejections(reason):
+            return [r for r in g.logs('websocket_auth_failed') if r.get('reason') == reason]
+        wait_until(lambda: len(rejections('bad_signature')) >= tally.counts.get('bad_token', 0),
+                   what='every bad token logged')
         failed = g.logs('websocket_auth_failed')
         bad = [r for r in failed if r.get('reason') == 'bad_signature']
         assert len(bad) == tally.counts.get('bad_token', 0), (len(bad), tally.counts)

@@ -350,12 +350,14 @@ TEST(test_algorithms)
                 "t.ini:2: algorithm 'none' is never accepted");
     CHECK_ERROR("[auth]\nalgorithms = NONE\n", "t.ini:2: algorithm 'none' is never accepted");
     CHECK_ERROR("[auth]\nalgorithms = RS256\n",
-                "t.ini:2: bad value for [auth] algorithms: 'RS256' (expected HS256, HS384 or HS512)");
+                "t.ini: [auth] algorithms lists RS256 but public_key_file is not set");
+    CHECK_ERROR("[auth]\nalgorithms = ES512\n",
+                "t.ini:2: bad value for [auth] algorithms: 'ES512' (expected HS256, HS384, HS512, RS256, RS384, RS512, ES256 or ES384)");
     CHECK_ERROR("[auth]\nalgorithms = HS256 HS1024\n",
-                "t.ini:2: bad value for [auth] algorithms: 'HS1024' (expected HS256, HS384 or HS512)");
+                "t.ini:2: bad value for [auth] algorithms: 'HS1024' (expected HS256, HS384, HS512, RS256, RS384, RS512, ES256 or ES384)");
     CHECK_ERROR("[auth]\nalgorithms = , ,\n",
                 "t.ini:2: bad value for [auth] algorithms: ', ,' "
-                "(expected a list of HS256, HS384, HS512)");
+                "(expected a list of HS256, HS384, HS512, RS256, RS384, RS512, ES256, ES384)");
 }
 
 TEST(test_unknown_section_and_key)
