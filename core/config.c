@@ -99,7 +99,8 @@ typedef enum {
     SEC_LOG,
     SEC_PLUGINS,
     SEC_HANDLER,
-    SEC_TLS
+    SEC_TLS,
+    SEC_COMPRESSION
 } section_kind;
 
 typedef enum {
@@ -564,6 +565,53 @@ static void set_server(parse_ctx *p, const char *name, const char *value)
     }
 }
 
+static void set_compression(parse_ctx *p, const char *name, const char *value)
+{
+    mcpgw_pmd_config *c = &p->cfg->compression;
+    long long v;
+    int b;
+
+    if (strcmp(name, "enabled") == 0 || strcmp(name, "server_no_context_takeover") == 0 ||
+        strcmp(name, "client_no_context_takeover") == 0) {
+        b = parse_bool(value);
+        if (b < 0)
+            bad_value(p, name, value, "true or false");
+        else if (name[0] == 'e')
+            c->enabled = b;
+        else if (name[0] == 's')
+            c->server_no_context_takeover = b;
+        else
+            c->client_no_context_takeover = b;
+    } else if (strcmp(name, "level") == 0) {
+        if (!parse_int_range(value, 0, 9, &v))
+            bad_value(p, name, value, "an integer 0..9");
+        else
+            c->level = (int)v;
+    } else if (strcmp(name, "mem_level") == 0) {
+        if (!parse_int_range(value, 1, 9, &v))
+            bad_value(p, name, value, "an integer 1..9");
+        else
+            c->mem_level = (int)v;
+    } else if (strcmp(name, "threshold") == 0) {
+        if (!parse_size_range(value, 0, MAX_PAYLOAD_LIMIT, &v))
+            bad_value(p, name, value, "bytes 0..1073741824, optionally with suffix k or m");
+        else
+            c->threshold = (size_t)v;
+    } else if (strcmp(name, "server_max_window_bits") == 0) {
+        if (!parse_int_range(value, 9, 15, &v))
+            bad_value(p, name, value, "an integer 9..15");
+        else
+            c->server_max_window_bits = (int)v;
+    } else if (strcmp(name, "client_max_window_bits") == 0) {
+        if (!parse_int_range(value, 8, 15, &v))
+            bad_value(p, name, value, "an integer 8..15");
+        else
+            c->client_max_window_bits = (int)v;
+    } else {
+        line_error(p, "unknown key '%s' in [%s]", name, p->section);
+    }
+}
+
 static void set_tls(parse_ctx *p, const char *name, const char *value)
 {
     mcpgw_config *cfg = p->cfg;
@@ -840,6 +888,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     case SEC_TLS:
         set_tls(p, name, value);
         break;
+    case SEC_COMPRESSION:
+        set_compression(p, name, value);
+        break;
     }
     return 1;   /* errors are collected here, never reported through inih */
 }
@@ -873,6 +924,7 @@ static void enter_section(parse_ctx *p, const char *name, size_t len)
     static const struct { const char *name; section_kind kind; } fixed[] = {
         { "server", SEC_SERVER }, { "auth", SEC_AUTH }, { "heartbeat", SEC_HEARTBEAT },
         { "log", SEC_LOG }, { "plugins", SEC_PLUGINS }, { "tls", SEC_TLS },
+        { "compression", SEC_COMPRESSION },
     };
     char *copy = strndup(name, len);
 
@@ -1053,6 +1105,15 @@ static mcpgw_config *config_new(void)
     cfg->handshake_timeout_ms = 10000;
     cfg->max_connections = 10000;
     cfg->rate_limit_max_violations = 20;
+    /* The reference server's perMessageDeflate settings. */
+    cfg->compression.enabled = 1;
+    cfg->compression.level = 6;
+    cfg->compression.mem_level = 8;
+    cfg->compression.threshold = 1024;
+    cfg->compression.server_max_window_bits = 10;
+    cfg->compression.client_max_window_bits = 15;
+    cfg->compression.server_no_context_takeover = 1;
+    cfg->compression.client_no_context_takeover = 1;
     cfg->algorithms[0] = JWT_ALG_HS256;
     cfg->n_algorithms = 1;
     cfg->max_connections_per_user = 5;

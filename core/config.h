@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pmd.h"
+
 #define MCPGW_MAX_ALGORITHMS 16
 
 typedef struct mcpgw_kv {
@@ -68,6 +70,8 @@ typedef struct mcpgw_config {
     size_t public_key_len;
     char *issuer;                   /* required "iss" when set */
     char *audience;                 /* required in "aud" when set */
+    /* [compression] */
+    mcpgw_pmd_config compression;
     /* [heartbeat] */
     int heartbeat_interval_ms;      /* 30000 */
     /* [log] */

@@ -63,6 +63,7 @@ void mcpgw_conn_unref(mcpgw_conn *c)
     free(c->user);
     json_decref(c->claims);
     free(c->msg);
+    mcpgw_pmd_state_free(&c->pmd_state);
     free(c);
 }
 
@@ -220,6 +221,7 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     free(c->msg);
     c->msg = NULL;
     c->msg_len = c->msg_cap = 0;
+    mcpgw_pmd_state_free(&c->pmd_state);
 
     if (c->prev)
         c->prev->next = c->next;
@@ -278,12 +280,42 @@ static int send_frame(mcpgw_conn *c, int opcode, const void *body, size_t len)
     return 0;
 }
 
+int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
+{
+    uint8_t header[MCPGW_WS_MAX_HEADER];
+    struct evbuffer *out;
+    size_t hlen;
+
+    if (c->state != MCPGW_CONN_OPEN)
+        return -1;
+    out = bufferevent_get_output(c->bev);
+    if (c->pmd.enabled && len >= c->srv->cfg->compression.threshold) {
+        size_t zlen;
+        uint8_t *z = mcpgw_pmd_deflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd,
+                                       (const uint8_t *)text, len, &zlen);
+        if (!z)
+            return -1;
+        hlen = mcpgw_ws_encode_header(header, MCPGW_WS_OP_TEXT, 4, zlen);
+        if (evbuffer_add(out, header, hlen) != 0 ||
+            evbuffer_add_reference(out, z, zlen, free_dumped, NULL) != 0) {
+            free(z);
+            return -1;
+        }
+    } else if (send_frame(c, MCPGW_WS_OP_TEXT, text, len) != 0) {
+        return -1;
+    }
+    if (output_over_cap(c))
+        conn_slow_consumer(c);
+    return 0;
+}
+
 int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg)
 {
     uint8_t header[MCPGW_WS_MAX_HEADER];
     struct evbuffer *out;
     char *text;
     size_t len, hlen;
+    int rc;
 
     if (c->state != MCPGW_CONN_OPEN)
         return -1;
@@ -291,6 +323,11 @@ int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg)
     if (!text)
         return -1;
     len = strlen(text);
+    if (c->pmd.enabled && len >= c->srv->cfg->compression.threshold) {
+        rc = mcpgw_conn_send_text(c, text, len);
+        free(text);
+        return rc;
+    }
     hlen = mcpgw_ws_encode_header(header, MCPGW_WS_OP_TEXT, 0, len);
     out = bufferevent_get_output(c->bev);
     /* The serialised text is handed to the buffer as is: no copy. */
@@ -409,7 +446,8 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
     char token[MCPGW_MAX_TOKEN];
     char user[256];
     char accept[MCPGW_WS_ACCEPT_LEN + 1];
-    char resp[512];
+    char ext[320];
+    char resp[768];
     json_t *claims = NULL;
     const mcpgw_str *key;
     long tlen;
@@ -482,11 +520,24 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
 
     key = mcpgw_http_header_get(req, "Sec-WebSocket-Key");
     mcpgw_handshake_accept_key(key->p, key->len, accept);
+    /* permessage-deflate: the first offer we can honour, in header order. */
+    ext[0] = '\0';
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const mcpgw_http_header *hd = &req->headers[i];
+        char value[256];
+        if (!mcpgw_str_eq_nocase(&hd->name, "Sec-WebSocket-Extensions"))
+            continue;
+        if (mcpgw_pmd_negotiate(&srv->cfg->compression, hd->value.p, hd->value.len, &c->pmd,
+                                value, sizeof(value))) {
+            snprintf(ext, sizeof(ext), "Sec-WebSocket-Extensions: %s\r\n", value);
+            break;
+        }
+    }
     snprintf(resp, sizeof(resp),
              "HTTP/1.1 101 Switching Protocols\r\n"
              "Upgrade: websocket\r\n"
              "Connection: Upgrade\r\n"
-             "Sec-WebSocket-Accept: %s\r\n\r\n", accept);
+             "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, ext);
     bufferevent_write(c->bev, resp, strlen(resp));
 
     c->state = MCPGW_CONN_OPEN;
@@ -677,6 +728,7 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
             return -1;
         }
         c->msg_opcode = h->opcode;
+        c->msg_compressed = (h->rsv & 4) != 0;
         c->msg_len = 0;
     }
     if (c->msg_len + len > c->msg_cap) {
@@ -699,20 +751,48 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
     if (!h->fin)
         return 0;
 
-    if (c->msg_opcode == MCPGW_WS_OP_TEXT && !mcpgw_utf8_valid(c->msg, c->msg_len)) {
-        conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
-        return -1;
-    }
-    c->msg_opcode = 0;
-    if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
-        mcpgw_conn_ref(c);
-        mcpgw_dispatch_raw(c, c->msg, c->msg_len);
-        {
-            int gone = c->state == MCPGW_CONN_GONE;
-            mcpgw_conn_unref(c);
-            if (gone)
+    {
+        const uint8_t *data = c->msg;
+        size_t data_len = c->msg_len;
+        uint8_t *inflated = NULL;
+
+        if (c->msg_compressed) {
+            switch (mcpgw_pmd_inflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd, c->msg,
+                                      c->msg_len, c->srv->cfg->max_payload, &inflated,
+                                      &data_len)) {
+            case MCPGW_PMD_OK:
+                data = inflated;
+                break;
+            case MCPGW_PMD_TOO_BIG:
+                conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
                 return -1;
+            case MCPGW_PMD_CORRUPT:
+                conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid compressed data");
+                return -1;
+            case MCPGW_PMD_NOMEM:
+                conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
+                return -1;
+            }
         }
+        if (c->msg_opcode == MCPGW_WS_OP_TEXT && !mcpgw_utf8_valid(data, data_len)) {
+            free(inflated);
+            conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+            return -1;
+        }
+        c->msg_opcode = 0;
+        c->msg_compressed = 0;
+        if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
+            int gone;
+            mcpgw_conn_ref(c);
+            mcpgw_dispatch_raw(c, data, data_len);
+            gone = c->state == MCPGW_CONN_GONE;
+            mcpgw_conn_unref(c);
+            if (gone) {
+                free(inflated);
+                return -1;
+            }
+        }
+        free(inflated);
     }
     /* Do not keep a large buffer for an idle connection. */
     if (c->msg_cap > 64 * 1024) {
@@ -753,7 +833,13 @@ static void read_frames(mcpgw_conn *c)
         case MCPGW_WS_PARSE_OK:
             break;
         }
-        code = mcpgw_ws_frame_check(&h, 0, &why);
+        code = mcpgw_ws_frame_check(&h, c->pmd.enabled ? 4u : 0u, &why);
+        if (!code && (h.rsv & 4) && (h.opcode >= MCPGW_WS_OP_CLOSE || h.opcode == MCPGW_WS_OP_CONT)) {
+            /* RFC 7692 6.1: RSV1 only on the first frame of a data message. */
+            code = MCPGW_WS_CLOSE_PROTOCOL_ERROR;
+            why = h.opcode == MCPGW_WS_OP_CONT ? "RSV1 set on a continuation frame"
+                                               : "RSV1 set on a control frame";
+        }
         if (code) {
             conn_fail(c, (unsigned)code, why);
             return;

@@ -20,6 +20,7 @@
 #include <event2/util.h>
 
 #include "mcpgw/plugin.h"
+#include "pmd.h"
 
 typedef struct mcpgw_server mcpgw_server;
 typedef struct mcpgw_payload mcpgw_payload;
@@ -53,6 +54,10 @@ struct mcpgw_conn {
     uint8_t *msg;
     size_t msg_len, msg_cap;
     int msg_opcode;                 /* TEXT/BINARY while a fragmented message is open, else 0 */
+    int msg_compressed;             /* the open message had RSV1 on its first frame */
+
+    mcpgw_pmd_params pmd;           /* permessage-deflate in force (pmd.enabled) */
+    mcpgw_pmd_state pmd_state;      /* own zlib streams: context takeover only */
 
     double rate_tokens;             /* inbound rate limit: the token bucket */
     double rate_stamp;              /* when it was last refilled (s) */
@@ -80,6 +85,9 @@ int mcpgw_conn_is_open(const mcpgw_conn *c);
 
 /* Serialises msg (borrowed) and sends it as one text frame. 0 or -1. */
 int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg);
+/* Sends text[0..len) as one text frame, compressed when negotiated and at
+ * least the threshold. 0 or -1. */
+int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len);
 /* Queues a shared frame (broadcast). 0 or -1. */
 int mcpgw_conn_send_payload(mcpgw_conn *c, mcpgw_payload *p);
 /* Queues a ping frame for the heartbeat. */

@@ -7,10 +7,10 @@
 #include "payload.h"
 #include "ws_frame.h"
 
-mcpgw_payload *mcpgw_payload_new_frame(int opcode, const void *body, size_t len)
+mcpgw_payload *mcpgw_payload_new_frame(int opcode, unsigned rsv, const void *body, size_t len)
 {
     uint8_t header[MCPGW_WS_MAX_HEADER];
-    size_t hlen = mcpgw_ws_encode_header(header, opcode, 0, len);
+    size_t hlen = mcpgw_ws_encode_header(header, opcode, rsv, len);
     mcpgw_payload *p = malloc(sizeof(*p) + hlen + len);
 
     if (!p)

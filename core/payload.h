@@ -24,8 +24,9 @@ typedef struct mcpgw_payload {
     uint8_t bytes[];        /* frame header followed by the payload */
 } mcpgw_payload;
 
-/* A complete unmasked server frame (FIN set) with this opcode and body. */
-mcpgw_payload *mcpgw_payload_new_frame(int opcode, const void *body, size_t len);
+/* A complete unmasked server frame (FIN set) with this opcode, RSV bits
+ * (4 = RSV1: compressed) and body. */
+mcpgw_payload *mcpgw_payload_new_frame(int opcode, unsigned rsv, const void *body, size_t len);
 void mcpgw_payload_unref(mcpgw_payload *p);
 /* Appends the payload's bytes to out without copying. 0 or -1. */
 int mcpgw_payload_append(mcpgw_payload *p, struct evbuffer *out);

@@ -223,25 +223,56 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ----------------------------------------------------------- broadcast */
 
+/* A broadcast is serialised once, framed once uncompressed and compressed
+ * once per deflate window in use by connections without context takeover;
+ * every recipient's buffer references those shared frames. Only a
+ * connection with its own compression context gets its own copy. */
 size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except)
 {
     char *text = json_dumps(msg, JSON_COMPACT);
-    mcpgw_payload *p;
+    mcpgw_payload *plain = NULL;
+    mcpgw_payload *deflated[MCPGW_PMD_WINDOWS] = { NULL };
     mcpgw_conn *c, *next;
-    size_t sent = 0;
+    size_t len, sent = 0;
+    int compress;
 
     if (!text)
         return 0;
-    p = mcpgw_payload_new_frame(MCPGW_WS_OP_TEXT, text, strlen(text));
-    free(text);
-    if (!p)
-        return 0;
+    len = strlen(text);
+    compress = len >= srv->cfg->compression.threshold;
     for (c = srv->conns; c; c = next) {
+        mcpgw_payload **slot;
+
         next = c->next;     /* a slow consumer may be closed (not freed) here */
-        if (c != except && c->state == MCPGW_CONN_OPEN && mcpgw_conn_send_payload(c, p) == 0)
+        if (c == except || c->state != MCPGW_CONN_OPEN)
+            continue;
+        if (compress && c->pmd.enabled && !c->pmd.server_no_context_takeover) {
+            if (mcpgw_conn_send_text(c, text, len) == 0)
+                sent++;
+            continue;
+        }
+        slot = compress && c->pmd.enabled ? &deflated[c->pmd.server_window_bits - 8] : &plain;
+        if (!*slot) {
+            if (slot == &plain) {
+                *slot = mcpgw_payload_new_frame(MCPGW_WS_OP_TEXT, 0, text, len);
+            } else {
+                size_t zlen;
+                uint8_t *z = mcpgw_pmd_deflate(&srv->pmd_pool, NULL, &c->pmd,
+                                               (const uint8_t *)text, len, &zlen);
+                if (z)
+                    *slot = mcpgw_payload_new_frame(MCPGW_WS_OP_TEXT, 4, z, zlen);
+                free(z);
+            }
+            if (!*slot)
+                continue;
+        }
+        if (mcpgw_conn_send_payload(c, *slot) == 0)
             sent++;
     }
-    mcpgw_payload_unref(p);
+    free(text);
+    mcpgw_payload_unref(plain);
+    for (int i = 0; i < MCPGW_PMD_WINDOWS; i++)
+        mcpgw_payload_unref(deflated[i]);
     if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_DEBUG))
         mcpgw_log_event(&srv->log, MCPGW_LOG_DEBUG, "websocket_broadcast",
                         json_pack("{s:I, s:I}", "clientCount", (json_int_t)srv->n_open,
@@ -385,6 +416,7 @@ int mcpgw_server_init(mcpgw_server *srv, const mcpgw_config *cfg)
     if (!srv->base)
         return -1;
     mcpgw_clock_init(&srv->clock, srv->base);
+    mcpgw_pmd_pool_init(&srv->pmd_pool, cfg->compression.level, cfg->compression.mem_level);
 
     if (mcpgw_config_needs_secret(cfg) && (!cfg->jwt_secret || !*cfg->jwt_secret)) {
         mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "config_error",
@@ -483,6 +515,7 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_base_free(srv->base);
     if (srv->ssl_ctx)
         SSL_CTX_free(srv->ssl_ctx);
+    mcpgw_pmd_pool_free(&srv->pmd_pool);
     pthread_mutex_destroy(&srv->post_lock);
     memset(srv, 0, sizeof(*srv));
 }

@@ -24,6 +24,7 @@
 #include "dispatch.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "pmd.h"
 #include "user_table.h"
 
 struct event_base;
@@ -67,6 +68,7 @@ typedef struct mcpgw_server {
     uint64_t next_conn_id;
     size_t n_requests;              /* requests not finished yet */
 
+    mcpgw_pmd_pool pmd_pool;        /* shared zlib streams (no context takeover) */
     mcpgw_user_table *users;        /* per-user slots */
     mcpgw_handler_table handlers;
     mcpgw_plugin_set plugins;

@@ -846,8 +846,10 @@ class RawWS:
         payload = self.buf[off:off + n]
         self.buf = self.buf[off + n:]
         f = Frame(bool(b0 & 0x80), (b0 >> 4) & 7, b0 & 0xF, payload)
-        if f.rsv:
-            raise AssertionError('server frame has RSV bits set without an extension: %r' % (f,))
+        negotiated = 'permessage-deflate' in (self.headers.get('sec-websocket-extensions') or '')
+        if f.rsv & (3 if negotiated else 7) or (f.rsv and f.opcode >= 0x8):
+            raise AssertionError('server frame has RSV bits set without an extension: %r'
+                                 % (f[:3],))
         return f
 
     def recv_message(self, timeout=5, auto_pong=True):

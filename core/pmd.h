@@ -1,0 +1,94 @@
+/*
+ * pmd.h - permessage-deflate (RFC 7692): negotiating the extension from a
+ * client's Sec-WebSocket-Extensions offers, and compressing and inflating
+ * messages with zlib.
+ *
+ * Memory model: with server_no_context_takeover (the default) no connection
+ * owns a deflate stream; messages are compressed with a stream borrowed from
+ * the server's pool (one per window size in use, reset after each message),
+ * so an idle connection costs nothing for compression. The same holds for
+ * inflating with client_no_context_takeover. Only when context takeover is
+ * negotiated does a connection keep its own stream, allocated on first use.
+ *
+ * Ownership: a pool owns its streams; mcpgw_pmd_state owns the streams of
+ * one connection; output buffers are the caller's.
+ */
+#ifndef MCPGW_PMD_H
+#define MCPGW_PMD_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+
+/* [compression] settings. */
+typedef struct mcpgw_pmd_config {
+    int enabled;                    /* 1 */
+    int level;                      /* 6 */
+    int mem_level;                  /* 8 */
+    size_t threshold;               /* 1024: smaller messages go uncompressed */
+    int server_max_window_bits;     /* 10 */
+    int client_max_window_bits;     /* 15: what we ask the client to use (when it may be asked) */
+    int server_no_context_takeover; /* 1 */
+    int client_no_context_takeover; /* 1 */
+} mcpgw_pmd_config;
+
+/* The parameters in force on one connection. */
+typedef struct mcpgw_pmd_params {
+    int enabled;
+    int server_no_context_takeover;
+    int client_no_context_takeover;
+    int server_window_bits;         /* 9..15: our deflate window */
+    int client_window_bits;         /* 8..15: the client's, so our inflate window */
+} mcpgw_pmd_params;
+
+/* Parses the Sec-WebSocket-Extensions value (all offers, in order: several
+ * offers, parameters with and without values, quoted values) and picks the
+ * first permessage-deflate offer we can honour under cfg. On success fills
+ * *out and writes the response header value ("permessage-deflate; ...")
+ * into resp (cap bytes) and returns 1; returns 0 when nothing is accepted
+ * (the connection goes uncompressed). Malformed offers are declined. */
+int mcpgw_pmd_negotiate(const mcpgw_pmd_config *cfg, const char *value, size_t len,
+                        mcpgw_pmd_params *out, char *resp, size_t cap);
+
+/* A small pool of reusable streams, shared by every connection of a loop. */
+#define MCPGW_PMD_WINDOWS 8         /* window bits 8..15 */
+typedef struct mcpgw_pmd_pool {
+    z_stream *deflaters[MCPGW_PMD_WINDOWS];   /* by window bits, lazily */
+    z_stream *inflaters[MCPGW_PMD_WINDOWS];
+    int level, mem_level;
+} mcpgw_pmd_pool;
+
+void mcpgw_pmd_pool_init(mcpgw_pmd_pool *pool, int level, int mem_level);
+void mcpgw_pmd_pool_free(mcpgw_pmd_pool *pool);
+
+/* One connection's own streams (context takeover only). */
+typedef struct mcpgw_pmd_state {
+    z_stream *deflater;
+    z_stream *inflater;
+} mcpgw_pmd_state;
+
+void mcpgw_pmd_state_free(mcpgw_pmd_state *st);
+
+/* Compresses in[0..len) as one message for a connection with params p:
+ * returns a malloc'd buffer (*out_len bytes, the trailing 00 00 ff ff
+ * removed) that the caller frees, or NULL on failure. st may be NULL when
+ * server_no_context_takeover is in force. */
+uint8_t *mcpgw_pmd_deflate(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
+                           const mcpgw_pmd_params *p, const uint8_t *in, size_t len,
+                           size_t *out_len);
+
+typedef enum {
+    MCPGW_PMD_OK = 0,
+    MCPGW_PMD_TOO_BIG = 1,          /* would inflate past the limit: close 1009 */
+    MCPGW_PMD_CORRUPT = 2,          /* not a valid deflate stream: close 1007 */
+    MCPGW_PMD_NOMEM = 3
+} mcpgw_pmd_result;
+
+/* Inflates one compressed message in[0..len) into a malloc'd buffer of at
+ * most limit bytes (*out, *out_len; the caller frees). Stops as soon as the
+ * output would pass limit, before spending the memory (zip bombs). */
+mcpgw_pmd_result mcpgw_pmd_inflate(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
+                                   const mcpgw_pmd_params *p, const uint8_t *in, size_t len,
+                                   size_t limit, uint8_t **out, size_t *out_len);
+
+#endif
