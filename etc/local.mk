@@ -1,0 +1,1 @@
+# etc/local.mk - install layout: systemd unit, man pages, installed configuration.

@@ -1,0 +1,1 @@
+# web/local.mk - the live status page, embedded into the gateway.
