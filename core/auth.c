@@ -416,6 +416,13 @@ const char *mcpgw_auth_result_name(mcpgw_auth_result r)
 char *mcpgw_auth_mint(int alg, const unsigned char *secret, size_t secret_len,
                       const char *user, long ttl_s, time_t now)
 {
+    return mcpgw_auth_mint_claim(alg, secret, secret_len, user, ttl_s, now, NULL, NULL);
+}
+
+char *mcpgw_auth_mint_claim(int alg, const unsigned char *secret, size_t secret_len,
+                            const char *user, long ttl_s, time_t now, const char *claim,
+                            const char *value)
+{
     jwt_t *jwt = NULL;
     char *encoded = NULL, *result = NULL;
     long iat, exp;
@@ -433,6 +440,8 @@ char *mcpgw_auth_mint(int alg, const unsigned char *secret, size_t secret_len,
         goto out;
     if (jwt_add_grant(jwt, "id", user) != 0 || jwt_add_grant(jwt, "sub", user) != 0
         || jwt_add_grant_int(jwt, "iat", iat) != 0 || jwt_add_grant_int(jwt, "exp", exp) != 0)
+        goto out;
+    if (claim && value && jwt_add_grant(jwt, claim, value) != 0)
         goto out;
     if (jwt_set_alg(jwt, (jwt_alg_t)alg, secret, (int)secret_len) != 0)
         goto out;

@@ -59,4 +59,9 @@ const char *mcpgw_auth_result_name(mcpgw_auth_result r);
 char *mcpgw_auth_mint(int alg, const unsigned char *secret, size_t secret_len,
                       const char *user, long ttl_s, time_t now);
 
+/* The same with one more string claim (for example role=admin). */
+char *mcpgw_auth_mint_claim(int alg, const unsigned char *secret, size_t secret_len,
+                            const char *user, long ttl_s, time_t now, const char *claim,
+                            const char *value);
+
 #endif

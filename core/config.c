@@ -100,7 +100,8 @@ typedef enum {
     SEC_PLUGINS,
     SEC_HANDLER,
     SEC_TLS,
-    SEC_COMPRESSION
+    SEC_COMPRESSION,
+    SEC_ADMIN
 } section_kind;
 
 typedef enum {
@@ -612,6 +613,26 @@ static void set_compression(parse_ctx *p, const char *name, const char *value)
     }
 }
 
+static void set_admin(parse_ctx *p, const char *name, const char *value)
+{
+    mcpgw_config *cfg = p->cfg;
+    long long v;
+
+    if (strcmp(name, "claim") == 0 || strcmp(name, "value") == 0) {
+        if (!*value)
+            bad_value(p, name, value, "a non-empty string");
+        else
+            set_string(p, name[0] == 'c' ? &cfg->admin_claim : &cfg->admin_value, value);
+    } else if (strcmp(name, "max_body_bytes") == 0) {
+        if (!parse_size_range(value, 1, MAX_PAYLOAD_LIMIT, &v))
+            bad_value(p, name, value, "bytes 1..1073741824, optionally with suffix k or m");
+        else
+            cfg->admin_max_body_bytes = (size_t)v;
+    } else {
+        line_error(p, "unknown key '%s' in [%s]", name, p->section);
+    }
+}
+
 static void set_tls(parse_ctx *p, const char *name, const char *value)
 {
     mcpgw_config *cfg = p->cfg;
@@ -891,6 +912,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     case SEC_COMPRESSION:
         set_compression(p, name, value);
         break;
+    case SEC_ADMIN:
+        set_admin(p, name, value);
+        break;
     }
     return 1;   /* errors are collected here, never reported through inih */
 }
@@ -924,7 +948,7 @@ static void enter_section(parse_ctx *p, const char *name, size_t len)
     static const struct { const char *name; section_kind kind; } fixed[] = {
         { "server", SEC_SERVER }, { "auth", SEC_AUTH }, { "heartbeat", SEC_HEARTBEAT },
         { "log", SEC_LOG }, { "plugins", SEC_PLUGINS }, { "tls", SEC_TLS },
-        { "compression", SEC_COMPRESSION },
+        { "compression", SEC_COMPRESSION }, { "admin", SEC_ADMIN },
     };
     char *copy = strndup(name, len);
 
@@ -1105,6 +1129,7 @@ static mcpgw_config *config_new(void)
     cfg->handshake_timeout_ms = 10000;
     cfg->max_connections = 10000;
     cfg->rate_limit_max_violations = 20;
+    cfg->admin_max_body_bytes = 1048576;
     /* The reference server's perMessageDeflate settings. */
     cfg->compression.enabled = 1;
     cfg->compression.level = 6;
@@ -1121,7 +1146,8 @@ static mcpgw_config *config_new(void)
     cfg->heartbeat_interval_ms = 30000;
     cfg->log_level = MCPGW_LOG_INFO;
     if (!(cfg->listen_host = strdup("127.0.0.1")) || !(cfg->path = strdup("/ws")) ||
-        !(cfg->user_claim = strdup("id")) || !(cfg->plugins_dir = strdup(MCPGW_PLUGIN_DIR)))
+        !(cfg->user_claim = strdup("id")) || !(cfg->admin_claim = strdup("role")) ||
+        !(cfg->admin_value = strdup("admin")) || !(cfg->plugins_dir = strdup(MCPGW_PLUGIN_DIR)))
         goto fail;
     return cfg;
 fail:
@@ -1313,6 +1339,8 @@ void mcpgw_config_free(mcpgw_config *cfg)
     free(cfg->public_key_pem);
     free(cfg->issuer);
     free(cfg->audience);
+    free(cfg->admin_claim);
+    free(cfg->admin_value);
     for (h = cfg->handlers; h; h = next) {
         next = h->next;
         free(h->type);

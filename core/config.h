@@ -70,6 +70,10 @@ typedef struct mcpgw_config {
     size_t public_key_len;
     char *issuer;                   /* required "iss" when set */
     char *audience;                 /* required in "aud" when set */
+    /* [admin] */
+    char *admin_claim;              /* "role": the claim an admin token must carry */
+    char *admin_value;              /* "admin": ... with this value (or in this list) */
+    size_t admin_max_body_bytes;    /* 1048576: larger /api bodies get 413 */
     /* [compression] */
     mcpgw_pmd_config compression;
     /* [heartbeat] */

@@ -23,6 +23,8 @@
 #include "dispatch.h"
 #include "handshake.h"
 #include "http.h"
+#include "http_api.h"
+#include "metrics.h"
 #include "log.h"
 #include "payload.h"
 #include "server.h"
@@ -252,12 +254,20 @@ static void conn_slow_consumer(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
 
+    srv->metrics.slow_consumer_closes++;
     mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_slow_consumer",
                     json_pack("{s:s, s:I, s:I}", "user", c->user ? c->user : "",
                               "connection", (json_int_t)c->id, "queued",
                               (json_int_t)evbuffer_get_length(bufferevent_get_output(c->bev))),
                     mcpgw_clock_iso(&srv->clock));
     mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, "Slow consumer");
+}
+
+static inline void count_out(mcpgw_server *srv, size_t payload, size_t wire)
+{
+    srv->metrics.messages[MCPGW_DIR_OUT]++;
+    srv->metrics.payload_bytes[MCPGW_DIR_OUT] += payload;
+    srv->metrics.wire_bytes[MCPGW_DIR_OUT] += wire;
 }
 
 static void free_dumped(const void *data, size_t len, void *arg)
@@ -301,8 +311,11 @@ int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
             free(z);
             return -1;
         }
+        count_out(c->srv, len, hlen + zlen);
     } else if (send_frame(c, MCPGW_WS_OP_TEXT, text, len) != 0) {
         return -1;
+    } else {
+        count_out(c->srv, len, len + (len < 126 ? 2 : len < 65536 ? 4 : 10));
     }
     if (output_over_cap(c))
         conn_slow_consumer(c);
@@ -336,6 +349,7 @@ int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg)
         free(text);
         return -1;
     }
+    count_out(c->srv, len, hlen + len);
     if (output_over_cap(c))
         conn_slow_consumer(c);
     return 0;
@@ -347,6 +361,7 @@ int mcpgw_conn_send_payload(mcpgw_conn *c, mcpgw_payload *p)
         return -1;
     if (mcpgw_payload_append(p, bufferevent_get_output(c->bev)) != 0)
         return -1;
+    count_out(c->srv, p->payload_len, p->len);
     if (output_over_cap(c))
         conn_slow_consumer(c);
     return 0;
@@ -376,6 +391,7 @@ static void send_close_frame(mcpgw_conn *c, unsigned code, const char *reason)
     send_frame(c, MCPGW_WS_OP_CLOSE, body, 2 + rlen);
     c->close_sent = 1;
     c->close_code_sent = code;
+    mcpgw_metrics_close(c->srv->metrics.close_sent, code);
 }
 
 void mcpgw_conn_close(mcpgw_conn *c, unsigned code, const char *reason)
@@ -394,6 +410,7 @@ static void conn_fail(mcpgw_conn *c, unsigned code, const char *why)
 {
     mcpgw_server *srv = c->srv;
 
+    srv->metrics.errors[code == MCPGW_WS_CLOSE_INTERNAL ? MCPGW_ERR_SERVER : MCPGW_ERR_PROTOCOL]++;
     if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
         mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_protocol_error",
                         json_pack("{s:s, s:I, s:i, s:s}", "user", c->user ? c->user : "",
@@ -413,6 +430,9 @@ static void http_reject(mcpgw_conn *c, int status, const char *extra, const char
     char resp[1024];
     size_t n = mcpgw_http_format_response(resp, sizeof(resp), status, extra, body);
 
+    mcpgw_metrics_reject(&srv->metrics, reason);
+    if (status == 401)
+        srv->metrics.errors[MCPGW_ERR_AUTH]++;
     if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
         mcpgw_log_event(&srv->log, status == 401 || status == 429 ? MCPGW_LOG_WARN : MCPGW_LOG_INFO,
                         event,
@@ -537,12 +557,14 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
              "HTTP/1.1 101 Switching Protocols\r\n"
              "Upgrade: websocket\r\n"
              "Connection: Upgrade\r\n"
-             "Sec-WebSocket-Accept: %s\r\n%s\r\n", accept, ext);
+             "Sec-WebSocket-Accept: %s\r\n%s%s\r\n", accept, ext,
+             mcpgw_handshake_wants_subprotocol(req) ? "Sec-WebSocket-Protocol: mcpgw\r\n" : "");
     bufferevent_write(c->bev, resp, strlen(resp));
 
     c->state = MCPGW_CONN_OPEN;
     c->alive = 1;
     srv->n_open++;
+    srv->metrics.upgrades_accepted++;
     if (c->linger_ev)
         evtimer_del(c->linger_ev);      /* the handshake timer */
     c->rate_tokens = srv->cfg->rate_limit_burst > 0 ? srv->cfg->rate_limit_burst
@@ -604,7 +626,35 @@ static int read_http(mcpgw_conn *c)
 
     if (req.path.len != strlen(srv->cfg->path) ||
         memcmp(req.path.p, srv->cfg->path, req.path.len) != 0) {
-        http_reject(c, 404, NULL, "Not Found", "http_request_rejected", "not_found");
+        size_t body_len = 0;
+        int b;
+
+        if (!mcpgw_http_api_is_endpoint(&req)) {
+            http_reject(c, 404, NULL, "Not Found", "http_request_rejected", "not_found");
+            return 1;
+        }
+        b = mcpgw_http_api_body_needed(srv, &req, &body_len);
+        if (b < 0) {
+            mcpgw_metrics_reject(&srv->metrics, b == -1 ? "bad_body" : "body_too_large");
+            mcpgw_http_api_error(c, b == -1 ? 400 : 413,
+                                 b == -1 ? "Bad Request: Content-Length required, no chunked bodies"
+                                         : "Payload Too Large");
+            conn_drain(c);
+            return 1;
+        }
+        if (avail < req.head_len + body_len) {
+            /* Wait for the body (bounded by max_body_bytes). */
+            bufferevent_setwatermark(c->bev, EV_READ, 0, req.head_len + body_len + 1);
+            return 0;
+        }
+        buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(req.head_len + body_len));
+        if (!buf || mcpgw_http_parse(buf, req.head_len, srv->cfg->max_header_bytes, &req) !=
+                        MCPGW_HTTP_OK) {
+            http_reject(c, 500, NULL, "Internal Server Error", "http_request_rejected", "internal");
+            return 1;
+        }
+        mcpgw_http_api_handle(c, &req, buf + req.head_len, body_len);
+        conn_drain(c);
         return 1;
     }
     upgrade(c, &req);
@@ -636,6 +686,7 @@ static void handle_close_frame(mcpgw_conn *c, const uint8_t *p, size_t len)
         }
     }
     c->close_code_received = code;
+    mcpgw_metrics_close(c->srv->metrics.close_received, code);
     if (!c->close_sent) {
         /* Echo the code (RFC 6455 5.5.1); an empty close gets an empty one. */
         if (len >= 2)
@@ -781,6 +832,9 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
         }
         c->msg_opcode = 0;
         c->msg_compressed = 0;
+        c->srv->metrics.messages[MCPGW_DIR_IN]++;
+        c->srv->metrics.payload_bytes[MCPGW_DIR_IN] += data_len;
+        c->srv->metrics.wire_bytes[MCPGW_DIR_IN] += c->msg_len;
         if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
             int gone;
             mcpgw_conn_ref(c);
@@ -906,6 +960,8 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
             conn_destroy(c, 0, "client_gone");
             return;
         }
+        if (what & BEV_EVENT_ERROR)
+            c->srv->metrics.errors[MCPGW_ERR_NETWORK]++;
         conn_destroy(c, c->close_code_received ? c->close_code_received : MCPGW_WS_CLOSE_ABNORMAL,
                      (what & BEV_EVENT_EOF) ? "connection_closed" : "network_error");
     }

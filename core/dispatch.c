@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "conn.h"
 #include "dispatch.h"
@@ -139,6 +140,7 @@ static void request_finish(mcpgw_request *req, int status, json_t *result)
                 mcpgw_conn_send_json(req->conn, result);
         } else {
             const char *reason = json_is_string(result) ? json_string_value(result) : NULL;
+            req->conn->srv->metrics.errors[MCPGW_ERR_SERVER]++;
             send_processing_error(req->conn, req->id, reason && *reason ? reason : "Handler failed");
         }
     }
@@ -203,7 +205,15 @@ static void request_run(mcpgw_request *req, json_t *msg, const char *type)
         return;
     }
 
-    rc = e->fn(req, msg, &out, e->data);
+    {
+        struct timespec t0, t1;
+        mcpgw_histogram *hist = (mcpgw_histogram *)&e->hist;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        rc = e->fn(req, msg, &out, e->data);
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        mcpgw_histogram_observe(hist, (double)(t1.tv_sec - t0.tv_sec) +
+                                          (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    }
     /* After PENDING the request may already be finished and freed. */
     if (rc == MCPGW_HANDLER_PENDING)
         return;

@@ -19,6 +19,7 @@
 #include <jansson.h>
 
 #include "mcpgw/plugin.h"
+#include "metrics.h"
 
 typedef struct mcpgw_server mcpgw_server;
 
@@ -27,6 +28,7 @@ typedef struct mcpgw_handler_entry {
     mcpgw_handler_fn fn;
     void *data;
     mcpgw_plugin_ctx *ctx;          /* the registering section */
+    mcpgw_histogram hist;           /* how long the handler took (until it returned) */
     struct mcpgw_handler_entry *next;
 } mcpgw_handler_entry;
 

@@ -224,6 +224,36 @@ static const char *bearer_token(const mcpgw_http_request *req, size_t *len)
     return auth->p + i;
 }
 
+/* Browsers cannot set headers on a WebSocket: a page may pass its token as
+ * the subprotocol "mcpgw.bearer.<token>" (kept out of URLs and logs). */
+static const char *subprotocol_token(const mcpgw_http_request *req, size_t *len)
+{
+    static const char prefix[] = "mcpgw.bearer.";
+
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const mcpgw_str *v = &req->headers[i].value;
+        const char *p = v->p, *end = v->p + v->len;
+
+        if (!mcpgw_str_eq_nocase(&req->headers[i].name, "Sec-WebSocket-Protocol"))
+            continue;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *stop = comma ? comma : end;
+            while (p < stop && (*p == ' ' || *p == '\t'))
+                p++;
+            const char *e = stop;
+            while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+                e--;
+            if ((size_t)(e - p) > sizeof(prefix) - 1 && memcmp(p, prefix, sizeof(prefix) - 1) == 0) {
+                *len = (size_t)(e - p) - (sizeof(prefix) - 1);
+                return p + sizeof(prefix) - 1;
+            }
+            p = stop + 1;
+        }
+    }
+    return NULL;
+}
+
 long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap)
 {
     const char *tok;
@@ -245,10 +275,21 @@ long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap)
 
     tok = bearer_token(req, &len);
     if (!tok || len == 0)
+        tok = subprotocol_token(req, &len);
+    if (!tok || len == 0)
         return 0;
     if (len + 1 > cap)
         return -1;
     memcpy(out, tok, len);
     out[len] = '\0';
     return (long)len;
+}
+
+int mcpgw_handshake_wants_subprotocol(const mcpgw_http_request *req)
+{
+    for (size_t i = 0; i < req->n_headers; i++)
+        if (mcpgw_str_eq_nocase(&req->headers[i].name, "Sec-WebSocket-Protocol") &&
+            mcpgw_http_list_has_token(&req->headers[i].value, "mcpgw"))
+            return 1;
+    return 0;
 }

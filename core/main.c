@@ -25,7 +25,7 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: mcpgw [-c DIR] [-t] [--mint-token USER [--ttl SECONDS]]\n"
+            "Usage: mcpgw [-c DIR] [-t] [--mint-token USER [--ttl SECONDS] [--claim NAME=VALUE]]\n"
             "\n"
             "A WebSocket gateway for AI-agent servers: JWT auth, heartbeat, and\n"
             "message handlers loaded from plugins, configured by DIR/*.ini.\n"
@@ -35,6 +35,7 @@ static void usage(FILE *out)
             "      --mint-token USER print a development token for USER, signed with\n"
             "                        the configured HS secret, and exit\n"
             "      --ttl SECONDS     lifetime of a minted token (default 3600)\n"
+            "      --claim NAME=VALUE  add a claim to the minted token (e.g. role=admin)\n"
             "  -h, --help            show this help\n"
             "  -V, --version         show the version\n"
             "\n"
@@ -43,8 +44,10 @@ static void usage(FILE *out)
             MCPGW_CONF_DIR);
 }
 
-static int mint_token(const mcpgw_config *cfg, const char *user, long ttl)
+static int mint_token(const mcpgw_config *cfg, const char *user, long ttl, const char *claim)
 {
+    char name[128] = "";
+    const char *value = NULL;
     int alg = -1;
     char *token;
 
@@ -57,8 +60,19 @@ static int mint_token(const mcpgw_config *cfg, const char *user, long ttl)
         fprintf(stderr, "mcpgw: minting needs an HS algorithm and a jwt_secret in the configuration\n");
         return 1;
     }
-    token = mcpgw_auth_mint(alg, (const unsigned char *)cfg->jwt_secret, strlen(cfg->jwt_secret),
-                            user, ttl, time(NULL));
+    if (claim) {
+        const char *eq = strchr(claim, '=');
+        if (!eq || eq == claim || (size_t)(eq - claim) >= sizeof(name)) {
+            fprintf(stderr, "mcpgw: --claim needs NAME=VALUE\n");
+            return 2;
+        }
+        memcpy(name, claim, (size_t)(eq - claim));
+        name[eq - claim] = '\0';
+        value = eq + 1;
+    }
+    token = mcpgw_auth_mint_claim(alg, (const unsigned char *)cfg->jwt_secret,
+                                  strlen(cfg->jwt_secret), user, ttl, time(NULL),
+                                  claim ? name : NULL, value);
     if (!token) {
         fprintf(stderr, "mcpgw: could not mint a token\n");
         return 1;
@@ -75,12 +89,14 @@ int main(int argc, char **argv)
         { "test", no_argument, NULL, 't' },
         { "mint-token", required_argument, NULL, 'm' },
         { "ttl", required_argument, NULL, 'T' },
+        { "claim", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
         { NULL, 0, NULL, 0 }
     };
     const char *dir = MCPGW_CONF_DIR;
     const char *mint_user = NULL;
+    const char *mint_claim = NULL;
     long ttl = 3600;
     int test_only = 0;
     int opt, rc = 1;
@@ -93,6 +109,7 @@ int main(int argc, char **argv)
         case 'c': dir = optarg; break;
         case 't': test_only = 1; break;
         case 'm': mint_user = optarg; break;
+        case 'C': mint_claim = optarg; break;
         case 'T': {
             char *end;
             ttl = strtol(optarg, &end, 10);
@@ -137,7 +154,7 @@ int main(int argc, char **argv)
         goto out;
     }
     if (mint_user) {
-        rc = mint_token(cfg, mint_user, ttl);
+        rc = mint_token(cfg, mint_user, ttl, mint_claim);
         goto out;
     }
 

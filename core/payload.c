@@ -17,6 +17,7 @@ mcpgw_payload *mcpgw_payload_new_frame(int opcode, unsigned rsv, const void *bod
         return NULL;
     p->refs = 1;
     p->len = hlen + len;
+    p->payload_len = len;
     memcpy(p->bytes, header, hlen);
     if (len)
         memcpy(p->bytes + hlen, body, len);

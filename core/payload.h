@@ -21,6 +21,7 @@ struct evbuffer;
 typedef struct mcpgw_payload {
     unsigned refs;
     size_t len;
+    size_t payload_len;     /* the message's length before compression */
     uint8_t bytes[];        /* frame header followed by the payload */
 } mcpgw_payload;
 

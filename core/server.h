@@ -16,6 +16,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 #include <jansson.h>
 
 #include "auth.h"
@@ -23,6 +24,7 @@
 #include "config.h"
 #include "dispatch.h"
 #include "log.h"
+#include "metrics.h"
 #include "plugin_loader.h"
 #include "pmd.h"
 #include "user_table.h"
@@ -73,6 +75,9 @@ typedef struct mcpgw_server {
     mcpgw_handler_table handlers;
     mcpgw_plugin_set plugins;
 
+    mcpgw_metrics metrics;
+    time_t started;
+
     int shutting_down;              /* 1 after the first SIGTERM/SIGINT */
     int exit_code;
 } mcpgw_server;
@@ -90,6 +95,14 @@ void mcpgw_server_begin_shutdown(mcpgw_server *srv);
 /* Sends msg (borrowed), serialised and framed once, to every open
  * connection but `except`. Returns the number of recipients. */
 size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except);
+
+/* Sends msg (borrowed, serialised once) to every open connection of user.
+ * Returns the number of recipients. */
+size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *user);
+
+/* Tells systemd (Type=notify) about our state: "READY=1", "STOPPING=1",
+ * "RELOADING=1". Nothing happens without $NOTIFY_SOCKET. */
+void mcpgw_server_notify(const char *state);
 
 /* Queues fn(arg) to run on the loop thread; safe from any thread. */
 int mcpgw_server_post(mcpgw_server *srv, void (*fn)(void *arg), void *arg);

@@ -1,0 +1,317 @@
+/*
+ * http_api.c - the plain HTTP endpoints served beside the WebSocket path:
+ * /healthz, /readyz, /metrics, /status and the admin API (/api/broadcast,
+ * /api/connections). Every answer closes the connection after it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "http.h"
+#include "http_api.h"
+#include "log.h"
+#include "metrics.h"
+#include "server.h"
+
+#ifdef MCPGW_HAVE_STATUS_PAGE
+#include "web/status_page.h"
+#endif
+
+static void respond(mcpgw_conn *c, int status, const char *ctype, const char *extra,
+                    const void *body, size_t len)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    evbuffer_add_printf(out,
+                        "HTTP/1.1 %d %s\r\n"
+                        "Connection: close\r\n"
+                        "Content-Type: %s\r\n"
+                        "Content-Length: %zu\r\n"
+                        "Cache-Control: no-store\r\n"
+                        "%s\r\n",
+                        status, mcpgw_http_reason(status), ctype, len, extra ? extra : "");
+    if (len)
+        evbuffer_add(out, body, len);
+}
+
+/* Answers with a JSON body (stolen). */
+static void respond_json(mcpgw_conn *c, int status, json_t *body)
+{
+    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+
+    respond(c, status, "application/json", NULL, text ? text : "{}", text ? strlen(text) : 2);
+    free(text);
+    json_decref(body);
+}
+
+static void respond_error(mcpgw_conn *c, int status, const char *msg)
+{
+    respond_json(c, status, json_pack("{s:s}", "error", msg));
+}
+
+void mcpgw_http_api_error(mcpgw_conn *c, int status, const char *msg)
+{
+    respond_error(c, status, msg);
+}
+
+/* Does the request carry an admin token? Answers 401/403 itself when not. */
+static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
+{
+    mcpgw_server *srv = c->srv;
+    const mcpgw_str *authz = mcpgw_http_header_get(req, "Authorization");
+    char token[8192], user[256];
+    json_t *claims = NULL, *v;
+    mcpgw_auth_result ar;
+    int ok = 0;
+
+    if (!authz || authz->len < 8 || strncasecmp(authz->p, "Bearer ", 7) != 0 ||
+        authz->len - 7 >= sizeof(token)) {
+        srv->metrics.errors[MCPGW_ERR_AUTH]++;
+        respond_error(c, 401, "Unauthorized: Missing token");
+        return 0;
+    }
+    memcpy(token, authz->p + 7, authz->len - 7);
+    token[authz->len - 7] = '\0';
+    ar = mcpgw_auth_verify(&srv->auth, token, mcpgw_clock_now(&srv->clock), &claims, user,
+                           sizeof(user));
+    memset(token, 0, sizeof(token));
+    if (ar != MCPGW_AUTH_OK) {
+        srv->metrics.errors[MCPGW_ERR_AUTH]++;
+        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "admin_auth_failed",
+                            json_pack("{s:s, s:s}", "reason", mcpgw_auth_result_name(ar), "ip",
+                                      c->peer),
+                            mcpgw_clock_iso(&srv->clock));
+        respond_error(c, 401, "Unauthorized: Invalid token");
+        return 0;
+    }
+    v = json_object_get(claims, srv->cfg->admin_claim);
+    if (json_is_string(v)) {
+        ok = strcmp(json_string_value(v), srv->cfg->admin_value) == 0;
+    } else if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e)
+            ok |= json_is_string(e) && strcmp(json_string_value(e), srv->cfg->admin_value) == 0;
+    }
+    json_decref(claims);
+    if (!ok) {
+        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "admin_auth_failed",
+                            json_pack("{s:s, s:s, s:s}", "reason", "not_admin", "user", user,
+                                      "ip", c->peer),
+                            mcpgw_clock_iso(&srv->clock));
+        respond_error(c, 403, "Forbidden: admin token required");
+    }
+    return ok;
+}
+
+/* The value of query parameter `name`, percent-decoded into out. */
+static int query_param(const mcpgw_str *q, const char *name, char *out, size_t cap)
+{
+    size_t nlen = strlen(name);
+    const char *p = q->p, *end = q->p + q->len;
+
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        if ((size_t)(stop - p) > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
+            size_t n = 0;
+            for (p += nlen + 1; p < stop; p++) {
+                int ch = (unsigned char)*p;
+                if (ch == '%' && stop - p >= 3) {
+                    unsigned v;
+                    if (sscanf(p + 1, "%2x", &v) != 1)
+                        return -1;
+                    ch = (int)v;
+                    p += 2;
+                } else if (ch == '+') {
+                    ch = ' ';
+                }
+                if (n + 1 >= cap || ch == 0)
+                    return -1;
+                out[n++] = (char)ch;
+            }
+            out[n] = '\0';
+            return 1;
+        }
+        p = stop + 1;
+    }
+    return 0;
+}
+
+static void api_broadcast(mcpgw_conn *c, const mcpgw_http_request *req, const char *body,
+                          size_t len)
+{
+    mcpgw_server *srv = c->srv;
+    json_error_t jerr;
+    json_t *msg;
+    char user[256];
+    size_t n = 0;
+    int has_user = query_param(&req->query, "user", user, sizeof(user));
+
+    if (has_user < 0) {
+        respond_error(c, 400, "Bad user parameter");
+        return;
+    }
+    msg = json_loadb(body, len, 0, &jerr);
+    if (!msg) {
+        respond_json(c, 400, json_pack("{s:s, s:s}", "error", "Invalid JSON", "detail", jerr.text));
+        return;
+    }
+    if (!json_is_object(msg)) {
+        json_decref(msg);
+        respond_error(c, 400, "The body must be a JSON object");
+        return;
+    }
+    if (has_user)
+        n = mcpgw_server_send_to_user(srv, msg, user);
+    else
+        n = mcpgw_server_broadcast(srv, msg, NULL);
+    json_decref(msg);
+    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
+        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "admin_broadcast",
+                        json_pack("{s:I, s:s?}", "recipients", (json_int_t)n, "user",
+                                  has_user ? user : NULL),
+                        mcpgw_clock_iso(&srv->clock));
+    respond_json(c, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
+}
+
+static void add_user(const char *user, int count, void *arg)
+{
+    json_object_set_new(arg, user, json_integer(count));
+}
+
+static void api_connections(mcpgw_conn *c)
+{
+    mcpgw_server *srv = c->srv;
+    json_t *per_user = json_object();
+
+    mcpgw_user_table_foreach(srv->users, add_user, per_user);
+    respond_json(c, 200, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I}",
+                                   "connections", (json_int_t)srv->n_open,
+                                   "users", (json_int_t)mcpgw_user_table_users(srv->users),
+                                   "per_user", per_user,
+                                   "messages_in", (json_int_t)srv->metrics.messages[MCPGW_DIR_IN],
+                                   "messages_out", (json_int_t)srv->metrics.messages[MCPGW_DIR_OUT],
+                                   "uptime_s", (json_int_t)(mcpgw_clock_now(&srv->clock) -
+                                                            srv->started)));
+}
+
+static int path_is(const mcpgw_http_request *req, const char *path)
+{
+    return req->path.len == strlen(path) && memcmp(req->path.p, path, req->path.len) == 0;
+}
+
+static int method_is(const mcpgw_http_request *req, const char *m)
+{
+    return req->method.len == strlen(m) && memcmp(req->method.p, m, req->method.len) == 0;
+}
+
+int mcpgw_http_api_body_needed(const mcpgw_server *srv, const mcpgw_http_request *req,
+                               size_t *len)
+{
+    const mcpgw_str *cl = mcpgw_http_header_get(req, "Content-Length");
+    const mcpgw_str *te = mcpgw_http_header_get(req, "Transfer-Encoding");
+    size_t n = 0;
+
+    *len = 0;
+    if (te)
+        return -1;          /* chunked bodies: not accepted (400) */
+    if (!cl)
+        return 0;
+    if (cl->len == 0 || cl->len > 12)
+        return -1;
+    for (size_t i = 0; i < cl->len; i++) {
+        if (cl->p[i] < '0' || cl->p[i] > '9')
+            return -1;
+        n = n * 10 + (size_t)(cl->p[i] - '0');
+    }
+    if (n > srv->cfg->admin_max_body_bytes)
+        return -2;
+    *len = n;
+    return 0;
+}
+
+void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const char *body,
+                           size_t body_len)
+{
+    mcpgw_server *srv = c->srv;
+
+    srv->metrics.http_requests++;
+    if (path_is(req, "/healthz")) {
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
+            goto not_allowed;
+        respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
+    } else if (path_is(req, "/readyz")) {
+        int ready = !srv->shutting_down && srv->listener != NULL;
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
+            goto not_allowed;
+        respond_json(c, ready ? 200 : 503,
+                     json_pack("{s:s, s:b, s:I, s:b}", "status", ready ? "ready" : "not_ready",
+                               "listening", srv->listener != NULL, "handlers",
+                               (json_int_t)srv->handlers.n_entries, "shutting_down",
+                               srv->shutting_down));
+    } else if (path_is(req, "/metrics")) {
+        struct evbuffer *text = evbuffer_new();
+        size_t len;
+        if (!method_is(req, "GET"))
+            goto not_allowed;
+        if (!text) {
+            respond_error(c, 500, "Out of memory");
+            return;
+        }
+        mcpgw_metrics_render(srv, text);
+        len = evbuffer_get_length(text);
+        respond(c, 200, "text/plain; version=0.0.4; charset=utf-8", NULL,
+                evbuffer_pullup(text, -1), len);
+        evbuffer_free(text);
+    } else if (path_is(req, "/status")) {
+        if (!method_is(req, "GET"))
+            goto not_allowed;
+#ifdef MCPGW_HAVE_STATUS_PAGE
+        respond(c, 200, "text/html; charset=utf-8",
+                "Content-Security-Policy: default-src 'none'; script-src 'self' 'unsafe-inline'; "
+                "style-src 'unsafe-inline'; connect-src 'self' ws: wss:; img-src data:\r\n"
+                "X-Frame-Options: DENY\r\nReferrer-Policy: no-referrer\r\n",
+                mcpgw_status_page, mcpgw_status_page_len);
+#else
+        respond_error(c, 404, "Not Found");
+#endif
+    } else if (path_is(req, "/api/broadcast")) {
+        if (!method_is(req, "POST"))
+            goto not_allowed;
+        if (admin_ok(c, req))
+            api_broadcast(c, req, body, body_len);
+    } else if (path_is(req, "/api/connections")) {
+        if (!method_is(req, "GET"))
+            goto not_allowed;
+        if (admin_ok(c, req))
+            api_connections(c);
+    } else {
+        mcpgw_metrics_reject(&srv->metrics, "not_found");
+        respond_error(c, 404, "Not Found");
+    }
+    return;
+
+not_allowed:
+    respond(c, 405, "application/json", "Allow: GET, HEAD, POST\r\n",
+            "{\"error\":\"Method Not Allowed\"}", 30);
+}
+
+int mcpgw_http_api_is_endpoint(const mcpgw_http_request *req)
+{
+    static const char *const paths[] = { "/healthz", "/readyz", "/metrics", "/status",
+                                         "/api/broadcast", "/api/connections" };
+
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
+        if (path_is(req, paths[i]))
+            return 1;
+    return 0;
+}

@@ -1,0 +1,28 @@
+/*
+ * http_api.h - the plain HTTP endpoints beside the WebSocket path:
+ * GET /healthz, GET /readyz, GET /metrics, GET /status and, with an admin
+ * token ([admin] claim and value), POST /api/broadcast[?user=U] and
+ * GET /api/connections.
+ */
+#ifndef MCPGW_HTTP_API_H
+#define MCPGW_HTTP_API_H
+
+#include <stddef.h>
+#include "http.h"
+
+typedef struct mcpgw_conn mcpgw_conn;
+typedef struct mcpgw_server mcpgw_server;
+
+/* Is this one of our endpoints (else 404)? */
+int mcpgw_http_api_is_endpoint(const mcpgw_http_request *req);
+/* How many body bytes follow the head: 0 (sets *len), -1 malformed (400),
+ * -2 over [admin] max_body_bytes (413). */
+int mcpgw_http_api_body_needed(const mcpgw_server *srv, const mcpgw_http_request *req,
+                               size_t *len);
+/* Answers with {"error": msg} and this status. */
+void mcpgw_http_api_error(mcpgw_conn *c, int status, const char *msg);
+/* Answers the request (the caller then drains and closes). */
+void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const char *body,
+                           size_t body_len);
+
+#endif

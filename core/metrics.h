@@ -1,0 +1,75 @@
+/*
+ * metrics.h - the gateway's counters and their Prometheus text exposition
+ * (format 0.0.4).
+ *
+ * Counters are plain integers owned by one loop's server and touched only
+ * on its thread: an increment is a few instructions, with no lock and no
+ * allocation. Labelled families use fixed arrays indexed by small enums.
+ */
+#ifndef MCPGW_METRICS_H
+#define MCPGW_METRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct evbuffer;
+typedef struct mcpgw_server mcpgw_server;
+
+enum { MCPGW_DIR_IN = 0, MCPGW_DIR_OUT = 1 };
+
+enum {
+    MCPGW_ERR_SERVER = 0,
+    MCPGW_ERR_NETWORK,
+    MCPGW_ERR_PROTOCOL,
+    MCPGW_ERR_AUTH,
+    MCPGW_ERR_KINDS
+};
+
+#define MCPGW_REJECT_REASONS 32     /* distinct upgrade-rejection reasons kept */
+#define MCPGW_CLOSE_CODES 16        /* 1000..1015; others count as "other" */
+#define MCPGW_HIST_BUCKETS 12
+
+/* Handler durations, per message type (kept in the handler table entry). */
+typedef struct mcpgw_histogram {
+    uint64_t buckets[MCPGW_HIST_BUCKETS];   /* cumulative at exposition time only */
+    uint64_t count;
+    double sum;                             /* seconds */
+} mcpgw_histogram;
+
+/* The upper bounds of the buckets, in seconds. */
+extern const double mcpgw_hist_bounds[MCPGW_HIST_BUCKETS];
+
+typedef struct mcpgw_metrics {
+    uint64_t upgrades_accepted;
+    const char *reject_reason[MCPGW_REJECT_REASONS];    /* static strings */
+    uint64_t reject_count[MCPGW_REJECT_REASONS];
+    uint64_t messages[2];                   /* by direction */
+    uint64_t payload_bytes[2];              /* message bytes before compression */
+    uint64_t wire_bytes[2];                 /* bytes of frames as sent/received */
+    uint64_t errors[MCPGW_ERR_KINDS];
+    uint64_t close_sent[MCPGW_CLOSE_CODES + 1];
+    uint64_t close_received[MCPGW_CLOSE_CODES + 1];
+    uint64_t broadcasts;
+    uint64_t broadcast_recipients;
+    uint64_t slow_consumer_closes;
+    uint64_t heartbeat_timeouts;
+    uint64_t plugin_load_failures;
+    uint64_t http_requests;
+    uint64_t reloads, reload_failures;
+} mcpgw_metrics;
+
+/* Counts an upgrade rejected for `reason` (a static string). */
+void mcpgw_metrics_reject(mcpgw_metrics *m, const char *reason);
+
+static inline void mcpgw_metrics_close(uint64_t *table, unsigned code)
+{
+    table[code >= 1000 && code < 1000 + MCPGW_CLOSE_CODES ? code - 1000 : MCPGW_CLOSE_CODES]++;
+}
+
+/* Adds one observation (seconds) to h. */
+void mcpgw_histogram_observe(mcpgw_histogram *h, double seconds);
+
+/* Writes the whole exposition for srv into out. */
+void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out);
+
+#endif
