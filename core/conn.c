@@ -175,17 +175,32 @@ static void start_linger(mcpgw_conn *c, int ms)
         evtimer_add(c->linger_ev, &tv);
 }
 
+/* Everything queued has left. On a plain socket, half-close and read (and
+ * discard) until the client closes: closing with unread client bytes would
+ * send a reset that can destroy our last frame in flight. The linger timer
+ * bounds the wait. */
+static void conn_drained(mcpgw_conn *c)
+{
+    if (!c->half_closed && !bufferevent_openssl_get_ssl(c->bev)) {
+        c->half_closed = 1;
+        if (shutdown(bufferevent_getfd(c->bev), SHUT_WR) == 0) {
+            bufferevent_enable(c->bev, EV_READ);
+            return;
+        }
+    }
+    conn_destroy(c, c->close_code_received ? c->close_code_received : c->close_code_sent,
+                 "closed");
+}
+
 /* Flush what is queued, then close the TCP connection. */
 static void conn_drain(mcpgw_conn *c)
 {
     c->state = MCPGW_CONN_DRAINING;
     bufferevent_disable(c->bev, EV_READ);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-        conn_destroy(c, c->close_code_received ? c->close_code_received : c->close_code_sent,
-                     "closed");
-        return;
-    }
+    bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     start_linger(c, MCPGW_LINGER_MS);
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+        conn_drained(c);
 }
 
 /* The connection leaves the server for good: logs, releases the user slot,
@@ -429,13 +444,14 @@ static void http_reject(mcpgw_conn *c, int status, const char *extra, const char
     mcpgw_server *srv = c->srv;
     char resp[1024];
     size_t n = mcpgw_http_format_response(resp, sizeof(resp), status, extra, body);
+    int level = status == 401 || status == 429 ? MCPGW_LOG_WARN : MCPGW_LOG_INFO;
 
     mcpgw_metrics_reject(&srv->metrics, reason);
     if (status == 401)
         srv->metrics.errors[MCPGW_ERR_AUTH]++;
-    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->log, status == 401 || status == 429 ? MCPGW_LOG_WARN : MCPGW_LOG_INFO,
-                        event,
+
+    if (mcpgw_log_enabled(&srv->log, level))
+        mcpgw_log_event(&srv->log, level, event,
                         json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status,
                                   "ip", c->peer),
                         mcpgw_clock_iso(&srv->clock));
@@ -944,10 +960,9 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     mcpgw_conn *c = arg;
 
-    if (c->state == MCPGW_CONN_DRAINING &&
+    if (c->state == MCPGW_CONN_DRAINING && !c->half_closed &&
         evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        conn_destroy(c, c->close_code_received ? c->close_code_received : c->close_code_sent,
-                     "closed");
+        conn_drained(c);
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
@@ -956,6 +971,11 @@ static void conn_event_cb(struct bufferevent *bev, short what, void *arg)
 
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        if (c->state == MCPGW_CONN_DRAINING) {
+            conn_destroy(c, c->close_code_received ? c->close_code_received : c->close_code_sent,
+                         "closed");
+            return;
+        }
         if (c->state == MCPGW_CONN_HTTP) {
             conn_destroy(c, 0, "client_gone");
             return;

@@ -67,6 +67,7 @@ struct mcpgw_conn {
     int alive;                      /* a pong arrived since the last heartbeat ping */
     int warned_unknown_type;        /* logged one unknown type at warn already */
     int close_sent;
+    int half_closed;                /* DRAINING: our side shut down, reading to EOF */
     unsigned close_code_sent;
     unsigned close_code_received;   /* 0 until a close frame arrives */
 };

@@ -83,6 +83,28 @@ int mcpgw_handler_table_add(mcpgw_handler_table *t, const char *type,
     return 0;
 }
 
+size_t mcpgw_handler_table_remove_ctx(mcpgw_handler_table *t, const mcpgw_plugin_ctx *ctx)
+{
+    size_t removed = 0;
+
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        mcpgw_handler_entry **pp = &t->buckets[i];
+        while (*pp) {
+            mcpgw_handler_entry *e = *pp;
+            if (e->ctx == ctx) {
+                *pp = e->next;
+                free(e->type);
+                free(e);
+                t->n_entries--;
+                removed++;
+            } else {
+                pp = &e->next;
+            }
+        }
+    }
+    return removed;
+}
+
 /* ------------------------------------------------------------ requests */
 
 static mcpgw_request *request_new(mcpgw_conn *conn, mcpgw_request *parent, json_t *msg)

@@ -51,6 +51,8 @@ void mcpgw_handler_table_free(mcpgw_handler_table *t);
 /* Adds type -> fn. Returns 0, or -1 if type is taken (or out of memory). */
 int mcpgw_handler_table_add(mcpgw_handler_table *t, const char *type,
                             mcpgw_handler_fn fn, void *data, mcpgw_plugin_ctx *ctx);
+/* Removes every type registered by ctx (a reload dropped its section). */
+size_t mcpgw_handler_table_remove_ctx(mcpgw_handler_table *t, const mcpgw_plugin_ctx *ctx);
 const mcpgw_handler_entry *mcpgw_handler_table_find(const mcpgw_handler_table *t,
                                                     const char *type);
 

@@ -40,7 +40,7 @@ static void usage(FILE *out)
             "  -V, --version         show the version\n"
             "\n"
             "Signals: SIGTERM/SIGINT close every client with 1001 and exit; a second\n"
-            "one exits at once.\n",
+            "one exits at once. SIGHUP reloads the configuration.\n",
             MCPGW_CONF_DIR);
 }
 
@@ -164,12 +164,14 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
-    if (mcpgw_server_init(&srv, cfg) != 0) {
+    /* The server owns the configuration from here on (a reload replaces it). */
+    if (mcpgw_server_init(&srv, cfg, dir) != 0) {
         mcpgw_server_free(&srv);
-        goto out;
+        return 1;
     }
     rc = mcpgw_server_run(&srv);
     mcpgw_server_free(&srv);
+    return rc;
 out:
     mcpgw_config_free(cfg);
     return rc;

@@ -65,7 +65,7 @@ static const char *check_descriptor(const mcpgw_plugin *d, char *buf, size_t cap
 
 /* dlopens NAME.so once; later sections naming it share the module. */
 static mcpgw_module *module_get(mcpgw_server *srv, mcpgw_plugin_set *set,
-                                const mcpgw_handler_config *h)
+                                const mcpgw_handler_config *h, const char *plugins_dir)
 {
     mcpgw_module *m;
     char reason[512];
@@ -78,7 +78,7 @@ static mcpgw_module *module_get(mcpgw_server *srv, mcpgw_plugin_set *set,
 
     m = calloc(1, sizeof(*m));
     if (!m || !(m->name = strdup(h->plugin)) ||
-        !(m->path = plugin_path(srv->cfg->plugins_dir, h->plugin))) {
+        !(m->path = plugin_path(plugins_dir, h->plugin))) {
         log_failure(srv, h, NULL, "out of memory");
         goto fail;
     }
@@ -119,9 +119,18 @@ fail:
     return NULL;
 }
 
+static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
+                             const mcpgw_handler_config *h, const char *plugins_dir);
+
 static int init_section(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_handler_config *h)
 {
-    mcpgw_module *m = module_get(srv, set, h);
+    return init_section_from(srv, set, h, srv->cfg->plugins_dir);
+}
+
+static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
+                             const mcpgw_handler_config *h, const char *plugins_dir)
+{
+    mcpgw_module *m = module_get(srv, set, h, plugins_dir);
     mcpgw_plugin_ctx *ctx;
     char err[256] = "";
     int rc;
@@ -167,6 +176,102 @@ int mcpgw_plugins_load(mcpgw_server *srv, mcpgw_plugin_set *set)
     for (h = srv->cfg->handlers; h; h = h->next)
         if (init_section(srv, set, h) != 0)
             return -1;
+    return 0;
+}
+
+static int kv_equal(const mcpgw_kv *a, const mcpgw_kv *b)
+{
+    for (; a && b; a = a->next, b = b->next)
+        if (strcmp(a->key, b->key) != 0 || strcmp(a->value, b->value) != 0)
+            return 0;
+    return a == b;
+}
+
+static void ctx_finalise(mcpgw_server *srv, mcpgw_plugin_set *set, mcpgw_plugin_ctx *ctx)
+{
+    mcpgw_plugin_ctx **pp;
+
+    mcpgw_handler_table_remove_ctx(&srv->handlers, ctx);
+    if (ctx->initialised && ctx->module->desc->fini)
+        ctx->module->desc->fini(ctx->instance);
+    for (pp = &set->contexts; *pp; pp = &(*pp)->next)
+        if (*pp == ctx) {
+            *pp = ctx->next;
+            break;
+        }
+    free(ctx);
+}
+
+int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_config *new_cfg)
+{
+    const mcpgw_handler_config *h;
+    mcpgw_plugin_ctx *ctx, *next;
+
+    /* 1. Every plugin a new section names must open and pass the checks. */
+    for (h = new_cfg->handlers; h; h = h->next)
+        if (!module_get(srv, set, h, new_cfg->plugins_dir))
+            return -1;
+
+    /* 2. Sections gone, or now naming another plugin: unregister, fini. */
+    for (ctx = set->contexts; ctx; ctx = next) {
+        const mcpgw_handler_config *nh = mcpgw_config_handler(new_cfg, ctx->section->type);
+        next = ctx->next;
+        if (!nh || strcmp(nh->plugin, ctx->section->plugin) != 0) {
+            mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "plugin_unloaded",
+                            json_pack("{s:s, s:s}", "plugin", ctx->section->plugin, "type",
+                                      ctx->section->type),
+                            mcpgw_clock_iso(&srv->clock));
+            ctx_finalise(srv, set, ctx);
+        }
+    }
+
+    /* 3. Sections kept: point at the new section; tell the plugin if its
+     *    keys changed. */
+    for (ctx = set->contexts; ctx; ctx = ctx->next) {
+        const mcpgw_handler_config *nh = mcpgw_config_handler(new_cfg, ctx->section->type);
+        const mcpgw_plugin *d = ctx->module->desc;
+        int changed;
+        char err[256] = "";
+
+        if (!nh)
+            continue;
+        changed = !kv_equal(ctx->section->options, nh->options);
+        ctx->section = nh;
+        if (!changed)
+            continue;
+        if (d->size >= offsetof(mcpgw_plugin, reload) + sizeof(d->reload) && d->reload) {
+            if (d->reload(ctx->instance, ctx, err, sizeof(err)) != 0)
+                mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "plugin_reload_failed",
+                                json_pack("{s:s, s:s, s:s}", "plugin", nh->plugin, "type", nh->type,
+                                          "reason", err[0] ? err : "no reason given"),
+                                mcpgw_clock_iso(&srv->clock));
+            else
+                mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "plugin_reloaded",
+                                json_pack("{s:s, s:s}", "plugin", nh->plugin, "type", nh->type),
+                                mcpgw_clock_iso(&srv->clock));
+        } else {
+            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "plugin_reload_unsupported",
+                            json_pack("{s:s, s:s, s:s}", "plugin", nh->plugin, "type", nh->type,
+                                      "reason", "the plugin has no reload callback: its changed "
+                                      "keys take effect after a restart"),
+                            mcpgw_clock_iso(&srv->clock));
+        }
+    }
+
+    /* 4. New sections: load and initialise. */
+    for (h = new_cfg->handlers; h; h = h->next) {
+        int found = 0;
+        for (ctx = set->contexts; ctx; ctx = ctx->next)
+            found |= ctx->section == h;
+        if (!found && init_section_from(srv, set, h, new_cfg->plugins_dir) != 0) {
+            /* Its types stay unregistered; the rest of the reload stands. */
+            for (ctx = set->contexts; ctx; ctx = ctx->next)
+                if (ctx->section == h) {
+                    ctx_finalise(srv, set, ctx);
+                    break;
+                }
+        }
+    }
     return 0;
 }
 

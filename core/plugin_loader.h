@@ -49,6 +49,12 @@ int mcpgw_plugins_load(mcpgw_server *srv, mcpgw_plugin_set *set);
 /* Calls fini for each initialised context (reverse order) and dlcloses. */
 void mcpgw_plugins_unload(mcpgw_plugin_set *set);
 
+/* Applies the [handler.*] sections of new_cfg (reload): sections gone are
+ * unregistered and finalised, new ones loaded and initialised, changed ones
+ * get the plugin's reload callback. Every new plugin file is opened and
+ * checked first: if any fails, nothing changes and -1 is returned. */
+int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_config *new_cfg);
+
 /* Checks, without loading, that every configured plugin file exists
  * (for mcpgw -t). Writes problems as lines into errs. Returns the count. */
 int mcpgw_plugins_check_files(const mcpgw_config *cfg, char *errs, size_t cap);

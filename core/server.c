@@ -458,12 +458,136 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* -------------------------------------------------------- init / run */
 
-int mcpgw_server_init(mcpgw_server *srv, const mcpgw_config *cfg)
+struct mcpgw_retired_config {
+    mcpgw_config *cfg;
+    struct mcpgw_retired_config *next;
+};
+
+static void set_heartbeat(mcpgw_server *srv)
 {
     struct timeval hb;
 
+    hb.tv_sec = srv->cfg->heartbeat_interval_ms / 1000;
+    hb.tv_usec = (srv->cfg->heartbeat_interval_ms % 1000) * 1000;
+    event_add(srv->heartbeat_ev, &hb);
+}
+
+static void set_auth(mcpgw_server *srv)
+{
+    const mcpgw_config *cfg = srv->cfg;
+
+    srv->auth.secret = (const unsigned char *)cfg->jwt_secret;
+    srv->auth.secret_len = cfg->jwt_secret ? strlen(cfg->jwt_secret) : 0;
+    srv->auth.public_key = (const unsigned char *)cfg->public_key_pem;
+    srv->auth.public_key_len = cfg->public_key_len;
+    srv->auth.issuer = cfg->issuer;
+    srv->auth.audience = cfg->audience;
+    srv->auth.algorithms = cfg->algorithms;
+    srv->auth.n_algorithms = cfg->n_algorithms;
+    srv->auth.user_claim = cfg->user_claim;
+    srv->auth.leeway_s = cfg->leeway_s;
+}
+
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/* Logs the errors of a refused configuration, one line each. */
+static void log_reload_errors(mcpgw_server *srv, char *errors)
+{
+    char *save = NULL;
+
+    for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
+        mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "config_reload_error",
+                        json_pack("{s:s}", "error", line), mcpgw_clock_iso(&srv->clock));
+}
+
+int mcpgw_server_reload(mcpgw_server *srv)
+{
+    char *errors = NULL;
+    mcpgw_config *next, *old = srv->cfg;
+    struct mcpgw_retired_config *r;
+
+    mcpgw_server_notify("RELOADING=1");
+    next = mcpgw_config_load(srv->conf_dir, &errors);
+    if (next && mcpgw_config_needs_secret(next) && (!next->jwt_secret || !*next->jwt_secret)) {
+        mcpgw_config_free(next);
+        next = NULL;
+        free(errors);
+        errors = strdup("no JWT secret: set [auth] jwt_secret, jwt_secret_file or MCPGW_JWT_SECRET");
+    }
+    if (next && next->tls_cert && !srv->ssl_ctx) {
+        mcpgw_config_free(next);
+        next = NULL;
+        free(errors);
+        errors = strdup("[tls] cannot be turned on by a reload: restart the gateway");
+    }
+    if (!next || mcpgw_plugins_reload(srv, &srv->plugins, next) != 0) {
+        if (errors)
+            log_reload_errors(srv, errors);
+        mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "config_reload_failed",
+                        json_pack("{s:s, s:s}", "dir", srv->conf_dir, "result",
+                                  "the running configuration stays in force"),
+                        mcpgw_clock_iso(&srv->clock));
+        free(errors);
+        mcpgw_config_free(next);
+        srv->metrics.reload_failures++;
+        mcpgw_server_notify("READY=1");
+        return -1;
+    }
+
+    /* What only a restart can change: say so, keep serving as we are. */
+    if (str_differs(old->listen_host, next->listen_host) || old->listen_port != next->listen_port ||
+        str_differs(old->plain_listen_host, next->plain_listen_host) ||
+        old->plain_listen_port != next->plain_listen_port ||
+        str_differs(old->tls_cert, next->tls_cert) || str_differs(old->tls_key, next->tls_key) ||
+        str_differs(old->path, next->path))
+        mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "config_restart_required",
+                        json_pack("{s:s}", "reason",
+                                  "listen, plain_listen, path and [tls] changes take effect after "
+                                  "a restart"),
+                        mcpgw_clock_iso(&srv->clock));
+    if (str_differs(old->path, next->path)) {
+        free(next->path);
+        next->path = strdup(old->path);
+    }
+
+    srv->cfg = next;
+    srv->log.level = next->log_level;
+    set_auth(srv);
+    set_heartbeat(srv);
+    mcpgw_pmd_pool_free(&srv->pmd_pool);
+    mcpgw_pmd_pool_init(&srv->pmd_pool, next->compression.level, next->compression.mem_level);
+
+    /* Plugins may still hold strings of the old configuration. */
+    r = malloc(sizeof(*r));
+    if (r) {
+        r->cfg = old;
+        r->next = srv->retired;
+        srv->retired = r;
+    }
+    srv->metrics.reloads++;
+    mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "config_reloaded",
+                    json_pack("{s:s, s:I}", "dir", srv->conf_dir, "handlers",
+                              (json_int_t)srv->handlers.n_entries),
+                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_notify("READY=1");
+    return 0;
+}
+
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    mcpgw_server_reload(arg);
+}
+
+int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir)
+{
     memset(srv, 0, sizeof(*srv));
     srv->cfg = cfg;
+    srv->conf_dir = conf_dir;
     srv->log.level = cfg->log_level;
     pthread_mutex_init(&srv->post_lock, NULL);
 
@@ -482,16 +606,7 @@ int mcpgw_server_init(mcpgw_server *srv, const mcpgw_config *cfg)
                         mcpgw_clock_iso(&srv->clock));
         return -1;
     }
-    srv->auth.secret = (const unsigned char *)cfg->jwt_secret;
-    srv->auth.secret_len = cfg->jwt_secret ? strlen(cfg->jwt_secret) : 0;
-    srv->auth.public_key = (const unsigned char *)cfg->public_key_pem;
-    srv->auth.public_key_len = cfg->public_key_len;
-    srv->auth.issuer = cfg->issuer;
-    srv->auth.audience = cfg->audience;
-    srv->auth.algorithms = cfg->algorithms;
-    srv->auth.n_algorithms = cfg->n_algorithms;
-    srv->auth.user_claim = cfg->user_claim;
-    srv->auth.leeway_s = cfg->leeway_s;
+    set_auth(srv);
 
     srv->users = mcpgw_user_table_new();
     if (!srv->users || mcpgw_handler_table_init(&srv->handlers) != 0)
@@ -503,13 +618,14 @@ int mcpgw_server_init(mcpgw_server *srv, const mcpgw_config *cfg)
     srv->heartbeat_ev = event_new(srv->base, -1, EV_PERSIST, heartbeat_cb, srv);
     srv->sigterm_ev = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
     srv->sigint_ev = evsignal_new(srv->base, SIGINT, signal_cb, srv);
-    if (!srv->post_ev || !srv->heartbeat_ev || !srv->sigterm_ev || !srv->sigint_ev)
+    srv->sighup_ev = evsignal_new(srv->base, SIGHUP, sighup_cb, srv);
+    if (!srv->post_ev || !srv->heartbeat_ev || !srv->sigterm_ev || !srv->sigint_ev ||
+        !srv->sighup_ev)
         return -1;
-    hb.tv_sec = cfg->heartbeat_interval_ms / 1000;
-    hb.tv_usec = (cfg->heartbeat_interval_ms % 1000) * 1000;
-    event_add(srv->heartbeat_ev, &hb);
+    set_heartbeat(srv);
     event_add(srv->sigterm_ev, NULL);
     event_add(srv->sigint_ev, NULL);
+    event_add(srv->sighup_ev, NULL);
 
     if (cfg->tls_cert && tls_setup(srv) != 0)
         return -1;
@@ -559,6 +675,8 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_free(srv->sigterm_ev);
     if (srv->sigint_ev)
         event_free(srv->sigint_ev);
+    if (srv->sighup_ev)
+        event_free(srv->sighup_ev);
     if (srv->shutdown_ev)
         event_free(srv->shutdown_ev);
     if (srv->post_ev)
@@ -573,6 +691,13 @@ void mcpgw_server_free(mcpgw_server *srv)
     if (srv->ssl_ctx)
         SSL_CTX_free(srv->ssl_ctx);
     mcpgw_pmd_pool_free(&srv->pmd_pool);
+    while (srv->retired) {
+        struct mcpgw_retired_config *r = srv->retired;
+        srv->retired = r->next;
+        mcpgw_config_free(r->cfg);
+        free(r);
+    }
+    mcpgw_config_free(srv->cfg);
     pthread_mutex_destroy(&srv->post_lock);
     memset(srv, 0, sizeof(*srv));
 }

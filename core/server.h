@@ -44,7 +44,9 @@ typedef struct mcpgw_posted {
 
 typedef struct mcpgw_server {
     struct event_base *base;
-    const mcpgw_config *cfg;
+    mcpgw_config *cfg;              /* owned; replaced by a reload */
+    const char *conf_dir;           /* where a reload reads it again (borrowed) */
+    struct mcpgw_retired_config *retired;   /* earlier configs, freed at exit */
     mcpgw_log log;
     mcpgw_clock clock;
     mcpgw_auth_config auth;
@@ -58,6 +60,7 @@ typedef struct mcpgw_server {
     struct event *heartbeat_ev;
     struct event *sigterm_ev;
     struct event *sigint_ev;
+    struct event *sighup_ev;
     struct event *shutdown_ev;      /* shutdown_timeout_ms deadline */
     struct event *post_ev;          /* wakes the loop for posted functions */
 
@@ -82,9 +85,14 @@ typedef struct mcpgw_server {
     int exit_code;
 } mcpgw_server;
 
-/* Sets up the loop, loads the plugins, binds the listener. Returns 0, or -1
- * after logging why (the server is then freed with mcpgw_server_free). */
-int mcpgw_server_init(mcpgw_server *srv, const mcpgw_config *cfg);
+/* Sets up the loop, loads the plugins, binds the listener. Takes cfg (read
+ * from conf_dir, which must outlive the server). Returns 0, or -1 after
+ * logging why (the server is then freed with mcpgw_server_free). */
+int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir);
+
+/* SIGHUP: reads conf_dir again and applies it; an invalid configuration is
+ * refused as a whole and the running one stays. Returns 0 or -1. */
+int mcpgw_server_reload(mcpgw_server *srv);
 /* Runs the loop until shutdown; returns the process exit code. */
 int mcpgw_server_run(mcpgw_server *srv);
 void mcpgw_server_free(mcpgw_server *srv);

@@ -183,11 +183,41 @@ static int batch_handle(mcpgw_request *req, json_t *msg, json_t **out, void *dat
     return MCPGW_HANDLER_PENDING;   /* the last sub_done() completes req */
 }
 
+/* max_messages from the section: 0 and *out set, or -1 with err. */
+static int read_max_messages(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, size_t *out,
+                             char *err, size_t err_len)
+{
+    const char *max = host->config_get(ctx, "max_messages");
+    char *end;
+    long v;
+
+    *out = 100;
+    if (!max)
+        return 0;
+    v = strtol(max, &end, 10);
+    if (*max == '\0' || *end || v < 1 || v > 100000) {
+        snprintf(err, err_len, "max_messages must be an integer from 1 to 100000, not '%s'", max);
+        return -1;
+    }
+    *out = (size_t)v;
+    return 0;
+}
+
+static int batch_reload(void *instance, mcpgw_plugin_ctx *ctx, char *err, size_t err_len)
+{
+    batch_instance *bi = instance;
+    size_t max;
+
+    if (read_max_messages(bi->host, ctx, &max, err, err_len) != 0)
+        return -1;
+    bi->max_messages = max;
+    return 0;
+}
+
 static int batch_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instance,
                       char *err, size_t err_len)
 {
     batch_instance *bi = calloc(1, sizeof(*bi));
-    const char *max = host->config_get(ctx, "max_messages");
 
     if (!bi) {
         snprintf(err, err_len, "out of memory");
@@ -195,16 +225,9 @@ static int batch_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **inst
     }
     bi->host = host;
     bi->ctx = ctx;
-    bi->max_messages = 100;
-    if (max) {
-        char *end;
-        long v = strtol(max, &end, 10);
-        if (*max == '\0' || *end || v < 1 || v > 100000) {
-            snprintf(err, err_len, "max_messages must be an integer from 1 to 100000, not '%s'", max);
-            free(bi);       /* fini() only runs after a successful init() */
-            return -1;
-        }
-        bi->max_messages = (size_t)v;
+    if (read_max_messages(host, ctx, &bi->max_messages, err, err_len) != 0) {
+        free(bi);           /* fini() only runs after a successful init() */
+        return -1;
     }
     if (host->register_handler(ctx, host->handler_type(ctx), batch_handle, bi) != 0) {
         snprintf(err, err_len, "cannot register type '%s'", host->handler_type(ctx));
@@ -228,5 +251,6 @@ static void batch_fini(void *instance)
         free(bi);
 }
 
-MCPGW_PLUGIN_DEFINE("batch", "1.0.0", "runs a list of messages through the handler table",
-                    batch_init, batch_fini);
+MCPGW_PLUGIN_DEFINE_RELOADABLE("batch", "1.1.0",
+                               "runs a list of messages through the handler table",
+                               batch_init, batch_fini, batch_reload);

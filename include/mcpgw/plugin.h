@@ -57,7 +57,7 @@ extern "C" {
 #endif
 
 #define MCPGW_PLUGIN_ABI_MAJOR 1
-#define MCPGW_PLUGIN_ABI_MINOR 0
+#define MCPGW_PLUGIN_ABI_MINOR 1
 
 /* Opaque handles. */
 typedef struct mcpgw_plugin_ctx mcpgw_plugin_ctx; /* one [handler.TYPE] section */
@@ -201,6 +201,17 @@ typedef struct mcpgw_plugin {
      * request to finish first; a request still pending when that time ran
      * out must be completed (host->complete) here or it leaks. */
     void (*fini)(void *instance);
+
+    /* --- ABI 1.1 ------------------------------------------------------- */
+    /*
+     * Optional. Called on a configuration reload (SIGHUP) when the plugin's
+     * [handler.TYPE] section still exists and its keys changed; host->
+     * config_get() now answers from the new section. Return 0, or non-zero
+     * with a reason in err to keep running with the old settings. Strings
+     * from config_get() of the previous configuration stay valid until
+     * shutdown. Handlers cannot be (un)registered here.
+     */
+    int (*reload)(void *instance, mcpgw_plugin_ctx *ctx, char *err, size_t err_len);
 } mcpgw_plugin;
 
 /* Size of the 1.0 descriptor: the smallest the loader accepts. */
@@ -212,17 +223,32 @@ typedef struct mcpgw_plugin {
 #define MCPGW_PLUGIN_EXPORT
 #endif
 
-/* Defines the exported descriptor; fini may be NULL. */
+/* Defines the exported descriptor; fini may be NULL. A plugin defined
+ * this way asks for ABI 1.0 only, so it also loads in 1.0 gateways. */
 #define MCPGW_PLUGIN_DEFINE(name_, version_, description_, init_, fini_) \
     MCPGW_PLUGIN_EXPORT const mcpgw_plugin mcpgw_plugin_descriptor = {   \
         .abi_major = MCPGW_PLUGIN_ABI_MAJOR,                             \
-        .abi_minor = MCPGW_PLUGIN_ABI_MINOR,                             \
+        .abi_minor = 0,                                                  \
+        .size = (uint32_t)MCPGW_PLUGIN_SIZE_1_0,                         \
+        .name = (name_),                                                 \
+        .version = (version_),                                           \
+        .description = (description_),                                   \
+        .init = (init_),                                                 \
+        .fini = (fini_),                                                 \
+    }
+
+/* The same with a reload callback (ABI 1.1). */
+#define MCPGW_PLUGIN_DEFINE_RELOADABLE(name_, version_, description_, init_, fini_, reload_) \
+    MCPGW_PLUGIN_EXPORT const mcpgw_plugin mcpgw_plugin_descriptor = {   \
+        .abi_major = MCPGW_PLUGIN_ABI_MAJOR,                             \
+        .abi_minor = 1,                                                  \
         .size = sizeof(mcpgw_plugin),                                    \
         .name = (name_),                                                 \
         .version = (version_),                                           \
         .description = (description_),                                   \
         .init = (init_),                                                 \
         .fini = (fini_),                                                 \
+        .reload = (reload_),                                             \
     }
 
 #ifdef __cplusplus
