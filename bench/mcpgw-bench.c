@@ -1,0 +1,1325 @@
+/*
+ * bench/mcpgw-bench.c - the mcpgw load generator and the raw TCP echo ceiling.
+ *
+ * Owns: a self-contained epoll WebSocket client (handshake, masked client
+ * frames, answering server pings and closes; frame headers parsed with
+ * core/ws_frame.c), HS256 token minting with OpenSSL HMAC, the benchmark
+ * modes (ping, batch, broadcast, idle, raw), a log-linear latency histogram,
+ * /proc RSS sampling of the server, and `--raw-echo-server PORT`, the tiny
+ * newline-delimited TCP echo server that gives the loopback ceiling.
+ *
+ * Every run prints one JSON line of results on stdout. Responses on a
+ * connection come back in order for every server measured (the gateway, the
+ * Node peer and the echo server), so latency is measured with a per
+ * connection FIFO of send times rather than by parsing ids.
+ *
+ * Threads: each worker owns an epoll set and a share of the connections; the
+ * main thread only sequences the phases (connect, warm-up, measure, stop).
+ * All loops are bounded by the phase flag, a deadline, or a count.
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include "ws_frame.h"
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+enum mode { M_PING, M_BATCH, M_BROADCAST, M_IDLE, M_RAW };
+static const char *const mode_names[] = { "ping", "batch", "broadcast", "idle", "raw" };
+
+enum phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_STOP };
+
+/* ------------------------------------------------------------------ options */
+static struct {
+    enum mode mode;
+    char host[64];
+    int port;
+    char path[256];
+    const char *token;
+    const char *secret;
+    const char *label;
+    int connections;
+    int inflight;
+    int size;
+    int batch;
+    int window;
+    int threads;
+    int per_user;
+    int src_addrs;
+    int concurrency;            /* handshakes in flight per thread */
+    double duration;
+    double warmup;
+    double connect_timeout;
+    int server_pid;
+    int compression;
+} opt;
+
+/* ---------------------------------------------------------------- utilities */
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void sleep_s(double s)
+{
+    struct timespec ts;
+    if (s <= 0)
+        return;
+    ts.tv_sec = (time_t)s;
+    ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
+    while (nanosleep(&ts, &ts) == -1 && errno == EINTR)
+        ;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "mcpgw-bench: %s\n", what);
+    exit(2);
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        die("out of memory");
+    return p;
+}
+
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+static double loadavg1(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1)
+            l = -1;
+        fclose(f);
+    }
+    return l;
+}
+
+static long rss_kb(int pid)
+{
+    char path[64], line[256];
+    long kb = -1;
+    FILE *f;
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/status", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "VmRSS:", 6) == 0) {
+            kb = strtol(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return kb;
+}
+
+/* CPU seconds (user + system, all threads) the process has used so far. */
+static double cpu_s(int pid)
+{
+    char path[64], buf[1024], *p;
+    unsigned long ut = 0, st = 0;
+    FILE *f;
+    size_t n;
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = 0;
+    p = strrchr(buf, ')');
+    if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+        return -1;
+    return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ------------------------------------------------------- latency histogram */
+/* Log-linear buckets over nanoseconds: exact below 64 ns, then 32 buckets per
+ * power of two (about 3 % resolution). */
+#define H_BUCKETS 1920
+typedef struct hist {
+    uint64_t c[H_BUCKETS];
+    uint64_t n;
+    uint64_t max;
+} hist;
+
+static unsigned hist_idx(uint64_t v)
+{
+    int msb, sh;
+    if (v < 64)
+        return (unsigned)v;
+    msb = 63 - __builtin_clzll(v);
+    sh = msb - 5;
+    return (unsigned)((sh + 1) * 32 + (int)((v >> sh) & 31));
+}
+
+static uint64_t hist_value(unsigned idx)
+{
+    unsigned sh, sub;
+    if (idx < 64)
+        return idx;
+    sh = idx / 32 - 1;
+    sub = idx % 32;
+    return ((uint64_t)(32 + sub) << sh) + ((1ull << sh) >> 1);
+}
+
+static void hist_add(hist *h, uint64_t v)
+{
+    h->c[hist_idx(v)]++;
+    h->n++;
+    if (v > h->max)
+        h->max = v;
+}
+
+static void hist_merge(hist *dst, const hist *src)
+{
+    for (unsigned i = 0; i < H_BUCKETS; i++)
+        dst->c[i] += src->c[i];
+    dst->n += src->n;
+    if (src->max > dst->max)
+        dst->max = src->max;
+}
+
+static double hist_pct_us(const hist *h, double p)
+{
+    uint64_t want, seen = 0;
+    if (h->n == 0)
+        return 0;
+    want = (uint64_t)((double)h->n * p);
+    if (want >= h->n)
+        want = h->n - 1;
+    for (unsigned i = 0; i < H_BUCKETS; i++) {
+        seen += h->c[i];
+        if (seen > want)
+            return (double)hist_value(i) / 1000.0;
+    }
+    return (double)h->max / 1000.0;
+}
+
+/* -------------------------------------------------------------- HS256 JWT */
+static size_t b64url(char *out, const unsigned char *in, size_t len)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0, i;
+    for (i = 0; i + 2 < len; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
+        out[o++] = tbl[v >> 18 & 63];
+        out[o++] = tbl[v >> 12 & 63];
+        out[o++] = tbl[v >> 6 & 63];
+        out[o++] = tbl[v & 63];
+    }
+    if (len - i == 1) {
+        unsigned v = (unsigned)in[i] << 16;
+        out[o++] = tbl[v >> 18 & 63];
+        out[o++] = tbl[v >> 12 & 63];
+    } else if (len - i == 2) {
+        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
+        out[o++] = tbl[v >> 18 & 63];
+        out[o++] = tbl[v >> 12 & 63];
+        out[o++] = tbl[v >> 6 & 63];
+    }
+    out[o] = 0;
+    return o;
+}
+
+static char *mint_hs256(const char *secret, const char *user)
+{
+    char payload[256], buf[512];
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    size_t n;
+    long now = (long)time(NULL);
+    int plen = snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"iat\":%ld,\"exp\":%ld}",
+                        user, now, now + 7200);
+    if (plen <= 0 || (size_t)plen >= sizeof(payload))
+        die("user name too long");
+    n = b64url(buf, (const unsigned char *)"{\"alg\":\"HS256\",\"typ\":\"JWT\"}", 27);
+    buf[n++] = '.';
+    n += b64url(buf + n, (const unsigned char *)payload, (size_t)plen);
+    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)buf, n, mac, &maclen))
+        die("HMAC failed");
+    buf[n++] = '.';
+    n += b64url(buf + n, mac, maclen);
+    return strdup(buf);
+}
+
+/* ------------------------------------------------------------ connections */
+enum cstate { CS_NEW, CS_CONNECTING, CS_HS_SENT, CS_OPEN, CS_CLOSED };
+
+struct thr;
+
+typedef struct conn {
+    int fd;
+    enum cstate state;
+    struct thr *t;
+    int index;                  /* global connection number */
+    int is_sender;              /* broadcast: the one sending agent_status */
+    int welcomed;
+    uint8_t mask[4];
+    uint8_t *in;                /* unprocessed inbound bytes */
+    size_t in_len, in_cap;
+    uint8_t *out;               /* unsent outbound bytes */
+    size_t out_off, out_len, out_cap;
+    int want_out;
+    uint64_t *ts;               /* FIFO of send times (ping, batch, raw) */
+    unsigned ts_head, ts_n, ts_cap;
+    uint64_t seq;
+    uint64_t t_start;
+} conn;
+
+#define MAX_STATUS 600
+typedef struct thr {
+    int id;
+    int ep;
+    pthread_t tid;
+    conn **conns;
+    int n_conns;
+    int next_to_start;
+    int handshaking;
+    hist lat;
+    hist hs_lat;
+    uint64_t msgs;              /* responses (ping/raw/batch) or deliveries (broadcast) */
+    uint64_t subs;              /* batch sub-responses */
+    uint64_t sent_bcast;
+    uint64_t bad;               /* unexpected replies */
+    uint64_t bytes_in;
+    int opened, failed, closed_early, deflate;
+    int status[MAX_STATUS];
+    int connect_errors;
+    uint8_t rbuf[65536];
+} thr;
+
+static _Atomic int g_phase;
+static _Atomic int g_opened;
+static _Atomic int g_done;          /* opened + failed */
+static _Atomic uint64_t g_delivered;    /* broadcast deliveries, all phases */
+static _Atomic uint64_t g_bcast_sent;
+static char **g_tokens;
+static int g_n_users;
+static char *g_req_payload;         /* ping/batch/raw request payload template */
+static size_t g_req_len;
+static size_t g_req_id_off;         /* where the 8-digit id goes */
+static struct sockaddr_in g_dst;
+
+static int measuring(void)
+{
+    return atomic_load_explicit(&g_phase, memory_order_relaxed) == PH_MEASURE;
+}
+
+static void out_reserve(conn *c, size_t more)
+{
+    if (c->out_off > 0 && c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    if (c->out_len + more > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 1024;
+        if (c->out_off > 0) {
+            memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+            c->out_len -= c->out_off;
+            c->out_off = 0;
+        }
+        while (cap < c->out_len + more)
+            cap *= 2;
+        if (cap != c->out_cap) {
+            uint8_t *p = realloc(c->out, cap);
+            if (!p)
+                die("out of memory");
+            c->out = p;
+            c->out_cap = cap;
+        }
+    }
+}
+
+static void out_append(conn *c, const void *data, size_t len)
+{
+    out_reserve(c, len);
+    memcpy(c->out + c->out_len, data, len);
+    c->out_len += len;
+}
+
+/* Appends one masked client frame. */
+static void out_frame(conn *c, int opcode, const uint8_t *payload, size_t len)
+{
+    uint8_t *p;
+    size_t h = 2;
+    out_reserve(c, len + 14);
+    p = c->out + c->out_len;
+    p[0] = (uint8_t)(0x80 | opcode);
+    if (len < 126) {
+        p[1] = (uint8_t)(0x80 | len);
+    } else if (len < 65536) {
+        p[1] = 0x80 | 126;
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+        h = 4;
+    } else {
+        p[1] = 0x80 | 127;
+        for (int i = 0; i < 8; i++)
+            p[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+        h = 10;
+    }
+    memcpy(p + h, c->mask, 4);
+    h += 4;
+    for (size_t i = 0; i < len; i++)
+        p[h + i] = payload[i] ^ c->mask[i & 3];
+    c->out_len += h + len;
+}
+
+static void conn_close(conn *c)
+{
+    if (c->fd >= 0) {
+        epoll_ctl(c->t->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+    }
+    c->state = CS_CLOSED;
+}
+
+static void set_want_out(conn *c, int want)
+{
+    struct epoll_event ev;
+    if (c->want_out == want || c->fd < 0)
+        return;
+    c->want_out = want;
+    ev.events = EPOLLIN | (want ? EPOLLOUT : 0);
+    ev.data.ptr = c;
+    epoll_ctl(c->t->ep, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* Writes what is queued; 0 or -1 (connection closed). */
+static int conn_flush(conn *c)
+{
+    int rounds = 0;
+    while (c->out_off < c->out_len && rounds++ < 64) {
+        ssize_t n = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_off += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            break;
+        return -1;
+    }
+    if (c->out_off == c->out_len)
+        c->out_off = c->out_len = 0;
+    set_want_out(c, c->out_len > c->out_off);
+    return 0;
+}
+
+static void ts_push(conn *c, uint64_t t)
+{
+    if (c->ts_n == c->ts_cap)
+        return;             /* cannot happen: the FIFO holds inflight entries */
+    c->ts[(c->ts_head + c->ts_n) % c->ts_cap] = t;
+    c->ts_n++;
+}
+
+static int ts_pop(conn *c, uint64_t *t)
+{
+    if (c->ts_n == 0)
+        return -1;
+    *t = c->ts[c->ts_head];
+    c->ts_head = (c->ts_head + 1) % c->ts_cap;
+    c->ts_n--;
+    return 0;
+}
+
+/* Queues one request of the ping/batch/raw modes. */
+static void send_request(conn *c, uint64_t t)
+{
+    char *id = g_req_payload + g_req_id_off;
+    uint64_t s = c->seq++ % 100000000ull;
+    if (atomic_load_explicit(&g_phase, memory_order_relaxed) == PH_STOP)
+        return;
+    for (int i = 7; i >= 0; i--) {
+        id[i] = (char)('0' + s % 10);
+        s /= 10;
+    }
+    if (opt.mode == M_RAW)
+        out_append(c, g_req_payload, g_req_len);
+    else
+        out_frame(c, MCPGW_WS_OP_TEXT, (const uint8_t *)g_req_payload, g_req_len);
+    ts_push(c, t);
+}
+
+static void send_broadcast(conn *c)
+{
+    char buf[160];
+    uint64_t n = atomic_fetch_add(&g_bcast_sent, 1);
+    int len = snprintf(buf, sizeof(buf),
+                       "{\"type\":\"agent_status\",\"id\":\"%llu\",\"agentId\":\"bench\",\"status\":\"t%llu\"}",
+                       (unsigned long long)n, (unsigned long long)now_ns());
+    out_frame(c, MCPGW_WS_OP_TEXT, (const uint8_t *)buf, (size_t)len);
+    if (measuring())
+        c->t->sent_bcast++;
+}
+
+/* Broadcast: the sender keeps at most `window` broadcasts undelivered. */
+static void sender_pump(conn *c)
+{
+    uint64_t per = (uint64_t)atomic_load(&g_opened);
+    int budget = 64;
+    if (c->state != CS_OPEN || !c->welcomed)
+        return;
+    if (atomic_load(&g_phase) < PH_WARMUP || atomic_load(&g_phase) == PH_STOP)
+        return;
+    if (per == 0)
+        return;
+    while (budget-- > 0) {
+        uint64_t sent = atomic_load(&g_bcast_sent);
+        uint64_t done = atomic_load(&g_delivered) / per;
+        if (sent - done >= (uint64_t)opt.window)
+            break;
+        send_broadcast(c);
+    }
+    if (conn_flush(c) < 0)
+        conn_close(c);
+}
+
+static const char *find_mem(const uint8_t *p, size_t len, const char *needle)
+{
+    return memmem(p, len, needle, strlen(needle));
+}
+
+static void on_message(conn *c, const uint8_t *p, size_t len, uint64_t t)
+{
+    thr *th = c->t;
+    uint64_t t0;
+
+    if (!c->welcomed) {
+        c->welcomed = 1;
+        if (opt.compression || find_mem(p, len, "connection_established")) {
+            if (opt.mode == M_PING || opt.mode == M_BATCH) {
+                for (int i = 0; i < opt.inflight; i++)
+                    send_request(c, t);
+            }
+            return;
+        }
+        th->bad++;
+    }
+    switch (opt.mode) {
+    case M_PING:
+    case M_BATCH:
+        if (ts_pop(c, &t0) < 0) {
+            th->bad++;
+            return;
+        }
+        if (measuring()) {
+            hist_add(&th->lat, t - t0);
+            th->msgs++;
+            if (opt.mode == M_BATCH)
+                th->subs += (uint64_t)opt.batch;
+            if (!find_mem(p, len < 40 ? len : 40, opt.mode == M_PING ? "pong" : "batch_response"))
+                th->bad++;
+        }
+        send_request(c, t);
+        break;
+    case M_BROADCAST: {
+        const char *s = find_mem(p, len, "\"status\":\"t");
+        if (!find_mem(p, len < 40 ? len : 40, "agent_status_update"))
+            return;             /* the sender's ack */
+        atomic_fetch_add_explicit(&g_delivered, 1, memory_order_relaxed);
+        if (s && measuring()) {
+            uint64_t sent = strtoull(s + 11, NULL, 10);
+            th->msgs++;
+            if (t > sent)
+                hist_add(&th->lat, t - sent);
+        }
+        break;
+    }
+    default:
+        break;
+    }
+}
+
+/* Parses frames from buf; returns bytes consumed, or (size_t)-1 to close. */
+static size_t process_frames(conn *c, const uint8_t *buf, size_t len, uint64_t t)
+{
+    size_t off = 0;
+    int guard = 1 << 20;
+    while (off < len && guard-- > 0) {
+        mcpgw_ws_frame_header h;
+        mcpgw_ws_parse_result r = mcpgw_ws_parse_header(buf + off, len - off, &h);
+        const uint8_t *pl;
+        if (r == MCPGW_WS_PARSE_NEED_MORE)
+            break;
+        if (r == MCPGW_WS_PARSE_ERROR)
+            return (size_t)-1;
+        if (h.payload_len > len - off - h.header_len)
+            break;
+        pl = buf + off + h.header_len;
+        switch (h.opcode) {
+        case MCPGW_WS_OP_TEXT:
+        case MCPGW_WS_OP_BINARY:
+        case MCPGW_WS_OP_CONT:
+            if (h.fin)
+                on_message(c, pl, (size_t)h.payload_len, t);
+            break;
+        case MCPGW_WS_OP_PING:
+            out_frame(c, MCPGW_WS_OP_PONG, pl, (size_t)h.payload_len);
+            break;
+        case MCPGW_WS_OP_CLOSE:
+            if (atomic_load(&g_phase) != PH_STOP)
+                c->t->closed_early++;
+            return (size_t)-1;
+        default:
+            break;
+        }
+        off += h.header_len + (size_t)h.payload_len;
+    }
+    return off;
+}
+
+/* Raw mode: one response per newline. */
+static size_t process_lines(conn *c, const uint8_t *buf, size_t len, uint64_t t)
+{
+    const uint8_t *p = buf, *end = buf + len, *nl;
+    while (p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        uint64_t t0;
+        if (ts_pop(c, &t0) == 0 && measuring()) {
+            hist_add(&c->t->lat, t - t0);
+            c->t->msgs++;
+        }
+        send_request(c, t);
+        p = nl + 1;
+    }
+    return (size_t)(p - buf);
+}
+
+static void handshake_done(conn *c, int status, int deflate)
+{
+    thr *th = c->t;
+    th->handshaking--;
+    if (status == 101) {
+        th->opened++;
+        th->deflate += deflate;
+        hist_add(&th->hs_lat, now_ns() - c->t_start);
+        atomic_fetch_add(&g_opened, 1);
+    } else {
+        th->failed++;
+        if (status > 0 && status < MAX_STATUS)
+            th->status[status]++;
+        else
+            th->connect_errors++;
+    }
+    atomic_fetch_add(&g_done, 1);
+}
+
+static void in_keep(conn *c, const uint8_t *p, size_t len)
+{
+    if (len > c->in_cap) {
+        size_t cap = c->in_cap ? c->in_cap : 256;
+        uint8_t *n;
+        while (cap < len)
+            cap *= 2;
+        n = realloc(c->in, cap);
+        if (!n)
+            die("out of memory");
+        c->in = n;
+        c->in_cap = cap;
+    }
+    memmove(c->in, p, len);
+    c->in_len = len;
+}
+
+static void conn_fail(conn *c)
+{
+    if (c->state == CS_CONNECTING || c->state == CS_HS_SENT)
+        handshake_done(c, 0, 0);
+    else if (c->state == CS_OPEN && atomic_load(&g_phase) != PH_STOP)
+        c->t->closed_early++;
+    conn_close(c);
+}
+
+static void conn_readable(conn *c)
+{
+    thr *th = c->t;
+    int rounds;
+    for (rounds = 0; rounds < 4 && c->fd >= 0; rounds++) {
+        ssize_t n = recv(c->fd, th->rbuf, sizeof(th->rbuf), 0);
+        const uint8_t *data;
+        size_t len, used;
+        uint64_t t;
+        if (n == 0) {
+            conn_fail(c);
+            return;
+        }
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN && errno != EWOULDBLOCK)
+                conn_fail(c);
+            break;
+        }
+        th->bytes_in += (uint64_t)n;
+        t = now_ns();
+        if (c->in_len > 0) {
+            if (c->in_len + (size_t)n > c->in_cap) {
+                size_t cap = c->in_cap;
+                uint8_t *nb;
+                while (cap < c->in_len + (size_t)n)
+                    cap *= 2;
+                nb = realloc(c->in, cap);
+                if (!nb)
+                    die("out of memory");
+                c->in = nb;
+                c->in_cap = cap;
+            }
+            memcpy(c->in + c->in_len, th->rbuf, (size_t)n);
+            c->in_len += (size_t)n;
+            data = c->in;
+            len = c->in_len;
+        } else {
+            data = th->rbuf;
+            len = (size_t)n;
+        }
+        if (c->state == CS_HS_SENT) {
+            const uint8_t *end = memmem(data, len, "\r\n\r\n", 4);
+            int status = 0;
+            size_t head;
+            if (!end) {
+                if (len > 16384) {
+                    conn_fail(c);
+                    return;
+                }
+                in_keep(c, data, len);
+                continue;
+            }
+            head = (size_t)(end - data) + 4;
+            if (len >= 12 && memcmp(data, "HTTP/1.", 7) == 0)
+                status = atoi((const char *)data + 9);
+            if (status != 101) {
+                handshake_done(c, status ? status : 1, 0);
+                conn_close(c);
+                return;
+            }
+            handshake_done(c, 101, memmem(data, head, "permessage-deflate", 18) != NULL);
+            c->state = CS_OPEN;
+            data += head;
+            len -= head;
+        }
+        if (opt.mode == M_RAW)
+            used = process_lines(c, data, len, t);
+        else
+            used = process_frames(c, data, len, t);
+        if (used == (size_t)-1) {
+            conn_close(c);
+            return;
+        }
+        in_keep(c, data + used, len - used);
+        if (c->is_sender)
+            sender_pump(c);
+        if (conn_flush(c) < 0) {
+            conn_fail(c);
+            return;
+        }
+        if ((size_t)n < sizeof(th->rbuf))
+            break;
+    }
+}
+
+static void send_upgrade(conn *c)
+{
+    char req[1024];
+    const char *tok = opt.token ? opt.token : g_tokens[(c->index / opt.per_user) % g_n_users];
+    int n = snprintf(req, sizeof(req),
+                     "GET %s%stoken=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+                     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Sec-WebSocket-Version: 13\r\n%s\r\n",
+                     opt.path, strchr(opt.path, '?') ? "&" : "?", tok, opt.host, opt.port,
+                     opt.compression ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
+    if (n <= 0 || (size_t)n >= sizeof(req))
+        die("request too long");
+    out_append(c, req, (size_t)n);
+    c->state = CS_HS_SENT;
+    if (conn_flush(c) < 0)
+        conn_fail(c);
+}
+
+static void conn_writable(conn *c)
+{
+    if (c->state == CS_CONNECTING) {
+        int err = 0;
+        socklen_t el = sizeof(err);
+        getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+        if (err) {
+            conn_fail(c);
+            return;
+        }
+        if (opt.mode == M_RAW) {
+            handshake_done(c, 101, 0);
+            c->state = CS_OPEN;
+            c->welcomed = 1;
+            for (int i = 0; i < opt.inflight; i++)
+                send_request(c, now_ns());
+        } else {
+            send_upgrade(c);
+            return;
+        }
+    }
+    if (conn_flush(c) < 0)
+        conn_fail(c);
+}
+
+static void conn_start(conn *c)
+{
+    struct epoll_event ev;
+    int one = 1;
+    c->t_start = now_ns();
+    c->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    c->t->handshaking++;
+    c->state = CS_CONNECTING;
+    if (c->fd < 0) {
+        conn_fail(c);
+        return;
+    }
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (opt.src_addrs > 1) {
+        struct sockaddr_in src;
+        memset(&src, 0, sizeof(src));
+        src.sin_family = AF_INET;
+        src.sin_addr.s_addr = htonl(0x7f000001u + (uint32_t)(c->index % opt.src_addrs) * 256u + 0u);
+        /* 127.0.0.1, 127.0.1.1, 127.0.2.1, ...: all loopback */
+        setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+        bind(c->fd, (struct sockaddr *)&src, sizeof(src));
+    }
+    if (connect(c->fd, (struct sockaddr *)&g_dst, sizeof(g_dst)) < 0 && errno != EINPROGRESS) {
+        conn_fail(c);
+        return;
+    }
+    ev.events = EPOLLIN | EPOLLOUT;
+    ev.data.ptr = c;
+    c->want_out = 1;
+    if (epoll_ctl(c->t->ep, EPOLL_CTL_ADD, c->fd, &ev) < 0)
+        conn_fail(c);
+}
+
+static void *worker(void *arg)
+{
+    thr *th = arg;
+    struct epoll_event evs[256];
+    conn *sender = NULL;
+    for (int i = 0; i < th->n_conns; i++)
+        if (th->conns[i]->is_sender)
+            sender = th->conns[i];
+    while (atomic_load(&g_phase) != PH_STOP) {
+        int n;
+        while (th->next_to_start < th->n_conns && th->handshaking < opt.concurrency)
+            conn_start(th->conns[th->next_to_start++]);
+        n = epoll_wait(th->ep, evs, 256, sender ? 1 : 10);
+        for (int i = 0; i < n; i++) {
+            conn *c = evs[i].data.ptr;
+            if (c->fd < 0)
+                continue;
+            if (evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+                conn_writable(c);
+            if (c->fd >= 0 && (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)))
+                conn_readable(c);
+        }
+        if (sender)
+            sender_pump(sender);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ echo server */
+typedef struct echo_conn {
+    int fd;
+    uint8_t *pend;
+    size_t pend_len;
+} echo_conn;
+
+static volatile sig_atomic_t g_echo_stop;
+static void on_term(int sig) { (void)sig; g_echo_stop = 1; }
+
+static int run_echo_server(int port)
+{
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    struct sockaddr_in a;
+    struct epoll_event ev, evs[256];
+    static uint8_t buf[65536];
+    unsigned long long lines = 0;
+
+    raise_nofile();
+    signal(SIGTERM, on_term);
+    signal(SIGINT, on_term);
+    signal(SIGPIPE, SIG_IGN);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4096) < 0) {
+        perror("mcpgw-bench: echo server");
+        return 1;
+    }
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &ev);
+    fprintf(stderr, "{\"event\":\"raw_echo_listening\",\"port\":%d}\n", port);
+    while (!g_echo_stop) {
+        int n = epoll_wait(ep, evs, 256, 100);
+        for (int i = 0; i < n; i++) {
+            echo_conn *e = evs[i].data.ptr;
+            if (!e) {
+                for (int k = 0; k < 256; k++) {
+                    int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+                    if (fd < 0)
+                        break;
+                    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+                    e = calloc(1, sizeof(*e));
+                    if (!e) {
+                        close(fd);
+                        continue;
+                    }
+                    e->fd = fd;
+                    ev.events = EPOLLIN;
+                    ev.data.ptr = e;
+                    epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+                }
+                continue;
+            }
+            if (evs[i].events & EPOLLOUT && e->pend_len) {
+                ssize_t w = send(e->fd, e->pend, e->pend_len, MSG_NOSIGNAL);
+                if (w > 0) {
+                    memmove(e->pend, e->pend + w, e->pend_len - (size_t)w);
+                    e->pend_len -= (size_t)w;
+                }
+                if (e->pend_len == 0) {
+                    ev.events = EPOLLIN;
+                    ev.data.ptr = e;
+                    epoll_ctl(ep, EPOLL_CTL_MOD, e->fd, &ev);
+                }
+                continue;
+            }
+            if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                ssize_t r = recv(e->fd, buf, sizeof(buf), 0);
+                ssize_t w = 0;
+                if (r <= 0) {
+                    if (r < 0 && (errno == EAGAIN || errno == EINTR))
+                        continue;
+                    epoll_ctl(ep, EPOLL_CTL_DEL, e->fd, NULL);
+                    close(e->fd);
+                    free(e->pend);
+                    free(e);
+                    continue;
+                }
+                /* the per-message work of a line protocol: find each line */
+                for (const uint8_t *p = buf, *end = buf + r, *nl;
+                     p < end && (nl = memchr(p, '\n', (size_t)(end - p))) != NULL; p = nl + 1)
+                    lines++;
+                if (e->pend_len == 0) {
+                    w = send(e->fd, buf, (size_t)r, MSG_NOSIGNAL);
+                    if (w < 0)
+                        w = 0;
+                }
+                if (w < r) {
+                    uint8_t *np = realloc(e->pend, e->pend_len + (size_t)(r - w));
+                    if (!np)
+                        continue;
+                    e->pend = np;
+                    memcpy(e->pend + e->pend_len, buf + w, (size_t)(r - w));
+                    e->pend_len += (size_t)(r - w);
+                    ev.events = EPOLLIN | EPOLLOUT;
+                    ev.data.ptr = e;
+                    epoll_ctl(ep, EPOLL_CTL_MOD, e->fd, &ev);
+                }
+            }
+        }
+    }
+    fprintf(stderr, "{\"event\":\"raw_echo_stopped\",\"lines\":%llu}\n", lines);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ setup */
+static void build_request(void)
+{
+    char head[64], buf[1 << 16];
+    size_t want = (size_t)opt.size, n = 0;
+    if (want >= sizeof(buf) - 64)
+        die("--size too large");
+    if (opt.mode == M_RAW) {
+        /* a line of `size` bytes including the newline: id then padding */
+        memcpy(buf, "00000000 ", 9);
+        n = 9;
+        while (n + 1 < want)
+            buf[n++] = 'x';
+        buf[n++] = '\n';
+        g_req_id_off = 0;
+    } else if (opt.mode == M_PING) {
+        /* {"type":"ping","id":"00000000","pad":"xx"} padded to `size` bytes */
+        int h = snprintf(head, sizeof(head), "{\"type\":\"ping\",\"id\":\"00000000\"");
+        memcpy(buf, head, (size_t)h);
+        n = (size_t)h;
+        g_req_id_off = 21;
+        if (want > n + 11) {
+            memcpy(buf + n, ",\"pad\":\"", 8);
+            n += 8;
+            while (n + 2 < want)
+                buf[n++] = 'x';
+            buf[n++] = '"';
+        }
+        buf[n++] = '}';
+    } else if (opt.mode == M_BATCH) {
+        int h = snprintf(buf, sizeof(buf), "{\"type\":\"batch\",\"id\":\"00000000\",\"messages\":[");
+        n = (size_t)h;
+        g_req_id_off = 22;
+        for (int i = 0; i < opt.batch; i++) {
+            int k = snprintf(buf + n, sizeof(buf) - n, "%s{\"type\":\"ping\",\"id\":%d}", i ? "," : "", i);
+            if (k <= 0 || (size_t)k >= sizeof(buf) - n - 4)
+                die("--batch too large");
+            n += (size_t)k;
+        }
+        buf[n++] = ']';
+        buf[n++] = '}';
+    }
+    g_req_payload = xmalloc(n + 1);
+    memcpy(g_req_payload, buf, n);
+    g_req_payload[n] = 0;
+    g_req_len = n;
+}
+
+static int parse_url(const char *url)
+{
+    const char *p, *slash, *colon;
+    size_t hl;
+    if (strncmp(url, "ws://", 5) == 0)
+        p = url + 5;
+    else if (strncmp(url, "tcp://", 6) == 0)
+        p = url + 6;
+    else
+        return -1;
+    slash = strchr(p, '/');
+    if (!slash)
+        slash = p + strlen(p);
+    colon = memchr(p, ':', (size_t)(slash - p));
+    if (!colon)
+        return -1;
+    hl = (size_t)(colon - p);
+    if (hl >= sizeof(opt.host))
+        return -1;
+    memcpy(opt.host, p, hl);
+    opt.host[hl] = 0;
+    opt.port = atoi(colon + 1);
+    snprintf(opt.path, sizeof(opt.path), "%s", *slash ? slash : "/ws");
+    memset(&g_dst, 0, sizeof(g_dst));
+    g_dst.sin_family = AF_INET;
+    g_dst.sin_port = htons((uint16_t)opt.port);
+    if (strcmp(opt.host, "localhost") == 0)
+        return inet_pton(AF_INET, "127.0.0.1", &g_dst.sin_addr) == 1 ? 0 : -1;
+    return inet_pton(AF_INET, opt.host, &g_dst.sin_addr) == 1 ? 0 : -1;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+"usage: mcpgw-bench --mode ping|batch|broadcast|idle|raw --url ws://HOST:PORT/PATH [options]\n"
+"       mcpgw-bench --raw-echo-server PORT\n"
+"  --url URL           ws://127.0.0.1:8080/ws (raw mode: tcp://127.0.0.1:PORT)\n"
+"  --token JWT         one token for every connection, or\n"
+"  --secret S          mint an HS256 token per user (user ids bench-N)\n"
+"  --per-user N        connections per user (default 5, the gateway's default limit)\n"
+"  -c, --connections N connections (broadcast: listeners; default 100)\n"
+"  -p, --inflight N    requests in flight per connection (default 16)\n"
+"  -s, --size N        request size in bytes (ping, raw; default 64)\n"
+"  -b, --batch N       pings per batch (default 10)\n"
+"  -w, --window N      broadcast: undelivered broadcasts allowed (default 4)\n"
+"  -d, --duration S    measured seconds (idle: hold time; default 5)\n"
+"  --warmup S          seconds before measuring (default 1)\n"
+"  -t, --threads N     worker threads (default 1)\n"
+"  --concurrency N     handshakes in flight per thread (default 256)\n"
+"  --src-addrs N       spread connections over N loopback source addresses\n"
+"  --server-pid PID    read the server's VmRSS before and after (idle)\n"
+"  --compression       offer permessage-deflate (idle mode only)\n"
+"  --tls               not supported (the gateway has no TLS yet)\n"
+"  --label NAME        a name for the JSON line\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option lo[] = {
+        { "mode", required_argument, NULL, 'm' }, { "url", required_argument, NULL, 'u' },
+        { "token", required_argument, NULL, 'T' }, { "secret", required_argument, NULL, 'S' },
+        { "per-user", required_argument, NULL, 'U' }, { "connections", required_argument, NULL, 'c' },
+        { "inflight", required_argument, NULL, 'p' }, { "size", required_argument, NULL, 's' },
+        { "batch", required_argument, NULL, 'b' }, { "window", required_argument, NULL, 'w' },
+        { "duration", required_argument, NULL, 'd' }, { "warmup", required_argument, NULL, 'W' },
+        { "threads", required_argument, NULL, 't' }, { "concurrency", required_argument, NULL, 'C' },
+        { "src-addrs", required_argument, NULL, 'A' }, { "server-pid", required_argument, NULL, 'P' },
+        { "compression", no_argument, NULL, 'z' }, { "tls", no_argument, NULL, 'L' },
+        { "label", required_argument, NULL, 'l' }, { "raw-echo-server", required_argument, NULL, 'E' },
+        { "connect-timeout", required_argument, NULL, 'O' }, { "help", no_argument, NULL, 'h' },
+        { NULL, 0, NULL, 0 }
+    };
+    const char *url = NULL;
+    int ch, total;
+    thr *threads;
+    conn *conns;
+    hist lat, hs;
+    uint64_t t_conn0, t_conn1, t_meas0 = 0, t_meas1 = 0, deadline;
+    uint64_t msgs = 0, subs = 0, bad = 0, sent_b = 0;
+    int opened = 0, failed = 0, closed_early = 0, deflate = 0, conn_err = 0;
+    long rss0, rss1 = -1;
+    double cpu0 = -1, cpu1 = -1, scpu;
+    double meas_s, hs_s;
+    int status[MAX_STATUS];
+
+    opt.mode = M_PING;
+    opt.connections = 100;
+    opt.inflight = 16;
+    opt.size = 64;
+    opt.batch = 10;
+    opt.window = 4;
+    opt.threads = 1;
+    opt.per_user = 5;
+    opt.src_addrs = 1;
+    opt.concurrency = 256;
+    opt.duration = 5;
+    opt.warmup = 1;
+    opt.connect_timeout = 60;
+    opt.label = "";
+    while ((ch = getopt_long(argc, argv, "m:u:c:p:s:b:w:d:t:l:h", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'm': {
+            int found = 0;
+            for (int i = 0; i < 5; i++)
+                if (strcmp(optarg, mode_names[i]) == 0) {
+                    opt.mode = (enum mode)i;
+                    found = 1;
+                }
+            if (!found)
+                die("unknown --mode");
+            break;
+        }
+        case 'u': url = optarg; break;
+        case 'T': opt.token = optarg; break;
+        case 'S': opt.secret = optarg; break;
+        case 'U': opt.per_user = atoi(optarg); break;
+        case 'c': opt.connections = atoi(optarg); break;
+        case 'p': opt.inflight = atoi(optarg); break;
+        case 's': opt.size = atoi(optarg); break;
+        case 'b': opt.batch = atoi(optarg); break;
+        case 'w': opt.window = atoi(optarg); break;
+        case 'd': opt.duration = atof(optarg); break;
+        case 'W': opt.warmup = atof(optarg); break;
+        case 't': opt.threads = atoi(optarg); break;
+        case 'C': opt.concurrency = atoi(optarg); break;
+        case 'A': opt.src_addrs = atoi(optarg); break;
+        case 'P': opt.server_pid = atoi(optarg); break;
+        case 'z': opt.compression = 1; break;
+        case 'L': die("--tls is not supported: the gateway has no TLS yet (run it behind a proxy)");
+            break;
+        case 'l': opt.label = optarg; break;
+        case 'E': return run_echo_server(atoi(optarg));
+        case 'O': opt.connect_timeout = atof(optarg); break;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
+        }
+    }
+    if (!url || parse_url(url) < 0) {
+        usage(stderr);
+        return 2;
+    }
+    if (opt.connections < 1 || opt.inflight < 1 || opt.threads < 1 || opt.threads > 64 ||
+        opt.per_user < 1 || opt.batch < 1 || opt.window < 1 || opt.src_addrs < 1 ||
+        opt.src_addrs > 255 || opt.concurrency < 1 || opt.size < 16)
+        die("bad option value");
+    if (opt.mode != M_RAW && !opt.token && !opt.secret)
+        die("--token or --secret is required");
+    if (opt.compression && opt.mode != M_IDLE)
+        die("--compression is supported in idle mode only");
+    raise_nofile();
+    signal(SIGPIPE, SIG_IGN);
+    build_request();
+
+    total = opt.connections + (opt.mode == M_BROADCAST ? 1 : 0);
+    if (opt.secret && opt.mode != M_RAW) {
+        char name[32];
+        g_n_users = (total + opt.per_user - 1) / opt.per_user;
+        g_tokens = xmalloc(sizeof(char *) * (size_t)g_n_users);
+        for (int i = 0; i < g_n_users; i++) {
+            snprintf(name, sizeof(name), "bench-%d", i);
+            g_tokens[i] = mint_hs256(opt.secret, name);
+        }
+    }
+    threads = calloc((size_t)opt.threads, sizeof(thr));
+    conns = calloc((size_t)total, sizeof(conn));
+    if (!threads || !conns)
+        die("out of memory");
+    for (int i = 0; i < opt.threads; i++) {
+        threads[i].id = i;
+        threads[i].ep = epoll_create1(EPOLL_CLOEXEC);
+        threads[i].conns = xmalloc(sizeof(conn *) * (size_t)(total / opt.threads + 2));
+    }
+    srand((unsigned)now_ns());
+    for (int i = 0; i < total; i++) {
+        conn *c = &conns[i];
+        thr *th = &threads[i % opt.threads];
+        c->fd = -1;
+        c->index = i;
+        c->t = th;
+        c->is_sender = opt.mode == M_BROADCAST && i == total - 1;
+        for (int k = 0; k < 4; k++)
+            c->mask[k] = (uint8_t)(rand() & 0xff);
+        if (opt.mode == M_PING || opt.mode == M_BATCH || opt.mode == M_RAW) {
+            c->ts_cap = (unsigned)opt.inflight + 1;
+            c->ts = xmalloc(sizeof(uint64_t) * c->ts_cap);
+        }
+        th->conns[th->n_conns++] = c;
+    }
+
+    rss0 = rss_kb(opt.server_pid);
+    atomic_store(&g_phase, PH_CONNECT);
+    t_conn0 = now_ns();
+    if (opt.mode == M_IDLE)
+        cpu0 = cpu_s(opt.server_pid);
+    for (int i = 0; i < opt.threads; i++)
+        if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0)
+            die("pthread_create failed");
+    deadline = t_conn0 + (uint64_t)(opt.connect_timeout * 1e9);
+    while (atomic_load(&g_done) < total && now_ns() < deadline)
+        sleep_s(0.002);
+    t_conn1 = now_ns();
+    if (opt.mode == M_IDLE)
+        cpu1 = cpu_s(opt.server_pid);
+    if (opt.mode == M_IDLE) {
+        atomic_store(&g_phase, PH_MEASURE);
+        sleep_s(opt.duration);
+        rss1 = rss_kb(opt.server_pid);
+    } else {
+        atomic_store(&g_phase, PH_WARMUP);
+        sleep_s(opt.warmup);
+        t_meas0 = now_ns();
+        cpu0 = cpu_s(opt.server_pid);
+        atomic_store(&g_phase, PH_MEASURE);
+        sleep_s(opt.duration);
+        atomic_store(&g_phase, PH_STOP);
+        t_meas1 = now_ns();
+        cpu1 = cpu_s(opt.server_pid);
+    }
+    atomic_store(&g_phase, PH_STOP);
+    for (int i = 0; i < opt.threads; i++)
+        pthread_join(threads[i].tid, NULL);
+
+    memset(&lat, 0, sizeof(lat));
+    memset(&hs, 0, sizeof(hs));
+    memset(status, 0, sizeof(status));
+    for (int i = 0; i < opt.threads; i++) {
+        thr *th = &threads[i];
+        hist_merge(&lat, &th->lat);
+        hist_merge(&hs, &th->hs_lat);
+        msgs += th->msgs;
+        subs += th->subs;
+        bad += th->bad;
+        sent_b += th->sent_bcast;
+        opened += th->opened;
+        failed += th->failed;
+        closed_early += th->closed_early;
+        deflate += th->deflate;
+        conn_err += th->connect_errors;
+        for (int k = 0; k < MAX_STATUS; k++)
+            status[k] += th->status[k];
+    }
+    meas_s = t_meas1 > t_meas0 ? (double)(t_meas1 - t_meas0) / 1e9 : 0;
+    hs_s = (double)(t_conn1 - t_conn0) / 1e9;
+
+    printf("{\"mode\":\"%s\",\"label\":\"%s\",\"url\":\"%s\",\"connections\":%d,\"threads\":%d",
+           mode_names[opt.mode], opt.label, url, opt.connections, opt.threads);
+    printf(",\"opened\":%d,\"failed\":%d,\"failures\":{", opened, failed);
+    {
+        int first = 1;
+        for (int k = 0; k < MAX_STATUS; k++)
+            if (status[k]) {
+                printf("%s\"%d\":%d", first ? "" : ",", k, status[k]);
+                first = 0;
+            }
+        if (conn_err)
+            printf("%s\"connect\":%d", first ? "" : ",", conn_err);
+    }
+    printf("},\"connect_s\":%.3f,\"handshakes_per_s\":%.0f,\"handshake_p50_us\":%.1f,\"handshake_p99_us\":%.1f",
+           hs_s, hs_s > 0 ? opened / hs_s : 0, hist_pct_us(&hs, 0.5), hist_pct_us(&hs, 0.99));
+    printf(",\"closed_early\":%d,\"unexpected\":%llu", closed_early, (unsigned long long)bad);
+    /* The server's CPU seconds in the measured window (idle: while connecting):
+     * on a shared machine, work per server CPU second is steadier than work
+     * per wall second. */
+    scpu = (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1;
+    printf(",\"server_cpu_s\":%.2f,\"loadavg1\":%.2f", scpu, loadavg1());
+    switch (opt.mode) {
+    case M_PING:
+    case M_RAW:
+    case M_BATCH:
+        printf(",\"inflight\":%d,\"size\":%d,\"duration_s\":%.3f,\"msgs\":%llu,\"msgs_per_s\":%.0f",
+               opt.inflight, opt.mode == M_BATCH ? (int)g_req_len : opt.size, meas_s,
+               (unsigned long long)msgs, meas_s > 0 ? (double)msgs / meas_s : 0);
+        if (opt.mode == M_BATCH)
+            printf(",\"batch\":%d,\"sub_msgs_per_s\":%.0f", opt.batch,
+                   meas_s > 0 ? (double)subs / meas_s : 0);
+        printf(",\"msgs_per_server_cpu_s\":%.0f", scpu > 0 ? (double)msgs / scpu : -1.0);
+        printf(",\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,\"lat_p999_us\":%.1f,\"lat_max_us\":%.1f",
+               hist_pct_us(&lat, 0.5), hist_pct_us(&lat, 0.99), hist_pct_us(&lat, 0.999),
+               (double)lat.max / 1000.0);
+        break;
+    case M_BROADCAST:
+        printf(",\"window\":%d,\"duration_s\":%.3f,\"broadcasts\":%llu,\"broadcasts_per_s\":%.1f"
+               ",\"deliveries\":%llu,\"deliveries_per_s\":%.0f,\"deliveries_per_server_cpu_s\":%.0f"
+               ",\"fanout_p50_us\":%.1f,\"fanout_p99_us\":%.1f,\"fanout_p999_us\":%.1f,\"fanout_max_us\":%.1f",
+               opt.window, meas_s, (unsigned long long)sent_b, meas_s > 0 ? (double)sent_b / meas_s : 0,
+               (unsigned long long)msgs, meas_s > 0 ? (double)msgs / meas_s : 0,
+               scpu > 0 ? (double)msgs / scpu : -1.0,
+               hist_pct_us(&lat, 0.5), hist_pct_us(&lat, 0.99), hist_pct_us(&lat, 0.999),
+               (double)lat.max / 1000.0);
+        break;
+    case M_IDLE:
+        printf(",\"handshakes_per_server_cpu_s\":%.0f", scpu > 0 ? opened / scpu : -1.0);
+        printf(",\"compression\":%s,\"deflate_negotiated\":%d,\"hold_s\":%.1f,\"server_rss_before_kb\":%ld"
+               ",\"server_rss_after_kb\":%ld,\"rss_per_conn_bytes\":%.0f",
+               opt.compression ? "true" : "false", deflate, opt.duration, rss0, rss1,
+               (rss0 >= 0 && rss1 >= 0 && opened > 0) ? (double)(rss1 - rss0) * 1024.0 / opened : -1.0);
+        break;
+    }
+    printf("}\n");
+    fflush(stdout);
+    /* The kernel closes the sockets; skip freeing thousands of buffers. */
+    return 0;
+}
