@@ -425,3 +425,96 @@ def test_rate_limit_off_by_default():
 def teardown_module():
     for d in _TMP:
         shutil.rmtree(d, ignore_errors=True)
+
+
+def _count_frames(buf):
+    """Complete frames at the start of buf: (frames, rest)."""
+    n, i = 0, 0
+    while len(buf) - i >= 2:
+        plen = buf[i + 1] & 0x7f
+        hdr = 2
+        if plen == 126:
+            if len(buf) - i < 4:
+                break
+            plen, hdr = int.from_bytes(buf[i + 2:i + 4], 'big'), 4
+        elif plen == 127:
+            if len(buf) - i < 10:
+                break
+            plen, hdr = int.from_bytes(buf[i + 2:i + 10], 'big'), 10
+        if len(buf) - i < hdr + plen:
+            break
+        n += 1
+        i += hdr + plen
+    return n, buf[i:]
+
+
+def test_broadcast_to_1000_clients_with_readers_that_never_read():
+    """1,000 clients: 950 read everything, 50 never read. Broadcasts keep
+    flowing; the 50 are closed as slow consumers, the 950 get every message,
+    and the gateway's memory stays bounded by the outbound cap. (The readers
+    negotiate compression, so their copies are small; the 50 get 100 KB
+    frames and fall behind past any kernel buffer.)"""
+    import resource
+    import selectors
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    n_fast, n_slow, rounds, per_round = 950, 50, 8, 10
+    status = 's' * 100000
+    with Gateway({'server': {'max_outbound_bytes': 262144, 'max_connections': 2000},
+                  'log': {'level': 'info'}}) as g:
+        fast = [client(g, headers={'Sec-WebSocket-Extensions': 'permessage-deflate'})
+                for _ in range(n_fast)]
+        slow = []
+        for _ in range(n_slow):
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.connect(('127.0.0.1', g.port))
+            s.sendall(upgrade_request('/ws', make_token(unique_user())))
+            slow.append(s)
+        sender = client(g)
+        time.sleep(0.3)
+        rss0 = _rss_kib(g.pid())
+        sel = selectors.DefaultSelector()
+        for i, ws in enumerate(fast):
+            ws.sock.setblocking(False)
+            sel.register(ws.sock, selectors.EVENT_READ, i)
+        got = [0] * n_fast
+        pending = [ws.buf for ws in fast]
+        for r in range(rounds):
+            for k in range(per_round):
+                sender.send_json({'type': 'agent_status', 'id': r * per_round + k,
+                                  'agentId': 'fan', 'status': status})
+            want = (r + 1) * per_round
+            deadline = time.monotonic() + 30
+            while min(got) < want and time.monotonic() < deadline:
+                for key, _ in sel.select(timeout=1):
+                    i = key.data
+                    try:
+                        data = key.fileobj.recv(1 << 16)
+                    except BlockingIOError:
+                        continue
+                    assert data, 'fast reader %d was closed' % i
+                    n, pending[i] = _count_frames(pending[i] + data)
+                    got[i] += n
+            while True:     # the sender drains its own copies and acks
+                m = sender.recv_json(timeout=10)
+                if m['type'] == 'agent_status_ack' and m['id'] == want - 1:
+                    break
+        assert min(got) == max(got) == rounds * per_round, (min(got), max(got))
+        wait_until(lambda: len(g.logs('websocket_slow_consumer')) == n_slow, timeout=10,
+                   what='every never-reading client closed as a slow consumer')
+        rss1 = _rss_kib(g.pid())
+        print('  1,000 clients: RSS %d KiB -> %d KiB during %d broadcasts of 100 KB'
+              % (rss0, rss1, rounds * per_round))
+        if not _sanitized():
+            # Without the cap, 50 x 80 x 100 KB = 400 MB would be queued.
+            assert rss1 - rss0 < 64 * 1024, (rss0, rss1)
+        for s in slow:
+            s.close()
+        sel.close()
+        for ws in fast:
+            ws.sock.setblocking(True)
+            ws.close()
+        sender.close_cleanly()
+        assert_healthy(g)
