@@ -819,14 +819,16 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
         c->msg = m;
         c->msg_cap = cap;
     }
-    evbuffer_remove(in, c->msg + c->msg_len, len);
-    mcpgw_ws_unmask(c->msg + c->msg_len, len, h->mask, 0);
-    c->msg_len += len;
+    if (len) {      /* an empty first frame leaves c->msg NULL */
+        evbuffer_remove(in, c->msg + c->msg_len, len);
+        mcpgw_ws_unmask(c->msg + c->msg_len, len, h->mask, 0);
+        c->msg_len += len;
+    }
     if (!h->fin)
         return 0;
 
     {
-        const uint8_t *data = c->msg;
+        const uint8_t *data = c->msg ? c->msg : (const uint8_t *)"";
         size_t data_len = c->msg_len;
         uint8_t *inflated = NULL;
 

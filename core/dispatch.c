@@ -210,7 +210,17 @@ static void request_run(mcpgw_request *req, json_t *msg, const char *type)
 
     if (!e) {
         log_unknown_type(req->conn, type);
-        snprintf(text, sizeof(text), "Unknown message type: %.256s", type);
+        {
+            /* At most 256 bytes of the type, cut on a UTF-8 character boundary
+             * (a cut character would make the reply invalid JSON text). */
+            size_t n = strlen(type);
+            if (n > 256) {
+                n = 256;
+                while (n > 0 && ((unsigned char)type[n] & 0xC0) == 0x80)
+                    n--;
+            }
+            snprintf(text, sizeof(text), "Unknown message type: %.*s", (int)n, type);
+        }
         if (req->parent) {
             mcpgw_request_fail(req, text);
         } else {

@@ -459,7 +459,7 @@ def test_broadcast_to_1000_clients_with_readers_that_never_read():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < 4096:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
-    n_fast, n_slow, rounds, per_round = 950, 50, 8, 10
+    n_fast, n_slow, rounds, per_round = 950, 50, 5, 10
     status = 's' * 100000
     with Gateway({'server': {'max_outbound_bytes': 262144, 'max_connections': 2000},
                   'log': {'level': 'info'}}) as g:
