@@ -2,9 +2,11 @@
 import os
 import re
 import socket
+import shutil
 import subprocess
+import tempfile
 
-from harness import (MCPGW, SHIPPED_CONF, Gateway, HandshakeError, check_config, free_port,
+from harness import (BUILDDIR, MCPGW, SHIPPED_CONF, SRCDIR, Gateway, HandshakeError, check_config, free_port,
                      http_request, make_token, start_expect_exit, unique_user, upgrade_request,
                      ws_handshake)
 
@@ -22,7 +24,16 @@ def assert_error_at(text, lines):
 
 def test_shipped_conf_is_valid():
     assert os.path.isdir(SHIPPED_CONF), SHIPPED_CONF
-    p = subprocess.run([MCPGW, '-t', '-c', SHIPPED_CONF], stdout=subprocess.PIPE,
+    conf = SHIPPED_CONF
+    if os.path.realpath(BUILDDIR) != os.path.realpath(SRCDIR):
+        # A separate build tree (make distcheck): the shipped files plus a
+        # later file pointing [plugins] dir at this build's plugins.
+        conf = tempfile.mkdtemp(prefix='mcpgw-shipped-')
+        for name in os.listdir(SHIPPED_CONF):
+            shutil.copy(os.path.join(SHIPPED_CONF, name), conf)
+        with open(os.path.join(conf, '99-builddir.ini'), 'w') as f:
+            f.write('[plugins]\ndir = %s\n' % os.path.join(BUILDDIR, 'plugins', '.libs'))
+    p = subprocess.run([MCPGW, '-t', '-c', conf], stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=15,
                        env={k: v for k, v in os.environ.items() if k != 'MCPGW_JWT_SECRET'})
     assert p.returncode == 0, (p.returncode, p.stderr.decode(errors='replace'))
