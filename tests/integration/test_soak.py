@@ -16,6 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 from harness import (OP_TEXT, ConnectionEOF, Gateway, build_frame, connect, http_request,
                      make_token, upgrade_request, wait_until, ws_handshake)
 
+from test_hardening import _rss_kib, _sanitized  # noqa: E402
+
 SECONDS = float(os.environ.get('MCPGW_SOAK_SECONDS', '8'))
 WORKERS = 24
 USERS = ['soak-%d' % i for i in range(8)]
@@ -23,14 +25,6 @@ USERS = ['soak-%d' % i for i in range(8)]
 
 def _fds(pid):
     return len(os.listdir('/proc/%d/fd' % pid))
-
-
-def _rss_kib(pid):
-    with open('/proc/%d/status' % pid) as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    return 0
 
 
 class Tally:
@@ -189,7 +183,6 @@ def test_soak():
         print('  soak figures: fds %d -> %d, RSS %d KiB -> %d KiB' % (fds0, fds1, rss0, rss1))
         assert not tally.failures, tally.failures[:10]
         assert tally.counts.get('normal', 0) > 0 and tally.counts.get('sixth', 0) > 0, tally.counts
-        from test_hardening import _sanitized
         if not _sanitized():    # a sanitizer build keeps freed memory in quarantine
             assert rss1 - rss0 < 16 * 1024, (rss0, rss1)
 
