@@ -35,7 +35,9 @@ const char *mcpgw_clock_iso(mcpgw_clock *c)
 
     clock_now_tv(c, &tv);
     /* Never step back: the loop's cached time can lag a fresh reading. */
-    if (c->iso[0] != '\0' && timercmp(&tv, &c->formatted_tv, <))
+    if (c->iso[0] != '\0' &&
+        (tv.tv_sec < c->formatted_tv.tv_sec ||
+         (tv.tv_sec == c->formatted_tv.tv_sec && tv.tv_usec < c->formatted_tv.tv_usec)))
         return c->iso;
     if (c->iso[0] == '\0' || tv.tv_sec != c->formatted_tv.tv_sec ||
         tv.tv_usec / 1000 != c->formatted_tv.tv_usec / 1000) {

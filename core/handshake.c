@@ -185,10 +185,11 @@ static long query_decode(const char *p, size_t n, char *out, size_t cap)
 /* The raw value of the first "token=" pair of query, or NULL. */
 static const char *query_token(const mcpgw_str *query, size_t *len)
 {
-    const char *p = query->p, *end = query->p + query->len;
+    const char *p = query->p, *end;
 
     if (!p)
         return NULL;
+    end = p + query->len;
     while (p < end) {
         const char *amp = memchr(p, '&', (size_t)(end - p));
         const char *e = amp ? amp : end;

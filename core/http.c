@@ -240,10 +240,11 @@ const mcpgw_str *mcpgw_http_header_get(const mcpgw_http_request *req, const char
 int mcpgw_http_list_has_token(const mcpgw_str *value, const char *token)
 {
     size_t tlen = strlen(token);
-    const char *p = value->p, *end = value->p + value->len;
+    const char *p = value->p, *end;
 
     if (!p)
         return 0;
+    end = p + value->len;
     while (p < end) {
         const char *comma = memchr(p, ',', (size_t)(end - p));
         const char *e = comma ? comma : end;

@@ -181,11 +181,13 @@ static int accept_offer(const mcpgw_pmd_config *cfg, const offer *o, mcpgw_pmd_p
 int mcpgw_pmd_negotiate(const mcpgw_pmd_config *cfg, const char *value, size_t len,
                         mcpgw_pmd_params *out, char *resp, size_t cap)
 {
-    cursor c = { value, value + len };
+    cursor c;
 
     memset(out, 0, sizeof(*out));
     if (!cfg->enabled || !value)
         return 0;
+    c.p = value;
+    c.end = value + len;
     for (;;) {
         const char *name;
         size_t nlen;
