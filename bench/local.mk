@@ -4,7 +4,8 @@
 noinst_PROGRAMS += bench/mcpgw-bench
 bench_mcpgw_bench_SOURCES = bench/mcpgw-bench.c core/ws_frame.c core/ws_frame.h
 bench_mcpgw_bench_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) -pthread
-bench_mcpgw_bench_LDADD = $(OPENSSL_LIBS) -lpthread
+bench_mcpgw_bench_CFLAGS += $(ZLIB_CFLAGS)
+bench_mcpgw_bench_LDADD = $(OPENSSL_LIBS) $(ZLIB_LIBS) -lpthread
 
 EXTRA_DIST += bench/run bench/plot.gp bench/report.py bench/conf.d \
 	bench/peers/package.json bench/peers/server.js bench/peers/.gitignore \

@@ -4,7 +4,9 @@
  * Owns: a self-contained epoll WebSocket client (handshake, masked client
  * frames, answering server pings and closes; frame headers parsed with
  * core/ws_frame.c), HS256 token minting with OpenSSL HMAC, the benchmark
- * modes (ping, batch, broadcast, idle, raw), a log-linear latency histogram,
+ * modes (ping, batch, broadcast, idle, raw, ratio), a log-linear latency histogram,
+ * the client side of permessage-deflate (RFC 7692: offer, answer parsing,
+ * raw inflate of RSV1 messages with zlib; broadcast and idle modes),
  * /proc RSS sampling of the server, and `--raw-echo-server PORT`, the tiny
  * newline-delimited TCP echo server that gives the loopback ceiling.
  *
@@ -39,6 +41,7 @@
 
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
+#include <zlib.h>
 
 #include "ws_frame.h"
 
@@ -46,8 +49,9 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-enum mode { M_PING, M_BATCH, M_BROADCAST, M_IDLE, M_RAW };
-static const char *const mode_names[] = { "ping", "batch", "broadcast", "idle", "raw" };
+enum mode { M_PING, M_BATCH, M_BROADCAST, M_IDLE, M_RAW, M_RATIO };
+static const char *const mode_names[] = { "ping", "batch", "broadcast", "idle", "raw", "ratio" };
+#define N_MODES 6
 
 enum phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_STOP };
 
@@ -74,6 +78,7 @@ static struct {
     double connect_timeout;
     int server_pid;
     int compression;
+    int status_size;            /* broadcast: ~bytes of the status object (0: a short string) */
 } opt;
 
 /* ---------------------------------------------------------------- utilities */
@@ -282,6 +287,76 @@ static char *mint_hs256(const char *secret, const char *user)
     return strdup(buf);
 }
 
+/* ------------------------------------------------------- representative JSON
+ * Realistic agent statuses, batch responses and tool results: the payloads of
+ * the compressed broadcast and of the ratio mode. Deterministic for a seed;
+ * fields vary between messages the way a live agent's would (progress,
+ * counters, log lines), so no message is a copy of another. */
+static uint32_t lcg(uint32_t *st)
+{
+    *st = *st * 1103515245u + 12345u;
+    return (*st >> 8) & 0xffffffu;
+}
+
+static const char *const g_tasks[] = {
+    "Index repository and run the integration test suite",
+    "Summarise open pull requests for the weekly report",
+    "Refactor the connection pool to use a lock-free queue",
+    "Answer customer ticket #48213 about webhook retries",
+    "Generate migration for the orders table (add fulfilment_state)",
+    "Crawl documentation site and refresh embeddings",
+};
+static const char *const g_steps[] = {
+    "tool:read_file", "tool:run_shell", "llm:plan", "llm:generate", "tool:http_get",
+    "tool:search_code", "tool:write_file", "waiting_for_approval",
+};
+static const char *const g_logs[] = {
+    "read %u lines from src/gateway/conn.c",
+    "pytest tests/integration/test_broadcast.py::test_fanout[%u] passed",
+    "model call finished: %u prompt tokens, 812 completion tokens, 2.4 s",
+    "HTTP GET https://api.example.com/v2/orders?page=%u -> 200 (38 KB)",
+    "retrying tool call after timeout (attempt %u of 3)",
+    "wrote patch to lib/pool.ts (+%u -12 lines)",
+    "cache miss for embedding chunk %u, computing",
+    "plan step %u: verify the migration on a copy of production data",
+    "shell: npm run build exited with status 0 after %u ms",
+    "found %u matches for 'bufferevent_write' in 14 files",
+};
+
+/* Appends a status object of about `target` bytes (at least ~250) to buf
+ * (cap bytes, NUL-terminated); returns its length. `sent` (may be NULL)
+ * goes first, as {"sent":"NNN",...}, for the fan-out latency. */
+static size_t make_status(char *buf, size_t cap, size_t target, uint32_t seed, const char *sent)
+{
+    uint32_t st = seed * 2654435761u + 1;
+    unsigned done = lcg(&st) % 120, total = 120 + lcg(&st) % 80;
+    int n, i;
+    size_t len = 0;
+#define APP(...) do { n = snprintf(buf + len, cap - len, __VA_ARGS__); \
+        if (n < 0 || (size_t)n >= cap - len) return len; else len += (size_t)n; } while (0)
+    APP("{");
+    if (sent)
+        APP("\"sent\":\"%s\",", sent);
+    APP("\"state\":\"%s\",\"agent\":{\"name\":\"agent-%02u\",\"host\":\"worker-%u.eu-west-1.internal\","
+        "\"pid\":%u,\"version\":\"2.%u.%u\"},\"task\":{\"id\":\"task-%06u\",\"name\":\"%s\",\"step\":\"%s\","
+        "\"progress\":{\"done\":%u,\"total\":%u,\"percent\":%.1f},\"started_at\":\"2026-11-25T17:%02u:%02u.%03uZ\"},"
+        "\"metrics\":{\"cpu\":%.2f,\"rss_mb\":%u,\"tokens_in\":%u,\"tokens_out\":%u,\"tool_calls\":%u}",
+        (lcg(&st) & 7) ? "running" : "waiting", lcg(&st) % 64, lcg(&st) % 16, 1000 + lcg(&st) % 60000,
+        lcg(&st) % 9, lcg(&st) % 20, lcg(&st) % 1000000, g_tasks[lcg(&st) % 6], g_steps[lcg(&st) % 8],
+        done, total, 100.0 * done / total, lcg(&st) % 60, lcg(&st) % 60, lcg(&st) % 1000,
+        (lcg(&st) % 100) / 100.0, 100 + lcg(&st) % 900, lcg(&st) % 200000, lcg(&st) % 20000, lcg(&st) % 300);
+    APP(",\"log\":[");
+    for (i = 0; i < 200 && len + 140 < target; i++) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), g_logs[lcg(&st) % 10], lcg(&st) % 5000);
+        APP("%s{\"ts\":\"2026-11-25T18:%02u:%02u.%03uZ\",\"level\":\"%s\",\"msg\":\"%s\"}", i ? "," : "",
+            lcg(&st) % 60, lcg(&st) % 60, lcg(&st) % 1000, (lcg(&st) % 5) ? "info" : "warn", msg);
+    }
+    APP("]}");
+#undef APP
+    return len;
+}
+
 /* ------------------------------------------------------------ connections */
 enum cstate { CS_NEW, CS_CONNECTING, CS_HS_SENT, CS_OPEN, CS_CLOSED };
 
@@ -294,6 +369,10 @@ typedef struct conn {
     int index;                  /* global connection number */
     int is_sender;              /* broadcast: the one sending agent_status */
     int welcomed;
+    int pmd;                    /* permessage-deflate answered by the server */
+    int pmd_bits;               /* server_max_window_bits in force (default 15) */
+    int pmd_nct;                /* server_no_context_takeover answered */
+    z_stream *zin;              /* own inflater (context takeover only) */
     uint8_t mask[4];
     uint8_t *in;                /* unprocessed inbound bytes */
     size_t in_len, in_cap;
@@ -307,6 +386,7 @@ typedef struct conn {
 } conn;
 
 #define MAX_STATUS 600
+#define MAX_STATUS_SIZE 60000
 typedef struct thr {
     int id;
     int ep;
@@ -325,6 +405,15 @@ typedef struct thr {
     int opened, failed, closed_early, deflate;
     int status[MAX_STATUS];
     int connect_errors;
+    uint64_t z_msgs;            /* compressed messages received (measured window) */
+    uint64_t z_wire;            /* their payload bytes as received */
+    uint64_t z_plain;           /* the same, inflated */
+    uint64_t plain_msgs;        /* uncompressed data messages (measured window) */
+    uint64_t plain_bytes;
+    uint64_t z_errors;          /* inflate failures (any phase) */
+    z_stream *zshared;          /* inflater shared by no-context-takeover connections */
+    int zshared_bits;
+    uint8_t zbuf[1 << 18];      /* inflated message */
     uint8_t rbuf[65536];
 } thr;
 
@@ -484,11 +573,23 @@ static void send_request(conn *c, uint64_t t)
 
 static void send_broadcast(conn *c)
 {
-    char buf[160];
+    static char buf[MAX_STATUS_SIZE + 4096];    /* only the sender's thread gets here */
     uint64_t n = atomic_fetch_add(&g_bcast_sent, 1);
-    int len = snprintf(buf, sizeof(buf),
+    int len;
+    if (opt.status_size > 0) {
+        char sent[32];
+        size_t k;
+        snprintf(sent, sizeof(sent), "%llu", (unsigned long long)now_ns());
+        len = snprintf(buf, sizeof(buf), "{\"type\":\"agent_status\",\"id\":\"%llu\",\"agentId\":\"bench\",\"status\":",
+                       (unsigned long long)n);
+        k = make_status(buf + len, sizeof(buf) - (size_t)len - 2, (size_t)opt.status_size, (uint32_t)n, sent);
+        len += (int)k;
+        buf[len++] = '}';
+    } else {
+        len = snprintf(buf, sizeof(buf),
                        "{\"type\":\"agent_status\",\"id\":\"%llu\",\"agentId\":\"bench\",\"status\":\"t%llu\"}",
                        (unsigned long long)n, (unsigned long long)now_ns());
+    }
     out_frame(c, MCPGW_WS_OP_TEXT, (const uint8_t *)buf, (size_t)len);
     if (measuring())
         c->t->sent_bcast++;
@@ -555,14 +656,22 @@ static void on_message(conn *c, const uint8_t *p, size_t len, uint64_t t)
         send_request(c, t);
         break;
     case M_BROADCAST: {
-        const char *s = find_mem(p, len, "\"status\":\"t");
+        /* the send time: "status":"tNNN" (short status) or
+         * "status":{"sent":"NNN",... (--status-size) */
+        const char *s = find_mem(p, len, "\"status\":");
+        uint64_t sent = 0;
         if (!find_mem(p, len < 40 ? len : 40, "agent_status_update"))
             return;             /* the sender's ack */
         atomic_fetch_add_explicit(&g_delivered, 1, memory_order_relaxed);
+        if (s && (size_t)(s - (const char *)p) + 20 < len) {
+            if (s[9] == '"' && s[10] == 't')
+                sent = strtoull(s + 11, NULL, 10);
+            else if (s[9] == '{' && memcmp(s + 10, "\"sent\":\"", 8) == 0)
+                sent = strtoull(s + 18, NULL, 10);
+        }
         if (s && measuring()) {
-            uint64_t sent = strtoull(s + 11, NULL, 10);
             th->msgs++;
-            if (t > sent)
+            if (sent && t > sent)
                 hist_add(&th->lat, t - sent);
         }
         break;
@@ -570,6 +679,92 @@ static void on_message(conn *c, const uint8_t *p, size_t len, uint64_t t)
     default:
         break;
     }
+}
+
+/* permessage-deflate, client side (RFC 7692 7.2.2): raw inflate of the
+ * payload followed by 00 00 ff ff into th->zbuf. With server_no_context_takeover
+ * answered the inflater is reset per message and shared by the thread's
+ * connections (no per-connection zlib state); otherwise the connection keeps
+ * its own. Returns the inflated length, or -1 (corrupt, or over zbuf). */
+static long inflate_msg(conn *c, const uint8_t *p, size_t len)
+{
+    static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
+    thr *th = c->t;
+    z_stream *z;
+    int rc = Z_OK;
+    if (c->pmd_nct) {
+        if (th->zshared && th->zshared_bits != c->pmd_bits) {
+            inflateEnd(th->zshared);
+            free(th->zshared);
+            th->zshared = NULL;
+        }
+        if (!th->zshared) {
+            th->zshared = calloc(1, sizeof(z_stream));
+            if (!th->zshared || inflateInit2(th->zshared, -c->pmd_bits) != Z_OK)
+                die("inflateInit2 failed");
+            th->zshared_bits = c->pmd_bits;
+        } else if (inflateReset(th->zshared) != Z_OK) {
+            return -1;
+        }
+        z = th->zshared;
+    } else {
+        if (!c->zin) {
+            c->zin = calloc(1, sizeof(z_stream));
+            if (!c->zin || inflateInit2(c->zin, -c->pmd_bits) != Z_OK)
+                die("inflateInit2 failed");
+        }
+        z = c->zin;
+    }
+    z->next_out = th->zbuf;
+    z->avail_out = sizeof(th->zbuf);
+    for (int part = 0; part < 2; part++) {
+        z->next_in = (Bytef *)(part ? tail : p);
+        z->avail_in = (uInt)(part ? sizeof(tail) : len);
+        while (z->avail_in > 0) {
+            rc = inflate(z, Z_SYNC_FLUSH);
+            if (rc == Z_STREAM_END)
+                break;
+            if (rc != Z_OK && rc != Z_BUF_ERROR)
+                return -1;
+            if (z->avail_out == 0)
+                return -1;      /* larger than zbuf */
+            if (rc == Z_BUF_ERROR)
+                break;
+        }
+        if (rc == Z_STREAM_END)
+            break;
+    }
+    return (long)(sizeof(th->zbuf) - z->avail_out);
+}
+
+static void data_message(conn *c, const mcpgw_ws_frame_header *h, const uint8_t *pl, uint64_t t)
+{
+    thr *th = c->t;
+    size_t len = (size_t)h->payload_len;
+    if (c->pmd && (h->rsv & 4)) {
+        long n = inflate_msg(c, pl, len);
+        if (n < 0) {
+            th->z_errors++;
+            th->bad++;
+            return;
+        }
+        if (measuring()) {
+            th->z_msgs++;
+            th->z_wire += len;
+            th->z_plain += (uint64_t)n;
+        }
+        on_message(c, th->zbuf, (size_t)n, t);
+        return;
+    }
+    if (h->rsv) {
+        th->bad++;              /* RSV bits without an extension negotiated */
+        return;
+    }
+    if (measuring() && c->welcomed) {
+        th->plain_msgs++;
+        th->plain_bytes += len;
+    }
+    on_message(c, pl, len, t);
 }
 
 /* Parses frames from buf; returns bytes consumed, or (size_t)-1 to close. */
@@ -592,8 +787,12 @@ static size_t process_frames(conn *c, const uint8_t *buf, size_t len, uint64_t t
         case MCPGW_WS_OP_TEXT:
         case MCPGW_WS_OP_BINARY:
         case MCPGW_WS_OP_CONT:
-            if (h.fin)
-                on_message(c, pl, (size_t)h.payload_len, t);
+            /* the servers measured send broadcasts unfragmented; a
+             * fragment alone is not a message (counted as unexpected) */
+            if (h.fin && h.opcode != MCPGW_WS_OP_CONT)
+                data_message(c, &h, pl, t);
+            else
+                c->t->bad++;
             break;
         case MCPGW_WS_OP_PING:
             out_frame(c, MCPGW_WS_OP_PONG, pl, (size_t)h.payload_len);
@@ -671,6 +870,43 @@ static void conn_fail(conn *c)
     conn_close(c);
 }
 
+/* The server's Sec-WebSocket-Extensions answer: permessage-deflate and its
+ * server_no_context_takeover / server_max_window_bits parameters. */
+static void parse_extensions(conn *c, const uint8_t *head, size_t len)
+{
+    char buf[16385], *line, *v, *end;
+    if (len >= sizeof(buf))
+        len = sizeof(buf) - 1;
+    memcpy(buf, head, len);
+    buf[len] = 0;
+    c->pmd = 0;
+    c->pmd_bits = 15;
+    c->pmd_nct = 0;
+    line = strcasestr(buf, "\r\nSec-WebSocket-Extensions:");
+    if (!line)
+        return;
+    v = line + 28;
+    end = strstr(v, "\r\n");
+    if (end)
+        *end = 0;
+    if (!strcasestr(v, "permessage-deflate"))
+        return;
+    if (!opt.compression)
+        return;                 /* not offered: a protocol error, ignore it */
+    c->pmd = 1;
+    c->pmd_nct = strcasestr(v, "server_no_context_takeover") != NULL;
+    if ((v = strcasestr(v, "server_max_window_bits")) != NULL) {
+        v += 22;
+        while (*v == ' ' || *v == '=' || *v == '"')
+            v++;
+        if (*v >= '0' && *v <= '9') {
+            int b = atoi(v);
+            if (b >= 8 && b <= 15)
+                c->pmd_bits = b < 9 ? 9 : b;
+        }
+    }
+}
+
 static void conn_readable(conn *c)
 {
     thr *th = c->t;
@@ -733,7 +969,8 @@ static void conn_readable(conn *c)
                 conn_close(c);
                 return;
             }
-            handshake_done(c, 101, memmem(data, head, "permessage-deflate", 18) != NULL);
+            parse_extensions(c, data, head);
+            handshake_done(c, 101, c->pmd);
             c->state = CS_OPEN;
             data += head;
             len -= head;
@@ -1020,6 +1257,162 @@ static void build_request(void)
     g_req_len = n;
 }
 
+/* ------------------------------------------------------------- ratio mode
+ * The compression ratio of representative JSON with the reference plan's
+ * settings: zlib level 6, memLevel 8, 2^10-byte window, no context takeover
+ * (every message compressed afresh), the 00 00 ff ff tail removed as on the
+ * wire (RFC 7692 7.2.1). Each result is inflated back and compared. */
+static size_t deflate_once(z_stream *z, const char *in, size_t len, uint8_t *out, size_t cap)
+{
+    if (deflateReset(z) != Z_OK)
+        die("deflateReset failed");
+    z->next_in = (Bytef *)in;
+    z->avail_in = (uInt)len;
+    z->next_out = out;
+    z->avail_out = (uInt)cap;
+    if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0 || z->avail_out == 0)
+        die("deflate failed");
+    len = cap - z->avail_out;
+    if (len < 4 || memcmp(out + len - 4, "\x00\x00\xff\xff", 4) != 0)
+        die("deflate: no sync flush tail");
+    return len - 4;
+}
+
+static void check_roundtrip(const uint8_t *z, size_t zlen, const char *orig, size_t len)
+{
+    static uint8_t buf[1 << 17];
+    uint8_t in[1 << 17];
+    z_stream s;
+    memset(&s, 0, sizeof(s));
+    if (zlen + 4 > sizeof(in) || inflateInit2(&s, -10) != Z_OK)
+        die("inflateInit2 failed");
+    memcpy(in, z, zlen);
+    memcpy(in + zlen, "\x00\x00\xff\xff", 4);
+    s.next_in = in;
+    s.avail_in = (uInt)(zlen + 4);
+    s.next_out = buf;
+    s.avail_out = sizeof(buf);
+    if (inflate(&s, Z_SYNC_FLUSH) != Z_OK || sizeof(buf) - s.avail_out != len || memcmp(buf, orig, len) != 0)
+        die("ratio: round trip failed");
+    inflateEnd(&s);
+}
+
+static size_t make_batch_response(char *buf, size_t cap, uint32_t seed)
+{
+    size_t len = 0;
+    int n = snprintf(buf, cap, "{\"type\":\"batch_response\",\"id\":\"req-%06u\",\"responses\":[", seed);
+    len = (size_t)n;
+    for (int i = 0; i < 10 && len < cap - 300; i++) {
+        n = snprintf(buf + len, cap - len, "%s{\"id\":\"p%u-%d\",\"type\":\"response\",\"status\":\"success\","
+                     "\"result\":{\"type\":\"pong\",\"id\":\"p%u-%d\",\"timestamp\":\"2026-11-25T18:04:%02u.%03uZ\"}}",
+                     i ? "," : "", seed, i, seed, i, (seed + (unsigned)i / 7) % 60, (seed * 7 + (unsigned)i * 13) % 1000);
+        len += (size_t)n;
+    }
+    n = snprintf(buf + len, cap - len, "],\"timestamp\":\"2026-11-25T18:04:%02u.%03uZ\"}", seed % 60, seed % 1000);
+    return len + (size_t)n;
+}
+
+/* A tool result of about `target` bytes: code search hits with file paths,
+ * line numbers and source lines, as an MCP tools/call result. */
+static size_t make_tool_result(char *buf, size_t cap, size_t target, uint32_t seed)
+{
+    static const char *const files[] = { "src/gateway/conn.c", "src/gateway/server.c", "lib/pool.ts",
+        "plugins/agent_status.c", "tests/integration/test_broadcast.py", "docs/architecture.md" };
+    static const char *const code[] = {
+        "    if (bufferevent_write(c->bev, frame, len) < 0)",
+        "        return mcpgw_conn_close(c, 1011, \\\"write failed\\\");",
+        "  const pending = this.queue.splice(0, this.batchSize);",
+        "    json_object_set_new(update, \\\"timestamp\\\", json_string(ts));",
+        "def test_fanout_reaches_every_listener(gateway, listeners):",
+        "The broadcast path serialises a message once and shares the frame bytes.",
+        "    evbuffer_add_reference(out, f->data, f->len, frame_unref, f);",
+        "  await Promise.all(clients.map((c) => c.waitFor('agent_status_update')));",
+    };
+    uint32_t st = seed + 17;
+    size_t len = 0;
+    int n = snprintf(buf, cap, "{\"type\":\"tool_result\",\"id\":\"call-%06u\",\"tool\":\"search_code\","
+                     "\"result\":{\"isError\":false,\"content\":[{\"type\":\"text\",\"text\":\"", seed);
+    len = (size_t)n;
+    for (int i = 0; i < 400 && len + 200 < target; i++) {
+        n = snprintf(buf + len, cap - len, "%s:%u: %s\\n", files[lcg(&st) % 6], 1 + lcg(&st) % 2400,
+                     code[lcg(&st) % 8]);
+        if (n < 0 || (size_t)n >= cap - len)
+            break;
+        len += (size_t)n;
+    }
+    n = snprintf(buf + len, cap - len, "\"}],\"matches\":%u,\"truncated\":false}}", 40 + lcg(&st) % 100);
+    return len + (size_t)n;
+}
+
+static int run_ratio(void)
+{
+    static const struct { const char *name; size_t size; } sts[] = {
+        { "agent_status_update ~500 B", 500 }, { "agent_status_update ~1 KB", 1000 },
+        { "agent_status_update ~2 KB", 2000 }, { "agent_status_update ~4 KB", 4000 },
+    };
+    static char msg[1 << 16];
+    static uint8_t zout[1 << 17];
+    z_stream z;
+    uint64_t tot = 0, totz = 0, tot_above = 0, totz_above = 0;
+    int first = 1;
+    memset(&z, 0, sizeof(z));
+    if (deflateInit2(&z, 6, Z_DEFLATED, -10, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+        die("deflateInit2 failed");
+    printf("{\"mode\":\"ratio\",\"label\":\"%s\",\"level\":6,\"window_bits\":10,\"mem_level\":8,"
+           "\"context_takeover\":false,\"samples\":[", opt.label);
+    for (int kind = 0; kind < 6; kind++) {
+        const int reps = 20;        /* messages per kind, each different */
+        uint64_t b = 0, zb = 0, t0, ns[20], med;
+        const char *name = kind < 4 ? sts[kind].name : kind == 4 ? "batch_response, 10 pongs" : "tool result ~4 KB";
+        for (int r = 0; r < reps; r++) {
+            size_t len, zl;
+            if (kind < 4) {
+                char ts[32];
+                int h = snprintf(msg, sizeof(msg), "{\"type\":\"agent_status_update\",\"agentId\":\"agent-%02d\",\"status\":",
+                                 r % 40);
+                len = (size_t)h + make_status(msg + h, sizeof(msg) - (size_t)h - 64, sts[kind].size - 90 > 200 ?
+                                              sts[kind].size - 90 : 200, (uint32_t)(r * 31 + kind), NULL);
+                snprintf(ts, sizeof(ts), "2026-11-25T18:04:%02d.%03dZ", r % 60, (r * 37) % 1000);
+                len += (size_t)snprintf(msg + len, sizeof(msg) - len, ",\"timestamp\":\"%s\"}", ts);
+            } else if (kind == 4) {
+                len = make_batch_response(msg, sizeof(msg), (uint32_t)r + 1);
+            } else {
+                len = make_tool_result(msg, sizeof(msg), 4096, (uint32_t)r + 1);
+            }
+            t0 = now_ns();
+            zl = deflate_once(&z, msg, len, zout, sizeof(zout));
+            ns[r] = now_ns() - t0;
+            check_roundtrip(zout, zl, msg, len);
+            b += len;
+            zb += zl;
+        }
+        /* the median: one preempted call must not make the figure */
+        for (int i = 1; i < reps; i++)
+            for (int k = i; k > 0 && ns[k - 1] > ns[k]; k--) {
+                uint64_t x = ns[k];
+                ns[k] = ns[k - 1];
+                ns[k - 1] = x;
+            }
+        med = ns[reps / 2];
+        tot += b;
+        totz += zb;
+        if (b / reps >= 1024) {
+            tot_above += b;
+            totz_above += zb;
+        }
+        printf("%s{\"name\":\"%s\",\"messages\":%d,\"avg_bytes\":%.0f,\"avg_compressed\":%.0f,\"ratio\":%.3f,"
+               "\"deflate_median_us\":%.1f}", first ? "" : ",", name, reps, (double)b / reps, (double)zb / reps,
+               (double)zb / (double)b, (double)med / 1000.0);
+        first = 0;
+    }
+    deflateEnd(&z);
+    printf("],\"bytes\":%llu,\"compressed\":%llu,\"ratio\":%.3f,\"ratio_above_1k\":%.3f}\n",
+           (unsigned long long)tot, (unsigned long long)totz, (double)totz / (double)tot,
+           tot_above ? (double)totz_above / (double)tot_above : -1.0);
+    fflush(stdout);
+    return 0;
+}
+
 static int parse_url(const char *url)
 {
     const char *p, *slash, *colon;
@@ -1055,6 +1448,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
 "usage: mcpgw-bench --mode ping|batch|broadcast|idle|raw --url ws://HOST:PORT/PATH [options]\n"
+"       mcpgw-bench --mode ratio      (compression ratio of representative JSON, no server)\n"
 "       mcpgw-bench --raw-echo-server PORT\n"
 "  --url URL           ws://127.0.0.1:8080/ws (raw mode: tcp://127.0.0.1:PORT)\n"
 "  --token JWT         one token for every connection, or\n"
@@ -1071,7 +1465,8 @@ static void usage(FILE *f)
 "  --concurrency N     handshakes in flight per thread (default 256)\n"
 "  --src-addrs N       spread connections over N loopback source addresses\n"
 "  --server-pid PID    read the server's VmRSS before and after (idle)\n"
-"  --compression       offer permessage-deflate (idle mode only)\n"
+"  --compression       offer permessage-deflate (idle, broadcast); inflate RSV1 messages\n"
+"  --status-size N     broadcast: a realistic status object of ~N bytes (default: a short string)\n"
 "  --tls               not supported (the gateway has no TLS yet)\n"
 "  --label NAME        a name for the JSON line\n");
 }
@@ -1090,6 +1485,7 @@ int main(int argc, char **argv)
         { "compression", no_argument, NULL, 'z' }, { "tls", no_argument, NULL, 'L' },
         { "label", required_argument, NULL, 'l' }, { "raw-echo-server", required_argument, NULL, 'E' },
         { "connect-timeout", required_argument, NULL, 'O' }, { "help", no_argument, NULL, 'h' },
+        { "status-size", required_argument, NULL, 'Z' },
         { NULL, 0, NULL, 0 }
     };
     const char *url = NULL;
@@ -1099,9 +1495,10 @@ int main(int argc, char **argv)
     hist lat, hs;
     uint64_t t_conn0, t_conn1, t_meas0 = 0, t_meas1 = 0, deadline;
     uint64_t msgs = 0, subs = 0, bad = 0, sent_b = 0;
+    uint64_t z_msgs = 0, z_wire = 0, z_plain = 0, z_err = 0, p_msgs = 0, p_bytes = 0;
     int opened = 0, failed = 0, closed_early = 0, deflate = 0, conn_err = 0;
     long rss0, rss1 = -1;
-    double cpu0 = -1, cpu1 = -1, scpu;
+    double cpu0 = -1, cpu1 = -1, scpu, lcpu0 = -1, lcpu1 = -1;
     double meas_s, hs_s;
     int status[MAX_STATUS];
 
@@ -1123,7 +1520,7 @@ int main(int argc, char **argv)
         switch (ch) {
         case 'm': {
             int found = 0;
-            for (int i = 0; i < 5; i++)
+            for (int i = 0; i < N_MODES; i++)
                 if (strcmp(optarg, mode_names[i]) == 0) {
                     opt.mode = (enum mode)i;
                     found = 1;
@@ -1148,6 +1545,7 @@ int main(int argc, char **argv)
         case 'A': opt.src_addrs = atoi(optarg); break;
         case 'P': opt.server_pid = atoi(optarg); break;
         case 'z': opt.compression = 1; break;
+        case 'Z': opt.status_size = atoi(optarg); break;
         case 'L': die("--tls is not supported: the gateway has no TLS yet (run it behind a proxy)");
             break;
         case 'l': opt.label = optarg; break;
@@ -1157,6 +1555,8 @@ int main(int argc, char **argv)
         default: usage(stderr); return 2;
         }
     }
+    if (opt.mode == M_RATIO)
+        return run_ratio();
     if (!url || parse_url(url) < 0) {
         usage(stderr);
         return 2;
@@ -1167,8 +1567,10 @@ int main(int argc, char **argv)
         die("bad option value");
     if (opt.mode != M_RAW && !opt.token && !opt.secret)
         die("--token or --secret is required");
-    if (opt.compression && opt.mode != M_IDLE)
-        die("--compression is supported in idle mode only");
+    if (opt.compression && opt.mode != M_IDLE && opt.mode != M_BROADCAST)
+        die("--compression is supported in idle and broadcast modes only");
+    if (opt.status_size < 0 || opt.status_size > MAX_STATUS_SIZE)
+        die("--status-size out of range");
     raise_nofile();
     signal(SIGPIPE, SIG_IGN);
     build_request();
@@ -1232,11 +1634,13 @@ int main(int argc, char **argv)
         sleep_s(opt.warmup);
         t_meas0 = now_ns();
         cpu0 = cpu_s(opt.server_pid);
+        lcpu0 = cpu_s((int)getpid());
         atomic_store(&g_phase, PH_MEASURE);
         sleep_s(opt.duration);
         atomic_store(&g_phase, PH_STOP);
         t_meas1 = now_ns();
         cpu1 = cpu_s(opt.server_pid);
+        lcpu1 = cpu_s((int)getpid());
     }
     atomic_store(&g_phase, PH_STOP);
     for (int i = 0; i < opt.threads; i++)
@@ -1257,6 +1661,12 @@ int main(int argc, char **argv)
         failed += th->failed;
         closed_early += th->closed_early;
         deflate += th->deflate;
+        z_msgs += th->z_msgs;
+        z_wire += th->z_wire;
+        z_plain += th->z_plain;
+        z_err += th->z_errors;
+        p_msgs += th->plain_msgs;
+        p_bytes += th->plain_bytes;
         conn_err += th->connect_errors;
         for (int k = 0; k < MAX_STATUS; k++)
             status[k] += th->status[k];
@@ -1309,6 +1719,19 @@ int main(int argc, char **argv)
                scpu > 0 ? (double)msgs / scpu : -1.0,
                hist_pct_us(&lat, 0.5), hist_pct_us(&lat, 0.99), hist_pct_us(&lat, 0.999),
                (double)lat.max / 1000.0);
+        /* what came over the wire in the measured window: compressed
+         * messages (payload as received, inflated) and uncompressed ones */
+        /* the load generator's own CPU seconds: near duration_s, it was the limit */
+        printf(",\"load_cpu_s\":%.2f", lcpu0 >= 0 && lcpu1 >= 0 ? lcpu1 - lcpu0 : -1.0);
+        printf(",\"status_size\":%d,\"compression\":%s,\"deflate_negotiated\":%d,\"compressed_msgs\":%llu"
+               ",\"compressed_wire_bytes_per_msg\":%.0f,\"inflated_bytes_per_msg\":%.0f,\"wire_ratio\":%.3f"
+               ",\"inflate_errors\":%llu,\"plain_msgs\":%llu,\"plain_bytes_per_msg\":%.0f",
+               opt.status_size, opt.compression ? "true" : "false", deflate, (unsigned long long)z_msgs,
+               z_msgs ? (double)z_wire / z_msgs : 0, z_msgs ? (double)z_plain / z_msgs : 0,
+               z_plain ? (double)z_wire / z_plain : 1.0, (unsigned long long)z_err,
+               (unsigned long long)p_msgs, p_msgs ? (double)p_bytes / p_msgs : 0);
+        break;
+    case M_RATIO:
         break;
     case M_IDLE:
         printf(",\"handshakes_per_server_cpu_s\":%.0f", scpu > 0 ? opened / scpu : -1.0);

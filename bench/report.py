@@ -68,8 +68,16 @@ def main():
     ap.add_argument("--ping-p", type=int, default=16)
     ap.add_argument("--bcast-c", type=int, default=10000)
     ap.add_argument("--idle-c", type=int, default=50000)
+    ap.add_argument("--zbcast-c", type=int, default=1000)
+    ap.add_argument("--zidle-c", type=int, default=10000)
+    ap.add_argument("--zstatus", type=int, default=2048)
     a = ap.parse_args()
-    rows = load(a.results)
+    allrows = load(a.results)
+    ratio_line = next((r for r in allrows if r.get("mode") == "ratio"), None)
+    # the issue-4 compression runs (a ~2 KB status; idle at --zidle-c) are
+    # kept apart from the main rows
+    zrows = [r for r in allrows if r.get("mode") == "broadcast" and r.get("status_size")]
+    rows = [r for r in allrows if not (r.get("mode") == "broadcast" and r.get("status_size"))]
 
     P = dict(connections=a.ping_c, inflight=a.ping_p)
     gp, np_, rp = (best(rows, "mcpgw", "ping", "msgs_per_s", **P), best(rows, "node", "ping", "msgs_per_s", **P),
@@ -82,9 +90,19 @@ def main():
               and r.get("deliveries")], key=lambda r: r.get("fanout_p99_us"), default=None)
     nl = min([r for r in rows if r.get("label") == "node" and r.get("mode") == "broadcast" and r.get("window") == 1
               and r.get("deliveries")], key=lambda r: r.get("fanout_p99_us"), default=None)
-    gi, ni = best(rows, "mcpgw", "idle", None), best(rows, "node", "idle", None)
-    nz = best(rows, "node-deflate", "idle", None)
-    gz = best(rows, "mcpgw-deflate", "idle", None)
+    gi = best(rows, "mcpgw", "idle", None, connections=a.idle_c)
+    ni = best(rows, "node", "idle", None, connections=a.idle_c)
+    # idle with and without permessage-deflate, same connection count
+    gzi0 = best(rows, "mcpgw", "idle", None, connections=a.zidle_c)
+    nzi0 = best(rows, "node", "idle", None, connections=a.zidle_c)
+    nz = best(rows, "node-deflate", "idle", None, connections=a.zidle_c)
+    gz = best(rows, "mcpgw-deflate", "idle", None, connections=a.zidle_c)
+    ZB = dict(connections=a.zbcast_c, status_size=a.zstatus)
+    gzb0, gzb1 = (best(zrows, "mcpgw", "broadcast", "deliveries_per_s", **ZB),
+                  best(zrows, "mcpgw-deflate", "broadcast", "deliveries_per_s", **ZB))
+    nzb0, nzb1 = (best(zrows, "node", "broadcast", "deliveries_per_s", **ZB),
+                  best(zrows, "node-deflate", "broadcast", "deliveries_per_s", **ZB))
+    zonly = not any((gp, np_, gb, nb, gc, nc, gi, ni))
     loads = [r.get("loadavg1", 0) for r in rows if r.get("loadavg1", -1) >= 0]
 
     L = []
@@ -99,6 +117,7 @@ def main():
     L.append("")
     L.append("| benchmark | mcpgw | Node ws | raw TCP | mcpgw / Node | mcpgw / raw | target |")
     L.append("|---|---|---|---|---|---|---|")
+    M = len(L)
 
     def row(name, key, gr, nr, rr=None, target="", unit="", as_ratio=False):
         vs_raw = ""
@@ -125,22 +144,84 @@ def main():
     row("idle: handshakes/s (HS256)", "handshakes_per_s", gi, ni, None, ">= 20,000 on one core")
     row("idle: handshakes per server CPU-second", "handshakes_per_server_cpu_s", gi, ni)
     row("idle: server RSS per connection (bytes)", "rss_per_conn_bytes", gi, ni, None, "< 4,096")
-    if nz or gz:
-        def dz(r):
-            if not r:
+    if zonly:
+        del L[M:]
+    # ------------------------------------------------ compression (issue 4)
+
+    def zneg(r, key):
+        if not r:
+            return "n/a"
+        if not r.get("deflate_negotiated"):
+            return "%s (not negotiated)" % fmt(g(r, key))
+        return fmt(g(r, key))
+
+    def zrow(name, key, gr, nr, target="", neg=False):
+        f = zneg if neg else (lambda r, k: fmt(g(r, k)))
+        L.append("| %s | %s | %s |  | %s |  | %s |" % (name, f(gr, key), f(nr, key),
+                                                      ratio(g(gr, key), g(nr, key)), target))
+
+    def zratio(name, key, a0, a1, b0, b1, target):
+        L.append("| %s | %s | %s |  |  |  | %s |" % (name, ratio(g(a1, key), g(a0, key)),
+                                                    ratio(g(b1, key), g(b0, key)), target))
+
+    def zdiff(name, key, a0, a1, b0, b1, target):
+        def d(x, y):
+            u, v = g(x, key), g(y, key)
+            if u in (None, -1) or v in (None, -1):
                 return "n/a"
-            if not r.get("deflate_negotiated"):
-                return "%s (not negotiated)" % fmt(g(r, "rss_per_conn_bytes"))
-            return fmt(g(r, "rss_per_conn_bytes"))
-        L.append("| idle, permessage-deflate: server RSS per connection (bytes) | %s | %s |  | %s | | < 5,120 |" % (
-            dz(gz), dz(nz), ratio(g(gz, "rss_per_conn_bytes"), g(nz, "rss_per_conn_bytes"))))
+            return "{:+,.0f}".format(u - v)
+        L.append("| %s | %s | %s |  |  |  | %s |" % (name, d(a1, a0), d(b1, b0), target))
+
+    if any((gzb0, gzb1, nzb0, nzb1)):
+        bn = "broadcast ~%d B status to %d, window %d" % (
+            g(gzb1 or gzb0 or nzb1 or nzb0, "inflated_bytes_per_msg") or a.zstatus, a.zbcast_c,
+            g(gzb1 or gzb0 or nzb1 or nzb0, "window") or 8)
+        zrow(bn + ", uncompressed: deliveries/s", "deliveries_per_s", gzb0, nzb0)
+        zrow(bn + ", permessage-deflate: deliveries/s", "deliveries_per_s", gzb1, nzb1, neg=True)
+        zratio("broadcast, compressed / uncompressed deliveries/s", "deliveries_per_s", gzb0, gzb1, nzb0, nzb1,
+               "> 0.5x")
+        zrow("broadcast ~2 KB, uncompressed: deliveries per server CPU-second", "deliveries_per_server_cpu_s",
+             gzb0, nzb0)
+        zrow("broadcast ~2 KB, permessage-deflate: deliveries per server CPU-second",
+             "deliveries_per_server_cpu_s", gzb1, nzb1, neg=True)
+        zratio("broadcast, compressed / uncompressed per server CPU-second", "deliveries_per_server_cpu_s",
+               gzb0, gzb1, nzb0, nzb1, "> 0.5x")
+        zrow("broadcast ~2 KB, permessage-deflate: payload bytes on the wire per delivery",
+             "compressed_wire_bytes_per_msg", gzb1, nzb1)
+    if any((gz, nz, gzi0, nzi0)):
+        zrow("idle at %d: server RSS per connection, uncompressed (bytes)" % a.zidle_c, "rss_per_conn_bytes",
+             gzi0, nzi0)
+        zrow("idle at %d, permessage-deflate: server RSS per connection (bytes)" % a.zidle_c,
+             "rss_per_conn_bytes", gz, nz, "< 5,120", neg=True)
+        zdiff("idle: RSS added per connection by compression (bytes)", "rss_per_conn_bytes", gzi0, gz, nzi0, nz,
+              "< 1,024")
+    if ratio_line:
+        L.append("| compression ratio, representative JSON (compressed / uncompressed; >= 1 KiB only) | "
+                 "%.3f (%.3f) |  |  |  |  |  |" % (ratio_line.get("ratio", -1), ratio_line.get("ratio_above_1k", -1)))
     L.append("")
+    if ratio_line:
+        L.append("Compression ratio (`mcpgw-bench --mode ratio`: zlib level %s, window 2^%s, memLevel %s, "
+                 "each message compressed afresh, sync-flush tail removed; %d messages of each kind, all different):" % (
+                     ratio_line.get("level"), ratio_line.get("window_bits"), ratio_line.get("mem_level"),
+                     (ratio_line.get("samples") or [{}])[0].get("messages", 0)))
+        L.append("")
+        L.append("| message | bytes | compressed | ratio | deflate us/msg (median) |")
+        L.append("|---|---|---|---|---|")
+        for smp in ratio_line.get("samples", []):
+            L.append("| %s | %s | %s | %.3f | %.1f |" % (smp["name"], fmt(smp["avg_bytes"]), fmt(smp["avg_compressed"]),
+                                                      smp["ratio"], smp.get("deflate_median_us", smp.get("deflate_us", -1))))
+        L.append("")
     fails = []
-    for r in (gp, np_, gb, nb, gc, nc, gl, nl, gi, ni, gz, nz):
-        if r and (r.get("failed") or r.get("closed_early") or r.get("unexpected")):
+    seen = set()
+    for r in (gp, np_, gb, nb, gc, nc, gl, nl, gi, ni, gz, nz, gzi0, nzi0, gzb0, gzb1, nzb0, nzb1):
+        if r is not None and id(r) in seen:
+            continue
+        seen.add(id(r))
+        if r and (r.get("failed") or r.get("closed_early") or r.get("unexpected") or r.get("inflate_errors")):
             fails.append("%s %s: failed=%s %s closed_early=%s unexpected=%s" % (
                 r["label"], r["mode"], r.get("failed"), json.dumps(r.get("failures")),
-                r.get("closed_early"), r.get("unexpected")))
+                r.get("closed_early"), r.get("unexpected")) +
+                (" inflate_errors=%s" % r["inflate_errors"] if r.get("inflate_errors") else ""))
     if fails:
         L.append("Failures and anomalies: " + "; ".join(fails))
         L.append("")
@@ -161,8 +242,9 @@ def main():
             L.append("| %d | %s |" % (p, " | ".join("%s | %s" % (fmt(g(r, "msgs_per_s")), fmt(g(r, "lat_p99_us")))
                                                    for r in s)))
         L.append("")
-    L.append("Plots: `throughput.png`, `latency.png`%s. Raw JSON lines: `results.jsonl`." %
-             (", `sweep.png`" if len(sweep) > 1 else ""))
+    if not zonly:
+        L.append("Plots: `throughput.png`, `latency.png`%s. Raw JSON lines: `results.jsonl`." %
+                 (", `sweep.png`" if len(sweep) > 1 else ""))
     with open(os.path.join(a.out, "results.md"), "w") as f:
         f.write("\n".join(L) + "\n")
 

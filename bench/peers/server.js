@@ -12,6 +12,12 @@
  * unknown-type / failed-to-process errors. No per-message logging.
  *
  *   PORT=18081 JWT_SECRET=... MAX_CONNECTIONS_PER_USER=5 DEFLATE=0 node server.js
+ *
+ * permessage-deflate is off unless DEFLATE=1 or --deflate (alias
+ * --per-message-deflate) asks for it; then ws negotiates it with the
+ * reference plan's settings: zlib level 6, threshold 1024 bytes,
+ * serverMaxWindowBits 10, client and server no context takeover,
+ * concurrencyLimit 10.
  */
 const http = require('node:http');
 const crypto = require('node:crypto');
@@ -22,7 +28,8 @@ const HOST = process.env.HOST || '127.0.0.1';
 const PATH = process.env.WS_PATH || '/ws';
 const SECRET = process.env.JWT_SECRET || 'bench-secret-not-for-production';
 const MAX_PER_USER = Number(process.env.MAX_CONNECTIONS_PER_USER || 5);
-const DEFLATE = process.env.DEFLATE === '1';
+const DEFLATE = process.env.DEFLATE === '1' || process.env.DEFLATE === 'true' ||
+  process.argv.slice(2).some((a) => a === '--deflate' || a === '--per-message-deflate');
 const HEARTBEAT_MS = Number(process.env.HEARTBEAT_MS || 30000);
 
 function b64urlToBuf(s) {
