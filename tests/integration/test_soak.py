@@ -95,6 +95,21 @@ def oversized(g, rng, tally):
     ws.close()
 
 
+def big_batch(g, rng, tally):
+    ws = ws_handshake(g.port, make_token('abuser-batch'))
+    try:
+        n = rng.choice([101, 500])
+        ws.send_json({'type': 'batch', 'id': 'big', 'messages': [{'type': 'ping', 'id': i}
+                                                                 for i in range(n)]})
+        while True:
+            m = ws.recv_json(timeout=10)
+            if m.get('id') == 'big' or m['type'] == 'error':
+                break
+        tally.add('big_batch', m['type'] == 'error' and 'limit 100' in m.get('error', ''), m)
+    finally:
+        ws.close_cleanly()
+
+
 def slow_reader(g, rng, tally):
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -142,8 +157,8 @@ def half_handshake(g, rng, tally):
     s.close()
 
 
-BEHAVIOURS = [(normal, 10), (garbage, 1), (oversized, 1), (slow_reader, 1), (abrupt, 1),
-              (bad_token, 1), (sixth, 1), (half_handshake, 1)]
+BEHAVIOURS = [(normal, 10), (garbage, 1), (oversized, 1), (big_batch, 1), (slow_reader, 1),
+              (abrupt, 1), (bad_token, 1), (sixth, 1), (half_handshake, 1)]
 
 
 def worker(g, seed, deadline, tally):
@@ -187,7 +202,7 @@ def test_soak():
             assert rss1 - rss0 < 16 * 1024, (rss0, rss1)
 
         # Every slot is free: each user can open five connections again.
-        for user in USERS + ['abuser-garbage', 'abuser-slow']:
+        for user in USERS + ['abuser-garbage', 'abuser-slow', 'abuser-batch']:
             held = [ws_handshake(g.port, make_token(user)) for _ in range(5)]
             held[0].ping_roundtrip('after-soak')
             for ws in held:
