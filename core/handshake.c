@@ -142,89 +142,6 @@ void mcpgw_handshake_accept_key(const char *key, size_t key_len,
     out[MCPGW_WS_ACCEPT_LEN] = '\0';
 }
 
-static int hex_value(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* Decodes a query value (%XY escapes, '+' as space) into out (cap bytes,
- * NUL included). Returns the length, or -1 for a bad escape, a decoded NUL
- * (which a C string would silently cut) or no room. */
-static long query_decode(const char *p, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)p[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int hi, lo;
-            if (n - i < 3 || (hi = hex_value((unsigned char)p[i + 1])) < 0 ||
-                (lo = hex_value((unsigned char)p[i + 2])) < 0)
-                return -1;
-            c = (unsigned char)(hi << 4 | lo);
-            i += 2;
-        }
-        if (c == '\0' || o + 1 >= cap)
-            return -1;
-        out[o++] = (char)c;
-    }
-    if (cap == 0)
-        return -1;
-    out[o] = '\0';
-    return (long)o;
-}
-
-/* The raw value of the first "token=" pair of query, or NULL. */
-static const char *query_token(const mcpgw_str *query, size_t *len)
-{
-    const char *p = query->p, *end;
-
-    if (!p)
-        return NULL;
-    end = p + query->len;
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *e = amp ? amp : end;
-        if ((size_t)(e - p) >= 6 && memcmp(p, "token=", 6) == 0) {
-            *len = (size_t)(e - p) - 6;
-            return p + 6;
-        }
-        if (!amp)
-            break;
-        p = amp + 1;
-    }
-    return NULL;
-}
-
-/* The credentials of an "Authorization: Bearer <token>" header, or NULL. */
-static const char *bearer_token(const mcpgw_http_request *req, size_t *len)
-{
-    const mcpgw_str *auth = mcpgw_http_header_get(req, "Authorization");
-    mcpgw_str scheme;
-
-    if (!auth || auth->len < 6)
-        return NULL;
-    scheme.p = auth->p;
-    scheme.len = 6;
-    if (!mcpgw_str_eq_nocase(&scheme, "Bearer"))
-        return NULL;
-    if (auth->len > 6 && auth->p[6] != ' ' && auth->p[6] != '\t')
-        return NULL;                /* "Bearerish ..." */
-    size_t i = 6;
-    while (i < auth->len && (auth->p[i] == ' ' || auth->p[i] == '\t'))
-        i++;
-    *len = auth->len - i;          /* the parser already trimmed the end */
-    return auth->p + i;
-}
-
 /* Browsers cannot set headers on a WebSocket: a page may pass its token as
  * the subprotocol "mcpgw.bearer.<token>" (kept out of URLs and logs). */
 static const char *subprotocol_token(const mcpgw_http_request *req, size_t *len)
@@ -263,18 +180,17 @@ long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap)
     if (cap > 0)
         out[0] = '\0';
 
-    tok = query_token(&req->query, &len);
-    if (tok) {
+    {
         /* A present but empty query token is "no token": no fallback. */
-        if (len == 0)
-            return 0;
-        long r = query_decode(tok, len, out, cap);
-        if (r < 0 && cap > 0)
-            out[0] = '\0';
-        return r;
+        long r = mcpgw_http_query_param(&req->query, "token", out, cap);
+        if (r != -2) {
+            if (r < 0 && cap > 0)
+                out[0] = '\0';
+            return r;
+        }
     }
 
-    tok = bearer_token(req, &len);
+    tok = mcpgw_http_bearer_token(req, &len);
     if (!tok || len == 0)
         tok = subprotocol_token(req, &len);
     if (!tok || len == 0)

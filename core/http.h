@@ -69,6 +69,15 @@ int mcpgw_http_list_has_token(const mcpgw_str *value, const char *token);
 /* Case-insensitive equality of s with a NUL-terminated string. */
 int mcpgw_str_eq_nocase(const mcpgw_str *s, const char *lit);
 
+/* The value of query parameter `name` (first occurrence), percent- and
+ * '+'-decoded into out (cap bytes, NUL included). Returns its length (0 for
+ * "name="), -1 for a bad escape, a decoded NUL or no room, -2 if absent. */
+long mcpgw_http_query_param(const mcpgw_str *query, const char *name, char *out, size_t cap);
+
+/* The credentials of an "Authorization: Bearer <token>" header (scheme
+ * case-insensitive), pointing into the request, or NULL. */
+const char *mcpgw_http_bearer_token(const mcpgw_http_request *req, size_t *len);
+
 /* Standard reason phrase for a status code ("Not Found"), or "Unknown". */
 const char *mcpgw_http_reason(int status);
 

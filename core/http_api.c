@@ -64,20 +64,20 @@ void mcpgw_http_api_error(mcpgw_conn *c, int status, const char *msg)
 static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
 {
     mcpgw_server *srv = c->srv;
-    const mcpgw_str *authz = mcpgw_http_header_get(req, "Authorization");
+    size_t tlen = 0;
+    const char *bearer = mcpgw_http_bearer_token(req, &tlen);
     char token[8192], user[256];
     json_t *claims = NULL, *v;
     mcpgw_auth_result ar;
     int ok = 0;
 
-    if (!authz || authz->len < 8 || strncasecmp(authz->p, "Bearer ", 7) != 0 ||
-        authz->len - 7 >= sizeof(token)) {
+    if (!bearer || tlen == 0 || tlen >= sizeof(token)) {
         srv->metrics.errors[MCPGW_ERR_AUTH]++;
         respond_error(c, 401, "Unauthorized: Missing token");
         return 0;
     }
-    memcpy(token, authz->p + 7, authz->len - 7);
-    token[authz->len - 7] = '\0';
+    memcpy(token, bearer, tlen);
+    token[tlen] = '\0';
     ar = mcpgw_auth_verify(&srv->auth, token, mcpgw_clock_now(&srv->clock), &claims, user,
                            sizeof(user));
     memset(token, 0, sizeof(token));
@@ -112,40 +112,6 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
     return ok;
 }
 
-/* The value of query parameter `name`, percent-decoded into out. */
-static int query_param(const mcpgw_str *q, const char *name, char *out, size_t cap)
-{
-    size_t nlen = strlen(name);
-    const char *p = q->p, *end = q->p + q->len;
-
-    while (p < end) {
-        const char *amp = memchr(p, '&', (size_t)(end - p));
-        const char *stop = amp ? amp : end;
-        if ((size_t)(stop - p) > nlen && strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            size_t n = 0;
-            for (p += nlen + 1; p < stop; p++) {
-                int ch = (unsigned char)*p;
-                if (ch == '%' && stop - p >= 3) {
-                    unsigned v;
-                    if (sscanf(p + 1, "%2x", &v) != 1)
-                        return -1;
-                    ch = (int)v;
-                    p += 2;
-                } else if (ch == '+') {
-                    ch = ' ';
-                }
-                if (n + 1 >= cap || ch == 0)
-                    return -1;
-                out[n++] = (char)ch;
-            }
-            out[n] = '\0';
-            return 1;
-        }
-        p = stop + 1;
-    }
-    return 0;
-}
-
 static void api_broadcast(mcpgw_conn *c, const mcpgw_http_request *req, const char *body,
                           size_t len)
 {
@@ -154,9 +120,10 @@ static void api_broadcast(mcpgw_conn *c, const mcpgw_http_request *req, const ch
     json_t *msg;
     char user[256];
     size_t n = 0;
-    int has_user = query_param(&req->query, "user", user, sizeof(user));
+    long user_len = mcpgw_http_query_param(&req->query, "user", user, sizeof(user));
+    int has_user = user_len > 0;
 
-    if (has_user < 0) {
+    if (user_len == -1 || user_len == 0) {
         respond_error(c, 400, "Bad user parameter");
         return;
     }

@@ -179,6 +179,11 @@ def test_admin_broadcast_and_connections():
         assert status == 200 and json.loads(body) == {'recipients': 2}, body
         assert a1.recv_json()['type'] == 'direct' and a2.recv_json()['type'] == 'direct'
         b.ping_roundtrip('nothing-for-b')       # b got nothing before its pong
+        for bad in ('%zz', ''):
+            status, _, body = _get(g.port, '/api/broadcast?user=' + bad, _admin(),
+                                   method='POST', body=b'{"type":"x"}')
+            assert status == 400 and json.loads(body)['error'] == 'Bad user parameter', \
+                (bad, status, body)
         for ws in (a1, a2, b):
             ws.close_cleanly()
 

@@ -484,8 +484,48 @@ TEST(format_response_overflow)
     CHECK_EQ_INT(mcpgw_http_format_response(NULL, 0, 404, NULL, "not found"), 0);
 }
 
+TEST(query_param)
+{
+    static const char q[] = "a=1&user=al%20ice+b&empty=&bad=%zz&user=second&nul=%00";
+    mcpgw_str query = { q, sizeof(q) - 1 };
+    mcpgw_str none = { NULL, 0 };
+    char out[16];
+
+    CHECK_EQ_INT(mcpgw_http_query_param(&query, "user", out, sizeof(out)), 8);
+    CHECK_EQ_STR(out, "al ice b");
+    CHECK_EQ_INT(mcpgw_http_query_param(&query, "a", out, sizeof(out)), 1);
+    CHECK_EQ_STR(out, "1");
+    CHECK_EQ_INT(mcpgw_http_query_param(&query, "empty", out, sizeof(out)), 0);
+    CHECK_EQ_STR(out, "");
+    CHECK_EQ_INT(mcpgw_http_query_param(&query, "bad", out, sizeof(out)), -1);
+    CHECK_EQ_INT(mcpgw_http_query_param(&query, "nul", out, sizeof(out)), -1);
+    CHECK_EQ_INT(mcpgw_http_query_param(&query, "use", out, sizeof(out)), -2);
+    CHECK_EQ_INT(mcpgw_http_query_param(&query, "missing", out, sizeof(out)), -2);
+    CHECK_EQ_INT(mcpgw_http_query_param(&none, "user", out, sizeof(out)), -2);
+    CHECK_EQ_INT(mcpgw_http_query_param(&query, "user", out, 4), -1);     /* no room */
+}
+
+TEST(bearer_token)
+{
+    size_t len = 0;
+    const char *t;
+
+    CHECK(parse_lit("GET / HTTP/1.1\r\nAuthorization: bearer   abc.def\r\n\r\n", &req)
+          == MCPGW_HTTP_OK);
+    t = mcpgw_http_bearer_token(&req, &len);
+    CHECK(t && len == 7 && memcmp(t, "abc.def", 7) == 0);
+    CHECK(parse_lit("GET / HTTP/1.1\r\nAuthorization: Bearerish x\r\n\r\n", &req)
+          == MCPGW_HTTP_OK);
+    CHECK(mcpgw_http_bearer_token(&req, &len) == NULL);
+    CHECK(parse_lit("GET / HTTP/1.1\r\nAuthorization: Basic eA==\r\n\r\n", &req)
+          == MCPGW_HTTP_OK);
+    CHECK(mcpgw_http_bearer_token(&req, &len) == NULL);
+}
+
 int main(void)
 {
+    RUN(query_param);
+    RUN(bearer_token);
     RUN(parse_full_upgrade);
     RUN(parse_trailing_bytes_not_consumed);
     RUN(parse_first_header_wins);
