@@ -265,8 +265,9 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 /* A broadcast is serialised once, framed once uncompressed and compressed
  * once per deflate window in use by connections without context takeover;
  * every recipient's buffer references those shared frames. Only a
- * connection with its own compression context gets its own copy. */
-size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except)
+ * connection with its own compression context gets its own copy. With
+ * user set, only that user's connections receive it. */
+static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const char *user)
 {
     char *text = json_dumps(msg, JSON_COMPACT);
     mcpgw_payload *plain = NULL;
@@ -283,7 +284,8 @@ size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except
         mcpgw_payload **slot;
 
         next = c->next;     /* a slow consumer may be closed (not freed) here */
-        if (c == except || c->state != MCPGW_CONN_OPEN)
+        if (c == except || c->state != MCPGW_CONN_OPEN ||
+            (user && (!c->user || strcmp(c->user, user) != 0)))
             continue;
         if (compress && c->pmd.enabled && !c->pmd.server_no_context_takeover) {
             if (mcpgw_conn_send_text(c, text, len) == 0)
@@ -322,17 +324,14 @@ size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except
     return sent;
 }
 
+size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except)
+{
+    return deliver(srv, msg, except, NULL);
+}
+
 size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *user)
 {
-    size_t sent = 0;
-
-    for (mcpgw_conn *c = srv->conns, *next; c; c = next) {
-        next = c->next;
-        if (c->state == MCPGW_CONN_OPEN && c->user && strcmp(c->user, user) == 0 &&
-            mcpgw_conn_send_json(c, msg) == 0)
-            sent++;
-    }
-    return sent;
+    return deliver(srv, msg, NULL, user);
 }
 
 /* --------------------------------------------------------------- post */
