@@ -54,3 +54,11 @@ time_t mcpgw_clock_now(mcpgw_clock *c)
     clock_now_tv(c, &tv);
     return tv.tv_sec;
 }
+
+double mcpgw_clock_seconds(mcpgw_clock *c)
+{
+    struct timeval tv;
+
+    clock_now_tv(c, &tv);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}

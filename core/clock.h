@@ -25,6 +25,8 @@ void mcpgw_clock_init(mcpgw_clock *c, struct event_base *base);
 const char *mcpgw_clock_iso(mcpgw_clock *c);
 /* Seconds since the epoch, as of this loop iteration. */
 time_t mcpgw_clock_now(mcpgw_clock *c);
+/* The same with microseconds, as a double (for rate limits). */
+double mcpgw_clock_seconds(mcpgw_clock *c);
 /* Formats tv into out (>= 25 bytes). */
 void mcpgw_format_iso8601(const struct timeval *tv, char *out, size_t cap);
 

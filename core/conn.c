@@ -44,15 +44,6 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why);
 
 /* ------------------------------------------------------------ lifecycle */
 
-/* Seconds, as of this loop iteration. */
-static double now_s(mcpgw_server *srv)
-{
-    struct timeval tv;
-
-    if (event_base_gettimeofday_cached(srv->base, &tv) != 0)
-        gettimeofday(&tv, NULL);
-    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
-}
 
 void mcpgw_conn_ref(mcpgw_conn *c)
 {
@@ -593,7 +584,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
     c->rate_tokens = srv->cfg->rate_limit_burst > 0 ? srv->cfg->rate_limit_burst
                                                     : (srv->cfg->rate_limit_per_s > 1
                                                            ? srv->cfg->rate_limit_per_s : 1);
-    c->rate_stamp = now_s(srv);
+    c->rate_stamp = mcpgw_clock_seconds(&srv->clock);
     if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO)) {
         mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_auth_success",
                         json_pack("{s:s, s:i}", "userId", user, "connections", count),
@@ -751,7 +742,7 @@ static int rate_limit_admit(mcpgw_conn *c)
 
     if (cfg->rate_limit_per_s <= 0)
         return 1;
-    now = now_s(srv);
+    now = mcpgw_clock_seconds(&srv->clock);
     burst = cfg->rate_limit_burst > 0 ? cfg->rate_limit_burst
                                       : (cfg->rate_limit_per_s > 1 ? cfg->rate_limit_per_s : 1);
     c->rate_tokens += (now - c->rate_stamp) * cfg->rate_limit_per_s;
