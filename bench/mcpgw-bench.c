@@ -1212,7 +1212,8 @@ static int run_echo_server(int port)
 /* ------------------------------------------------------------------ setup */
 static void build_request(void)
 {
-    char head[64], buf[1 << 16];
+    static char buf[1 << 16];      /* built once per run */
+    char head[64];
     size_t want = (size_t)opt.size, n = 0;
     if (want >= sizeof(buf) - 64)
         die("--size too large");

@@ -103,8 +103,9 @@ static void rx_append(const void *p, size_t n)
         size_t cap = rx_cap ? rx_cap : 65536;
         while (cap < rx_len + n)
             cap *= 2;
-        rx = realloc(rx, cap);
-        FUZZ_ASSERT(rx);
+        uint8_t *grown = realloc(rx, cap);
+        FUZZ_ASSERT(grown);
+        rx = grown;
         rx_cap = cap;
     }
     memcpy(rx + rx_len, p, n);
