@@ -25,6 +25,7 @@
 #include "handshake.h"
 #include "http.h"
 #include "http_api.h"
+#include "json_write.h"
 #include "metrics.h"
 #include "log.h"
 #include "payload.h"
@@ -35,6 +36,8 @@
 /* How long a closing connection may take to answer our close frame, or to
  * take its last bytes, before the TCP connection is dropped. */
 #define MCPGW_LINGER_MS 3000
+/* The reply scratch buffer keeps up to this much capacity between replies. */
+#define MCPGW_REPLY_TEXT_KEEP 65536
 #define MCPGW_MAX_TOKEN 8192
 
 static void conn_read_cb(struct bufferevent *bev, void *arg);
@@ -296,7 +299,8 @@ static int send_frame(mcpgw_conn *c, int opcode, const void *body, size_t len)
     size_t hlen = mcpgw_ws_encode_header(header, opcode, 0, len);
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
-    if (evbuffer_add(out, header, hlen) != 0)
+    /* header and body land in the same chain */
+    if (evbuffer_expand(out, hlen + len) != 0 || evbuffer_add(out, header, hlen) != 0)
         return -1;
     if (len && evbuffer_add(out, body, len) != 0)
         return -1;
@@ -337,35 +341,20 @@ int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
 
 int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg)
 {
-    uint8_t header[MCPGW_WS_MAX_HEADER];
-    struct evbuffer *out;
-    char *text;
-    size_t len, hlen;
+    mcpgw_jbuf *b = &c->srv->reply_text;
     int rc;
 
     if (c->state != MCPGW_CONN_OPEN)
         return -1;
-    text = json_dumps(msg, JSON_COMPACT);
-    if (!text)
+    /* The text goes to the server's scratch buffer, is copied into the
+     * output buffer (or compressed from it) and the scratch is free again
+     * before anything else can run. */
+    b->len = 0;
+    if (mcpgw_json_write(b, msg) != 0)
         return -1;
-    len = strlen(text);
-    if (c->pmd.enabled && len >= c->srv->cfg->compression.threshold) {
-        rc = mcpgw_conn_send_text(c, text, len);
-        free(text);
-        return rc;
-    }
-    hlen = mcpgw_ws_encode_header(header, MCPGW_WS_OP_TEXT, 0, len);
-    out = bufferevent_get_output(c->bev);
-    /* The serialised text is handed to the buffer as is: no copy. */
-    if (evbuffer_add(out, header, hlen) != 0 ||
-        evbuffer_add_reference(out, text, len, free_dumped, NULL) != 0) {
-        free(text);
-        return -1;
-    }
-    count_out(c->srv, len, hlen + len);
-    if (output_over_cap(c))
-        conn_slow_consumer(c);
-    return 0;
+    rc = mcpgw_conn_send_text(c, b->data, b->len);
+    mcpgw_jbuf_reset(b, MCPGW_REPLY_TEXT_KEEP);
+    return rc;
 }
 
 int mcpgw_conn_send_payload(mcpgw_conn *c, mcpgw_payload *p)

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "http.h"
 #include "http_api.h"
+#include "json_write.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
@@ -43,10 +44,11 @@ static void respond(mcpgw_conn *c, int status, const char *ctype, const char *ex
 /* Answers with a JSON body (stolen). */
 static void respond_json(mcpgw_conn *c, int status, json_t *body)
 {
-    char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    mcpgw_jbuf text = { NULL, 0, 0 };
+    int ok = body && mcpgw_json_write(&text, body) == 0;
 
-    respond(c, status, "application/json", NULL, text ? text : "{}", text ? strlen(text) : 2);
-    free(text);
+    respond(c, status, "application/json", NULL, ok ? text.data : "{}", ok ? text.len : 2);
+    mcpgw_jbuf_free(&text);
     json_decref(body);
 }
 

@@ -269,16 +269,22 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
  * user set, only that user's connections receive it. */
 static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const char *user)
 {
-    char *text = json_dumps(msg, JSON_COMPACT);
+    mcpgw_jbuf buf = { NULL, 0, 0 };
+    const char *text;
     mcpgw_payload *plain = NULL;
     mcpgw_payload *deflated[MCPGW_PMD_WINDOWS] = { NULL };
     mcpgw_conn *c, *next;
     size_t len, sent = 0;
     int compress;
 
-    if (!text)
+    /* Its own buffer, not the reply scratch: sending may close a slow
+     * consumer, and what that runs may send replies. */
+    if (mcpgw_json_write(&buf, msg) != 0) {
+        mcpgw_jbuf_free(&buf);
         return 0;
-    len = strlen(text);
+    }
+    text = buf.data;
+    len = buf.len;
     compress = len >= srv->cfg->compression.threshold;
     for (c = srv->conns; c; c = next) {
         mcpgw_payload **slot;
@@ -310,7 +316,7 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
         if (mcpgw_conn_send_payload(c, *slot) == 0)
             sent++;
     }
-    free(text);
+    mcpgw_jbuf_free(&buf);
     mcpgw_payload_unref(plain);
     for (int i = 0; i < MCPGW_PMD_WINDOWS; i++)
         mcpgw_payload_unref(deflated[i]);
@@ -697,6 +703,7 @@ void mcpgw_server_free(mcpgw_server *srv)
         free(r);
     }
     mcpgw_config_free(srv->cfg);
+    mcpgw_jbuf_free(&srv->reply_text);
     pthread_mutex_destroy(&srv->post_lock);
     memset(srv, 0, sizeof(*srv));
 }

@@ -23,6 +23,7 @@
 #include "clock.h"
 #include "config.h"
 #include "dispatch.h"
+#include "json_write.h"
 #include "log.h"
 #include "metrics.h"
 #include "plugin_loader.h"
@@ -80,6 +81,9 @@ typedef struct mcpgw_server {
 
     mcpgw_metrics metrics;
     time_t started;
+
+    mcpgw_jbuf reply_text;          /* scratch for one reply's JSON text:
+                                       filled and copied out in one call */
 
     int shutting_down;              /* 1 after the first SIGTERM/SIGINT */
     int exit_code;

@@ -50,6 +50,23 @@ def test_ping_id_types_echoed():
         ws.close_cleanly()
 
 
+def test_reals_go_out_in_their_shortest_form():
+    """0.6 goes back as 0.6, as Node's JSON.stringify writes it, not as
+    jansson's 17 significant digits (0.59999999999999998)."""
+    ws = client(gw())
+    try:
+        for text, want in (('0.6', '0.6'), ('0.30000000000000004', '0.30000000000000004'),
+                           ('1.5e300', '1.5e+300'), ('2.0', '2.0'), ('-0.125', '-0.125')):
+            ws.send_text('{"type":"ping","id":%s}' % text)
+            op, payload = ws.recv_message()
+            raw = payload.decode('utf-8')
+            assert op == OP_TEXT, op
+            assert '"id":%s,' % want in raw, (text, raw)
+            assert json.loads(raw)['id'] == float(text), (text, raw)
+    finally:
+        ws.close_cleanly()
+
+
 def test_ping_without_id():
     r = ask({'type': 'ping'})
     assert r['type'] == 'pong', r
