@@ -596,7 +596,16 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir
     srv->log.level = cfg->log_level;
     pthread_mutex_init(&srv->post_lock, NULL);
 
-    srv->base = event_base_new();
+    {
+        /* The epoll changelist folds the add/del of a connection's write
+         * event within one loop iteration into at most one epoll_ctl. */
+        struct event_config *ec = event_config_new();
+        if (!ec)
+            return -1;
+        event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+        srv->base = event_base_new_with_config(ec);
+        event_config_free(ec);
+    }
     if (!srv->base)
         return -1;
     mcpgw_clock_init(&srv->clock, srv->base);
