@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "dispatch.h"
+#include "json_read.h"
 #include "log.h"
 #include "server.h"
 
@@ -264,8 +265,8 @@ static void request_run(mcpgw_request *req, json_t *msg, const char *type)
 void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
 {
     mcpgw_server *srv = conn->srv;
-    json_error_t jerr;
-    json_t *msg = json_loadb((const char *)data, len, 0, &jerr);
+    mcpgw_json_read_error jerr;
+    json_t *msg = mcpgw_json_read((const char *)data, len, &jerr);
     json_t *type;
     mcpgw_request *req;
 

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "http.h"
 #include "http_api.h"
+#include "json_read.h"
 #include "json_write.h"
 #include "log.h"
 #include "metrics.h"
@@ -118,7 +119,7 @@ static void api_broadcast(mcpgw_conn *c, const mcpgw_http_request *req, const ch
                           size_t len)
 {
     mcpgw_server *srv = c->srv;
-    json_error_t jerr;
+    mcpgw_json_read_error jerr;
     json_t *msg;
     char user[256];
     size_t n = 0;
@@ -129,7 +130,7 @@ static void api_broadcast(mcpgw_conn *c, const mcpgw_http_request *req, const ch
         respond_error(c, 400, "Bad user parameter");
         return;
     }
-    msg = json_loadb(body, len, 0, &jerr);
+    msg = mcpgw_json_read(body, len, &jerr);
     if (!msg) {
         respond_json(c, 400, json_pack("{s:s, s:s}", "error", "Invalid JSON", "detail", jerr.text));
         return;

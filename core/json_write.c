@@ -49,6 +49,8 @@ void mcpgw_jbuf_free(mcpgw_jbuf *b)
 
 static inline int put(mcpgw_jbuf *b, const char *s, size_t n)
 {
+    if (n == 0)
+        return 0;
     if (mcpgw_jbuf_reserve(b, n) != 0)
         return -1;
     memcpy(b->data + b->len, s, n);

@@ -7,6 +7,7 @@
 #   fuzz/fuzz_http      HTTP request head parser (prefixes need more) + handshake check
 #   fuzz/fuzz_token     token extraction from the request + JWT verification
 #   fuzz/fuzz_dispatch  JSON dispatch through the handler table, real plugins and connections
+#   fuzz/fuzz_json      the JSON reader and writer, differential against jansson
 #
 # The fuzz_* programs are built only with ./configure CC=clang --enable-fuzzing;
 # `make fuzz` then runs each for FUZZ_SECONDS (default 60) and fails on a crash.
@@ -17,7 +18,7 @@
 # (pmd added to FUZZ_NAMES, FUZZ_REPLAY, FUZZ_PROGS, with the same four
 # variables per program as the others) once core/pmd.c is committed.
 
-FUZZ_NAMES = ws_frame http token dispatch pmd
+FUZZ_NAMES = ws_frame http token dispatch pmd json
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DMCPGW_FUZZ_PLUGIN_DIR='"$(abs_top_builddir)/plugins/.libs"' \
 	-DMCPGW_FUZZ_TEST_PLUGIN_DIR='"$(abs_top_builddir)/tests/plugins/.libs"'
@@ -27,11 +28,11 @@ FUZZ_LDADD = core/libmcpgwcore.la
 FUZZ_PLUGIN_DEPS = $(plugins_LTLIBRARIES) tests/plugins/async_echo.la
 
 EXTRA_DIST += fuzz/corpus fuzz/http.dict fuzz/token.dict fuzz/dispatch.dict fuzz/run.sh \
-	fuzz/pmd.dict
+	fuzz/pmd.dict fuzz/json.dict
 
 # ------------------------------------------------------------ replay (all builds)
 FUZZ_REPLAY = fuzz/replay_ws_frame fuzz/replay_http fuzz/replay_token fuzz/replay_dispatch \
-	fuzz/replay_pmd
+	fuzz/replay_pmd fuzz/replay_json
 check_PROGRAMS += $(FUZZ_REPLAY)
 TESTS += $(FUZZ_REPLAY)
 
@@ -61,9 +62,15 @@ fuzz_replay_pmd_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcd
 fuzz_replay_pmd_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_replay_pmd_LDADD = $(FUZZ_LDADD)
 
+fuzz_replay_json_SOURCES = fuzz/replay.c fuzz/fuzz_json.c fuzz/fuzz_common.h
+fuzz_replay_json_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/json"'
+fuzz_replay_json_CFLAGS = $(FUZZ_CFLAGS)
+fuzz_replay_json_LDADD = $(FUZZ_LDADD)
+
 # ------------------------------------------------------------ libFuzzer targets
 if FUZZING
-FUZZ_PROGS = fuzz/fuzz_ws_frame fuzz/fuzz_http fuzz/fuzz_token fuzz/fuzz_dispatch fuzz/fuzz_pmd
+FUZZ_PROGS = fuzz/fuzz_ws_frame fuzz/fuzz_http fuzz/fuzz_token fuzz/fuzz_dispatch fuzz/fuzz_pmd \
+	fuzz/fuzz_json
 noinst_PROGRAMS += $(FUZZ_PROGS)
 
 fuzz_fuzz_ws_frame_SOURCES = fuzz/fuzz_ws_frame.c fuzz/fuzz_common.h
@@ -96,6 +103,12 @@ fuzz_fuzz_pmd_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_fuzz_pmd_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_pmd_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 fuzz_fuzz_pmd_LDADD = $(FUZZ_LDADD)
+
+fuzz_fuzz_json_SOURCES = fuzz/fuzz_json.c fuzz/fuzz_common.h
+fuzz_fuzz_json_CPPFLAGS = $(FUZZ_CPPFLAGS)
+fuzz_fuzz_json_CFLAGS = $(FUZZ_CFLAGS)
+fuzz_fuzz_json_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
+fuzz_fuzz_json_LDADD = $(FUZZ_LDADD)
 
 FUZZ_SECONDS = 60
 FUZZ_TARGETS = $(FUZZ_NAMES)

@@ -1,0 +1,547 @@
+/*
+ * json_read.c - a recursive-descent JSON parser that builds jansson values
+ * straight from the input bytes. See json_read.h.
+ *
+ * A string without escapes goes from the input to json_stringn_nocheck in
+ * one copy; only a string with escapes is decoded, into a scratch buffer the
+ * parse reuses. Numbers of up to 18 digits are converted inline.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "json_read.h"
+#include "utf8.h"
+
+typedef struct parser {
+    const char *p;          /* the next byte */
+    const char *start, *end;
+    int depth;
+    mcpgw_json_read_error *err;
+    char *scratch;          /* decoded escaped strings (owned) */
+    size_t scratch_cap;
+} parser;
+
+/* ---------------------------------------------------------------- errors */
+
+static void fail(parser *ps, const char *at, const char *fmt, ...)
+{
+    va_list ap;
+    size_t pos = (size_t)(at - ps->start);
+    int n;
+
+    if (!ps->err)
+        return;
+    ps->err->position = pos;
+    va_start(ap, fmt);
+    n = vsnprintf(ps->err->text, sizeof(ps->err->text), fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof(ps->err->text))
+        snprintf(ps->err->text + n, sizeof(ps->err->text) - (size_t)n,
+                 " in JSON at position %zu", pos);
+}
+
+/* The byte at `at` was not expected there (or the input ended). */
+static void fail_unexpected(parser *ps, const char *at)
+{
+    unsigned char ch;
+
+    if (at >= ps->end) {
+        if (ps->err) {
+            snprintf(ps->err->text, sizeof(ps->err->text), "Unexpected end of JSON input");
+            ps->err->position = (size_t)(ps->end - ps->start);
+        }
+        return;
+    }
+    ch = (unsigned char)*at;
+    if (ch >= 0x20 && ch < 0x7F)
+        fail(ps, at, "Unexpected token '%c'", ch);
+    else
+        fail(ps, at, "Unexpected byte 0x%02X", ch);
+}
+
+/* --------------------------------------------------------------- helpers */
+
+static inline void skip_ws(parser *ps)
+{
+    while (ps->p < ps->end &&
+           (*ps->p == ' ' || *ps->p == '\n' || *ps->p == '\r' || *ps->p == '\t'))
+        ps->p++;
+}
+
+static int scratch_put(parser *ps, size_t *len, const char *s, size_t n)
+{
+    if (n == 0)
+        return 0;
+    if (ps->scratch_cap - *len < n) {
+        size_t cap = ps->scratch_cap ? ps->scratch_cap : 64;
+        char *q;
+
+        while (cap - *len < n)
+            cap *= 2;
+        q = realloc(ps->scratch, cap);
+        if (!q)
+            return -1;
+        ps->scratch = q;
+        ps->scratch_cap = cap;
+    }
+    memcpy(ps->scratch + *len, s, n);
+    *len += n;
+    return 0;
+}
+
+static int hex4(const char *s, unsigned *out)
+{
+    unsigned v = 0;
+
+    for (int i = 0; i < 4; i++) {
+        char c = s[i];
+        v <<= 4;
+        if (c >= '0' && c <= '9')
+            v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F')
+            v |= (unsigned)(c - 'A' + 10);
+        else
+            return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static size_t utf8_encode(unsigned cp, char *out)
+{
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | (cp >> 6));
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
+    if (cp < 0x10000) {
+        out[0] = (char)(0xE0 | (cp >> 12));
+        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+        out[2] = (char)(0x80 | (cp & 0x3F));
+        return 3;
+    }
+    out[0] = (char)(0xF0 | (cp >> 18));
+    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    out[3] = (char)(0x80 | (cp & 0x3F));
+    return 4;
+}
+
+/* ---------------------------------------------------------------- strings */
+
+/* Decodes the escape at ps->p (the backslash) into the scratch. 0 or -1. */
+static int read_escape(parser *ps, size_t *len)
+{
+    const char *at = ps->p;
+    char utf8[4];
+    unsigned cp, lo;
+    char c;
+
+    if (ps->end - at < 2) {
+        fail_unexpected(ps, ps->end);
+        return -1;
+    }
+    c = at[1];
+    ps->p += 2;
+    switch (c) {
+    case '"': return scratch_put(ps, len, "\"", 1);
+    case '\\': return scratch_put(ps, len, "\\", 1);
+    case '/': return scratch_put(ps, len, "/", 1);
+    case 'b': return scratch_put(ps, len, "\b", 1);
+    case 'f': return scratch_put(ps, len, "\f", 1);
+    case 'n': return scratch_put(ps, len, "\n", 1);
+    case 'r': return scratch_put(ps, len, "\r", 1);
+    case 't': return scratch_put(ps, len, "\t", 1);
+    case 'u':
+        break;
+    default:
+        fail(ps, at, "Bad escaped character");
+        return -1;
+    }
+    if (ps->end - ps->p < 4 || hex4(ps->p, &cp) != 0) {
+        fail(ps, at, "Bad Unicode escape");
+        return -1;
+    }
+    ps->p += 4;
+    if (cp >= 0xDC00 && cp <= 0xDFFF) {
+        fail(ps, at, "Lone surrogate in Unicode escape");
+        return -1;
+    }
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+        /* a high surrogate must be followed by an escaped low one */
+        if (ps->end - ps->p < 6 || ps->p[0] != '\\' || ps->p[1] != 'u' ||
+            hex4(ps->p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF) {
+            fail(ps, at, "Lone surrogate in Unicode escape");
+            return -1;
+        }
+        ps->p += 6;
+        cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+    }
+    if (cp == 0) {
+        fail(ps, at, "\\u0000 is not allowed");
+        return -1;
+    }
+    return scratch_put(ps, len, utf8, utf8_encode(cp, utf8));
+}
+
+/* Reads the string whose opening quote is at ps->p. On success *s and *n give its
+ * decoded text: in the input when it had no escapes (*decoded = 0), else in
+ * the scratch (*decoded = 1), valid until the next string. 0 or -1. */
+static int read_string(parser *ps, const char **s, size_t *n, int *decoded)
+{
+    const char *run = ++ps->p;      /* past the quote */
+    size_t len = 0;
+    int high = 0, escaped = 0;
+
+    for (;;) {
+        const char *q = ps->p;
+        unsigned char ch = 0;
+
+        while (q < ps->end) {
+            ch = (unsigned char)*q;
+            if (ch == '"' || ch == '\\' || ch < 0x20)
+                break;
+            high |= ch & 0x80;
+            q++;
+        }
+        if (high && !mcpgw_utf8_valid((const uint8_t *)run, (size_t)(q - run))) {
+            fail(ps, run, "Invalid UTF-8 in string");
+            return -1;
+        }
+        high = 0;
+        ps->p = q;
+        if (q >= ps->end) {
+            fail_unexpected(ps, ps->end);
+            return -1;
+        }
+        if (ch < 0x20) {
+            fail(ps, q, "Bad control character in string literal");
+            return -1;
+        }
+        if (ch == '"') {
+            ps->p++;
+            if (!escaped) {
+                *s = run;
+                *n = (size_t)(q - run);
+                *decoded = 0;
+                return 0;
+            }
+            if (scratch_put(ps, &len, run, (size_t)(q - run)) != 0)
+                goto oom;
+            *s = ps->scratch;
+            *n = len;
+            *decoded = 1;
+            return 0;
+        }
+        /* a backslash: keep the run so far, decode the escape, go on */
+        if (!escaped) {
+            escaped = 1;
+            len = 0;
+        }
+        if (scratch_put(ps, &len, run, (size_t)(q - run)) != 0)
+            goto oom;
+        if (read_escape(ps, &len) != 0)
+            return -1;
+        run = ps->p;
+    }
+oom:
+    fail(ps, ps->p, "Out of memory");
+    return -1;
+}
+
+/* ---------------------------------------------------------------- numbers */
+
+static json_t *read_number(parser *ps)
+{
+    const char *start = ps->p, *q = ps->p;
+    int is_int = 1, digits = 0;
+    char stackbuf[64], *copy;
+    size_t n;
+    json_t *v;
+    double d;
+
+    if (*q == '-')
+        q++;
+    if (q >= ps->end || *q < '0' || *q > '9') {
+        fail_unexpected(ps, q);
+        return NULL;
+    }
+    if (*q == '0') {
+        q++;
+        digits = 1;
+    } else {
+        while (q < ps->end && *q >= '0' && *q <= '9') {
+            q++;
+            digits++;
+        }
+    }
+    if (q < ps->end && *q == '.') {
+        is_int = 0;
+        q++;
+        if (q >= ps->end || *q < '0' || *q > '9') {
+            fail_unexpected(ps, q);
+            return NULL;
+        }
+        while (q < ps->end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    if (q < ps->end && (*q == 'e' || *q == 'E')) {
+        is_int = 0;
+        q++;
+        if (q < ps->end && (*q == '+' || *q == '-'))
+            q++;
+        if (q >= ps->end || *q < '0' || *q > '9') {
+            fail_unexpected(ps, q);
+            return NULL;
+        }
+        while (q < ps->end && *q >= '0' && *q <= '9')
+            q++;
+    }
+    ps->p = q;
+    if (is_int && digits <= 18) {
+        const char *r = start + (*start == '-');
+        long long i = 0;
+
+        while (r < q)
+            i = i * 10 + (*r++ - '0');
+        return json_integer(*start == '-' ? -i : i);
+    }
+    /* strtoll/strtod want a terminated copy */
+    n = (size_t)(q - start);
+    copy = n < sizeof(stackbuf) ? stackbuf : malloc(n + 1);
+    if (!copy) {
+        fail(ps, start, "Out of memory");
+        return NULL;
+    }
+    memcpy(copy, start, n);
+    copy[n] = '\0';
+    if (is_int) {
+        long long i;
+
+        errno = 0;
+        i = strtoll(copy, NULL, 10);
+        if (errno != ERANGE) {
+            v = json_integer(i);
+            goto out;
+        }
+        /* beyond json_int_t: a real, as JSON.parse would give */
+    }
+    d = strtod(copy, NULL);
+    if (!isfinite(d)) {
+        fail(ps, start, "Number out of range");
+        v = NULL;
+    } else {
+        v = json_real(d);
+    }
+out:
+    if (copy != stackbuf)
+        free(copy);
+    return v;
+}
+
+/* ------------------------------------------------------------------ values */
+
+static json_t *read_value(parser *ps);
+
+static json_t *read_literal(parser *ps, const char *word, size_t n, json_t *value)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (ps->p + i >= ps->end || ps->p[i] != word[i]) {
+            fail_unexpected(ps, ps->p + i);
+            return NULL;
+        }
+    }
+    ps->p += n;
+    return value;
+}
+
+static json_t *read_array(parser *ps)
+{
+    json_t *arr = json_array();
+
+    if (!arr) {
+        fail(ps, ps->p, "Out of memory");
+        return NULL;
+    }
+    ps->p++;                        /* '[' */
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == ']') {
+        ps->p++;
+        return arr;
+    }
+    for (;;) {
+        json_t *v = read_value(ps);
+
+        if (!v)
+            goto fail;
+        if (json_array_append_new(arr, v) != 0) {
+            fail(ps, ps->p, "Out of memory");
+            goto fail;
+        }
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == ']') {
+            ps->p++;
+            return arr;
+        }
+        fail_unexpected(ps, ps->p);
+        goto fail;
+    }
+fail:
+    json_decref(arr);
+    return NULL;
+}
+
+static json_t *read_object(parser *ps)
+{
+    json_t *obj = json_object();
+    char keybuf[64], *heapkey = NULL;
+
+    if (!obj) {
+        fail(ps, ps->p, "Out of memory");
+        return NULL;
+    }
+    ps->p++;                        /* '{' */
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == '}') {
+        ps->p++;
+        return obj;
+    }
+    for (;;) {
+        const char *key, *key_at;
+        size_t klen;
+        int decoded;
+        json_t *v;
+
+        skip_ws(ps);
+        if (ps->p >= ps->end || *ps->p != '"') {
+            fail_unexpected(ps, ps->p);
+            goto fail;
+        }
+        key_at = ps->p;
+        if (read_string(ps, &key, &klen, &decoded) != 0)
+            goto fail;
+        if (decoded) {
+            /* the scratch is reused by the value's strings: keep a copy */
+            char *dst = klen < sizeof(keybuf) ? keybuf : (heapkey = malloc(klen));
+            if (!dst) {
+                fail(ps, key_at, "Out of memory");
+                goto fail;
+            }
+            memcpy(dst, key, klen);
+            key = dst;
+        }
+        skip_ws(ps);
+        if (ps->p >= ps->end || *ps->p != ':') {
+            fail_unexpected(ps, ps->p);
+            goto fail;
+        }
+        ps->p++;
+        v = read_value(ps);
+        if (!v)
+            goto fail;
+        if (json_object_setn_new_nocheck(obj, key, klen, v) != 0) {
+            fail(ps, key_at, "Out of memory");
+            goto fail;
+        }
+        free(heapkey);
+        heapkey = NULL;
+        skip_ws(ps);
+        if (ps->p < ps->end && *ps->p == ',') {
+            ps->p++;
+            continue;
+        }
+        if (ps->p < ps->end && *ps->p == '}') {
+            ps->p++;
+            return obj;
+        }
+        fail_unexpected(ps, ps->p);
+        goto fail;
+    }
+fail:
+    free(heapkey);
+    json_decref(obj);
+    return NULL;
+}
+
+static json_t *read_value(parser *ps)
+{
+    json_t *v;
+
+    skip_ws(ps);
+    if (ps->p >= ps->end) {
+        fail_unexpected(ps, ps->p);
+        return NULL;
+    }
+    switch (*ps->p) {
+    case '{':
+    case '[':
+        if (ps->depth >= MCPGW_JSON_READ_MAX_DEPTH) {
+            fail(ps, ps->p, "Maximum nesting depth exceeded");
+            return NULL;
+        }
+        ps->depth++;
+        v = *ps->p == '{' ? read_object(ps) : read_array(ps);
+        ps->depth--;
+        return v;
+    case '"': {
+        const char *s, *at = ps->p;
+        size_t n;
+        int decoded;
+
+        if (read_string(ps, &s, &n, &decoded) != 0)
+            return NULL;
+        v = json_stringn_nocheck(s, n);
+        if (!v)
+            fail(ps, at, "Out of memory");
+        return v;
+    }
+    case 't':
+        return read_literal(ps, "true", 4, json_true());
+    case 'f':
+        return read_literal(ps, "false", 5, json_false());
+    case 'n':
+        return read_literal(ps, "null", 4, json_null());
+    default:
+        if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
+            return read_number(ps);
+        fail_unexpected(ps, ps->p);
+        return NULL;
+    }
+}
+
+json_t *mcpgw_json_read(const char *text, size_t len, mcpgw_json_read_error *err)
+{
+    parser ps = { text, text, text + len, 0, err, NULL, 0 };
+    json_t *v;
+
+    if (err) {
+        err->text[0] = '\0';
+        err->position = 0;
+    }
+    v = read_value(&ps);
+    if (v) {
+        skip_ws(&ps);
+        if (ps.p != ps.end) {
+            fail_unexpected(&ps, ps.p);
+            json_decref(v);
+            v = NULL;
+        }
+    }
+    free(ps.scratch);
+    return v;
+}
