@@ -4,6 +4,7 @@
  * closing handshake. See conn.h for the lifecycle.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -44,6 +45,7 @@ static void conn_read_cb(struct bufferevent *bev, void *arg);
 static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why);
+static void conn_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -126,7 +128,17 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
                                  ? srv->cfg->max_header_bytes + 1
                                  : srv->cfg->max_payload + 64);
     bufferevent_setcb(c->bev, conn_read_cb, conn_write_cb, conn_event_cb, c);
-    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    if (bufferevent_openssl_get_ssl(c->bev)) {
+        bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+    } else {
+        /* Plain: output is written at the end of the iteration that queued
+         * it, without a write event (see mcpgw_conn_flush_queued). */
+        c->direct_write = 1;
+        c->output_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), conn_output_added, c);
+        if (!c->output_cb)
+            goto fail_conn;
+        bufferevent_enable(c->bev, EV_READ);
+    }
 
     c->next = srv->conns;
     if (srv->conns)
@@ -137,6 +149,10 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     start_linger(c, srv->cfg->handshake_timeout_ms);
     return;
 
+fail_conn:
+    bufferevent_free(c->bev);       /* closes fd */
+    free(c);
+    return;
 fail:
     if (ssl)
         SSL_free(ssl);
@@ -234,6 +250,9 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
         event_free(c->linger_ev);
         c->linger_ev = NULL;
     }
+    if (c->output_cb)
+        evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->output_cb);
+    c->output_cb = NULL;
     bufferevent_free(c->bev);       /* closes the socket */
     c->bev = NULL;
     free(c->msg);
@@ -945,13 +964,86 @@ out:
     mcpgw_conn_unref(c);
 }
 
+/* The bufferevent wrote everything queued: a TLS connection, or a plain
+ * one whose direct write was partial (which goes back to direct writes). */
 static void conn_write_cb(struct bufferevent *bev, void *arg)
 {
     mcpgw_conn *c = arg;
 
-    if (c->state == MCPGW_CONN_DRAINING && !c->half_closed &&
-        evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    if (c->direct_write)
+        bufferevent_disable(bev, EV_WRITE);
+    if (c->state == MCPGW_CONN_DRAINING && !c->half_closed)
         conn_drained(c);
+}
+
+/* ------------------------------------------------- end-of-iteration flush */
+
+/* Output was queued on a plain connection: put it on the flush list. */
+static void conn_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    mcpgw_conn *c = arg;
+    mcpgw_server *srv = c->srv;
+
+    (void)buf;
+    if (!info->n_added || c->flush_queued || c->state == MCPGW_CONN_GONE)
+        return;
+    c->flush_queued = 1;
+    mcpgw_conn_ref(c);
+    c->flush_next = srv->flush_head;
+    if (!srv->flush_head)
+        event_active(srv->flush_ev, EV_WRITE, 0);
+    srv->flush_head = c;
+}
+
+/* One write of everything queued. The rest, or an error, is left to the
+ * bufferevent's write event (which reports an error through conn_event_cb). */
+static void conn_write_now(mcpgw_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    if (evbuffer_get_length(out) != 0 &&
+        !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
+        int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+
+        if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
+            evbuffer_get_length(out) != 0) {
+            bufferevent_enable(c->bev, EV_WRITE);
+            return;
+        }
+    }
+    if (evbuffer_get_length(out) == 0 && c->state == MCPGW_CONN_DRAINING && !c->half_closed)
+        conn_drained(c);
+}
+
+void mcpgw_conn_flush_queued(mcpgw_server *srv)
+{
+    mcpgw_conn *list = srv->flush_head;
+
+    srv->flush_head = NULL;         /* output queued from here on starts a new round */
+    while (list) {
+        mcpgw_conn *c = list;
+
+        list = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = 0;
+        if (c->bev && c->state != MCPGW_CONN_GONE)
+            conn_write_now(c);
+        mcpgw_conn_unref(c);
+    }
+}
+
+void mcpgw_conn_flush_discard(mcpgw_server *srv)
+{
+    while (srv->flush_head) {
+        mcpgw_conn *c = srv->flush_head;
+
+        srv->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_queued = 0;
+        mcpgw_conn_unref(c);
+    }
 }
 
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg)

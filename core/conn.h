@@ -26,6 +26,7 @@ typedef struct mcpgw_server mcpgw_server;
 typedef struct mcpgw_payload mcpgw_payload;
 struct bufferevent;
 struct event;
+struct evbuffer_cb_entry;
 struct sockaddr;
 
 typedef enum {
@@ -64,6 +65,14 @@ struct mcpgw_conn {
     double violations_since;        /* start of the current violation window (s) */
     int violations;                 /* messages refused in that window */
 
+    /* Plain sockets write directly: output queued during a loop iteration
+     * is written once, at its end (mcpgw_conn_flush_queued), and the write
+     * event is enabled only while a write was partial. */
+    int direct_write;
+    int flush_queued;               /* on the server's flush list */
+    mcpgw_conn *flush_next;
+    struct evbuffer_cb_entry *output_cb;
+
     int alive;                      /* a pong arrived since the last heartbeat ping */
     int warned_unknown_type;        /* logged one unknown type at warn already */
     int close_sent;
@@ -77,6 +86,14 @@ struct mcpgw_conn {
 struct ssl_st;
 void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
                        const struct sockaddr *addr, int addrlen, struct ssl_st *ssl);
+
+/* Writes the output queued on plain connections during this loop iteration:
+ * one write per connection with new output (the server's flush event runs
+ * it after the iteration's other callbacks). What the socket does not take
+ * is left to the write event. mcpgw_conn_flush_discard() drops the list at
+ * exit. */
+void mcpgw_conn_flush_queued(mcpgw_server *srv);
+void mcpgw_conn_flush_discard(mcpgw_server *srv);
 
 void mcpgw_conn_ref(mcpgw_conn *c);
 void mcpgw_conn_unref(mcpgw_conn *c);
