@@ -137,6 +137,7 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
         c->output_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), conn_output_added, c);
         if (!c->output_cb)
             goto fail_conn;
+        bufferevent_disable(c->bev, EV_WRITE);     /* a new bufferevent has it on */
         bufferevent_enable(c->bev, EV_READ);
     }
 
@@ -1005,8 +1006,13 @@ static void conn_write_now(mcpgw_conn *c)
 
     if (evbuffer_get_length(out) != 0 &&
         !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
-        int n = evbuffer_write(out, bufferevent_getfd(c->bev));
+        int n;
 
+        /* a socket bufferevent keeps the front of its output frozen except
+         * while it writes itself; so do we */
+        evbuffer_unfreeze(out, 1);
+        n = evbuffer_write(out, bufferevent_getfd(c->bev));
+        evbuffer_freeze(out, 1);
         if ((n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) ||
             evbuffer_get_length(out) != 0) {
             bufferevent_enable(c->bev, EV_WRITE);
