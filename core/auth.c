@@ -3,8 +3,9 @@
  * here before libjwt sees the token, then libjwt's signature check, then
  * exp/nbf with leeway and the user id. Also mints HS* tokens for development.
  *
- * Owns no state: every call works on the caller's config and token. The
- * token text is never logged, copied into an error or returned.
+ * Owns no state: every call works on the caller's config and token (and
+ * the config's optional HMAC cache, keyed contexts only). The token text is
+ * never logged, copied into an error or returned.
  *
  * libjwt 1.10 quirks this file works around:
  *  - jwt_decode() on an empty header or payload part writes one byte past a
@@ -35,7 +36,9 @@
 #include <jwt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/core_names.h>
 #include <openssl/hmac.h>
+#include <openssl/params.h>
 
 /* Longest token accepted, in bytes. Far above any sane bearer token, well
  * below what libjwt's stack copies could make dangerous. */
@@ -139,19 +142,93 @@ static const EVP_MD *hmac_md(int alg)
     }
 }
 
+/* ------------------------------------------------------------ HMAC cache */
+
+struct mcpgw_hmac_cache {
+    struct {
+        const EVP_MD *md;
+        unsigned char *key;         /* a copy, to notice a changed secret */
+        size_t key_len;
+        EVP_MAC_CTX *ctx;           /* keyed with key for md */
+    } slot[3];                      /* HS256, HS384, HS512 */
+};
+
+mcpgw_hmac_cache *mcpgw_hmac_cache_new(void)
+{
+    return calloc(1, sizeof(mcpgw_hmac_cache));
+}
+
+static void hmac_slot_clear(mcpgw_hmac_cache *cache, int i)
+{
+    EVP_MAC_CTX_free(cache->slot[i].ctx);
+    if (cache->slot[i].key)
+        OPENSSL_clear_free(cache->slot[i].key, cache->slot[i].key_len);
+    memset(&cache->slot[i], 0, sizeof(cache->slot[i]));
+}
+
+void mcpgw_hmac_cache_free(mcpgw_hmac_cache *cache)
+{
+    if (!cache)
+        return;
+    for (int i = 0; i < 3; i++)
+        hmac_slot_clear(cache, i);
+    free(cache);
+}
+
+/* The cached context for (md, key), re-initialised for a new message, or
+ * NULL (then the caller uses the one-shot HMAC). */
+static EVP_MAC_CTX *hmac_cached_ctx(mcpgw_hmac_cache *cache, const EVP_MD *md,
+                                    const unsigned char *key, size_t key_len)
+{
+    int i = md == EVP_sha256() ? 0 : md == EVP_sha384() ? 1 : 2;
+    OSSL_PARAM params[2];
+    EVP_MAC *mac;
+
+    if (!cache)
+        return NULL;
+    if (cache->slot[i].ctx && cache->slot[i].md == md && cache->slot[i].key_len == key_len &&
+        CRYPTO_memcmp(cache->slot[i].key, key, key_len) == 0)
+        return EVP_MAC_init(cache->slot[i].ctx, NULL, 0, NULL) == 1 ? cache->slot[i].ctx : NULL;
+
+    hmac_slot_clear(cache, i);
+    mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    cache->slot[i].ctx = mac ? EVP_MAC_CTX_new(mac) : NULL;
+    EVP_MAC_free(mac);
+    cache->slot[i].key = OPENSSL_memdup(key, key_len);
+    params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)EVP_MD_get0_name(md), 0);
+    params[1] = OSSL_PARAM_construct_end();
+    if (!cache->slot[i].ctx || !cache->slot[i].key ||
+        EVP_MAC_init(cache->slot[i].ctx, key, key_len, params) != 1) {
+        hmac_slot_clear(cache, i);
+        return NULL;
+    }
+    cache->slot[i].md = md;
+    cache->slot[i].key_len = key_len;
+    return cache->slot[i].ctx;
+}
+
 /* Constant-time HMAC check of an HS* token: input is "header.payload"
  * (input_len bytes), sig the base64url signature part. Returns 1 if valid. */
-static int hmac_valid(const EVP_MD *md, const unsigned char *key, size_t key_len,
-                      const char *input, size_t input_len, const char *sig, size_t sig_len)
+static int hmac_valid(mcpgw_hmac_cache *cache, const EVP_MD *md, const unsigned char *key,
+                      size_t key_len, const char *input, size_t input_len, const char *sig,
+                      size_t sig_len)
 {
     unsigned char mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     unsigned char *given = NULL;
-    size_t given_len = 0;
+    size_t given_len = 0, out_len = 0;
+    EVP_MAC_CTX *ctx = hmac_cached_ctx(cache, md, key, key_len);
     int ok = 0;
 
-    if (!HMAC(md, key, (int)key_len, (const unsigned char *)input, input_len, mac, &mac_len))
+    if (ctx) {
+        if (EVP_MAC_update(ctx, (const unsigned char *)input, input_len) != 1 ||
+            EVP_MAC_final(ctx, mac, &out_len, sizeof(mac)) != 1)
+            goto out;
+        mac_len = (unsigned int)out_len;
+    } else if (!HMAC(md, key, (int)key_len, (const unsigned char *)input, input_len, mac,
+                     &mac_len)) {
         goto out;
+    }
     if (b64url_decode(sig, sig_len, &given, &given_len) != 0)
         goto out;
     if (given_len != mac_len)
@@ -333,7 +410,7 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
          * verification; the claims are the payload decoded above (strictly:
          * base64url alphabet, one JSON object, no duplicate keys). Skipping
          * libjwt here halves the cost of a handshake (bench/ profile). */
-        if (!hmac_valid(md, cfg->secret, cfg->secret_len, token, (size_t)(dot2 - token),
+        if (!hmac_valid(cfg->hmac_cache, md, cfg->secret, cfg->secret_len, token, (size_t)(dot2 - token),
                         dot2 + 1, token_len - (size_t)(dot2 + 1 - token)))
             goto out;
         r = MCPGW_AUTH_MALFORMED;

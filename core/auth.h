@@ -32,6 +32,13 @@ typedef enum {
     MCPGW_AUTH_BAD_AUDIENCE         /* "aud" does not name the configured audience */
 } mcpgw_auth_result;
 
+/* Keyed HMAC contexts kept between verifications (OpenSSL's one-shot HMAC
+ * fetches the algorithm and keys a new context on every call: a sixth of a
+ * handshake). Owned by whoever creates it; one per thread. */
+typedef struct mcpgw_hmac_cache mcpgw_hmac_cache;
+mcpgw_hmac_cache *mcpgw_hmac_cache_new(void);
+void mcpgw_hmac_cache_free(mcpgw_hmac_cache *cache);
+
 typedef struct mcpgw_auth_config {
     const unsigned char *secret;    /* borrowed; the HMAC key for HS* */
     size_t secret_len;
@@ -43,6 +50,7 @@ typedef struct mcpgw_auth_config {
     int n_algorithms;
     const char *user_claim;         /* borrowed; "id" by default */
     int leeway_s;
+    mcpgw_hmac_cache *hmac_cache;   /* borrowed, optional (NULL: no reuse) */
 } mcpgw_auth_config;
 
 /* Verifies token at time now. On OK, *claims gets a new reference to the

@@ -500,6 +500,8 @@ static void set_auth(mcpgw_server *srv)
     srv->auth.n_algorithms = cfg->n_algorithms;
     srv->auth.user_claim = cfg->user_claim;
     srv->auth.leeway_s = cfg->leeway_s;
+    if (!srv->auth.hmac_cache)
+        srv->auth.hmac_cache = mcpgw_hmac_cache_new();  /* NULL: one-shot HMAC */
 }
 
 static int str_differs(const char *a, const char *b)
@@ -726,6 +728,7 @@ void mcpgw_server_free(mcpgw_server *srv)
     }
     mcpgw_config_free(srv->cfg);
     mcpgw_jbuf_free(&srv->reply_text);
+    mcpgw_hmac_cache_free(srv->auth.hmac_cache);
     pthread_mutex_destroy(&srv->post_lock);
     memset(srv, 0, sizeof(*srv));
 }

@@ -582,6 +582,44 @@ TEST(result_names)
     CHECK_EQ_STR(mcpgw_auth_result_name(MCPGW_AUTH_NO_KEY), "no_key");
 }
 
+/* The cached keyed HMAC contexts give the same answers as the one-shot
+ * path, for each HS size, and follow a changed secret (a reload). */
+TEST(hmac_cache_follows_the_key)
+{
+    static const unsigned char other[] = "another-secret-of-some-length";
+    mcpgw_auth_config cfg = config();
+    mcpgw_hmac_cache *cache = mcpgw_hmac_cache_new();
+    static const int algs[] = { JWT_ALG_HS256, JWT_ALG_HS384, JWT_ALG_HS512 };
+    char user[64];
+
+    CHECK(cache != NULL);
+    cfg.hmac_cache = cache;
+    cfg.algorithms = algs;
+    cfg.n_algorithms = 3;
+    for (int round = 0; round < 2; round++) {          /* first keys, then reuses */
+        for (size_t a = 0; a < 3; a++) {
+            char *good = mcpgw_auth_mint(algs[a], SECRET, SECRET_LEN, "carol", 3600, NOW);
+            char *bad = mcpgw_auth_mint(algs[a], other, sizeof(other) - 1, "carol", 3600, NOW);
+
+            CHECK_EQ_INT(verify(&cfg, good, user), MCPGW_AUTH_OK);
+            CHECK_EQ_STR(user, "carol");
+            CHECK_EQ_INT(verify(&cfg, bad, NULL), MCPGW_AUTH_BAD_SIGNATURE);
+            /* the secret changes under the cache: the other token is now good */
+            cfg.secret = other;
+            cfg.secret_len = sizeof(other) - 1;
+            CHECK_EQ_INT(verify(&cfg, bad, NULL), MCPGW_AUTH_OK);
+            CHECK_EQ_INT(verify(&cfg, good, NULL), MCPGW_AUTH_BAD_SIGNATURE);
+            cfg.secret = SECRET;
+            cfg.secret_len = SECRET_LEN;
+            CHECK_EQ_INT(verify(&cfg, good, NULL), MCPGW_AUTH_OK);
+            free(good);
+            free(bad);
+        }
+    }
+    mcpgw_hmac_cache_free(cache);
+    mcpgw_hmac_cache_free(NULL);
+}
+
 int main(void)
 {
     RUN(mint_then_verify);
@@ -599,5 +637,6 @@ int main(void)
     RUN(garbage);
     RUN(no_key);
     RUN(result_names);
+    RUN(hmac_cache_follows_the_key);
     return UNIT_SUMMARY();
 }
