@@ -27,6 +27,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -49,9 +50,9 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-enum mode { M_PING, M_BATCH, M_BROADCAST, M_IDLE, M_RAW, M_RATIO };
-static const char *const mode_names[] = { "ping", "batch", "broadcast", "idle", "raw", "ratio" };
-#define N_MODES 6
+enum mode { M_PING, M_BATCH, M_BROADCAST, M_IDLE, M_RAW, M_RATIO, M_FANOUT };
+static const char *const mode_names[] = { "ping", "batch", "broadcast", "idle", "raw", "ratio", "fanout" };
+#define N_MODES (int)(sizeof(mode_names) / sizeof(mode_names[0]))
 
 enum phase { PH_CONNECT, PH_WARMUP, PH_MEASURE, PH_STOP };
 
@@ -1345,6 +1346,163 @@ static size_t make_tool_result(char *buf, size_t cap, size_t target, uint32_t se
     return len + (size_t)n;
 }
 
+/* ------------------------------------------------------- fan-out floor */
+/* Mode fanout: the kernel's floor for a serial fan-out, no gateway. One
+ * process opens N loopback TCP connections to itself; a sender thread (the
+ * first CPU this process may use, like the gateway's) writes one message of
+ * --size bytes to each accepted socket with one send() per socket, round
+ * after round; a reader thread (the second CPU, like the load generator)
+ * waits in epoll_wait and reads them, recording for every message the time
+ * from the round's start, which is the broadcast mode's fan-out latency
+ * with nothing but the kernel between sender and receiver. */
+typedef struct fanout_state {
+    int ep;
+    int n;
+    int size;
+    _Atomic uint64_t round_start;
+    _Atomic long received;          /* messages read in the current round */
+    _Atomic int stop;
+    _Atomic int measuring;
+    hist lat;
+} fanout_state;
+
+static void pin_to(int cpu)
+{
+    cpu_set_t set;
+    if (cpu < 0)
+        return;
+    CPU_ZERO(&set);
+    CPU_SET(cpu, &set);
+    pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+}
+
+static int fanout_reader_cpu = -1;
+
+static void *fanout_reader(void *arg)
+{
+    fanout_state *st = arg;
+    struct epoll_event evs[256];
+    static char buf[65536];
+
+    pin_to(fanout_reader_cpu);
+    while (!atomic_load(&st->stop)) {
+        int k = epoll_wait(st->ep, evs, 256, 10);
+        for (int i = 0; i < k; i++) {
+            ssize_t r = recv(evs[i].data.fd, buf, sizeof(buf), MSG_DONTWAIT);
+            uint64_t t = now_ns(), t0 = atomic_load(&st->round_start);
+            if (r <= 0)
+                continue;
+            for (ssize_t m = 0; m < r / st->size; m++)
+                if (atomic_load(&st->measuring))
+                    hist_add(&st->lat, t - t0);
+            atomic_fetch_add(&st->received, r / st->size);
+        }
+    }
+    return NULL;
+}
+
+static int run_fanout(void)
+{
+    static fanout_state st;
+    struct sockaddr_in a;
+    socklen_t alen = sizeof(a);
+    struct rlimit rl;
+    cpu_set_t allowed;
+    int lfd, one = 1, sender_cpu = -1, n = opt.connections, *srv_fd, *cli_fd;
+    char *msg;
+    pthread_t rt;
+    hist send_time;
+    uint64_t t_end, t_meas = 0, rounds = 0;
+
+    memset(&send_time, 0, sizeof(send_time));
+    /* two descriptors per connection, within the hard limit */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        if ((rlim_t)n * 2 + 64 > rl.rlim_cur)
+            n = (int)((rl.rlim_cur - 64) / 2);
+    }
+    if (sched_getaffinity(0, sizeof(allowed), &allowed) == 0) {
+        for (int c = 0; c < CPU_SETSIZE; c++) {
+            if (!CPU_ISSET(c, &allowed))
+                continue;
+            if (sender_cpu < 0)
+                sender_cpu = c;
+            else if (fanout_reader_cpu < 0)
+                fanout_reader_cpu = c;
+        }
+    }
+    pin_to(sender_cpu);
+    st.n = n;
+    st.size = opt.size;
+    msg = malloc((size_t)opt.size);
+    srv_fd = calloc((size_t)n, sizeof(int));
+    cli_fd = calloc((size_t)n, sizeof(int));
+    if (!msg || !srv_fd || !cli_fd)
+        die("out of memory");
+    memset(msg, 'x', (size_t)opt.size);
+    st.ep = epoll_create1(EPOLL_CLOEXEC);
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (st.ep < 0 || lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        listen(lfd, 4096) < 0 || getsockname(lfd, (struct sockaddr *)&a, &alen) < 0)
+        die("fanout: cannot listen on loopback");
+    for (int i = 0; i < n; i++) {
+        struct epoll_event ev;
+        cli_fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (cli_fd[i] < 0 || connect(cli_fd[i], (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            (srv_fd[i] = accept(lfd, NULL, NULL)) < 0)
+            die("fanout: cannot open the loopback connections");
+        /* as the gateway and the bench client set them */
+        setsockopt(srv_fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        setsockopt(cli_fd[i], IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        ev.events = EPOLLIN;
+        ev.data.fd = cli_fd[i];
+        epoll_ctl(st.ep, EPOLL_CTL_ADD, cli_fd[i], &ev);
+    }
+    if (pthread_create(&rt, NULL, fanout_reader, &st) != 0)
+        die("fanout: pthread_create");
+    t_end = now_ns() + (uint64_t)((opt.warmup + opt.duration) * 1e9);
+    while (now_ns() < t_end) {
+        uint64_t t0 = now_ns(), t1, wait_until;
+        int measure = t0 >= t_end - (uint64_t)(opt.duration * 1e9);
+
+        if (measure && !t_meas)
+            t_meas = t0;
+        atomic_store(&st.received, 0);
+        atomic_store(&st.measuring, measure);
+        atomic_store(&st.round_start, t0);
+        for (int i = 0; i < n; i++)
+            if (send(srv_fd[i], msg, (size_t)opt.size, MSG_NOSIGNAL) != opt.size)
+                die("fanout: short send");
+        t1 = now_ns();
+        if (measure) {
+            hist_add(&send_time, t1 - t0);
+            rounds++;
+        }
+        /* the next round starts when every message of this one was read
+         * (a window of 1, as in `--mode broadcast -w 1`) */
+        wait_until = t1 + 10000000000ull;
+        while (atomic_load(&st.received) < n && now_ns() < wait_until)
+            ;
+    }
+    atomic_store(&st.stop, 1);
+    pthread_join(rt, NULL);
+    printf("{\"mode\":\"fanout\",\"label\":\"%s\",\"connections\":%d,\"size\":%d,\"sender_cpu\":%d"
+           ",\"reader_cpu\":%d,\"duration_s\":%.3f,\"rounds\":%llu,\"round_send_p50_us\":%.1f"
+           ",\"send_us_per_recipient\":%.2f,\"fanout_p50_us\":%.1f,\"fanout_p99_us\":%.1f"
+           ",\"fanout_max_us\":%.1f,\"loadavg1\":%.2f}\n",
+           opt.label, n, opt.size, sender_cpu, fanout_reader_cpu,
+           t_meas ? (double)(now_ns() - t_meas) / 1e9 : 0, (unsigned long long)rounds,
+           hist_pct_us(&send_time, 0.5), hist_pct_us(&send_time, 0.5) / n,
+           hist_pct_us(&st.lat, 0.5), hist_pct_us(&st.lat, 0.99), (double)st.lat.max / 1000.0,
+           loadavg1());
+    fflush(stdout);
+    return 0;
+}
+
 static int run_ratio(void)
 {
     static const struct { const char *name; size_t size; } sts[] = {
@@ -1450,6 +1608,8 @@ static void usage(FILE *f)
     fprintf(f,
 "usage: mcpgw-bench --mode ping|batch|broadcast|idle|raw --url ws://HOST:PORT/PATH [options]\n"
 "       mcpgw-bench --mode ratio      (compression ratio of representative JSON, no server)\n"
+"       mcpgw-bench --mode fanout -c N -s BYTES   (the kernel's floor for a serial fan-out\n"
+"                     to N loopback sockets, no server; run it on two CPUs)\n"
 "       mcpgw-bench --raw-echo-server PORT\n"
 "  --url URL           ws://127.0.0.1:8080/ws (raw mode: tcp://127.0.0.1:PORT)\n"
 "  --token JWT         one token for every connection, or\n"
@@ -1558,6 +1718,11 @@ int main(int argc, char **argv)
     }
     if (opt.mode == M_RATIO)
         return run_ratio();
+    if (opt.mode == M_FANOUT) {
+        if (opt.connections < 1 || opt.size < 1)
+            die("bad option value");
+        return run_fanout();
+    }
     if (!url || parse_url(url) < 0) {
         usage(stderr);
         return 2;
@@ -1733,6 +1898,7 @@ int main(int argc, char **argv)
                (unsigned long long)p_msgs, p_msgs ? (double)p_bytes / p_msgs : 0);
         break;
     case M_RATIO:
+    case M_FANOUT:
         break;
     case M_IDLE:
         printf(",\"handshakes_per_server_cpu_s\":%.0f", scpu > 0 ? opened / scpu : -1.0);

@@ -138,8 +138,12 @@ def main():
     row("broadcast to %d, window %d: deliveries/s" % (a.bcast_c, wmax), "deliveries_per_s", gc, nc, None,
         ">= 10x Node")
     row("broadcast: deliveries per server CPU-second", "deliveries_per_server_cpu_s", gc, nc)
-    row("broadcast, window 1: fan-out p50 (us)", "fanout_p50_us", gl, nl)
-    row("broadcast, window 1: fan-out p99 (us)", "fanout_p99_us", gl, nl, None, "< 50,000 us")
+    # the raw column of the fan-out rows: the kernel's floor for the same
+    # serial fan-out (mcpgw-bench --mode fanout: one send() per socket)
+    fo = min([r for r in rows if r.get("mode") == "fanout"], key=lambda r: r.get("fanout_p99_us"),
+             default=None)
+    row("broadcast, window 1: fan-out p50 (us)", "fanout_p50_us", gl, nl, fo, as_ratio=True)
+    row("broadcast, window 1: fan-out p99 (us)", "fanout_p99_us", gl, nl, fo, "< 50,000 us", as_ratio=True)
     row("idle: connections held", "opened", gi, ni, None, "50,000")
     row("idle: handshakes/s (HS256)", "handshakes_per_s", gi, ni, None, ">= 20,000 on one core")
     row("idle: handshakes per server CPU-second", "handshakes_per_server_cpu_s", gi, ni)
