@@ -37,6 +37,9 @@
 /* How long a closing connection may take to answer our close frame, or to
  * take its last bytes, before the TCP connection is dropped. */
 #define MCPGW_LINGER_MS 3000
+/* At most this much is read from a plain socket at once (libevent's
+ * default for bufferevents). */
+#define MCPGW_READ_MAX 16384
 /* The reply scratch buffer keeps up to this much capacity between replies. */
 #define MCPGW_REPLY_TEXT_KEEP 65536
 #define MCPGW_MAX_TOKEN 8192
@@ -46,6 +49,27 @@ static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why);
 static void conn_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg);
+
+/* Reading on and off: our read event on a plain socket, the bufferevent's
+ * on a TLS one. */
+static void conn_read_enable(mcpgw_conn *c)
+{
+    if (c->read_ev) {
+        c->read_suspended = 0;
+        event_add(c->read_ev, NULL);
+    } else {
+        bufferevent_enable(c->bev, EV_READ);
+    }
+}
+
+static void conn_read_disable(mcpgw_conn *c)
+{
+    if (c->read_ev)
+        event_del(c->read_ev);
+    else
+        bufferevent_disable(c->bev, EV_READ);
+}
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -135,10 +159,11 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
          * it, without a write event (see mcpgw_conn_flush_queued). */
         c->direct_write = 1;
         c->output_cb = evbuffer_add_cb(bufferevent_get_output(c->bev), conn_output_added, c);
-        if (!c->output_cb)
+        c->read_ev = event_new(srv->base, fd, EV_READ | EV_PERSIST, conn_plain_read_cb, c);
+        if (!c->output_cb || !c->read_ev)
             goto fail_conn;
-        bufferevent_disable(c->bev, EV_WRITE);     /* a new bufferevent has it on */
-        bufferevent_enable(c->bev, EV_READ);
+        bufferevent_disable(c->bev, EV_READ | EV_WRITE);   /* a new bufferevent has EV_WRITE on */
+        conn_read_enable(c);
     }
 
     c->next = srv->conns;
@@ -151,6 +176,8 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     return;
 
 fail_conn:
+    if (c->read_ev)
+        event_free(c->read_ev);
     bufferevent_free(c->bev);       /* closes fd */
     free(c);
     return;
@@ -202,7 +229,7 @@ static void conn_drained(mcpgw_conn *c)
     if (!c->half_closed && !bufferevent_openssl_get_ssl(c->bev)) {
         c->half_closed = 1;
         if (shutdown(bufferevent_getfd(c->bev), SHUT_WR) == 0) {
-            bufferevent_enable(c->bev, EV_READ);
+            conn_read_enable(c);
             return;
         }
     }
@@ -214,7 +241,7 @@ static void conn_drained(mcpgw_conn *c)
 static void conn_drain(mcpgw_conn *c)
 {
     c->state = MCPGW_CONN_DRAINING;
-    bufferevent_disable(c->bev, EV_READ);
+    conn_read_disable(c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     start_linger(c, MCPGW_LINGER_MS);
     if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
@@ -254,6 +281,9 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     if (c->output_cb)
         evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->output_cb);
     c->output_cb = NULL;
+    if (c->read_ev)
+        event_free(c->read_ev);     /* before the socket closes */
+    c->read_ev = NULL;
     bufferevent_free(c->bev);       /* closes the socket */
     c->bev = NULL;
     free(c->msg);
@@ -963,6 +993,51 @@ static void conn_read_cb(struct bufferevent *bev, void *arg)
                        evbuffer_get_length(bufferevent_get_input(c->bev)));
 out:
     mcpgw_conn_unref(c);
+}
+
+/* A plain socket is readable: one recv of at most what the input's high
+ * watermark leaves room for, appended to the bufferevent's input, then the
+ * same processing as a bufferevent read. EOF and errors go where the
+ * bufferevent would send them. */
+static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    char buf[MCPGW_READ_MAX];
+    size_t high = 0, len = evbuffer_get_length(in), room = sizeof(buf);
+    ssize_t n;
+    int rc;
+
+    (void)what;
+    bufferevent_getwatermark(c->bev, EV_READ, NULL, &high);
+    if (high) {
+        if (len >= high) {
+            /* nothing consumes until more is read: cannot happen while the
+             * watermark is above the largest acceptable frame or head */
+            event_del(c->read_ev);
+            c->read_suspended = 1;
+            return;
+        }
+        if (high - len < room)
+            room = high - len;
+    }
+    n = recv(fd, buf, room, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0) {
+        conn_event_cb(c->bev, BEV_EVENT_READING | (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR), c);
+        return;
+    }
+    /* a socket bufferevent keeps the end of its input frozen except while
+     * it reads itself */
+    evbuffer_unfreeze(in, 0);
+    rc = evbuffer_add(in, buf, (size_t)n);
+    evbuffer_freeze(in, 0);
+    if (rc != 0) {
+        conn_event_cb(c->bev, BEV_EVENT_READING | BEV_EVENT_ERROR, c);
+        return;
+    }
+    conn_read_cb(c->bev, c);
 }
 
 /* The bufferevent wrote everything queued: a TLS connection, or a plain

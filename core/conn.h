@@ -70,6 +70,10 @@ struct mcpgw_conn {
      * event is enabled only while a write was partial. */
     int direct_write;
     int flush_queued;               /* on the server's flush list */
+    /* Plain sockets are also read directly (recv into the bufferevent's
+     * input), without libevent's FIONREAD before every read. */
+    struct event *read_ev;          /* NULL on TLS connections */
+    int read_suspended;             /* the input reached its high watermark */
     mcpgw_conn *flush_next;
     struct evbuffer_cb_entry *output_cb;
 
