@@ -12,7 +12,7 @@
 typedef struct ping_instance {
     const mcpgw_host *host;
     mcpgw_plugin_ctx *ctx;
-    char *reply_type;
+    json_t *reply_type;     /* made (and UTF-8 checked) once, shared by every reply */
 } ping_instance;
 
 static int ping_handle(mcpgw_request *req, json_t *msg, json_t **out, void *data)
@@ -24,10 +24,12 @@ static int ping_handle(mcpgw_request *req, json_t *msg, json_t **out, void *data
     (void)req;
     if (!reply)
         return MCPGW_HANDLER_FAILED;
-    json_object_set_new(reply, "type", json_string(pi->reply_type));
+    /* the keys are ASCII literals and the timestamp is ASCII: no checks */
+    json_object_set_nocheck(reply, "type", pi->reply_type);
     if (id)
-        json_object_set(reply, "id", id);
-    json_object_set_new(reply, "timestamp", json_string(pi->host->timestamp(pi->ctx)));
+        json_object_set_nocheck(reply, "id", id);
+    json_object_set_new_nocheck(reply, "timestamp",
+                                json_string_nocheck(pi->host->timestamp(pi->ctx)));
     *out = reply;
     return MCPGW_HANDLER_DONE;
 }
@@ -38,16 +40,16 @@ static int ping_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **insta
     ping_instance *pi = calloc(1, sizeof(*pi));
     const char *rt = host->config_get(ctx, "reply_type");
 
-    if (!pi || !(pi->reply_type = strdup(rt ? rt : "pong"))) {
+    if (!pi || !(pi->reply_type = json_string(rt ? rt : "pong"))) {
+        snprintf(err, err_len, pi ? "reply_type is not valid UTF-8" : "out of memory");
         free(pi);
-        snprintf(err, err_len, "out of memory");
         return -1;
     }
     pi->host = host;
     pi->ctx = ctx;
     if (host->register_handler(ctx, host->handler_type(ctx), ping_handle, pi) != 0) {
         snprintf(err, err_len, "cannot register type '%s'", host->handler_type(ctx));
-        free(pi->reply_type);
+        json_decref(pi->reply_type);
         free(pi);
         return -1;
     }
@@ -60,7 +62,7 @@ static void ping_fini(void *instance)
     ping_instance *pi = instance;
 
     if (pi)
-        free(pi->reply_type);
+        json_decref(pi->reply_type);
     free(pi);
 }
 
