@@ -13,6 +13,7 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/uio.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -49,6 +50,7 @@ static void conn_write_cb(struct bufferevent *bev, void *arg);
 static void conn_event_cb(struct bufferevent *bev, short what, void *arg);
 static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why);
 static void conn_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg);
+static void conn_flush_enqueue(mcpgw_conn *c);
 static void conn_plain_read_cb(evutil_socket_t fd, short what, void *arg);
 
 /* Reading on and off: our read event on a plain socket, the bufferevent's
@@ -71,6 +73,42 @@ static void conn_read_disable(mcpgw_conn *c)
         bufferevent_disable(c->bev, EV_READ);
 }
 
+/* Moves the queued shared frames into the output buffer, in order. */
+static void frames_spill(mcpgw_conn *c)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+
+    for (unsigned i = 0; i < c->n_frames; i++) {
+        mcpgw_payload_append(c->frames[i], out);    /* takes its own reference */
+        mcpgw_payload_unref(c->frames[i]);
+        c->frames[i] = NULL;
+    }
+    c->n_frames = 0;
+    c->frames_bytes = 0;
+}
+
+static void frames_release(mcpgw_conn *c)
+{
+    for (unsigned i = 0; i < c->n_frames; i++)
+        mcpgw_payload_unref(c->frames[i]);
+    c->n_frames = 0;
+    c->frames_bytes = 0;
+}
+
+/* The output buffer, for appending: queued frames go first. */
+static struct evbuffer *conn_out(mcpgw_conn *c)
+{
+    if (c->n_frames)
+        frames_spill(c);
+    return bufferevent_get_output(c->bev);
+}
+
+/* Everything queued to send: the output buffer and the frames behind it. */
+static size_t conn_queued(mcpgw_conn *c)
+{
+    return evbuffer_get_length(bufferevent_get_output(c->bev)) + c->frames_bytes;
+}
+
 /* ------------------------------------------------------------ lifecycle */
 
 
@@ -87,6 +125,7 @@ void mcpgw_conn_unref(mcpgw_conn *c)
     json_decref(c->claims);
     free(c->msg);
     mcpgw_pmd_state_free(&c->pmd_state);
+    frames_release(c);
     free(c);
 }
 
@@ -244,7 +283,7 @@ static void conn_drain(mcpgw_conn *c)
     conn_read_disable(c);
     bufferevent_setwatermark(c->bev, EV_READ, 0, 0);
     start_linger(c, MCPGW_LINGER_MS);
-    if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
+    if (conn_queued(c) == 0)
         conn_drained(c);
 }
 
@@ -281,6 +320,7 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     if (c->output_cb)
         evbuffer_remove_cb_entry(bufferevent_get_output(c->bev), c->output_cb);
     c->output_cb = NULL;
+    frames_release(c);
     if (c->read_ev)
         event_free(c->read_ev);     /* before the socket closes */
     c->read_ev = NULL;
@@ -312,7 +352,7 @@ void mcpgw_conn_terminate(mcpgw_conn *c, const char *why)
 
 static int output_over_cap(mcpgw_conn *c)
 {
-    return evbuffer_get_length(bufferevent_get_output(c->bev)) > c->srv->cfg->max_outbound_bytes;
+    return conn_queued(c) > c->srv->cfg->max_outbound_bytes;
 }
 
 /* A reader so slow that its queue passed the cap: stop queueing for it. */
@@ -324,7 +364,7 @@ static void conn_slow_consumer(mcpgw_conn *c)
     mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_slow_consumer",
                     json_pack("{s:s, s:I, s:I}", "user", c->user ? c->user : "",
                               "connection", (json_int_t)c->id, "queued",
-                              (json_int_t)evbuffer_get_length(bufferevent_get_output(c->bev))),
+                              (json_int_t)conn_queued(c)),
                     mcpgw_clock_iso(&srv->clock));
     mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, "Slow consumer");
 }
@@ -347,7 +387,7 @@ static int send_frame(mcpgw_conn *c, int opcode, const void *body, size_t len)
 {
     uint8_t header[MCPGW_WS_MAX_HEADER];
     size_t hlen = mcpgw_ws_encode_header(header, opcode, 0, len);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = conn_out(c);
 
     /* header and body land in the same chain */
     if (evbuffer_expand(out, hlen + len) != 0 || evbuffer_add(out, header, hlen) != 0)
@@ -365,7 +405,7 @@ int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
 
     if (c->state != MCPGW_CONN_OPEN)
         return -1;
-    out = bufferevent_get_output(c->bev);
+    out = conn_out(c);
     if (c->pmd.enabled && len >= c->srv->cfg->compression.threshold) {
         size_t zlen;
         uint8_t *z = mcpgw_pmd_deflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd,
@@ -411,8 +451,15 @@ int mcpgw_conn_send_payload(mcpgw_conn *c, mcpgw_payload *p)
 {
     if (c->state != MCPGW_CONN_OPEN)
         return -1;
-    if (mcpgw_payload_append(p, bufferevent_get_output(c->bev)) != 0)
+    if (c->direct_write && c->n_frames < MCPGW_CONN_FRAMES) {
+        /* behind whatever the output buffer holds; the flush writes both */
+        p->refs++;
+        c->frames[c->n_frames++] = p;
+        c->frames_bytes += p->len;
+        conn_flush_enqueue(c);
+    } else if (mcpgw_payload_append(p, conn_out(c)) != 0) {
         return -1;
+    }
     count_out(c->srv, p->payload_len, p->len);
     if (output_over_cap(c))
         conn_slow_consumer(c);
@@ -424,7 +471,7 @@ void mcpgw_conn_send_ping(mcpgw_conn *c)
     static const uint8_t ping[2] = { 0x80 | MCPGW_WS_OP_PING, 0 };
 
     if (c->state == MCPGW_CONN_OPEN)
-        evbuffer_add_reference(bufferevent_get_output(c->bev), ping, sizeof(ping), NULL, NULL);
+        evbuffer_add_reference(conn_out(c), ping, sizeof(ping), NULL, NULL);
 }
 
 static void send_close_frame(mcpgw_conn *c, unsigned code, const char *reason)
@@ -1050,20 +1097,22 @@ static void conn_write_cb(struct bufferevent *bev, void *arg)
         return;
     if (c->direct_write)
         bufferevent_disable(bev, EV_WRITE);
+    if (c->n_frames) {
+        conn_flush_enqueue(c);      /* frames queued while the write event ran */
+        return;
+    }
     if (c->state == MCPGW_CONN_DRAINING && !c->half_closed)
         conn_drained(c);
 }
 
 /* ------------------------------------------------- end-of-iteration flush */
 
-/* Output was queued on a plain connection: put it on the flush list. */
-static void conn_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+/* Puts a plain connection with something to write on the flush list. */
+static void conn_flush_enqueue(mcpgw_conn *c)
 {
-    mcpgw_conn *c = arg;
     mcpgw_server *srv = c->srv;
 
-    (void)buf;
-    if (!info->n_added || c->flush_queued || c->state == MCPGW_CONN_GONE)
+    if (c->flush_queued || c->state == MCPGW_CONN_GONE)
         return;
     c->flush_queued = 1;
     mcpgw_conn_ref(c);
@@ -1073,12 +1122,70 @@ static void conn_output_added(struct evbuffer *buf, const struct evbuffer_cb_inf
     srv->flush_head = c;
 }
 
+/* Output was queued on a plain connection's buffer. */
+static void conn_output_added(struct evbuffer *buf, const struct evbuffer_cb_info *info, void *arg)
+{
+    (void)buf;
+    if (info->n_added)
+        conn_flush_enqueue(arg);
+}
+
+/* Only shared frames are queued: one writev of them all. What the socket
+ * does not take goes to the output buffer. 0, or -1 when the rest is left
+ * to the write event. */
+static int frames_write(mcpgw_conn *c)
+{
+    struct iovec iov[MCPGW_CONN_FRAMES];
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    unsigned i, n = c->n_frames;
+    ssize_t w;
+    size_t done;
+
+    for (i = 0; i < n; i++) {
+        iov[i].iov_base = c->frames[i]->bytes;
+        iov[i].iov_len = c->frames[i]->len;
+    }
+    do
+        w = writev(bufferevent_getfd(c->bev), iov, (int)n);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        /* EAGAIN, or an error the bufferevent's write will report */
+        frames_spill(c);
+        return -1;
+    }
+    done = (size_t)w;
+    for (i = 0; i < n; i++) {
+        mcpgw_payload *p = c->frames[i];
+        if (done >= p->len)
+            done -= p->len;
+        else {
+            mcpgw_payload_append_from(p, out, done);
+            done = 0;
+        }
+        mcpgw_payload_unref(p);
+        c->frames[i] = NULL;
+    }
+    c->n_frames = 0;
+    c->frames_bytes = 0;
+    return evbuffer_get_length(out) ? -1 : 0;
+}
+
 /* One write of everything queued. The rest, or an error, is left to the
  * bufferevent's write event (which reports an error through conn_event_cb). */
 static void conn_write_now(mcpgw_conn *c)
 {
     struct evbuffer *out = bufferevent_get_output(c->bev);
 
+    if (c->n_frames) {
+        if (evbuffer_get_length(out) == 0 && !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
+            if (frames_write(c) != 0) {
+                bufferevent_enable(c->bev, EV_WRITE);
+                return;
+            }
+        } else {
+            frames_spill(c);        /* behind what is already there */
+        }
+    }
     if (evbuffer_get_length(out) != 0 &&
         !(bufferevent_get_enabled(c->bev) & EV_WRITE)) {
         int n;

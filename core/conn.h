@@ -76,6 +76,14 @@ struct mcpgw_conn {
     int read_suspended;             /* the input reached its high watermark */
     mcpgw_conn *flush_next;
     struct evbuffer_cb_entry *output_cb;
+    /* Shared broadcast frames queued behind the output buffer (plain
+     * connections): written with one writev at the flush, without an
+     * evbuffer chain per recipient; moved into the output buffer before
+     * anything else is queued there, or when a write is partial. */
+#define MCPGW_CONN_FRAMES 8
+    mcpgw_payload *frames[MCPGW_CONN_FRAMES];   /* one reference each */
+    unsigned n_frames;
+    size_t frames_bytes;
 
     int alive;                      /* a pong arrived since the last heartbeat ping */
     int warned_unknown_type;        /* logged one unknown type at warn already */

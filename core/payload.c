@@ -39,8 +39,15 @@ static void payload_release(const void *data, size_t len, void *arg)
 
 int mcpgw_payload_append(mcpgw_payload *p, struct evbuffer *out)
 {
+    return mcpgw_payload_append_from(p, out, 0);
+}
+
+int mcpgw_payload_append_from(mcpgw_payload *p, struct evbuffer *out, size_t from)
+{
+    if (from >= p->len)
+        return 0;
     p->refs++;
-    if (evbuffer_add_reference(out, p->bytes, p->len, payload_release, p) != 0) {
+    if (evbuffer_add_reference(out, p->bytes + from, p->len - from, payload_release, p) != 0) {
         p->refs--;
         return -1;
     }

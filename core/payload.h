@@ -31,5 +31,7 @@ mcpgw_payload *mcpgw_payload_new_frame(int opcode, unsigned rsv, const void *bod
 void mcpgw_payload_unref(mcpgw_payload *p);
 /* Appends the payload's bytes to out without copying. 0 or -1. */
 int mcpgw_payload_append(mcpgw_payload *p, struct evbuffer *out);
+/* The same from byte `from` on (what a partial write left). 0 or -1. */
+int mcpgw_payload_append_from(mcpgw_payload *p, struct evbuffer *out, size_t from);
 
 #endif

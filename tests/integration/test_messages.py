@@ -1,7 +1,8 @@
 """Application messages: ping, errors, batch, agent_status."""
 import json
+import time
 
-from harness import (ISO_MS_RE, OP_BINARY, OP_TEXT, Gateway, assert_healthy, build_frame, client,
+from harness import (ISO_MS_RE, OP_BINARY, OP_CLOSE, OP_TEXT, Gateway, assert_healthy, build_frame, client,
                      shared_gateway)
 
 FAILED = 'Failed to process message'
@@ -257,6 +258,68 @@ def test_agent_status_broadcast():
         finally:
             for c in clients:
                 c.close_cleanly()
+
+
+def test_order_kept_across_broadcasts_and_replies():
+    """A listener that does not read while ~9 MB of broadcasts pile up (more
+    than the kernel's socket buffers: partial writes, frames moved into the
+    output buffer, the write event) still gets every message in the order
+    the gateway queued it: the broadcasts sent before its ping, the pong,
+    then the broadcasts sent after."""
+    with Gateway({'server': {'max_outbound_bytes': '64m'}}) as g:
+        listener, sender = client(g), client(g)
+        try:
+            status = 'y' * 150000
+
+            def burst(first, n):
+                for k in range(first, first + n):
+                    sender.send_json({'type': 'agent_status', 'id': 'b%d' % k,
+                                      'agentId': 'a', 'status': '%d %s' % (k, status)})
+                for k in range(first, first + n):
+                    assert sender.recv_type('agent_status_ack', timeout=20)['id'] == 'b%d' % k
+            burst(0, 60)                # all 60 queued to the listener before its ping
+            listener.send_json({'type': 'ping', 'id': 'fence'})
+            # the pong is queued when the gateway reads the ping; a round
+            # trip on another connection of the same loop after a pause
+            time.sleep(0.2)
+            sender.ping_roundtrip('after-fence')
+            burst(60, 60)
+            got = []
+            while len(got) < 121:
+                m = listener.recv_json(timeout=20)
+                got.append('pong' if m.get('type') == 'pong' else int(m['status'].split()[0]))
+            assert got == list(range(60)) + ['pong'] + list(range(60, 120)), got
+            assert not g.logs('websocket_slow_consumer')
+        finally:
+            listener.close_cleanly()
+            sender.close_cleanly()
+
+
+def test_slow_consumer_close_comes_after_every_queued_message():
+    """The broadcast that takes a slow reader past max_outbound_bytes is
+    queued, then the 1008 close: the reader gets consecutive broadcasts,
+    the close frame, and nothing after it (RFC 6455 5.5.1)."""
+    with Gateway({'server': {'max_outbound_bytes': '256k'}}) as g:
+        slow, sender = client(g), client(g)
+        try:
+            status = 'z' * 150000
+            for k in range(120):        # ~18 MB: past the kernel's buffers and the cap
+                sender.send_json({'type': 'agent_status', 'id': 'c%d' % k,
+                                  'agentId': 'a', 'status': '%d %s' % (k, status)})
+                sender.recv_type('agent_status_ack', timeout=20)   # the sender keeps up
+                sender.skipped.clear()
+            assert g.wait_log('websocket_slow_consumer', timeout=10)
+            frames = slow.wait_eof(timeout=20)
+            ops = [f.opcode for f in frames]
+            assert OP_CLOSE in ops, ops
+            close_at = ops.index(OP_CLOSE)
+            assert close_at == len(ops) - 1, 'frames after the close: %r' % ops[close_at:]
+            seen = [int(json.loads(f.payload)['status'].split()[0]) for f in frames[:close_at]]
+            assert seen == list(range(len(seen))) and seen, seen[:5]
+            assert int.from_bytes(frames[close_at].payload[:2], 'big') == 1008
+        finally:
+            slow.abort()
+            sender.close_cleanly()
 
 
 def test_agent_status_missing_fields():
