@@ -366,6 +366,23 @@ static json_t *read_literal(parser *ps, const char *word, size_t n, json_t *valu
     return value;
 }
 
+/* After a member of a container that `close` ends: 1 when a ',' leads to
+ * another member, 0 when the container ends here, -1 (failed) otherwise. */
+static int next_member(parser *ps, char close)
+{
+    skip_ws(ps);
+    if (ps->p < ps->end && *ps->p == ',') {
+        ps->p++;
+        return 1;
+    }
+    if (ps->p < ps->end && *ps->p == close) {
+        ps->p++;
+        return 0;
+    }
+    fail_unexpected(ps, ps->p);
+    return -1;
+}
+
 static json_t *read_array(parser *ps)
 {
     json_t *arr = json_array();
@@ -389,17 +406,11 @@ static json_t *read_array(parser *ps)
             fail(ps, ps->p, "Out of memory");
             goto fail;
         }
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            continue;
+        switch (next_member(ps, ']')) {
+        case 1: continue;
+        case 0: return arr;
+        default: goto fail;
         }
-        if (ps->p < ps->end && *ps->p == ']') {
-            ps->p++;
-            return arr;
-        }
-        fail_unexpected(ps, ps->p);
-        goto fail;
     }
 fail:
     json_decref(arr);
@@ -437,7 +448,10 @@ static json_t *read_object(parser *ps)
             goto fail;
         if (decoded) {
             /* the scratch is reused by the value's strings: keep a copy */
-            char *dst = klen < sizeof(keybuf) ? keybuf : (heapkey = malloc(klen));
+            char *dst = keybuf;
+
+            if (klen > sizeof(keybuf))
+                dst = heapkey = malloc(klen);
             if (!dst) {
                 fail(ps, key_at, "Out of memory");
                 goto fail;
@@ -460,17 +474,11 @@ static json_t *read_object(parser *ps)
         }
         free(heapkey);
         heapkey = NULL;
-        skip_ws(ps);
-        if (ps->p < ps->end && *ps->p == ',') {
-            ps->p++;
-            continue;
+        switch (next_member(ps, '}')) {
+        case 1: continue;
+        case 0: return obj;
+        default: goto fail;
         }
-        if (ps->p < ps->end && *ps->p == '}') {
-            ps->p++;
-            return obj;
-        }
-        fail_unexpected(ps, ps->p);
-        goto fail;
     }
 fail:
     free(heapkey);
@@ -526,13 +534,14 @@ static json_t *read_value(parser *ps)
 
 json_t *mcpgw_json_read(const char *text, size_t len, mcpgw_json_read_error *err)
 {
-    parser ps = { text, text, text + len, 0, err, NULL, 0 };
+    parser ps;
     json_t *v;
 
     if (err) {
         err->text[0] = '\0';
         err->position = 0;
     }
+    ps = (parser){ text, text, text + len, 0, err, NULL, 0 };
     v = read_value(&ps);
     if (v) {
         skip_ws(&ps);

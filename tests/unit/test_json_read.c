@@ -7,6 +7,7 @@
  */
 #include "json_read.h"
 #include "unit.h"
+#include "json_random.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -48,46 +49,13 @@ TEST(reads_what_jansson_reads)
         CHECK(same_as_jansson(cases[i]));
 }
 
-static json_t *random_value(unsigned *seed, int depth)
-{
-    int kind = rand_r(seed) % (depth > 0 ? 9 : 7);
-    char s[24];
-    size_t n;
-
-    switch (kind) {
-    case 0: return json_null();
-    case 1: return json_boolean(rand_r(seed) & 1);
-    case 2: return json_integer((json_int_t)rand_r(seed) * (rand_r(seed) & 1 ? -1000003 : 31));
-    case 3: return json_real((double)rand_r(seed) / ((rand_r(seed) % 1000) + 1) * (rand_r(seed) & 1 ? -1 : 1));
-    case 4: case 5: case 6:
-        n = (size_t)(rand_r(seed) % (int)sizeof(s));
-        for (size_t i = 0; i < n; i++)
-            s[i] = (char)(1 + rand_r(seed) % 127);
-        return json_stringn(s, n);
-    case 7: {
-        json_t *a = json_array();
-        for (int i = rand_r(seed) % 5; i > 0; i--)
-            json_array_append_new(a, random_value(seed, depth - 1));
-        return a;
-    }
-    default: {
-        json_t *o = json_object();
-        for (int i = rand_r(seed) % 5; i > 0; i--) {
-            snprintf(s, sizeof(s), "k%d\t\"%d", rand_r(seed) % 100, i);
-            json_object_set_new(o, s, random_value(seed, depth - 1));
-        }
-        return o;
-    }
-    }
-}
-
 TEST(reads_random_trees_back)
 {
     unsigned seed = 1125;
     int bad = 0;
 
     for (int i = 0; i < 3000; i++) {
-        json_t *v = random_value(&seed, 5);
+        json_t *v = random_json(&seed, 5, 1);
         size_t flags = JSON_ENCODE_ANY | JSON_REAL_PRECISION(17) |
                        (i % 3 == 0 ? JSON_INDENT(2) : i % 3 == 1 ? JSON_COMPACT : 0) |
                        (i % 5 == 0 ? JSON_ENSURE_ASCII : 0);

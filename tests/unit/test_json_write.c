@@ -7,6 +7,7 @@
  */
 #include "json_write.h"
 #include "unit.h"
+#include "json_random.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -71,46 +72,13 @@ TEST(matches_jansson_on_fixed_values)
         CHECK(same_as_jansson(cases[i]));
 }
 
-/* A random value without reals, up to depth levels deep. */
-static json_t *random_value(unsigned *seed, int depth)
-{
-    int kind = rand_r(seed) % (depth > 0 ? 8 : 6);
-    char s[24];
-    size_t n;
-
-    switch (kind) {
-    case 0: return json_null();
-    case 1: return json_boolean(rand_r(seed) & 1);
-    case 2: return json_integer((json_int_t)rand_r(seed) * (rand_r(seed) & 1 ? -97 : 31));
-    case 3: case 4: case 5:
-        n = (size_t)(rand_r(seed) % (int)sizeof(s));
-        for (size_t i = 0; i < n; i++)
-            s[i] = (char)(1 + rand_r(seed) % 127);     /* every ASCII byte but NUL */
-        return json_stringn(s, n);
-    case 6: {
-        json_t *a = json_array();
-        for (int i = rand_r(seed) % 5; i > 0; i--)
-            json_array_append_new(a, random_value(seed, depth - 1));
-        return a;
-    }
-    default: {
-        json_t *o = json_object();
-        for (int i = rand_r(seed) % 5; i > 0; i--) {
-            snprintf(s, sizeof(s), "k%d\n\"%d", rand_r(seed) % 100, i);
-            json_object_set_new(o, s, random_value(seed, depth - 1));
-        }
-        return o;
-    }
-    }
-}
-
 TEST(matches_jansson_on_random_trees)
 {
     unsigned seed = 20261125;
     int mismatches = 0;
 
     for (int i = 0; i < 2000; i++) {
-        json_t *v = random_value(&seed, 5);
+        json_t *v = random_json(&seed, 5, 0);
         char *want = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
         const char *got = ours(v);
 
