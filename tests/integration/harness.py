@@ -88,6 +88,32 @@ def wait_until(pred, timeout=5.0, interval=0.02, what='condition'):
         time.sleep(interval)
 
 
+def kernel_backlog_bound(sock):
+    """An upper bound, in bytes, on what the kernel can hold between the
+    gateway and this never-reading client socket: the gateway's send buffer
+    (it sets no SO_SNDBUF, so TCP autotuning may grow it to tcp_wmem's
+    maximum) plus this socket's actual receive buffer. A test that wants the
+    gateway's own outbound queue to fill must send more than this."""
+    try:
+        with open('/proc/sys/net/ipv4/tcp_wmem') as f:
+            wmem_max = int(f.read().split()[2])
+    except (OSError, ValueError, IndexError):
+        wmem_max = 4 << 20
+    rcvbuf = sock.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF)
+    return wmem_max + rcvbuf
+
+
+def slow_reader_socket(port, path='/ws', token=None, rcvbuf=4096):
+    """A connected, upgraded raw socket that will never read: its receive
+    buffer is shrunk before connect, so the TCP window it advertises stays
+    small. The 101 answer is left unread in it."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.connect(('127.0.0.1', port))
+    s.sendall(upgrade_request(path, token or make_token(unique_user())))
+    return s
+
+
 def run_async(coro, timeout=30):
     """Runs a coroutine to completion on a fresh event loop."""
     return asyncio.run(asyncio.wait_for(coro, timeout))

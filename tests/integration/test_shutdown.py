@@ -70,8 +70,8 @@ def test_second_sigterm_forces_exit():
         assert g.alive(), 'should wait for the close handshake'
         t0 = time.monotonic()
         g.signal(signal.SIGTERM)
-        g.wait_exit(3)
-        assert time.monotonic() - t0 < 2.0
+        g.wait_exit(8)
+        assert time.monotonic() - t0 < 5.0      # not the 10 s shutdown timeout
         c.close()
 
 
@@ -80,10 +80,12 @@ def test_shutdown_timeout_with_unresponsive_client():
         c = client(g)
         t0 = time.monotonic()
         g.signal(signal.SIGTERM)
-        rc = g.wait_exit(4)
+        rc = g.wait_exit(8)
         elapsed = time.monotonic() - t0
         assert rc == 0, rc
-        assert 0.3 <= elapsed <= 2.0, 'exited after %.2fs' % elapsed
+        # Not before the timeout, and long before the 10 s default (a
+        # sanitizer build's exit, with its leak check, takes a while).
+        assert 0.3 <= elapsed <= 5.0, 'exited after %.2fs' % elapsed
         code, _ = c.expect_close(2)
         assert code == 1001, code
         c.wait_eof(2)
