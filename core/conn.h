@@ -1,6 +1,9 @@
 /*
- * conn.h - one client connection: HTTP request head, upgrade, WebSocket
- * frames, message reassembly, sending, closing.
+ * conn.h - one client connection, in layers: its transport (transport.h:
+ * bytes in and out, plain or TLS), its lifecycle and timers (conn.c), the
+ * HTTP request head and upgrade (http_upgrade.c), the WebSocket session
+ * (ws_session.c: frames, messages, sending, the closing handshake) and the
+ * protocol it speaks once upgraded (protocol.h).
  *
  * Lifecycle: HTTP (reading the request head) -> OPEN (upgraded) -> CLOSING
  * (we sent a close frame and wait for the client's) or DRAINING (the last
@@ -24,9 +27,8 @@
 
 typedef struct mcpgw_server mcpgw_server;
 typedef struct mcpgw_payload mcpgw_payload;
-struct bufferevent;
+typedef struct mcpgw_transport mcpgw_transport;
 struct event;
-struct evbuffer_cb_entry;
 struct sockaddr;
 
 typedef enum {
@@ -37,60 +39,45 @@ typedef enum {
     MCPGW_CONN_GONE
 } mcpgw_conn_state;
 
+/* What a connection speaks once upgraded (protocol.h). */
+typedef struct mcpgw_protocol mcpgw_protocol;
+
 struct mcpgw_conn {
+    /* -- the connection (conn.c) */
     mcpgw_server *srv;
-    struct bufferevent *bev;
-    struct event *linger_ev;        /* bounds CLOSING and DRAINING */
+    mcpgw_transport *transport;     /* owned; NULL once gone */
+    struct event *linger_ev;        /* bounds the handshake, CLOSING and DRAINING */
     mcpgw_conn *prev, *next;        /* the server's list */
     unsigned refs;
     mcpgw_conn_state state;
     uint64_t id;
     char peer[64];                  /* "ip:port" */
+    int half_closed;                /* DRAINING: our side shut down, reading to EOF */
 
+    /* -- the upgrade (http_upgrade.c) */
     char *user;                     /* authenticated user id (owned) */
     json_t *claims;                 /* the token's claims (owned reference) */
     int holds_user_slot;
+    const mcpgw_protocol *protocol; /* set by the upgrade */
 
-    /* reassembly of a data message */
-    uint8_t *msg;
+    /* -- the WebSocket session (ws_session.c) */
+    uint8_t *msg;                   /* reassembly of a data message */
     size_t msg_len, msg_cap;
     int msg_opcode;                 /* TEXT/BINARY while a fragmented message is open, else 0 */
     int msg_compressed;             /* the open message had RSV1 on its first frame */
-
     mcpgw_pmd_params pmd;           /* permessage-deflate in force (pmd.enabled) */
     mcpgw_pmd_state pmd_state;      /* own zlib streams: context takeover only */
-
     double rate_tokens;             /* inbound rate limit: the token bucket */
     double rate_stamp;              /* when it was last refilled (s) */
     double violations_since;        /* start of the current violation window (s) */
     int violations;                 /* messages refused in that window */
-
-    /* Plain sockets write directly: output queued during a loop iteration
-     * is written once, at its end (mcpgw_conn_flush_queued), and the write
-     * event is enabled only while a write was partial. */
-    int direct_write;
-    int flush_queued;               /* on the server's flush list */
-    /* Plain sockets are also read directly (recv into the bufferevent's
-     * input), without libevent's FIONREAD before every read. */
-    struct event *read_ev;          /* NULL on TLS connections */
-    int read_suspended;             /* the input reached its high watermark */
-    mcpgw_conn *flush_next;
-    struct evbuffer_cb_entry *output_cb;
-    /* Shared broadcast frames queued behind the output buffer (plain
-     * connections): written with one writev at the flush, without an
-     * evbuffer chain per recipient; moved into the output buffer before
-     * anything else is queued there, or when a write is partial. */
-#define MCPGW_CONN_FRAMES 8
-    mcpgw_payload *frames[MCPGW_CONN_FRAMES];   /* one reference each */
-    unsigned n_frames;
-    size_t frames_bytes;
-
     int alive;                      /* a pong arrived since the last heartbeat ping */
-    int warned_unknown_type;        /* logged one unknown type at warn already */
     int close_sent;
-    int half_closed;                /* DRAINING: our side shut down, reading to EOF */
     unsigned close_code_sent;
     unsigned close_code_received;   /* 0 until a close frame arrives */
+
+    /* -- the gateway protocol (protocol.c, dispatch.c) */
+    int warned_unknown_type;        /* logged one unknown type at warn already */
 };
 
 /* Accepts a new TCP connection (called by the listener); with ssl (owned
@@ -99,20 +86,13 @@ struct ssl_st;
 void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
                        const struct sockaddr *addr, int addrlen, struct ssl_st *ssl);
 
-/* Writes the output queued on plain connections during this loop iteration:
- * one write per connection with new output (the server's flush event runs
- * it after the iteration's other callbacks). What the socket does not take
- * is left to the write event. mcpgw_conn_flush_discard() drops the list at
- * exit. */
-void mcpgw_conn_flush_queued(mcpgw_server *srv);
-void mcpgw_conn_flush_discard(mcpgw_server *srv);
-
 void mcpgw_conn_ref(mcpgw_conn *c);
 void mcpgw_conn_unref(mcpgw_conn *c);
 
 /* Is the connection upgraded and not closing? */
 int mcpgw_conn_is_open(const mcpgw_conn *c);
 
+/* Sending and closing (ws_session.c). */
 /* Serialises msg (borrowed) and sends it as one text frame. 0 or -1. */
 int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg);
 /* Sends text[0..len) as one text frame, compressed when negotiated and at
@@ -128,5 +108,16 @@ void mcpgw_conn_send_ping(mcpgw_conn *c);
 void mcpgw_conn_close(mcpgw_conn *c, unsigned code, const char *reason);
 /* Drops the TCP connection at once, without a close frame (heartbeat). */
 void mcpgw_conn_terminate(mcpgw_conn *c, const char *why);
+
+/* Within the connection layer (conn.c, http_upgrade.c, ws_session.c). */
+/* Stops reading, writes what is queued, then closes the TCP connection
+ * (bounded by the linger time). */
+void mcpgw_conn_drain(mcpgw_conn *c);
+/* The connection's one timer: the handshake deadline, then the bound on
+ * CLOSING and DRAINING. */
+void mcpgw_conn_start_linger(mcpgw_conn *c, int ms);
+void mcpgw_conn_stop_linger(mcpgw_conn *c);
+/* How long a close handshake may take now (longer while shutting down). */
+int mcpgw_conn_linger_ms(const mcpgw_conn *c);
 
 #endif

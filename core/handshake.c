@@ -202,11 +202,11 @@ long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap)
     return (long)len;
 }
 
-int mcpgw_handshake_wants_subprotocol(const mcpgw_http_request *req)
+int mcpgw_handshake_offers_subprotocol(const mcpgw_http_request *req, const char *name)
 {
     for (size_t i = 0; i < req->n_headers; i++)
         if (mcpgw_str_eq_nocase(&req->headers[i].name, "Sec-WebSocket-Protocol") &&
-            mcpgw_http_list_has_token(&req->headers[i].value, "mcpgw"))
+            mcpgw_http_list_has_token(&req->headers[i].value, name))
             return 1;
     return 0;
 }

@@ -45,8 +45,9 @@ void mcpgw_handshake_accept_key(const char *key, size_t key_len,
  * result is positive (and cap > 0). */
 long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap);
 
-/* Did the client offer the "mcpgw" subprotocol (answered when it did)? The
- * token itself may come as "mcpgw.bearer.<token>" (see mcpgw_extract_token). */
-int mcpgw_handshake_wants_subprotocol(const mcpgw_http_request *req);
+/* Did the client offer the subprotocol `name` (e.g. "mcpgw", answered when
+ * it did)? The token itself may come as "mcpgw.bearer.<token>" (see
+ * mcpgw_extract_token). */
+int mcpgw_handshake_offers_subprotocol(const mcpgw_http_request *req, const char *name);
 
 #endif

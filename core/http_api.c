@@ -9,7 +9,6 @@
 #include <strings.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 
 #include "auth.h"
 #include "conn.h"
@@ -20,6 +19,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
+#include "transport.h"
 
 #ifdef MCPGW_HAVE_STATUS_PAGE
 #include "web/status_page.h"
@@ -28,7 +28,7 @@
 static void respond(mcpgw_conn *c, int status, const char *ctype, const char *extra,
                     const void *body, size_t len)
 {
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = mcpgw_transport_out(c->transport);
 
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"

@@ -342,15 +342,6 @@ size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *use
 
 /* --------------------------------------------------------------- post */
 
-/* Activated by the first connection that queues output in an iteration;
- * runs after the callbacks already active in it. */
-static void flush_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    mcpgw_conn_flush_queued(arg);
-}
-
 static void post_cb(evutil_socket_t fd, short what, void *arg)
 {
     mcpgw_server *srv = arg;
@@ -640,12 +631,13 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir
         return -1;
 
     srv->post_ev = event_new(srv->base, -1, EV_PERSIST | EV_READ, post_cb, srv);
-    srv->flush_ev = event_new(srv->base, -1, 0, flush_cb, srv);
     srv->heartbeat_ev = event_new(srv->base, -1, EV_PERSIST, heartbeat_cb, srv);
     srv->sigterm_ev = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
     srv->sigint_ev = evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sighup_ev = evsignal_new(srv->base, SIGHUP, sighup_cb, srv);
-    if (!srv->post_ev || !srv->flush_ev || !srv->heartbeat_ev || !srv->sigterm_ev || !srv->sigint_ev ||
+    if (mcpgw_io_init(&srv->io, srv->base) != 0)
+        return -1;
+    if (!srv->post_ev || !srv->heartbeat_ev || !srv->sigterm_ev || !srv->sigint_ev ||
         !srv->sighup_ev)
         return -1;
     set_heartbeat(srv);
@@ -707,9 +699,7 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_free(srv->shutdown_ev);
     if (srv->post_ev)
         event_free(srv->post_ev);
-    mcpgw_conn_flush_discard(srv);
-    if (srv->flush_ev)
-        event_free(srv->flush_ev);
+    mcpgw_io_free(&srv->io);
     for (p = srv->post_head; p;) {
         mcpgw_posted *next = p->next;
         free(p);

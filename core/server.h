@@ -28,6 +28,7 @@
 #include "metrics.h"
 #include "plugin_loader.h"
 #include "pmd.h"
+#include "transport.h"
 #include "user_table.h"
 
 struct event_base;
@@ -64,8 +65,7 @@ typedef struct mcpgw_server {
     struct event *sighup_ev;
     struct event *shutdown_ev;      /* shutdown_timeout_ms deadline */
     struct event *post_ev;          /* wakes the loop for posted functions */
-    struct event *flush_ev;         /* end of iteration: mcpgw_conn_flush_queued */
-    mcpgw_conn *flush_head;         /* plain connections with output to write */
+    mcpgw_io io;                    /* the transports' end-of-iteration flush */
 
     pthread_mutex_t post_lock;
     mcpgw_posted *post_head, *post_tail;

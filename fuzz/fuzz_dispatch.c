@@ -60,7 +60,6 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <jwt.h>
@@ -71,6 +70,7 @@
 #include "dispatch.h"
 #include "fuzz_common.h"
 #include "server.h"
+#include "transport.h"
 #include "utf8.h"
 #include "ws_frame.h"
 
@@ -140,9 +140,13 @@ static void collect(client *cl)
     rx_len = 0;
     while ((n = read(cl->peer, buf, sizeof(buf))) > 0)
         rx_append(buf, (size_t)n);
-    if (cl->conn && listed(cl->conn) && cl->conn->bev) {
-        struct evbuffer *out = bufferevent_get_output(cl->conn->bev);
-        size_t left = evbuffer_get_length(out);
+    if (cl->conn && listed(cl->conn) && cl->conn->transport) {
+        struct evbuffer *out;
+        size_t left;
+
+        mcpgw_transport_frames_spill(cl->conn->transport);
+        out = cl->conn->transport->out;
+        left = evbuffer_get_length(out);
         if (left) {
             const uint8_t *p = evbuffer_pullup(out, (ev_ssize_t)left);
             FUZZ_ASSERT(p);
@@ -251,7 +255,7 @@ static void connect_client(client *cl, int index)
     sin.sin_port = htons((uint16_t)(40000 + index));
     sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     mcpgw_conn_accept(&srv, sv[0], (struct sockaddr *)&sin, (int)sizeof(sin), NULL);
-    FUZZ_ASSERT(srv.conns && bufferevent_getfd(srv.conns->bev) == sv[0]);
+    FUZZ_ASSERT(srv.conns && srv.conns->transport->fd == sv[0]);
     cl->conn = srv.conns;
     cl->peer = sv[1];
 
@@ -470,7 +474,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * so that a crash input reproduces alone. */
     if ((flags & 0x10) && listed(from->conn) &&
         (from->conn->state != MCPGW_CONN_OPEN || from->conn->msg_opcode ||
-         evbuffer_get_length(bufferevent_get_input(from->conn->bev)) > 0))
+         evbuffer_get_length(from->conn->transport->in) > 0))
         disconnect(from);
     (void)frames;
     return 0;

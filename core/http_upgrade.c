@@ -1,0 +1,262 @@
+/*
+ * http_upgrade.c - the HTTP side of a connection: reads the request head, sends
+ * the plain HTTP endpoints to http_api.c, and turns a WebSocket upgrade into
+ * an open session: handshake checks, origin, server limits, the token, the
+ * per-user slot, permessage-deflate and the subprotocol, then the 101. Every
+ * refusal is an HTTP status with a short body, logged once. See http_upgrade.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "auth.h"
+#include "conn.h"
+#include "handshake.h"
+#include "http.h"
+#include "http_api.h"
+#include "log.h"
+#include "metrics.h"
+#include "protocol.h"
+#include "server.h"
+#include "transport.h"
+#include "http_upgrade.h"
+#include "ws_frame.h"
+#include "ws_session.h"
+
+#define MCPGW_MAX_TOKEN 8192
+
+static void http_reject(mcpgw_conn *c, int status, const char *extra, const char *body,
+                        const char *event, const char *reason)
+{
+    mcpgw_server *srv = c->srv;
+    char resp[1024];
+    size_t n = mcpgw_http_format_response(resp, sizeof(resp), status, extra, body);
+    int level = status == 401 || status == 429 ? MCPGW_LOG_WARN : MCPGW_LOG_INFO;
+
+    mcpgw_metrics_reject(&srv->metrics, reason);
+    if (status == 401)
+        srv->metrics.errors[MCPGW_ERR_AUTH]++;
+
+    if (mcpgw_log_enabled(&srv->log, level))
+        mcpgw_log_event(&srv->log, level, event,
+                        json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status,
+                                  "ip", c->peer),
+                        mcpgw_clock_iso(&srv->clock));
+    if (n)
+        evbuffer_add(mcpgw_transport_out(c->transport), resp, n);
+    mcpgw_conn_drain(c);
+}
+
+/* Cross-site WebSocket hijacking: a browser always sends Origin; when an
+ * allow-list is configured, only its origins may upgrade. */
+static int origin_allowed(const mcpgw_config *cfg, const mcpgw_str *origin)
+{
+    if (!origin)
+        return !cfg->require_origin;
+    if (!cfg->allowed_origins)
+        return 1;
+    for (char **o = cfg->allowed_origins; *o; o++)
+        if (strcmp(*o, "*") == 0 ||
+            (strlen(*o) == origin->len && strncasecmp(*o, origin->p, origin->len) == 0))
+            return 1;
+    return 0;
+}
+
+static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
+{
+    mcpgw_server *srv = c->srv;
+    mcpgw_handshake_verdict v;
+    char token[MCPGW_MAX_TOKEN];
+    char user[256];
+    char accept[MCPGW_WS_ACCEPT_LEN + 1];
+    char ext[320];
+    char resp[768];
+    char sub[96];
+    const mcpgw_protocol *proto;
+    json_t *claims = NULL;
+    const mcpgw_str *key;
+    long tlen;
+    int count;
+    mcpgw_auth_result ar;
+
+    mcpgw_handshake_check(req, &v);
+    if (v.status) {
+        http_reject(c, v.status, v.extra_headers, v.body, "websocket_handshake_rejected", v.reason);
+        return;
+    }
+    if (srv->shutting_down) {
+        http_reject(c, 503, NULL, "Service Unavailable: shutting down", "websocket_handshake_rejected",
+                    "shutting_down");
+        return;
+    }
+    if (!origin_allowed(srv->cfg, mcpgw_http_header_get(req, "Origin"))) {
+        http_reject(c, 403, NULL, "Forbidden: Origin not allowed", "websocket_handshake_rejected",
+                    "origin_not_allowed");
+        return;
+    }
+    if (srv->n_open >= (size_t)srv->cfg->max_connections) {
+        http_reject(c, 503, NULL, "Service Unavailable: too many connections",
+                    "websocket_handshake_rejected", "server_full");
+        return;
+    }
+
+    tlen = mcpgw_extract_token(req, token, sizeof(token));
+    if (tlen <= 0) {
+        http_reject(c, 401, NULL,
+                    tlen == 0 ? "Unauthorized: Missing token" : "Unauthorized: Invalid token",
+                    "websocket_auth_failed", tlen == 0 ? "missing_token" : "malformed_token");
+        return;
+    }
+    ar = mcpgw_auth_verify(&srv->auth, token, mcpgw_clock_now(&srv->clock), &claims,
+                           user, sizeof(user));
+    memset(token, 0, sizeof(token));
+    if (ar != MCPGW_AUTH_OK) {
+        http_reject(c, 401, NULL, "Unauthorized: Invalid token", "websocket_auth_failed",
+                    mcpgw_auth_result_name(ar));
+        return;
+    }
+
+    count = mcpgw_user_table_acquire(srv->users, user, srv->cfg->max_connections_per_user);
+    if (count <= 0) {
+        json_decref(claims);
+        if (count < 0) {
+            http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "out_of_memory");
+            return;
+        }
+        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_auth_failed",
+                            json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "reason", "connection_limit",
+                                      "userId", user, "connections",
+                                      mcpgw_user_table_count(srv->users, user),
+                                      "limit", srv->cfg->max_connections_per_user,
+                                      "status", 429, "ip", c->peer),
+                            mcpgw_clock_iso(&srv->clock));
+        http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
+                    "connection_limit");
+        return;
+    }
+    c->user = strdup(user);
+    c->claims = claims;
+    c->holds_user_slot = 1;
+    if (!c->user) {
+        http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "out_of_memory");
+        return;
+    }
+
+    key = mcpgw_http_header_get(req, "Sec-WebSocket-Key");
+    mcpgw_handshake_accept_key(key->p, key->len, accept);
+    /* permessage-deflate: the first offer we can honour, in header order. */
+    ext[0] = '\0';
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const mcpgw_http_header *hd = &req->headers[i];
+        char value[256];
+        if (!mcpgw_str_eq_nocase(&hd->name, "Sec-WebSocket-Extensions"))
+            continue;
+        if (mcpgw_pmd_negotiate(&srv->cfg->compression, hd->value.p, hd->value.len, &c->pmd,
+                                value, sizeof(value))) {
+            snprintf(ext, sizeof(ext), "Sec-WebSocket-Extensions: %s\r\n", value);
+            break;
+        }
+    }
+    proto = &mcpgw_protocol_gateway;
+    sub[0] = '\0';
+    if (proto->subprotocol && mcpgw_handshake_offers_subprotocol(req, proto->subprotocol))
+        snprintf(sub, sizeof(sub), "Sec-WebSocket-Protocol: %s\r\n", proto->subprotocol);
+    snprintf(resp, sizeof(resp),
+             "HTTP/1.1 101 Switching Protocols\r\n"
+             "Upgrade: websocket\r\n"
+             "Connection: Upgrade\r\n"
+             "Sec-WebSocket-Accept: %s\r\n%s%s\r\n", accept, ext, sub);
+    evbuffer_add(mcpgw_transport_out(c->transport), resp, strlen(resp));
+    c->protocol = proto;
+
+    srv->metrics.upgrades_accepted++;
+    mcpgw_conn_stop_linger(c);          /* the handshake timer */
+    mcpgw_ws_session_start(c);
+    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO)) {
+        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_auth_success",
+                        json_pack("{s:s, s:i}", "userId", user, "connections", count),
+                        mcpgw_clock_iso(&srv->clock));
+        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_connection",
+                        json_pack("{s:s, s:I, s:s}", "user", user, "connection",
+                                  (json_int_t)c->id, "ip", c->peer),
+                        mcpgw_clock_iso(&srv->clock));
+    }
+    proto->opened(c);
+}
+
+/* Reads the request head; returns 1 when the connection moved on (upgraded
+ * or answered), 0 when more bytes are needed. */
+int mcpgw_upgrade_read_http(mcpgw_conn *c)
+{
+    mcpgw_server *srv = c->srv;
+    struct evbuffer *in = c->transport->in;
+    size_t avail = evbuffer_get_length(in);
+    size_t look = avail > srv->cfg->max_header_bytes + 1 ? srv->cfg->max_header_bytes + 1 : avail;
+    const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
+    mcpgw_http_request req;
+    mcpgw_http_result r;
+
+    if (!buf)
+        return 0;
+    r = mcpgw_http_parse(buf, look, srv->cfg->max_header_bytes, &req);
+    switch (r) {
+    case MCPGW_HTTP_NEED_MORE:
+        return 0;
+    case MCPGW_HTTP_TOO_LARGE:
+        http_reject(c, 431, NULL, "Request Header Fields Too Large", "http_request_rejected",
+                    "header_too_large");
+        return 1;
+    case MCPGW_HTTP_BAD_VERSION:
+        http_reject(c, 505, NULL, "HTTP Version Not Supported", "http_request_rejected",
+                    "bad_http_version");
+        return 1;
+    case MCPGW_HTTP_BAD:
+        http_reject(c, 400, NULL, "Bad Request", "http_request_rejected", "malformed_request");
+        return 1;
+    case MCPGW_HTTP_OK:
+        break;
+    }
+
+    if (req.path.len != strlen(srv->cfg->path) ||
+        memcmp(req.path.p, srv->cfg->path, req.path.len) != 0) {
+        size_t body_len = 0;
+        int b;
+
+        if (!mcpgw_http_api_is_endpoint(&req)) {
+            http_reject(c, 404, NULL, "Not Found", "http_request_rejected", "not_found");
+            return 1;
+        }
+        b = mcpgw_http_api_body_needed(srv, &req, &body_len);
+        if (b < 0) {
+            mcpgw_metrics_reject(&srv->metrics, b == -1 ? "bad_body" : "body_too_large");
+            mcpgw_http_api_error(c, b == -1 ? 400 : 413,
+                                 b == -1 ? "Bad Request: Content-Length required, no chunked bodies"
+                                         : "Payload Too Large");
+            mcpgw_conn_drain(c);
+            return 1;
+        }
+        if (avail < req.head_len + body_len) {
+            /* Wait for the body (bounded by max_body_bytes). */
+            mcpgw_transport_set_read_limit(c->transport, req.head_len + body_len + 1);
+            return 0;
+        }
+        buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(req.head_len + body_len));
+        if (!buf || mcpgw_http_parse(buf, req.head_len, srv->cfg->max_header_bytes, &req) !=
+                        MCPGW_HTTP_OK) {
+            http_reject(c, 500, NULL, "Internal Server Error", "http_request_rejected", "internal");
+            return 1;
+        }
+        mcpgw_http_api_handle(c, &req, buf + req.head_len, body_len);
+        mcpgw_conn_drain(c);
+        return 1;
+    }
+    upgrade(c, &req);
+    /* req points into the input buffer: drop the head only now. */
+    if (c->state != MCPGW_CONN_GONE)
+        evbuffer_drain(in, req.head_len);
+    return 1;
+}

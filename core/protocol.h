@@ -1,0 +1,40 @@
+/*
+ * protocol.h - what a WebSocket session speaks on top of its frames.
+ *
+ * The session (ws_session.c) knows frames, messages and the closing
+ * handshake; a protocol knows what a message means: the gateway protocol
+ * (`{"type": ...}` messages routed to handlers, protocol.c) is the one
+ * today. A protocol never touches the transport: it answers through
+ * mcpgw_conn_send_json() and friends.
+ *
+ * Ownership: protocols are static tables; a connection points at one from
+ * its upgrade on.
+ */
+#ifndef MCPGW_PROTOCOL_H
+#define MCPGW_PROTOCOL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct mcpgw_conn mcpgw_conn;
+
+typedef struct mcpgw_protocol {
+    const char *name;
+    /* Answered in Sec-WebSocket-Protocol when the client offers it; NULL:
+     * none. */
+    const char *subprotocol;
+    /* The upgrade is done (the 101 is queued): e.g. a welcome message. */
+    void (*opened)(mcpgw_conn *c);
+    /* One complete, valid (UTF-8 checked when text) message. c may be
+     * closed or gone when it returns. */
+    void (*message)(mcpgw_conn *c, const uint8_t *data, size_t len);
+    /* A message was refused by the inbound rate limit (the connection stays
+     * open): tell the client, in this protocol's shape. */
+    void (*refused)(mcpgw_conn *c, const char *message, const char *error);
+} mcpgw_protocol;
+
+/* The gateway protocol: a welcome message, `{"type"}` routing through the
+ * handler table, and `{"type":"error"}` answers. */
+extern const mcpgw_protocol mcpgw_protocol_gateway;
+
+#endif

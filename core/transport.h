@@ -1,0 +1,139 @@
+/*
+ * transport.h - bytes in and out of one client socket, plain or TLS, behind
+ * one small function table (as Redis's connection types).
+ *
+ * A transport owns its socket and its two buffers: the input, which the
+ * owner reads and drains, and the output, which the owner appends to through
+ * mcpgw_transport_out(). Nothing above this layer touches a socket or a
+ * bufferevent, and nothing here knows about HTTP, WebSocket or JSON.
+ *
+ * Plain sockets are driven by our own read and write events: output queued
+ * during one loop iteration is written with one write at its end (the
+ * loop's flush list, mcpgw_io), and the write event is armed only after a
+ * partial write. Shared broadcast frames (payload.h) can wait behind the
+ * output buffer and go out with one writev, without an evbuffer chain per
+ * recipient. TLS connections use libevent's OpenSSL bufferevent.
+ *
+ * The owner learns of events through mcpgw_transport_cbs; each callback is
+ * the last thing the transport does in that turn, so the owner may free the
+ * transport from inside it.
+ *
+ * Ownership: mcpgw_transport_free() closes the socket and releases the
+ * buffers and queued frames (the struct itself may outlive the call while a
+ * flush in progress still holds it; the owner must not use it again).
+ */
+#ifndef MCPGW_TRANSPORT_H
+#define MCPGW_TRANSPORT_H
+
+#include <stddef.h>
+#include <event2/util.h>
+
+struct event_base;
+struct event;
+struct evbuffer;
+struct ssl_st;
+typedef struct mcpgw_payload mcpgw_payload;
+typedef struct mcpgw_transport mcpgw_transport;
+
+typedef struct mcpgw_transport_cbs {
+    void (*readable)(void *owner);          /* new bytes are in the input */
+    void (*written)(void *owner);           /* everything queued has left */
+    void (*closed)(void *owner, int eof);   /* EOF (1) or an error (0) */
+} mcpgw_transport_cbs;
+
+/* What one event loop keeps for its transports: the list of plain
+ * transports with output to write at the end of this iteration. */
+typedef struct mcpgw_io {
+    struct event_base *base;
+    struct event *flush_ev;
+    mcpgw_transport *flush_head;
+} mcpgw_io;
+
+int mcpgw_io_init(mcpgw_io *io, struct event_base *base);
+/* Drops the flush list (at exit) and frees what is left on it. */
+void mcpgw_io_free(mcpgw_io *io);
+
+/* The function table of one kind of transport. */
+typedef struct mcpgw_transport_type {
+    const char *name;                               /* "plain", "tls" */
+    void (*set_reading)(mcpgw_transport *t, int on);
+    void (*set_read_limit)(mcpgw_transport *t, size_t limit);
+    /* Writes what is queued; run by the loop's flush list at the end of
+     * the iteration that queued it. NULL: the transport writes by itself. */
+    void (*flush)(mcpgw_transport *t);
+    int (*shutdown_write)(mcpgw_transport *t);      /* 0, or -1: unsupported */
+    void (*release)(mcpgw_transport *t);            /* socket and buffers */
+} mcpgw_transport_type;
+
+#define MCPGW_TRANSPORT_FRAMES 8
+
+struct mcpgw_transport {
+    const mcpgw_transport_type *type;
+    mcpgw_io *io;
+    const mcpgw_transport_cbs *cbs;
+    void *owner;
+    evutil_socket_t fd;
+    struct evbuffer *in;                /* owned (plain) or the bufferevent's */
+    struct evbuffer *out;
+    size_t read_limit;                  /* the input never holds more; 0: none */
+
+    /* Shared frames queued behind the output buffer, one reference each. */
+    mcpgw_payload *frames[MCPGW_TRANSPORT_FRAMES];
+    unsigned n_frames;
+    size_t frames_bytes;
+
+    mcpgw_transport *flush_next;        /* the loop's flush list */
+    unsigned flush_queued : 1;
+    unsigned flushing : 1;              /* the flush list is writing it now */
+    unsigned dead : 1;                  /* freed by its owner; the flush frees it */
+};
+
+/* A plain or a TLS transport on an accepted socket (ssl is owned from the
+ * call on, even on failure). NULL on failure, with fd closed. Reading
+ * starts at once. */
+mcpgw_transport *mcpgw_transport_plain_new(mcpgw_io *io, evutil_socket_t fd,
+                                           const mcpgw_transport_cbs *cbs, void *owner);
+mcpgw_transport *mcpgw_transport_tls_new(mcpgw_io *io, evutil_socket_t fd, struct ssl_st *ssl,
+                                         const mcpgw_transport_cbs *cbs, void *owner);
+void mcpgw_transport_free(mcpgw_transport *t);
+
+/* The output buffer, for appending: queued shared frames move into it
+ * first, so that order holds. The transport writes what is appended. */
+struct evbuffer *mcpgw_transport_out(mcpgw_transport *t);
+/* Queues a shared frame (takes its own reference). 0 or -1. */
+int mcpgw_transport_queue_frame(mcpgw_transport *t, mcpgw_payload *p);
+/* Everything not yet written: the output buffer and the frames behind it. */
+size_t mcpgw_transport_queued(const mcpgw_transport *t);
+
+static inline void mcpgw_transport_set_reading(mcpgw_transport *t, int on)
+{
+    t->type->set_reading(t, on);
+}
+
+static inline void mcpgw_transport_set_read_limit(mcpgw_transport *t, size_t limit)
+{
+    t->type->set_read_limit(t, limit);
+}
+
+/* Half-closes a plain socket (no more output; input still readable).
+ * 0, or -1 where the transport cannot (TLS). */
+static inline int mcpgw_transport_shutdown_write(mcpgw_transport *t)
+{
+    return t->type->shutdown_write(t);
+}
+
+extern const mcpgw_transport_type mcpgw_transport_plain, mcpgw_transport_tls;
+
+static inline int mcpgw_transport_is_tls(const mcpgw_transport *t)
+{
+    return t->type == &mcpgw_transport_tls;
+}
+
+/* For the transport implementations (transport.c): common set-up, moving
+ * the queued frames into the output, and the loop's flush list. */
+void mcpgw_transport_setup(mcpgw_transport *t, const mcpgw_transport_type *type, mcpgw_io *io,
+                           evutil_socket_t fd, const mcpgw_transport_cbs *cbs, void *owner);
+void mcpgw_transport_frames_spill(mcpgw_transport *t);
+void mcpgw_transport_flush_enqueue(mcpgw_transport *t);
+
+#endif

@@ -1,0 +1,248 @@
+/*
+ * transport_plain.c - a plain TCP socket with its own read and write events
+ * and its own two evbuffers (see transport.h).
+ *
+ * Reading: one recv per readable event, of at most what the read limit
+ * leaves room for, without libevent's FIONREAD ioctl before every read.
+ * Writing: at the end of the iteration that queued output (the loop's flush
+ * list), one writev of the shared frames when they are all there is, else
+ * one evbuffer_write; the write event is armed only after a partial write
+ * and disarmed once the output is empty.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "payload.h"
+#include "transport.h"
+
+/* At most this much is read from a socket at once. */
+#define PLAIN_READ_MAX 16384
+
+typedef struct plain_transport {
+    mcpgw_transport base;           /* first: a plain_transport is a transport */
+    struct event *read_ev;
+    struct event *write_ev;
+    unsigned reading : 1;           /* the read event is wanted */
+    unsigned write_armed : 1;       /* a partial write left output to the write event */
+} plain_transport;
+
+static void plain_closed(mcpgw_transport *t, int eof)
+{
+    plain_transport *p = (plain_transport *)t;
+
+    event_del(p->read_ev);
+    event_del(p->write_ev);
+    p->reading = p->write_armed = 0;
+    if (t->cbs)
+        t->cbs->closed(t->owner, eof);
+}
+
+static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_transport *t = arg;
+    char buf[PLAIN_READ_MAX];
+    size_t len = evbuffer_get_length(t->in), room = sizeof(buf);
+    ssize_t n;
+
+    (void)what;
+    if (t->read_limit) {
+        if (len >= t->read_limit) {
+            /* nothing consumes until more is read: cannot happen while the
+             * limit is above the largest acceptable frame or head */
+            event_del(((plain_transport *)t)->read_ev);
+            return;
+        }
+        if (t->read_limit - len < room)
+            room = t->read_limit - len;
+    }
+    n = recv(fd, buf, room, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0 || evbuffer_add(t->in, buf, (size_t)n) != 0) {
+        plain_closed(t, n == 0);
+        return;
+    }
+    t->cbs->readable(t->owner);
+}
+
+static void plain_set_reading(mcpgw_transport *t, int on)
+{
+    plain_transport *p = (plain_transport *)t;
+
+    p->reading = on != 0;
+    if (on)
+        event_add(p->read_ev, NULL);
+    else
+        event_del(p->read_ev);
+}
+
+static void plain_set_read_limit(mcpgw_transport *t, size_t limit)
+{
+    plain_transport *p = (plain_transport *)t;
+
+    t->read_limit = limit;
+    if (p->reading)
+        event_add(p->read_ev, NULL);    /* in case the old limit had paused it */
+}
+
+/* Only shared frames are queued: one writev of them all; what the socket
+ * does not take goes to the output buffer. Returns 0 when everything left,
+ * 1 when something is left, -1 on an error. */
+static int frames_write(mcpgw_transport *t)
+{
+    struct iovec iov[MCPGW_TRANSPORT_FRAMES];
+    unsigned i, n = t->n_frames;
+    ssize_t w;
+    size_t done;
+
+    for (i = 0; i < n; i++) {
+        iov[i].iov_base = t->frames[i]->bytes;
+        iov[i].iov_len = t->frames[i]->len;
+    }
+    do
+        w = writev(t->fd, iov, (int)n);
+    while (w < 0 && errno == EINTR);
+    if (w < 0) {
+        mcpgw_transport_frames_spill(t);
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
+    }
+    done = (size_t)w;
+    for (i = 0; i < n; i++) {
+        mcpgw_payload *f = t->frames[i];
+        if (done >= f->len) {
+            done -= f->len;
+        } else {
+            mcpgw_payload_append_from(f, t->out, done);
+            done = 0;
+        }
+        mcpgw_payload_unref(f);
+        t->frames[i] = NULL;
+    }
+    t->n_frames = 0;
+    t->frames_bytes = 0;
+    return evbuffer_get_length(t->out) ? 1 : 0;
+}
+
+/* One write of the output buffer: 0 when it is empty now, 1 when something
+ * is left, -1 on an error. */
+static int out_write(mcpgw_transport *t)
+{
+    int n = evbuffer_write(t->out, t->fd);
+
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+        return -1;
+    return evbuffer_get_length(t->out) ? 1 : 0;
+}
+
+static void plain_flush(mcpgw_transport *t)
+{
+    plain_transport *p = (plain_transport *)t;
+    int rc = 0;
+
+    if (p->write_armed) {           /* the write event writes, in order */
+        mcpgw_transport_frames_spill(t);
+        return;
+    }
+    if (t->n_frames) {
+        if (evbuffer_get_length(t->out) == 0)
+            rc = frames_write(t);
+        else
+            mcpgw_transport_frames_spill(t);    /* behind what is already there */
+    }
+    if (rc == 0 && evbuffer_get_length(t->out))
+        rc = out_write(t);
+    if (rc < 0) {
+        plain_closed(t, 0);
+    } else if (rc > 0) {
+        p->write_armed = 1;
+        event_add(p->write_ev, NULL);
+    } else if (t->cbs) {
+        t->cbs->written(t->owner);
+    }
+}
+
+/* The socket takes more after a partial write. */
+static void plain_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_transport *t = arg;
+    plain_transport *p = arg;
+    int rc;
+
+    (void)fd;
+    (void)what;
+    if (t->n_frames)
+        mcpgw_transport_frames_spill(t);        /* queued meanwhile: behind the rest */
+    rc = out_write(t);
+    if (rc < 0) {
+        plain_closed(t, 0);
+        return;
+    }
+    if (rc > 0)
+        return;
+    p->write_armed = 0;
+    event_del(p->write_ev);
+    t->cbs->written(t->owner);
+}
+
+static int plain_shutdown_write(mcpgw_transport *t)
+{
+    return shutdown(t->fd, SHUT_WR);
+}
+
+static void plain_release(mcpgw_transport *t)
+{
+    plain_transport *p = (plain_transport *)t;
+
+    if (p->read_ev)
+        event_free(p->read_ev);
+    if (p->write_ev)
+        event_free(p->write_ev);
+    p->read_ev = p->write_ev = NULL;
+    if (t->in)
+        evbuffer_free(t->in);
+    if (t->out)
+        evbuffer_free(t->out);
+    if (t->fd >= 0)
+        evutil_closesocket(t->fd);
+    t->fd = -1;
+}
+
+const mcpgw_transport_type mcpgw_transport_plain = {
+    .name = "plain",
+    .set_reading = plain_set_reading,
+    .set_read_limit = plain_set_read_limit,
+    .flush = plain_flush,
+    .shutdown_write = plain_shutdown_write,
+    .release = plain_release,
+};
+
+mcpgw_transport *mcpgw_transport_plain_new(mcpgw_io *io, evutil_socket_t fd,
+                                           const mcpgw_transport_cbs *cbs, void *owner)
+{
+    plain_transport *p = malloc(sizeof(*p));
+    mcpgw_transport *t = &p->base;
+
+    if (!p) {
+        evutil_closesocket(fd);
+        return NULL;
+    }
+    mcpgw_transport_setup(t, &mcpgw_transport_plain, io, fd, cbs, owner);
+    p->reading = p->write_armed = 0;
+    t->in = evbuffer_new();
+    t->out = evbuffer_new();
+    p->read_ev = event_new(io->base, fd, EV_READ | EV_PERSIST, plain_read_cb, t);
+    p->write_ev = event_new(io->base, fd, EV_WRITE | EV_PERSIST, plain_write_cb, t);
+    if (!t->in || !t->out || !p->read_ev || !p->write_ev) {
+        plain_release(t);
+        free(p);
+        return NULL;
+    }
+    plain_set_reading(t, 1);
+    return t;
+}
