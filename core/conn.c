@@ -151,9 +151,9 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     /* Bound what one client can make us buffer: the request head, or one
      * frame of at most max_payload plus its header. */
     mcpgw_transport_set_read_limit(c->transport,
-                                   srv->cfg->max_header_bytes > srv->cfg->max_payload + 64
-                                       ? srv->cfg->max_header_bytes + 1
-                                       : srv->cfg->max_payload + 64);
+                                   srv->gw->cfg->max_header_bytes > srv->gw->cfg->max_payload + 64
+                                       ? srv->gw->cfg->max_header_bytes + 1
+                                       : srv->gw->cfg->max_payload + 64);
 
     c->next = srv->conns;
     if (srv->conns)
@@ -161,7 +161,7 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     srv->conns = c;
     srv->n_conns++;
     /* Slowloris: the upgrade must complete within handshake_timeout_ms. */
-    mcpgw_conn_start_linger(c, srv->cfg->handshake_timeout_ms);
+    mcpgw_conn_start_linger(c, srv->gw->cfg->handshake_timeout_ms);
 }
 
 /* ---------------------------------------------------- timers and closing */
@@ -174,8 +174,8 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (c->state == MCPGW_CONN_HTTP) {
         mcpgw_server *srv = c->srv;
-        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
-            mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "http_request_rejected",
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "http_request_rejected",
                             json_pack("{s:s, s:s}", "reason", "handshake_timeout", "ip", c->peer),
                             mcpgw_clock_iso(&srv->clock));
         conn_destroy(c, 0, "handshake_timeout");
@@ -205,7 +205,7 @@ int mcpgw_conn_linger_ms(const mcpgw_conn *c)
 {
     const mcpgw_server *srv = c->srv;
 
-    return srv->shutting_down && srv->cfg->shutdown_timeout_ms > 0 ? srv->cfg->shutdown_timeout_ms
+    return srv->shutting_down && srv->gw->cfg->shutdown_timeout_ms > 0 ? srv->gw->cfg->shutdown_timeout_ms
                                                                    : MCPGW_LINGER_MS;
 }
 
@@ -249,16 +249,16 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
 
     if (was_ws) {
         srv->n_open--;
-        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
-            mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_disconnection",
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_disconnection",
                             json_pack("{s:s, s:I, s:i, s:s}", "user", c->user,
                                       "connection", (json_int_t)c->id, "code", (int)code,
                                       "reason", why),
                             mcpgw_clock_iso(&srv->clock));
     }
     if (c->holds_user_slot) {
-        if (mcpgw_user_table_release(srv->users, c->user) < 0)
-            mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "user_slot_release_failed",
+        if (mcpgw_user_table_release(srv->gw->users, c->user) < 0)
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "user_slot_release_failed",
                             json_pack("{s:s}", "user", c->user), mcpgw_clock_iso(&srv->clock));
         c->holds_user_slot = 0;
     }

@@ -192,8 +192,8 @@ static void log_unknown_type(mcpgw_conn *conn, const char *type)
     int level = conn->warned_unknown_type ? MCPGW_LOG_DEBUG : MCPGW_LOG_WARN;
 
     conn->warned_unknown_type = 1;
-    if (mcpgw_log_enabled(&srv->log, level))
-        mcpgw_log_event(&srv->log, level, "unknown_message_type",
+    if (mcpgw_log_enabled(&srv->gw->log, level))
+        mcpgw_log_event(&srv->gw->log, level, "unknown_message_type",
                         json_pack("{s:s, s:s, s:I}", "type", type, "user",
                                   conn->user ? conn->user : "", "connection",
                                   (json_int_t)conn->id),
@@ -271,8 +271,8 @@ void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
     mcpgw_request *req;
 
     if (!msg) {
-        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_DEBUG))
-            mcpgw_log_event(&srv->log, MCPGW_LOG_DEBUG, "websocket_message_processing_error",
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_message_processing_error",
                             json_pack("{s:s, s:s}", "user", conn->user ? conn->user : "",
                                       "error", jerr.text),
                             mcpgw_clock_iso(&srv->clock));
@@ -289,8 +289,8 @@ void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
                               type ? "Message type must be a string" : "Message has no type");
         goto out;
     }
-    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_DEBUG))
-        mcpgw_log_event(&srv->log, MCPGW_LOG_DEBUG, "websocket_message",
+    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_message",
                         json_pack("{s:s, s:s, s:s, s:I}", "direction", "incoming", "type",
                                   json_string_value(type), "user", conn->user ? conn->user : "",
                                   "bytes", (json_int_t)len),

@@ -23,7 +23,7 @@ static int host_register_handler(mcpgw_plugin_ctx *ctx, const char *type,
         return -1;
     srv = ctx->srv;
     if (!ctx->in_init) {
-        mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "plugin_register_refused",
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "plugin_register_refused",
                         json_pack("{s:s, s:s}", "plugin", ctx->section->plugin, "reason",
                                   "register_handler called outside init"),
                         mcpgw_clock_iso(&srv->clock));
@@ -78,7 +78,7 @@ static void host_log(mcpgw_plugin_ctx *ctx, int level, const char *event, json_t
 {
     mcpgw_server *srv = ctx->srv;
 
-    if (!mcpgw_log_enabled(&srv->log, level)) {
+    if (!mcpgw_log_enabled(&srv->gw->log, level)) {
         json_decref(fields);
         return;
     }
@@ -87,7 +87,7 @@ static void host_log(mcpgw_plugin_ctx *ctx, int level, const char *event, json_t
         fields = json_object();
     }
     json_object_set_new(fields, "plugin", json_string(ctx->section->plugin));
-    mcpgw_log_event(&srv->log, level, event ? event : "plugin_event", fields,
+    mcpgw_log_event(&srv->gw->log, level, event ? event : "plugin_event", fields,
                     mcpgw_clock_iso(&srv->clock));
 }
 

@@ -81,32 +81,32 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
     }
     memcpy(token, bearer, tlen);
     token[tlen] = '\0';
-    ar = mcpgw_auth_verify(&srv->auth, token, mcpgw_clock_now(&srv->clock), &claims, user,
+    ar = mcpgw_auth_verify(&srv->gw->auth, token, mcpgw_clock_now(&srv->clock), &claims, user,
                            sizeof(user));
     memset(token, 0, sizeof(token));
     if (ar != MCPGW_AUTH_OK) {
         srv->metrics.errors[MCPGW_ERR_AUTH]++;
-        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "admin_auth_failed",
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "admin_auth_failed",
                             json_pack("{s:s, s:s}", "reason", mcpgw_auth_result_name(ar), "ip",
                                       c->peer),
                             mcpgw_clock_iso(&srv->clock));
         respond_error(c, 401, "Unauthorized: Invalid token");
         return 0;
     }
-    v = json_object_get(claims, srv->cfg->admin_claim);
+    v = json_object_get(claims, srv->gw->cfg->admin_claim);
     if (json_is_string(v)) {
-        ok = strcmp(json_string_value(v), srv->cfg->admin_value) == 0;
+        ok = strcmp(json_string_value(v), srv->gw->cfg->admin_value) == 0;
     } else if (json_is_array(v)) {
         size_t i;
         json_t *e;
         json_array_foreach(v, i, e)
-            ok |= json_is_string(e) && strcmp(json_string_value(e), srv->cfg->admin_value) == 0;
+            ok |= json_is_string(e) && strcmp(json_string_value(e), srv->gw->cfg->admin_value) == 0;
     }
     json_decref(claims);
     if (!ok) {
-        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "admin_auth_failed",
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "admin_auth_failed",
                             json_pack("{s:s, s:s, s:s}", "reason", "not_admin", "user", user,
                                       "ip", c->peer),
                             mcpgw_clock_iso(&srv->clock));
@@ -145,8 +145,8 @@ static void api_broadcast(mcpgw_conn *c, const mcpgw_http_request *req, const ch
     else
         n = mcpgw_server_broadcast(srv, msg, NULL);
     json_decref(msg);
-    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "admin_broadcast",
+    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "admin_broadcast",
                         json_pack("{s:I, s:s?}", "recipients", (json_int_t)n, "user",
                                   has_user ? user : NULL),
                         mcpgw_clock_iso(&srv->clock));
@@ -163,15 +163,15 @@ static void api_connections(mcpgw_conn *c)
     mcpgw_server *srv = c->srv;
     json_t *per_user = json_object();
 
-    mcpgw_user_table_foreach(srv->users, add_user, per_user);
+    mcpgw_user_table_foreach(srv->gw->users, add_user, per_user);
     respond_json(c, 200, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I}",
                                    "connections", (json_int_t)srv->n_open,
-                                   "users", (json_int_t)mcpgw_user_table_users(srv->users),
+                                   "users", (json_int_t)mcpgw_user_table_users(srv->gw->users),
                                    "per_user", per_user,
                                    "messages_in", (json_int_t)srv->metrics.messages[MCPGW_DIR_IN],
                                    "messages_out", (json_int_t)srv->metrics.messages[MCPGW_DIR_OUT],
                                    "uptime_s", (json_int_t)(mcpgw_clock_now(&srv->clock) -
-                                                            srv->started)));
+                                                            srv->gw->started)));
 }
 
 static int path_is(const mcpgw_http_request *req, const char *path)
@@ -203,7 +203,7 @@ int mcpgw_http_api_body_needed(const mcpgw_server *srv, const mcpgw_http_request
             return -1;
         n = n * 10 + (size_t)(cl->p[i] - '0');
     }
-    if (n > srv->cfg->admin_max_body_bytes)
+    if (n > srv->gw->cfg->admin_max_body_bytes)
         return -2;
     *len = n;
     return 0;

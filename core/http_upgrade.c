@@ -40,8 +40,8 @@ static void http_reject(mcpgw_conn *c, int status, const char *extra, const char
     if (status == 401)
         srv->metrics.errors[MCPGW_ERR_AUTH]++;
 
-    if (mcpgw_log_enabled(&srv->log, level))
-        mcpgw_log_event(&srv->log, level, event,
+    if (mcpgw_log_enabled(&srv->gw->log, level))
+        mcpgw_log_event(&srv->gw->log, level, event,
                         json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status,
                                   "ip", c->peer),
                         mcpgw_clock_iso(&srv->clock));
@@ -92,12 +92,12 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
                     "shutting_down");
         return;
     }
-    if (!origin_allowed(srv->cfg, mcpgw_http_header_get(req, "Origin"))) {
+    if (!origin_allowed(srv->gw->cfg, mcpgw_http_header_get(req, "Origin"))) {
         http_reject(c, 403, NULL, "Forbidden: Origin not allowed", "websocket_handshake_rejected",
                     "origin_not_allowed");
         return;
     }
-    if (srv->n_open >= (size_t)srv->cfg->max_connections) {
+    if (srv->n_open >= (size_t)srv->gw->cfg->max_connections) {
         http_reject(c, 503, NULL, "Service Unavailable: too many connections",
                     "websocket_handshake_rejected", "server_full");
         return;
@@ -110,7 +110,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
                     "websocket_auth_failed", tlen == 0 ? "missing_token" : "malformed_token");
         return;
     }
-    ar = mcpgw_auth_verify(&srv->auth, token, mcpgw_clock_now(&srv->clock), &claims,
+    ar = mcpgw_auth_verify(&srv->gw->auth, token, mcpgw_clock_now(&srv->clock), &claims,
                            user, sizeof(user));
     memset(token, 0, sizeof(token));
     if (ar != MCPGW_AUTH_OK) {
@@ -119,19 +119,19 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
         return;
     }
 
-    count = mcpgw_user_table_acquire(srv->users, user, srv->cfg->max_connections_per_user);
+    count = mcpgw_user_table_acquire(srv->gw->users, user, srv->gw->cfg->max_connections_per_user);
     if (count <= 0) {
         json_decref(claims);
         if (count < 0) {
             http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "out_of_memory");
             return;
         }
-        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_auth_failed",
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
                             json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "reason", "connection_limit",
                                       "userId", user, "connections",
-                                      mcpgw_user_table_count(srv->users, user),
-                                      "limit", srv->cfg->max_connections_per_user,
+                                      mcpgw_user_table_count(srv->gw->users, user),
+                                      "limit", srv->gw->cfg->max_connections_per_user,
                                       "status", 429, "ip", c->peer),
                             mcpgw_clock_iso(&srv->clock));
         http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
@@ -155,7 +155,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
         char value[256];
         if (!mcpgw_str_eq_nocase(&hd->name, "Sec-WebSocket-Extensions"))
             continue;
-        if (mcpgw_pmd_negotiate(&srv->cfg->compression, hd->value.p, hd->value.len, &c->pmd,
+        if (mcpgw_pmd_negotiate(&srv->gw->cfg->compression, hd->value.p, hd->value.len, &c->pmd,
                                 value, sizeof(value))) {
             snprintf(ext, sizeof(ext), "Sec-WebSocket-Extensions: %s\r\n", value);
             break;
@@ -176,11 +176,11 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
     srv->metrics.upgrades_accepted++;
     mcpgw_conn_stop_linger(c);          /* the handshake timer */
     mcpgw_ws_session_start(c);
-    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO)) {
-        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_auth_success",
+    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO)) {
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_auth_success",
                         json_pack("{s:s, s:i}", "userId", user, "connections", count),
                         mcpgw_clock_iso(&srv->clock));
-        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_connection",
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_connection",
                         json_pack("{s:s, s:I, s:s}", "user", user, "connection",
                                   (json_int_t)c->id, "ip", c->peer),
                         mcpgw_clock_iso(&srv->clock));
@@ -195,14 +195,14 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
     mcpgw_server *srv = c->srv;
     struct evbuffer *in = c->transport->in;
     size_t avail = evbuffer_get_length(in);
-    size_t look = avail > srv->cfg->max_header_bytes + 1 ? srv->cfg->max_header_bytes + 1 : avail;
+    size_t look = avail > srv->gw->cfg->max_header_bytes + 1 ? srv->gw->cfg->max_header_bytes + 1 : avail;
     const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
     mcpgw_http_request req;
     mcpgw_http_result r;
 
     if (!buf)
         return 0;
-    r = mcpgw_http_parse(buf, look, srv->cfg->max_header_bytes, &req);
+    r = mcpgw_http_parse(buf, look, srv->gw->cfg->max_header_bytes, &req);
     switch (r) {
     case MCPGW_HTTP_NEED_MORE:
         return 0;
@@ -221,8 +221,8 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
         break;
     }
 
-    if (req.path.len != strlen(srv->cfg->path) ||
-        memcmp(req.path.p, srv->cfg->path, req.path.len) != 0) {
+    if (req.path.len != strlen(srv->gw->cfg->path) ||
+        memcmp(req.path.p, srv->gw->cfg->path, req.path.len) != 0) {
         size_t body_len = 0;
         int b;
 
@@ -245,7 +245,7 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
             return 0;
         }
         buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(req.head_len + body_len));
-        if (!buf || mcpgw_http_parse(buf, req.head_len, srv->cfg->max_header_bytes, &req) !=
+        if (!buf || mcpgw_http_parse(buf, req.head_len, srv->gw->cfg->max_header_bytes, &req) !=
                         MCPGW_HTTP_OK) {
             http_reject(c, 500, NULL, "Internal Server Error", "http_request_rejected", "internal");
             return 1;

@@ -102,6 +102,7 @@ int main(int argc, char **argv)
     int opt, rc = 1;
     char *errors = NULL;
     mcpgw_config *cfg = NULL;
+    mcpgw_gateway gw;
     mcpgw_server srv;
 
     while ((opt = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
@@ -164,13 +165,20 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
-    /* The server owns the configuration from here on (a reload replaces it). */
-    if (mcpgw_server_init(&srv, cfg, dir) != 0) {
+    /* The gateway owns the configuration from here on (a reload replaces
+     * it); one worker runs its loop in this process. */
+    if (mcpgw_gateway_init(&gw, cfg, dir) != 0) {
+        mcpgw_gateway_free(&gw);
+        return 1;
+    }
+    if (mcpgw_server_init(&srv, &gw) != 0) {
         mcpgw_server_free(&srv);
+        mcpgw_gateway_free(&gw);
         return 1;
     }
     rc = mcpgw_server_run(&srv);
     mcpgw_server_free(&srv);
+    mcpgw_gateway_free(&gw);
     return rc;
 out:
     mcpgw_config_free(cfg);

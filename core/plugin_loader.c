@@ -31,7 +31,7 @@ static void log_failure(mcpgw_server *srv, const mcpgw_handler_config *h, const 
 
     srv->metrics.plugin_load_failures++;
     snprintf(where, sizeof(where), "%s:%d", h->file ? h->file : "?", h->line);
-    mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "plugin_load_failed",
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "plugin_load_failed",
                     json_pack("{s:s, s:s, s:s, s:s, s:s}", "plugin", h->plugin, "type", h->type,
                               "path", path ? path : "", "reason", reason, "config", where),
                     mcpgw_clock_iso(&srv->clock));
@@ -124,7 +124,7 @@ static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
 
 static int init_section(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_handler_config *h)
 {
-    return init_section_from(srv, set, h, srv->cfg->plugins_dir);
+    return init_section_from(srv, set, h, srv->gw->cfg->plugins_dir);
 }
 
 static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
@@ -162,7 +162,7 @@ static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
         log_failure(srv, h, m->path, ctx->register_error);
         return -1;
     }
-    mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "plugin_loaded",
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "plugin_loaded",
                     json_pack("{s:s, s:s, s:s, s:s}", "plugin", m->desc->name, "type", h->type,
                               "version", m->desc->version, "path", m->path),
                     mcpgw_clock_iso(&srv->clock));
@@ -173,7 +173,7 @@ int mcpgw_plugins_load(mcpgw_server *srv, mcpgw_plugin_set *set)
 {
     const mcpgw_handler_config *h;
 
-    for (h = srv->cfg->handlers; h; h = h->next)
+    for (h = srv->gw->cfg->handlers; h; h = h->next)
         if (init_section(srv, set, h) != 0)
             return -1;
     return 0;
@@ -217,7 +217,7 @@ int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_c
         const mcpgw_handler_config *nh = mcpgw_config_handler(new_cfg, ctx->section->type);
         next = ctx->next;
         if (!nh || strcmp(nh->plugin, ctx->section->plugin) != 0) {
-            mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "plugin_unloaded",
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "plugin_unloaded",
                             json_pack("{s:s, s:s}", "plugin", ctx->section->plugin, "type",
                                       ctx->section->type),
                             mcpgw_clock_iso(&srv->clock));
@@ -241,16 +241,16 @@ int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_c
             continue;
         if (d->size >= offsetof(mcpgw_plugin, reload) + sizeof(d->reload) && d->reload) {
             if (d->reload(ctx->instance, ctx, err, sizeof(err)) != 0)
-                mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "plugin_reload_failed",
+                mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "plugin_reload_failed",
                                 json_pack("{s:s, s:s, s:s}", "plugin", nh->plugin, "type", nh->type,
                                           "reason", err[0] ? err : "no reason given"),
                                 mcpgw_clock_iso(&srv->clock));
             else
-                mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "plugin_reloaded",
+                mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "plugin_reloaded",
                                 json_pack("{s:s, s:s}", "plugin", nh->plugin, "type", nh->type),
                                 mcpgw_clock_iso(&srv->clock));
         } else {
-            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "plugin_reload_unsupported",
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "plugin_reload_unsupported",
                             json_pack("{s:s, s:s, s:s}", "plugin", nh->plugin, "type", nh->type,
                                       "reason", "the plugin has no reload callback: its changed "
                                       "keys take effect after a restart"),

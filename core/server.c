@@ -38,7 +38,7 @@ static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
                           int addrlen, void *arg)
 {
     mcpgw_server *srv = arg;
-    SSL *ssl = SSL_new(srv->ssl_ctx);
+    SSL *ssl = SSL_new(srv->gw->ssl_ctx);
 
     (void)l;
     if (!ssl) {
@@ -48,84 +48,6 @@ static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     mcpgw_conn_accept(srv, fd, addr, addrlen, ssl);
 }
 
-/* ----------------------------------------------------------------- TLS */
-
-/* ALPN: we speak HTTP/1.1 (the WebSocket upgrade) and nothing else. */
-static int alpn_select_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
-                          const unsigned char *in, unsigned int inlen, void *arg)
-{
-    static const unsigned char http11[] = "\x08http/1.1";
-
-    (void)ssl;
-    (void)arg;
-    if (SSL_select_next_proto((unsigned char **)out, outlen, http11, sizeof(http11) - 1, in,
-                              inlen) != OPENSSL_NPN_NEGOTIATED)
-        return SSL_TLSEXT_ERR_ALERT_FATAL;
-    return SSL_TLSEXT_ERR_OK;
-}
-
-static int tls_fail(mcpgw_server *srv, const char *what, const char *path)
-{
-    char err[256];
-
-    ERR_error_string_n(ERR_get_error(), err, sizeof(err));
-    mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "tls_setup_failed",
-                    json_pack("{s:s, s:s, s:s}", "step", what, "path", path ? path : "",
-                              "error", err),
-                    mcpgw_clock_iso(&srv->clock));
-    return -1;
-}
-
-/* OpenSSL's secure defaults (cipher list, security level), TLS 1.2 at
- * least, no compression or renegotiation, buffers released when idle. */
-static int tls_setup(mcpgw_server *srv)
-{
-    const mcpgw_config *cfg = srv->cfg;
-    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
-
-    if (!ctx)
-        return tls_fail(srv, "SSL_CTX_new", NULL);
-    srv->ssl_ctx = ctx;
-    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
-                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
-    /* Idle connections keep no record buffers: OpenSSL frees its 16 KiB
-     * read and write buffers whenever they are empty (without this mode an
-     * idle TLS connection holds ~48 KiB of heap instead of ~16 KiB). What
-     * remains per connection (~13.5 KiB with OpenSSL 3.0, measured by
-     * scripts/measure-idle-memory) is live state: the SSL object (~7.4 KiB),
-     * the two AEAD cipher contexts (~2.2 KiB), the SSL_SESSION and the
-     * per-SSL CERT copy, plus for TLS 1.3 the ECDHE key pair and transcript
-     * hash OpenSSL 3.0 keeps until SSL_free. SSL_free_buffers(), disabling
-     * tickets and malloc tuning were measured and change nothing. */
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
-    /* Resumption uses stateless tickets; a server-side session cache would
-     * hold a session per connection in memory for nothing. */
-    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_alpn_select_cb(ctx, alpn_select_cb, NULL);
-    if (SSL_CTX_use_certificate_chain_file(ctx, cfg->tls_cert) != 1)
-        return tls_fail(srv, "certificate", cfg->tls_cert);
-    if (cfg->tls_chain) {
-        X509 *extra;
-        FILE *f = fopen(cfg->tls_chain, "r");
-        if (!f)
-            return tls_fail(srv, "chain", cfg->tls_chain);
-        while ((extra = PEM_read_X509(f, NULL, NULL, NULL)) != NULL)
-            if (SSL_CTX_add_extra_chain_cert(ctx, extra) != 1) {
-                X509_free(extra);
-                fclose(f);
-                return tls_fail(srv, "chain", cfg->tls_chain);
-            }
-        ERR_clear_error();      /* the end of the file */
-        fclose(f);
-    }
-    if (SSL_CTX_use_PrivateKey_file(ctx, cfg->tls_key, SSL_FILETYPE_PEM) != 1)
-        return tls_fail(srv, "private key", cfg->tls_key);
-    if (SSL_CTX_check_private_key(ctx) != 1)
-        return tls_fail(srv, "key does not match certificate", cfg->tls_key);
-    return 0;
-}
-
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
     mcpgw_server *srv = arg;
@@ -133,7 +55,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 
     (void)l;
     /* EMFILE and friends: log and keep serving those already connected. */
-    mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "websocket_server_error",
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "websocket_server_error",
                     json_pack("{s:s}", "error", evutil_socket_error_to_string(err)),
                     mcpgw_clock_iso(&srv->clock));
 }
@@ -141,7 +63,7 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
 static struct evconnlistener *bind_listener(mcpgw_server *srv, const char *host, int port_no,
                                             int tls)
 {
-    const mcpgw_config *cfg = srv->cfg;
+    const mcpgw_config *cfg = srv->gw->cfg;
     struct evconnlistener *listener;
     struct evutil_addrinfo hints, *ai = NULL;
     struct sockaddr_storage ss;
@@ -158,7 +80,7 @@ static struct evconnlistener *bind_listener(mcpgw_server *srv, const char *host,
     snprintf(port, sizeof(port), "%d", port_no);
     gai = evutil_getaddrinfo(host, port, &hints, &ai);
     if (gai != 0 || !ai) {
-        mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "server_listen_failed",
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "server_listen_failed",
                         json_pack("{s:s, s:i, s:s}", "host", host, "port", port_no, "reason",
                                   evutil_gai_strerror(gai)),
                         mcpgw_clock_iso(&srv->clock));
@@ -170,7 +92,7 @@ static struct evconnlistener *bind_listener(mcpgw_server *srv, const char *host,
                                        1024, ai->ai_addr, (int)ai->ai_addrlen);
     evutil_freeaddrinfo(ai);
     if (!listener) {
-        mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "server_listen_failed",
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "server_listen_failed",
                         json_pack("{s:s, s:i, s:s}", "host", host, "port", port_no, "reason",
                                   strerror(errno)),
                         mcpgw_clock_iso(&srv->clock));
@@ -194,7 +116,7 @@ static struct evconnlistener *bind_listener(mcpgw_server *srv, const char *host,
         snprintf(srv->listen_address, sizeof(srv->listen_address), "%s", ip);
         srv->listen_port = port_no;
     }
-    mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "server_listening",
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "server_listening",
                     json_pack("{s:s, s:i, s:s, s:b}", "address", ip, "port", port_no, "path",
                               cfg->path, "tls", tls),
                     mcpgw_clock_iso(&srv->clock));
@@ -244,8 +166,8 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
         if (c->state == MCPGW_CONN_OPEN) {
             if (!c->alive) {
-                if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
-                    mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_heartbeat_timeout",
+                if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
+                    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_heartbeat_timeout",
                                     json_pack("{s:s, s:I}", "user", c->user, "connection",
                                               (json_int_t)c->id),
                                     mcpgw_clock_iso(&srv->clock));
@@ -285,7 +207,7 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
     }
     text = buf.data;
     len = buf.len;
-    compress = len >= srv->cfg->compression.threshold;
+    compress = len >= srv->gw->cfg->compression.threshold;
     for (c = srv->conns; c; c = next) {
         mcpgw_payload **slot;
 
@@ -322,8 +244,8 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
         mcpgw_payload_unref(deflated[i]);
     srv->metrics.broadcasts++;
     srv->metrics.broadcast_recipients += sent;
-    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_DEBUG))
-        mcpgw_log_event(&srv->log, MCPGW_LOG_DEBUG, "websocket_broadcast",
+    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_broadcast",
                         json_pack("{s:I, s:I}", "clientCount", (json_int_t)srv->n_open,
                                   "sentCount", (json_int_t)sent),
                         mcpgw_clock_iso(&srv->clock));
@@ -391,7 +313,7 @@ static void shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "shutdown_timeout",
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "shutdown_timeout",
                     json_pack("{s:I}", "remaining", (json_int_t)srv->n_conns),
                     mcpgw_clock_iso(&srv->clock));
     event_base_loopexit(srv->base, NULL);
@@ -414,7 +336,7 @@ void mcpgw_server_begin_shutdown(mcpgw_server *srv)
         return;
     srv->shutting_down = 1;
     mcpgw_server_notify("STOPPING=1");
-    mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "shutdown_started",
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "shutdown_started",
                     json_pack("{s:I}", "connections", (json_int_t)srv->n_open),
                     mcpgw_clock_iso(&srv->clock));
     if (srv->listener) {
@@ -428,8 +350,8 @@ void mcpgw_server_begin_shutdown(mcpgw_server *srv)
     if (srv->heartbeat_ev)
         event_del(srv->heartbeat_ev);
 
-    tv.tv_sec = srv->cfg->shutdown_timeout_ms / 1000;
-    tv.tv_usec = (srv->cfg->shutdown_timeout_ms % 1000) * 1000;
+    tv.tv_sec = srv->gw->cfg->shutdown_timeout_ms / 1000;
+    tv.tv_usec = (srv->gw->cfg->shutdown_timeout_ms % 1000) * 1000;
     srv->shutdown_ev = evtimer_new(srv->base, shutdown_deadline_cb, srv);
     if (srv->shutdown_ev)
         evtimer_add(srv->shutdown_ev, &tv);
@@ -450,7 +372,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
     (void)what;
     if (srv->shutting_down) {
-        mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "shutdown_forced",
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "shutdown_forced",
                         json_pack("{s:i, s:I}", "signal", (int)sig, "remaining",
                                   (json_int_t)srv->n_conns),
                         mcpgw_clock_iso(&srv->clock));
@@ -463,120 +385,38 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
 /* -------------------------------------------------------- init / run */
 
-struct mcpgw_retired_config {
-    mcpgw_config *cfg;
-    struct mcpgw_retired_config *next;
-};
-
 static void set_heartbeat(mcpgw_server *srv)
 {
     struct timeval hb;
 
-    hb.tv_sec = srv->cfg->heartbeat_interval_ms / 1000;
-    hb.tv_usec = (srv->cfg->heartbeat_interval_ms % 1000) * 1000;
+    hb.tv_sec = srv->gw->cfg->heartbeat_interval_ms / 1000;
+    hb.tv_usec = (srv->gw->cfg->heartbeat_interval_ms % 1000) * 1000;
     event_add(srv->heartbeat_ev, &hb);
-}
-
-static void set_auth(mcpgw_server *srv)
-{
-    const mcpgw_config *cfg = srv->cfg;
-
-    srv->auth.secret = (const unsigned char *)cfg->jwt_secret;
-    srv->auth.secret_len = cfg->jwt_secret ? strlen(cfg->jwt_secret) : 0;
-    srv->auth.public_key = (const unsigned char *)cfg->public_key_pem;
-    srv->auth.public_key_len = cfg->public_key_len;
-    srv->auth.issuer = cfg->issuer;
-    srv->auth.audience = cfg->audience;
-    srv->auth.algorithms = cfg->algorithms;
-    srv->auth.n_algorithms = cfg->n_algorithms;
-    srv->auth.user_claim = cfg->user_claim;
-    srv->auth.leeway_s = cfg->leeway_s;
-    if (!srv->auth.hmac_cache)
-        srv->auth.hmac_cache = mcpgw_hmac_cache_new();  /* NULL: one-shot HMAC */
-}
-
-static int str_differs(const char *a, const char *b)
-{
-    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
-}
-
-/* Logs the errors of a refused configuration, one line each. */
-static void log_reload_errors(mcpgw_server *srv, char *errors)
-{
-    char *save = NULL;
-
-    for (char *line = strtok_r(errors, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-        mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "config_reload_error",
-                        json_pack("{s:s}", "error", line), mcpgw_clock_iso(&srv->clock));
 }
 
 int mcpgw_server_reload(mcpgw_server *srv)
 {
-    char *errors = NULL;
-    mcpgw_config *next, *old = srv->cfg;
-    struct mcpgw_retired_config *r;
+    mcpgw_gateway *gw = srv->gw;
+    mcpgw_config *next;
 
     mcpgw_server_notify("RELOADING=1");
-    next = mcpgw_config_load(srv->conf_dir, &errors);
-    if (next && mcpgw_config_needs_secret(next) && (!next->jwt_secret || !*next->jwt_secret)) {
-        mcpgw_config_free(next);
+    next = mcpgw_gateway_reload_read(gw);
+    if (next && mcpgw_plugins_reload(srv, &srv->plugins, next) != 0) {
+        mcpgw_gateway_reload_abandon(gw, next);
         next = NULL;
-        free(errors);
-        errors = strdup("no JWT secret: set [auth] jwt_secret, jwt_secret_file or MCPGW_JWT_SECRET");
     }
-    if (next && next->tls_cert && !srv->ssl_ctx) {
-        mcpgw_config_free(next);
-        next = NULL;
-        free(errors);
-        errors = strdup("[tls] cannot be turned on by a reload: restart the gateway");
-    }
-    if (!next || mcpgw_plugins_reload(srv, &srv->plugins, next) != 0) {
-        if (errors)
-            log_reload_errors(srv, errors);
-        mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "config_reload_failed",
-                        json_pack("{s:s, s:s}", "dir", srv->conf_dir, "result",
-                                  "the running configuration stays in force"),
-                        mcpgw_clock_iso(&srv->clock));
-        free(errors);
-        mcpgw_config_free(next);
+    if (!next) {
         srv->metrics.reload_failures++;
         mcpgw_server_notify("READY=1");
         return -1;
     }
-
-    /* What only a restart can change: say so, keep serving as we are. */
-    if (str_differs(old->listen_host, next->listen_host) || old->listen_port != next->listen_port ||
-        str_differs(old->plain_listen_host, next->plain_listen_host) ||
-        old->plain_listen_port != next->plain_listen_port ||
-        str_differs(old->tls_cert, next->tls_cert) || str_differs(old->tls_key, next->tls_key) ||
-        str_differs(old->path, next->path))
-        mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "config_restart_required",
-                        json_pack("{s:s}", "reason",
-                                  "listen, plain_listen, path and [tls] changes take effect after "
-                                  "a restart"),
-                        mcpgw_clock_iso(&srv->clock));
-    if (str_differs(old->path, next->path)) {
-        free(next->path);
-        next->path = strdup(old->path);
-    }
-
-    srv->cfg = next;
-    srv->log.level = next->log_level;
-    set_auth(srv);
+    mcpgw_gateway_reload_commit(gw, next);
     set_heartbeat(srv);
     mcpgw_pmd_pool_free(&srv->pmd_pool);
     mcpgw_pmd_pool_init(&srv->pmd_pool, next->compression.level, next->compression.mem_level);
-
-    /* Plugins may still hold strings of the old configuration. */
-    r = malloc(sizeof(*r));
-    if (r) {
-        r->cfg = old;
-        r->next = srv->retired;
-        srv->retired = r;
-    }
     srv->metrics.reloads++;
-    mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "config_reloaded",
-                    json_pack("{s:s, s:I}", "dir", srv->conf_dir, "handlers",
+    mcpgw_log_event(&gw->log, MCPGW_LOG_INFO, "config_reloaded",
+                    json_pack("{s:s, s:I}", "dir", gw->conf_dir, "handlers",
                               (json_int_t)srv->handlers.n_entries),
                     mcpgw_clock_iso(&srv->clock));
     mcpgw_server_notify("READY=1");
@@ -590,12 +430,12 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
     mcpgw_server_reload(arg);
 }
 
-int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir)
+int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw)
 {
+    const mcpgw_config *cfg = gw->cfg;
+
     memset(srv, 0, sizeof(*srv));
-    srv->cfg = cfg;
-    srv->conf_dir = conf_dir;
-    srv->log.level = cfg->log_level;
+    srv->gw = gw;
     pthread_mutex_init(&srv->post_lock, NULL);
 
     {
@@ -611,21 +451,9 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir
     if (!srv->base)
         return -1;
     mcpgw_clock_init(&srv->clock, srv->base);
-    srv->started = mcpgw_clock_now(&srv->clock);
     mcpgw_pmd_pool_init(&srv->pmd_pool, cfg->compression.level, cfg->compression.mem_level);
 
-    if (mcpgw_config_needs_secret(cfg) && (!cfg->jwt_secret || !*cfg->jwt_secret)) {
-        mcpgw_log_event(&srv->log, MCPGW_LOG_ERROR, "config_error",
-                        json_pack("{s:s}", "reason",
-                                  "no JWT secret: set [auth] jwt_secret, jwt_secret_file or "
-                                  "MCPGW_JWT_SECRET"),
-                        mcpgw_clock_iso(&srv->clock));
-        return -1;
-    }
-    set_auth(srv);
-
-    srv->users = mcpgw_user_table_new();
-    if (!srv->users || mcpgw_handler_table_init(&srv->handlers) != 0)
+    if (mcpgw_handler_table_init(&srv->handlers) != 0)
         return -1;
     if (mcpgw_plugins_load(srv, &srv->plugins) != 0)
         return -1;
@@ -645,9 +473,7 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir
     event_add(srv->sigint_ev, NULL);
     event_add(srv->sighup_ev, NULL);
 
-    if (cfg->tls_cert && tls_setup(srv) != 0)
-        return -1;
-    srv->listener = bind_listener(srv, cfg->listen_host, cfg->listen_port, srv->ssl_ctx != NULL);
+    srv->listener = bind_listener(srv, cfg->listen_host, cfg->listen_port, gw->ssl_ctx != NULL);
     if (!srv->listener)
         return -1;
     if (cfg->plain_listen_host) {
@@ -655,7 +481,7 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir
         if (!srv->plain_listener)
             return -1;
     }
-    mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_heartbeat_started",
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_heartbeat_started",
                     json_pack("{s:i}", "interval_ms", cfg->heartbeat_interval_ms),
                     mcpgw_clock_iso(&srv->clock));
     mcpgw_server_notify("READY=1");
@@ -666,7 +492,7 @@ int mcpgw_server_run(mcpgw_server *srv)
 {
     event_base_dispatch(srv->base);
     if (srv->shutting_down)
-        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "shutdown_complete",
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "shutdown_complete",
                         json_pack("{s:I}", "remaining", (json_int_t)srv->n_conns),
                         mcpgw_clock_iso(&srv->clock));
     return srv->exit_code;
@@ -685,8 +511,6 @@ void mcpgw_server_free(mcpgw_server *srv)
     /* Plugins go after the connections: no request is pending by now. */
     mcpgw_plugins_unload(&srv->plugins);
     mcpgw_handler_table_free(&srv->handlers);
-    if (srv->users)
-        mcpgw_user_table_free(srv->users);
     if (srv->heartbeat_ev)
         event_free(srv->heartbeat_ev);
     if (srv->sigterm_ev)
@@ -707,18 +531,8 @@ void mcpgw_server_free(mcpgw_server *srv)
     }
     if (srv->base)
         event_base_free(srv->base);
-    if (srv->ssl_ctx)
-        SSL_CTX_free(srv->ssl_ctx);
     mcpgw_pmd_pool_free(&srv->pmd_pool);
-    while (srv->retired) {
-        struct mcpgw_retired_config *r = srv->retired;
-        srv->retired = r->next;
-        mcpgw_config_free(r->cfg);
-        free(r);
-    }
-    mcpgw_config_free(srv->cfg);
     mcpgw_jbuf_free(&srv->reply_text);
-    mcpgw_hmac_cache_free(srv->auth.hmac_cache);
     pthread_mutex_destroy(&srv->post_lock);
     memset(srv, 0, sizeof(*srv));
 }

@@ -1,14 +1,15 @@
 /*
- * server.h - mcpgw_server: everything one event loop owns.
+ * server.h - mcpgw_server: one worker, everything one event loop owns.
  *
- * One server object holds the loop, the listener, the open connections, the
- * per-user slot table, the handler table and the loaded plugins. Nothing of
- * this lives in globals, so that several loops (one per core) can each run
- * their own server later. All functions run on the loop thread.
+ * A worker holds its loop, its listeners, its open connections, its zlib
+ * pool, its plugins and handler table, its counters and scratch buffers.
+ * What the whole gateway shares (the configuration in force, the log, the
+ * token verifier, TLS, the per-user slot table) is the mcpgw_gateway it
+ * borrows (gateway.h). Nothing lives in globals, so that several workers
+ * can each run their own. All functions run on the loop thread.
  *
  * Ownership: the server owns its connections, plugins and handler table;
- * the config passed to mcpgw_server_init() stays the caller's and must
- * outlive the server.
+ * the gateway passed to mcpgw_server_init() must outlive the server.
  */
 #ifndef MCPGW_SERVER_H
 #define MCPGW_SERVER_H
@@ -23,6 +24,7 @@
 #include "clock.h"
 #include "config.h"
 #include "dispatch.h"
+#include "gateway.h"
 #include "json_write.h"
 #include "log.h"
 #include "metrics.h"
@@ -45,17 +47,12 @@ typedef struct mcpgw_posted {
 } mcpgw_posted;
 
 typedef struct mcpgw_server {
+    mcpgw_gateway *gw;              /* borrowed: configuration, log, auth, users */
     struct event_base *base;
-    mcpgw_config *cfg;              /* owned; replaced by a reload */
-    const char *conf_dir;           /* where a reload reads it again (borrowed) */
-    struct mcpgw_retired_config *retired;   /* earlier configs, freed at exit */
-    mcpgw_log log;
     mcpgw_clock clock;
-    mcpgw_auth_config auth;
 
     struct evconnlistener *listener;        /* [server] listen: TLS when [tls] is set */
     struct evconnlistener *plain_listener;  /* [server] plain_listen, optional */
-    struct ssl_ctx_st *ssl_ctx;             /* NULL without [tls] */
     char listen_address[64];
     int listen_port;                /* the bound port (useful with port 0) */
 
@@ -77,12 +74,10 @@ typedef struct mcpgw_server {
     size_t n_requests;              /* requests not finished yet */
 
     mcpgw_pmd_pool pmd_pool;        /* shared zlib streams (no context takeover) */
-    mcpgw_user_table *users;        /* per-user slots */
     mcpgw_handler_table handlers;
     mcpgw_plugin_set plugins;
 
-    mcpgw_metrics metrics;
-    time_t started;
+    mcpgw_metrics metrics;          /* this loop's counters */
 
     mcpgw_jbuf reply_text;          /* scratch for one reply's JSON text:
                                        filled and copied out in one call */
@@ -91,13 +86,14 @@ typedef struct mcpgw_server {
     int exit_code;
 } mcpgw_server;
 
-/* Sets up the loop, loads the plugins, binds the listener. Takes cfg (read
- * from conf_dir, which must outlive the server). Returns 0, or -1 after
- * logging why (the server is then freed with mcpgw_server_free). */
-int mcpgw_server_init(mcpgw_server *srv, mcpgw_config *cfg, const char *conf_dir);
+/* Sets up the loop, loads the plugins, binds the listeners for the gateway
+ * gw (initialised). Returns 0, or -1 after logging why (the server is then
+ * freed with mcpgw_server_free). */
+int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw);
 
-/* SIGHUP: reads conf_dir again and applies it; an invalid configuration is
- * refused as a whole and the running one stays. Returns 0 or -1. */
+/* SIGHUP: reads the gateway's conf_dir again and applies it; an invalid
+ * configuration (or one a plugin refuses) is refused as a whole and the
+ * running one stays. Returns 0 or -1. */
 int mcpgw_server_reload(mcpgw_server *srv);
 /* Runs the loop until shutdown; returns the process exit code. */
 int mcpgw_server_run(mcpgw_server *srv);

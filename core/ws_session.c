@@ -32,7 +32,7 @@ static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t
 
 void mcpgw_ws_session_start(mcpgw_conn *c)
 {
-    const mcpgw_config *cfg = c->srv->cfg;
+    const mcpgw_config *cfg = c->srv->gw->cfg;
 
     c->state = MCPGW_CONN_OPEN;
     c->alive = 1;
@@ -47,7 +47,7 @@ void mcpgw_ws_session_start(mcpgw_conn *c)
 
 static int output_over_cap(mcpgw_conn *c)
 {
-    return mcpgw_transport_queued(c->transport) > c->srv->cfg->max_outbound_bytes;
+    return mcpgw_transport_queued(c->transport) > c->srv->gw->cfg->max_outbound_bytes;
 }
 
 /* A reader so slow that its queue passed the cap: stop queueing for it. */
@@ -56,7 +56,7 @@ static void conn_slow_consumer(mcpgw_conn *c)
     mcpgw_server *srv = c->srv;
 
     srv->metrics.slow_consumer_closes++;
-    mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_slow_consumer",
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_slow_consumer",
                     json_pack("{s:s, s:I, s:I}", "user", c->user ? c->user : "",
                               "connection", (json_int_t)c->id, "queued",
                               (json_int_t)mcpgw_transport_queued(c->transport)),
@@ -101,7 +101,7 @@ int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
     if (c->state != MCPGW_CONN_OPEN)
         return -1;
     out = mcpgw_transport_out(c->transport);
-    if (c->pmd.enabled && len >= c->srv->cfg->compression.threshold) {
+    if (c->pmd.enabled && len >= c->srv->gw->cfg->compression.threshold) {
         size_t zlen;
         uint8_t *z = mcpgw_pmd_deflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd,
                                        (const uint8_t *)text, len, &zlen);
@@ -197,8 +197,8 @@ static void conn_fail(mcpgw_conn *c, unsigned code, const char *why)
     mcpgw_server *srv = c->srv;
 
     srv->metrics.errors[code == MCPGW_WS_CLOSE_INTERNAL ? MCPGW_ERR_SERVER : MCPGW_ERR_PROTOCOL]++;
-    if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->log, MCPGW_LOG_INFO, "websocket_protocol_error",
+    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_protocol_error",
                         json_pack("{s:s, s:I, s:i, s:s}", "user", c->user ? c->user : "",
                                   "connection", (json_int_t)c->id, "code", (int)code,
                                   "reason", why),
@@ -265,7 +265,7 @@ static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t
 static int rate_limit_admit(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
-    const mcpgw_config *cfg = srv->cfg;
+    const mcpgw_config *cfg = srv->gw->cfg;
     double now, burst;
 
     if (cfg->rate_limit_per_s <= 0)
@@ -286,8 +286,8 @@ static int rate_limit_admit(mcpgw_conn *c)
         c->violations = 0;
     }
     if (++c->violations > cfg->rate_limit_max_violations) {
-        if (mcpgw_log_enabled(&srv->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->log, MCPGW_LOG_WARN, "websocket_rate_limited",
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_rate_limited",
                             json_pack("{s:s, s:I, s:i}", "user", c->user ? c->user : "",
                                       "connection", (json_int_t)c->id, "violations",
                                       c->violations),
@@ -348,7 +348,7 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
 
         if (c->msg_compressed) {
             switch (mcpgw_pmd_inflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd, c->msg,
-                                      c->msg_len, c->srv->cfg->max_payload, &inflated,
+                                      c->msg_len, c->srv->gw->cfg->max_payload, &inflated,
                                       &data_len)) {
             case MCPGW_PMD_OK:
                 data = inflated;
@@ -438,8 +438,8 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
             return;
         }
         if (h.opcode < MCPGW_WS_OP_CLOSE &&
-            (h.payload_len > srv->cfg->max_payload ||
-             c->msg_len + h.payload_len > srv->cfg->max_payload)) {
+            (h.payload_len > srv->gw->cfg->max_payload ||
+             c->msg_len + h.payload_len > srv->gw->cfg->max_payload)) {
             conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
             return;
         }

@@ -4,7 +4,7 @@
  * sub-requests), core/host_api.c, core/conn.c (sending, closing), the
  * broadcast in core/server.c, and plugins/ping, batch and agent_status.
  *
- * Set-up (once): a real mcpgw_server made by mcpgw_server_init() from a
+ * Set-up (once): a real mcpgw_gateway and mcpgw_server (mcpgw_server_init()) from a
  * config written here (listener on 127.0.0.1:0, never used), which loads
  * the real plugins with the real loader from MCPGW_FUZZ_PLUGIN_DIR
  * (default: this build's plugins/.libs). Handler sections: ping, ping2
@@ -90,6 +90,7 @@ typedef struct client {
     char user[32];
 } client;
 
+static mcpgw_gateway gw;
 static mcpgw_server srv;
 static mcpgw_config *cfg;
 static client clients[N_CONNS];
@@ -368,7 +369,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     /* conf_dir (read again on SIGHUP, never sent here): the plugin dir. */
-    if (mcpgw_server_init(&srv, cfg, plugin_dir) != 0) {
+    if (mcpgw_gateway_init(&gw, cfg, plugin_dir) != 0 || mcpgw_server_init(&srv, &gw) != 0) {
         fprintf(stderr, "fuzz_dispatch: mcpgw_server_init failed (plugins in %s)\n", pdir);
         abort();
     }

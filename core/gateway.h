@@ -1,0 +1,59 @@
+/*
+ * gateway.h - mcpgw_gateway: what the whole gateway shares, apart from any
+ * event loop.
+ *
+ * The configuration snapshot in force (and the earlier ones, which plugins
+ * may still point into), the log, the token verifier, the TLS context, the
+ * per-user slot table and the start time. A worker (mcpgw_server, server.h)
+ * holds the rest: its loop, listeners, connections, zlib pool, plugins,
+ * handler table, counters and scratch buffers. Today one worker runs beside
+ * the gateway in one process; with several, the supervisor builds the
+ * gateway before it forks and each worker inherits it.
+ *
+ * Ownership: the gateway owns its configuration from mcpgw_gateway_init()
+ * on, and every configuration a reload retires, until mcpgw_gateway_free().
+ * conf_dir is borrowed and must outlive it. Workers borrow the gateway.
+ */
+#ifndef MCPGW_GATEWAY_H
+#define MCPGW_GATEWAY_H
+
+#include <time.h>
+
+#include "auth.h"
+#include "clock.h"
+#include "config.h"
+#include "log.h"
+#include "user_table.h"
+
+struct ssl_ctx_st;
+
+typedef struct mcpgw_gateway {
+    mcpgw_config *cfg;                      /* in force; replaced by a reload */
+    const char *conf_dir;                   /* where a reload reads it again */
+    struct mcpgw_retired_config *retired;   /* earlier configurations */
+    mcpgw_log log;
+    mcpgw_clock clock;                      /* for lines logged off any loop */
+    mcpgw_auth_config auth;
+    struct ssl_ctx_st *ssl_ctx;             /* NULL without [tls] */
+    mcpgw_user_table *users;                /* per-user connection slots */
+    time_t started;
+} mcpgw_gateway;
+
+/* Takes cfg (read from conf_dir). Checks the JWT secret, sets up the token
+ * verifier, the user table and TLS. Returns 0, or -1 after logging why
+ * (free it with mcpgw_gateway_free then). */
+int mcpgw_gateway_init(mcpgw_gateway *gw, mcpgw_config *cfg, const char *conf_dir);
+void mcpgw_gateway_free(mcpgw_gateway *gw);
+
+/* A reload in two steps, so that a worker can refuse it in between (its
+ * plugins may reject the new configuration):
+ * mcpgw_gateway_reload_read() reads conf_dir again and checks what the
+ * gateway needs; NULL after logging every error. Then either
+ * mcpgw_gateway_reload_commit(), which puts it in force (warning about what
+ * only a restart changes), or mcpgw_gateway_reload_abandon(), which logs
+ * that the running configuration stays and frees it. */
+mcpgw_config *mcpgw_gateway_reload_read(mcpgw_gateway *gw);
+void mcpgw_gateway_reload_commit(mcpgw_gateway *gw, mcpgw_config *next);
+void mcpgw_gateway_reload_abandon(mcpgw_gateway *gw, mcpgw_config *next);
+
+#endif
