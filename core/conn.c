@@ -144,7 +144,7 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     }
     c->srv = srv;
     c->refs = 1;
-    c->id = ++srv->next_conn_id;
+    c->id = mcpgw_limits_next_conn_id(srv->gw->limits);     /* unique across workers */
     c->state = MCPGW_CONN_HTTP;
     format_peer(addr, c->peer, sizeof(c->peer));
 
@@ -257,7 +257,7 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
                             mcpgw_clock_iso(&srv->clock));
     }
     if (c->holds_user_slot) {
-        if (mcpgw_user_table_release(srv->gw->users, c->user) < 0)
+        if (mcpgw_limits_release(srv->gw->limits, c->user, srv->worker_id) < 0)
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "user_slot_release_failed",
                             json_pack("{s:s}", "user", c->user), mcpgw_clock_iso(&srv->clock));
         c->holds_user_slot = 0;

@@ -154,8 +154,10 @@ int mcpgw_gateway_init(mcpgw_gateway *gw, mcpgw_config *cfg, const char *conf_di
     if (need_secret(gw, cfg) != 0)
         return -1;
     set_auth(gw);
-    gw->users = mcpgw_user_table_new();
-    if (!gw->users)
+    /* Each open connection needs at most one (user, worker) entry. A reload
+     * that raises max_connections past this needs a restart to use it all. */
+    gw->limits = mcpgw_limits_new(cfg->max_connections > 1024 ? (size_t)cfg->max_connections : 1024);
+    if (!gw->limits)
         return -1;
     if (cfg->tls_cert && tls_setup(gw) != 0)
         return -1;
@@ -164,8 +166,7 @@ int mcpgw_gateway_init(mcpgw_gateway *gw, mcpgw_config *cfg, const char *conf_di
 
 void mcpgw_gateway_free(mcpgw_gateway *gw)
 {
-    if (gw->users)
-        mcpgw_user_table_free(gw->users);
+    mcpgw_limits_free(gw->limits);
     if (gw->ssl_ctx)
         SSL_CTX_free(gw->ssl_ctx);
     while (gw->retired) {

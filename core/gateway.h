@@ -4,7 +4,7 @@
  *
  * The configuration snapshot in force (and the earlier ones, which plugins
  * may still point into), the log, the token verifier, the TLS context, the
- * per-user slot table and the start time. A worker (mcpgw_server, server.h)
+ * connection slots of every worker (shared memory) and the start time. A worker (mcpgw_server, server.h)
  * holds the rest: its loop, listeners, connections, zlib pool, plugins,
  * handler table, counters and scratch buffers. Today one worker runs beside
  * the gateway in one process; with several, the supervisor builds the
@@ -23,7 +23,7 @@
 #include "clock.h"
 #include "config.h"
 #include "log.h"
-#include "user_table.h"
+#include "conn_limits.h"
 
 struct ssl_ctx_st;
 
@@ -35,7 +35,7 @@ typedef struct mcpgw_gateway {
     mcpgw_clock clock;                      /* for lines logged off any loop */
     mcpgw_auth_config auth;
     struct ssl_ctx_st *ssl_ctx;             /* NULL without [tls] */
-    mcpgw_user_table *users;                /* per-user connection slots */
+    mcpgw_limits *limits;                   /* shared: connection slots, ids */
     time_t started;
 } mcpgw_gateway;
 

@@ -163,10 +163,10 @@ static void api_connections(mcpgw_conn *c)
     mcpgw_server *srv = c->srv;
     json_t *per_user = json_object();
 
-    mcpgw_user_table_foreach(srv->gw->users, add_user, per_user);
+    mcpgw_limits_foreach_user(srv->gw->limits, add_user, per_user);
     respond_json(c, 200, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I}",
-                                   "connections", (json_int_t)srv->n_open,
-                                   "users", (json_int_t)mcpgw_user_table_users(srv->gw->users),
+                                   "connections", (json_int_t)mcpgw_limits_total(srv->gw->limits),
+                                   "users", (json_int_t)mcpgw_limits_users(srv->gw->limits),
                                    "per_user", per_user,
                                    "messages_in", (json_int_t)srv->metrics.messages[MCPGW_DIR_IN],
                                    "messages_out", (json_int_t)srv->metrics.messages[MCPGW_DIR_OUT],

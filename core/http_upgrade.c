@@ -80,6 +80,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
     const mcpgw_str *key;
     long tlen;
     int count;
+    mcpgw_limit_result lr;
     mcpgw_auth_result ar;
 
     mcpgw_handshake_check(req, &v);
@@ -97,7 +98,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
                     "origin_not_allowed");
         return;
     }
-    if (srv->n_open >= (size_t)srv->gw->cfg->max_connections) {
+    if (mcpgw_limits_total(srv->gw->limits) >= srv->gw->cfg->max_connections) {
         http_reject(c, 503, NULL, "Service Unavailable: too many connections",
                     "websocket_handshake_rejected", "server_full");
         return;
@@ -119,18 +120,25 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
         return;
     }
 
-    count = mcpgw_user_table_acquire(srv->gw->users, user, srv->gw->cfg->max_connections_per_user);
-    if (count <= 0) {
+    lr = mcpgw_limits_acquire(srv->gw->limits, user, srv->worker_id,
+                              srv->gw->cfg->max_connections_per_user,
+                              srv->gw->cfg->max_connections, &count);
+    if (lr != MCPGW_LIMIT_OK) {
         json_decref(claims);
-        if (count < 0) {
-            http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "out_of_memory");
+        if (lr == MCPGW_LIMIT_SERVER) {
+            http_reject(c, 503, NULL, "Service Unavailable: too many connections",
+                        "websocket_handshake_rejected", "server_full");
+            return;
+        }
+        if (lr == MCPGW_LIMIT_ERROR) {
+            http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "bad_user_id");
             return;
         }
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
                             json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "reason", "connection_limit",
                                       "userId", user, "connections",
-                                      mcpgw_user_table_count(srv->gw->users, user),
+                                      count,
                                       "limit", srv->gw->cfg->max_connections_per_user,
                                       "status", 429, "ip", c->peer),
                             mcpgw_clock_iso(&srv->clock));

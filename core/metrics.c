@@ -117,7 +117,7 @@ void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
     family(out, "mcpgw_tcp_connections_open", "gauge", "Open TCP connections, upgraded or not.");
     evbuffer_add_printf(out, "mcpgw_tcp_connections_open %zu\n", srv->n_conns);
     family(out, "mcpgw_users_connected", "gauge", "Users with at least one connection.");
-    evbuffer_add_printf(out, "mcpgw_users_connected %zu\n", mcpgw_user_table_users(srv->gw->users));
+    evbuffer_add_printf(out, "mcpgw_users_connected %zu\n", mcpgw_limits_users(srv->gw->limits));
 
     family(out, "mcpgw_upgrades_accepted_total", "counter", "WebSocket upgrades accepted.");
     evbuffer_add_printf(out, "mcpgw_upgrades_accepted_total %llu\n",

@@ -31,7 +31,6 @@
 #include "plugin_loader.h"
 #include "pmd.h"
 #include "transport.h"
-#include "user_table.h"
 
 struct event_base;
 struct event;
@@ -47,7 +46,8 @@ typedef struct mcpgw_posted {
 } mcpgw_posted;
 
 typedef struct mcpgw_server {
-    mcpgw_gateway *gw;              /* borrowed: configuration, log, auth, users */
+    mcpgw_gateway *gw;              /* borrowed: configuration, log, auth, limits */
+    int worker_id;                  /* 0..workers-1 (its slot in the shared limits) */
     struct event_base *base;
     mcpgw_clock clock;
 
@@ -70,7 +70,6 @@ typedef struct mcpgw_server {
     mcpgw_conn *conns;              /* every TCP connection, newest first */
     size_t n_conns;                 /* TCP connections */
     size_t n_open;                  /* upgraded WebSocket connections */
-    uint64_t next_conn_id;
     size_t n_requests;              /* requests not finished yet */
 
     mcpgw_pmd_pool pmd_pool;        /* shared zlib streams (no context takeover) */
