@@ -137,7 +137,59 @@ static double loadavg1(void)
     return l;
 }
 
+/* The server and its child processes (a supervisor's workers). */
+static int server_pids(int pid, int *out, int cap)
+{
+    char path[96];
+    int n = 0;
+    FILE *f;
+
+    if (pid <= 0 || cap < 1)
+        return 0;
+    out[n++] = pid;
+    snprintf(path, sizeof(path), "/proc/%d/task/%d/children", pid, pid);
+    f = fopen(path, "r");
+    if (f) {
+        int child;
+        while (n < cap && fscanf(f, "%d", &child) == 1)
+            out[n++] = child;
+        fclose(f);
+    }
+    return n;
+}
+
+static long rss_kb_one(int pid);
+static double cpu_s_one(int pid);
+
+/* VmRSS in KiB of the server and its workers. */
 static long rss_kb(int pid)
+{
+    int pids[128], n = server_pids(pid, pids, 128);
+    long total = -1;
+
+    for (int i = 0; i < n; i++) {
+        long kb = rss_kb_one(pids[i]);
+        if (kb >= 0)
+            total = (total < 0 ? 0 : total) + kb;
+    }
+    return total;
+}
+
+/* CPU seconds of the server and its workers. */
+static double cpu_s(int pid)
+{
+    int pids[128], n = server_pids(pid, pids, 128);
+    double total = -1;
+
+    for (int i = 0; i < n; i++) {
+        double s = cpu_s_one(pids[i]);
+        if (s >= 0)
+            total = (total < 0 ? 0 : total) + s;
+    }
+    return total;
+}
+
+static long rss_kb_one(int pid)
 {
     char path[64], line[256];
     long kb = -1;
@@ -158,7 +210,7 @@ static long rss_kb(int pid)
 }
 
 /* CPU seconds (user + system, all threads) the process has used so far. */
-static double cpu_s(int pid)
+static double cpu_s_one(int pid)
 {
     char path[64], buf[1024], *p;
     unsigned long ut = 0, st = 0;

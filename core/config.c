@@ -509,6 +509,18 @@ static void set_server(parse_ctx *p, const char *name, const char *value)
             bad_value(p, name, value, "an integer 100..3600000");
         else
             cfg->handshake_timeout_ms = (int)v;
+    } else if (strcmp(name, "workers") == 0) {
+        if (strcmp(value, "auto") == 0)
+            cfg->workers = 0;
+        else if (!parse_int_range(value, 1, 64, &v))
+            bad_value(p, name, value, "auto or an integer 1..64");
+        else
+            cfg->workers = (int)v;
+    } else if (strcmp(name, "handler_watchdog_ms") == 0) {
+        if (!parse_int_range(value, 0, 3600000, &v))
+            bad_value(p, name, value, "an integer 0..3600000 (0: off)");
+        else
+            cfg->handler_watchdog_ms = (int)v;
     } else if (strcmp(name, "max_connections") == 0) {
         if (!parse_int_range(value, 1, 10000000, &v))
             bad_value(p, name, value, "an integer 1..10000000");
@@ -1128,6 +1140,8 @@ static mcpgw_config *config_new(void)
     cfg->max_outbound_bytes = 4194304;
     cfg->handshake_timeout_ms = 10000;
     cfg->max_connections = 10000;
+    cfg->workers = 1;
+    cfg->handler_watchdog_ms = 5000;
     cfg->rate_limit_max_violations = 20;
     cfg->admin_max_body_bytes = 1048576;
     /* The reference server's perMessageDeflate settings. */

@@ -12,6 +12,7 @@
 #include "json_read.h"
 #include "log.h"
 #include "server.h"
+#include "worker_board.h"
 
 /* ------------------------------------------------------- handler table */
 
@@ -241,8 +242,12 @@ static void request_run(mcpgw_request *req, json_t *msg, const char *type)
     {
         struct timespec t0, t1;
         mcpgw_histogram *hist = (mcpgw_histogram *)&e->hist;
+        const char *outer;
         clock_gettime(CLOCK_MONOTONIC, &t0);
+        /* the crash handler and the watchdog see what runs (worker_board.h) */
+        outer = mcpgw_watch_enter(e->type, (int64_t)t0.tv_sec * 1000000000 + t0.tv_nsec);
         rc = e->fn(req, msg, &out, e->data);
+        mcpgw_watch_leave(outer);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         mcpgw_histogram_observe(hist, (double)(t1.tv_sec - t0.tv_sec) +
                                           (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);

@@ -180,6 +180,29 @@ void mcpgw_gateway_free(mcpgw_gateway *gw)
     memset(gw, 0, sizeof(*gw));
 }
 
+/* ----------------------------------------------------------- listening */
+
+int mcpgw_gateway_listen(mcpgw_gateway *gw, const char *host, int port, int reuseport,
+                         mcpgw_listen_addr *bound)
+{
+    char err[256];
+    int fd = mcpgw_listen_open(host, port, reuseport, bound, err, sizeof(err));
+
+    if (fd < 0)
+        mcpgw_log_event(&gw->log, MCPGW_LOG_ERROR, "server_listen_failed",
+                        json_pack("{s:s, s:i, s:s}", "host", host, "port", port, "reason", err),
+                        mcpgw_clock_iso(&gw->clock));
+    return fd;
+}
+
+void mcpgw_gateway_log_listening(mcpgw_gateway *gw, const mcpgw_listen_addr *bound, int tls)
+{
+    mcpgw_log_event(&gw->log, MCPGW_LOG_INFO, "server_listening",
+                    json_pack("{s:s, s:i, s:s, s:b}", "address", bound->ip, "port", bound->port,
+                              "path", gw->cfg->path, "tls", tls),
+                    mcpgw_clock_iso(&gw->clock));
+}
+
 /* -------------------------------------------------------------- reload */
 
 static void reload_failed(mcpgw_gateway *gw)

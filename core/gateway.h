@@ -22,6 +22,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "config.h"
+#include "listen.h"
 #include "log.h"
 #include "conn_limits.h"
 
@@ -37,6 +38,7 @@ typedef struct mcpgw_gateway {
     struct ssl_ctx_st *ssl_ctx;             /* NULL without [tls] */
     mcpgw_limits *limits;                   /* shared: connection slots, ids */
     time_t started;
+    struct mcpgw_worker_board *board;       /* the supervisor's (worker_board.h); NULL alone */
 } mcpgw_gateway;
 
 /* Takes cfg (read from conf_dir). Checks the JWT secret, sets up the token
@@ -44,6 +46,13 @@ typedef struct mcpgw_gateway {
  * (free it with mcpgw_gateway_free then). */
 int mcpgw_gateway_init(mcpgw_gateway *gw, mcpgw_config *cfg, const char *conf_dir);
 void mcpgw_gateway_free(mcpgw_gateway *gw);
+
+/* Opens a listening socket (listen.h), logging server_listen_failed when it
+ * cannot; the fd or -1. */
+int mcpgw_gateway_listen(mcpgw_gateway *gw, const char *host, int port, int reuseport,
+                         mcpgw_listen_addr *bound);
+/* Logs server_listening for a bound address. */
+void mcpgw_gateway_log_listening(mcpgw_gateway *gw, const mcpgw_listen_addr *bound, int tls);
 
 /* A reload in two steps, so that a worker can refuse it in between (its
  * plugins may reject the new configuration):

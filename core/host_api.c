@@ -12,6 +12,7 @@
 #include "log.h"
 #include "plugin_loader.h"
 #include "server.h"
+#include "worker_board.h"
 
 static int host_register_handler(mcpgw_plugin_ctx *ctx, const char *type,
                                  mcpgw_handler_fn fn, void *handler_data)
@@ -141,6 +142,15 @@ static size_t host_broadcast(mcpgw_plugin_ctx *ctx, json_t *msg, mcpgw_conn *exc
     return mcpgw_server_broadcast(ctx->srv, msg, except);
 }
 
+static int host_worker(mcpgw_plugin_ctx *ctx, int *n_workers)
+{
+    const mcpgw_gateway *gw = ctx->srv->gw;
+
+    if (n_workers)
+        *n_workers = gw->board ? gw->board->n_workers : 1;
+    return ctx->srv->worker_id;
+}
+
 static const mcpgw_host host_table = {
     .size = sizeof(mcpgw_host),
     .abi_major = MCPGW_PLUGIN_ABI_MAJOR,
@@ -163,6 +173,7 @@ static const mcpgw_host host_table = {
     .conn_id = host_conn_id,
     .send = host_send,
     .broadcast = host_broadcast,
+    .worker = host_worker,
 };
 
 const mcpgw_host *mcpgw_host_table(void)

@@ -89,6 +89,10 @@ void mcpgw_log_event(const mcpgw_log *log, int level, const char *event,
             json_object_set(line, key, value);
         }
     }
+    if (log && log->tag == MCPGW_LOG_TAG_WORKER && !json_object_get(line, "worker"))
+        json_object_set_new(line, "worker", json_integer(log->worker));
+    else if (log && log->tag == MCPGW_LOG_TAG_SUPERVISOR)
+        json_object_set_new(line, "supervisor", json_true());
     if (!json_object_get(line, "timestamp")) {
         if (!timestamp) {
             format_now(now, sizeof now);

@@ -19,8 +19,14 @@ enum {
     MCPGW_LOG_OFF = 4
 };
 
+/* A gateway of several processes tags its lines: a worker's say
+ * "worker": N, the supervisor's "supervisor": true. */
+enum { MCPGW_LOG_TAG_NONE = 0, MCPGW_LOG_TAG_WORKER, MCPGW_LOG_TAG_SUPERVISOR };
+
 typedef struct mcpgw_log {
     int level;          /* lines below this level are dropped */
+    int tag;            /* which process writes: MCPGW_LOG_TAG_* */
+    int worker;         /* with MCPGW_LOG_TAG_WORKER */
 } mcpgw_log;
 
 /* "debug", "info", "warn"/"warning", "error", "off" -> level, or -1. */

@@ -17,6 +17,7 @@
 #include "log.h"
 #include "plugin_loader.h"
 #include "server.h"
+#include "supervisor.h"
 
 #ifndef MCPGW_CONF_DIR
 #define MCPGW_CONF_DIR "/etc/mcpgw/conf.d"
@@ -103,7 +104,6 @@ int main(int argc, char **argv)
     char *errors = NULL;
     mcpgw_config *cfg = NULL;
     mcpgw_gateway gw;
-    mcpgw_server srv;
 
     while ((opt = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
         switch (opt) {
@@ -166,18 +166,12 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     /* The gateway owns the configuration from here on (a reload replaces
-     * it); one worker runs its loop in this process. */
+     * it); the supervisor runs it with [server] workers processes. */
     if (mcpgw_gateway_init(&gw, cfg, dir) != 0) {
         mcpgw_gateway_free(&gw);
         return 1;
     }
-    if (mcpgw_server_init(&srv, &gw) != 0) {
-        mcpgw_server_free(&srv);
-        mcpgw_gateway_free(&gw);
-        return 1;
-    }
-    rc = mcpgw_server_run(&srv);
-    mcpgw_server_free(&srv);
+    rc = mcpgw_supervisor_run(&gw);
     mcpgw_gateway_free(&gw);
     return rc;
 out:

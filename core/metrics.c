@@ -14,6 +14,7 @@
 #include "dispatch.h"
 #include "metrics.h"
 #include "server.h"
+#include "worker_board.h"
 
 const double mcpgw_hist_bounds[MCPGW_HIST_BUCKETS] = {
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1, 1.0
@@ -116,6 +117,17 @@ void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
     evbuffer_add_printf(out, "mcpgw_connections_open %zu\n", srv->n_open);
     family(out, "mcpgw_tcp_connections_open", "gauge", "Open TCP connections, upgraded or not.");
     evbuffer_add_printf(out, "mcpgw_tcp_connections_open %zu\n", srv->n_conns);
+    if (srv->gw->board) {
+        static const char *const reasons[MCPGW_RESTART_REASONS] = { "crash", "exit", "watchdog" };
+        const mcpgw_worker_board *b = srv->gw->board;
+        family(out, "mcpgw_workers", "gauge", "Worker processes configured.");
+        evbuffer_add_printf(out, "mcpgw_workers %d\n", b->n_workers);
+        family(out, "mcpgw_worker_restarts_total", "counter",
+               "Worker processes replaced, by why the old one ended.");
+        for (int i = 0; i < MCPGW_RESTART_REASONS; i++)
+            evbuffer_add_printf(out, "mcpgw_worker_restarts_total{reason=\"%s\"} %llu\n",
+                                reasons[i], (unsigned long long)b->restarts[i]);
+    }
     family(out, "mcpgw_users_connected", "gauge", "Users with at least one connection.");
     evbuffer_add_printf(out, "mcpgw_users_connected %zu\n", mcpgw_limits_users(srv->gw->limits));
 

@@ -60,67 +60,30 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
                     mcpgw_clock_iso(&srv->clock));
 }
 
-static struct evconnlistener *bind_listener(mcpgw_server *srv, const char *host, int port_no,
-                                            int tls)
+/* Serves a listening socket (owned from here on, closed on failure). */
+static struct evconnlistener *serve_listener(mcpgw_server *srv, int fd, int tls)
 {
-    const mcpgw_config *cfg = srv->gw->cfg;
-    struct evconnlistener *listener;
-    struct evutil_addrinfo hints, *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
-    char ip[INET6_ADDRSTRLEN] = "";
-    char port[16];
-    int gai;
+    struct evconnlistener *l;
 
-    /* Resolving a host name blocks, but only here, before the loop runs. */
-    memset(&hints, 0, sizeof(hints));
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    hints.ai_flags = EVUTIL_AI_PASSIVE | EVUTIL_AI_ADDRCONFIG;
-    snprintf(port, sizeof(port), "%d", port_no);
-    gai = evutil_getaddrinfo(host, port, &hints, &ai);
-    if (gai != 0 || !ai) {
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "server_listen_failed",
-                        json_pack("{s:s, s:i, s:s}", "host", host, "port", port_no, "reason",
-                                  evutil_gai_strerror(gai)),
-                        mcpgw_clock_iso(&srv->clock));
+    l = evconnlistener_new(srv->base, tls ? accept_tls_cb : accept_plain_cb, srv,
+                           LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    if (!l) {
+        evutil_closesocket(fd);
         return NULL;
     }
-    listener = evconnlistener_new_bind(srv->base, tls ? accept_tls_cb : accept_plain_cb, srv,
-                                       LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-                                           LEV_OPT_CLOSE_ON_EXEC,
-                                       1024, ai->ai_addr, (int)ai->ai_addrlen);
-    evutil_freeaddrinfo(ai);
-    if (!listener) {
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "server_listen_failed",
-                        json_pack("{s:s, s:i, s:s}", "host", host, "port", port_no, "reason",
-                                  strerror(errno)),
-                        mcpgw_clock_iso(&srv->clock));
-        return NULL;
-    }
-    evconnlistener_set_error_cb(listener, accept_error_cb);
+    evconnlistener_set_error_cb(l, accept_error_cb);
+    return l;
+}
 
-    /* Report the bound address: with port 0 the kernel picked one. */
-    if (getsockname(evconnlistener_get_fd(listener), (struct sockaddr *)&ss, &sslen) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, ip, sizeof(ip));
-            port_no = ntohs(a->sin6_port);
-        } else {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, ip, sizeof(ip));
-            port_no = ntohs(a->sin_port);
-        }
-    }
-    if (!srv->listen_address[0]) {
-        snprintf(srv->listen_address, sizeof(srv->listen_address), "%s", ip);
-        srv->listen_port = port_no;
-    }
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "server_listening",
-                    json_pack("{s:s, s:i, s:s, s:b}", "address", ip, "port", port_no, "path",
-                              cfg->path, "tls", tls),
-                    mcpgw_clock_iso(&srv->clock));
-    return listener;
+/* A lone server (no supervisor) opens its own sockets. */
+static int open_own_listener(mcpgw_server *srv, const char *host, int port, int tls)
+{
+    mcpgw_listen_addr bound;
+    int fd = mcpgw_gateway_listen(srv->gw, host, port, 0, &bound);
+
+    if (fd >= 0)
+        mcpgw_gateway_log_listening(srv->gw, &bound, tls);
+    return fd;
 }
 
 /* ------------------------------------------------------- service manager */
@@ -430,12 +393,14 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
     mcpgw_server_reload(arg);
 }
 
-int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw)
+int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_spec *spec)
 {
     const mcpgw_config *cfg = gw->cfg;
+    int lfd, pfd;
 
     memset(srv, 0, sizeof(*srv));
     srv->gw = gw;
+    srv->worker_id = spec ? spec->worker_id : 0;
     pthread_mutex_init(&srv->post_lock, NULL);
 
     {
@@ -461,26 +426,30 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw)
     srv->post_ev = event_new(srv->base, -1, EV_PERSIST | EV_READ, post_cb, srv);
     srv->heartbeat_ev = event_new(srv->base, -1, EV_PERSIST, heartbeat_cb, srv);
     srv->sigterm_ev = evsignal_new(srv->base, SIGTERM, signal_cb, srv);
-    srv->sigint_ev = evsignal_new(srv->base, SIGINT, signal_cb, srv);
+    /* A worker leaves SIGINT to its supervisor (which sends SIGTERM). */
+    srv->sigint_ev = spec ? NULL : evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sighup_ev = evsignal_new(srv->base, SIGHUP, sighup_cb, srv);
     if (mcpgw_io_init(&srv->io, srv->base) != 0)
         return -1;
-    if (!srv->post_ev || !srv->heartbeat_ev || !srv->sigterm_ev || !srv->sigint_ev ||
+    if (!srv->post_ev || !srv->heartbeat_ev || !srv->sigterm_ev || (!spec && !srv->sigint_ev) ||
         !srv->sighup_ev)
         return -1;
     set_heartbeat(srv);
     event_add(srv->sigterm_ev, NULL);
-    event_add(srv->sigint_ev, NULL);
+    if (srv->sigint_ev)
+        event_add(srv->sigint_ev, NULL);
     event_add(srv->sighup_ev, NULL);
 
-    srv->listener = bind_listener(srv, cfg->listen_host, cfg->listen_port, gw->ssl_ctx != NULL);
-    if (!srv->listener)
+    lfd = spec ? spec->listen_fd
+               : open_own_listener(srv, cfg->listen_host, cfg->listen_port, gw->ssl_ctx != NULL);
+    if (lfd < 0 || !(srv->listener = serve_listener(srv, lfd, gw->ssl_ctx != NULL)))
         return -1;
-    if (cfg->plain_listen_host) {
-        srv->plain_listener = bind_listener(srv, cfg->plain_listen_host, cfg->plain_listen_port, 0);
-        if (!srv->plain_listener)
-            return -1;
-    }
+    pfd = spec ? spec->plain_listen_fd
+               : cfg->plain_listen_host
+                     ? open_own_listener(srv, cfg->plain_listen_host, cfg->plain_listen_port, 0)
+                     : -1;
+    if (cfg->plain_listen_host && (pfd < 0 || !(srv->plain_listener = serve_listener(srv, pfd, 0))))
+        return -1;
     mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_heartbeat_started",
                     json_pack("{s:i}", "interval_ms", cfg->heartbeat_interval_ms),
                     mcpgw_clock_iso(&srv->clock));

@@ -53,8 +53,6 @@ typedef struct mcpgw_server {
 
     struct evconnlistener *listener;        /* [server] listen: TLS when [tls] is set */
     struct evconnlistener *plain_listener;  /* [server] plain_listen, optional */
-    char listen_address[64];
-    int listen_port;                /* the bound port (useful with port 0) */
 
     struct event *heartbeat_ev;
     struct event *sigterm_ev;
@@ -85,10 +83,19 @@ typedef struct mcpgw_server {
     int exit_code;
 } mcpgw_server;
 
-/* Sets up the loop, loads the plugins, binds the listeners for the gateway
- * gw (initialised). Returns 0, or -1 after logging why (the server is then
- * freed with mcpgw_server_free). */
-int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw);
+/* What the supervisor hands a worker process: its slot, and its listening
+ * sockets (owned by the worker from mcpgw_server_init on). */
+typedef struct mcpgw_worker_spec {
+    int worker_id;
+    int listen_fd;                  /* [server] listen */
+    int plain_listen_fd;            /* [server] plain_listen, or -1 */
+} mcpgw_worker_spec;
+
+/* Sets up the loop and loads the plugins for the gateway gw (initialised);
+ * serves spec's sockets, or without spec (a lone server) opens its own.
+ * Returns 0, or -1 after logging why (the server is then freed with
+ * mcpgw_server_free). */
+int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_spec *spec);
 
 /* SIGHUP: reads the gateway's conf_dir again and applies it; an invalid
  * configuration (or one a plugin refuses) is refused as a whole and the

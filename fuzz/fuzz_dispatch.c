@@ -369,7 +369,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         abort();
     }
     /* conf_dir (read again on SIGHUP, never sent here): the plugin dir. */
-    if (mcpgw_gateway_init(&gw, cfg, plugin_dir) != 0 || mcpgw_server_init(&srv, &gw) != 0) {
+    if (mcpgw_gateway_init(&gw, cfg, plugin_dir) != 0 || mcpgw_server_init(&srv, &gw, NULL) != 0) {
         fprintf(stderr, "fuzz_dispatch: mcpgw_server_init failed (plugins in %s)\n", pdir);
         abort();
     }

@@ -22,6 +22,17 @@
  *   loop thread (to finish work done elsewhere). A handler must not block:
  *   no sleeping, no synchronous network or disk I/O.
  *
+ * PROCESSES
+ *   The gateway runs [server] workers processes under a supervisor. Each
+ *   worker loads every plugin itself: init() runs once per section in each
+ *   worker, and a plugin's globals and instances are per worker, as is its
+ *   event loop. Nothing a plugin holds is shared with another worker (use a
+ *   file, a database or another service for that). host->worker() (ABI
+ *   1.2) tells which worker this is. A worker that crashes, or whose
+ *   handler runs past [server] handler_watchdog_ms, is replaced by a fresh
+ *   one (its plugins are initialised anew); the other workers are not
+ *   touched.
+ *
  * OWNERSHIP (jansson reference counts)
  *   - The message passed to a handler is borrowed: valid until the handler
  *     returns. To keep it (for an asynchronous answer), json_incref() it.
@@ -57,7 +68,7 @@ extern "C" {
 #endif
 
 #define MCPGW_PLUGIN_ABI_MAJOR 1
-#define MCPGW_PLUGIN_ABI_MINOR 1
+#define MCPGW_PLUGIN_ABI_MINOR 2
 
 /* Opaque handles. */
 typedef struct mcpgw_plugin_ctx mcpgw_plugin_ctx; /* one [handler.TYPE] section */
@@ -166,13 +177,21 @@ typedef struct mcpgw_host {
     const char *(*conn_user)(mcpgw_conn *conn);
     /* The token's claims object (borrowed, read-only). */
     json_t *(*conn_claims)(mcpgw_conn *conn);
-    /* A number unique among this process's connections. */
+    /* A number unique among the connections of every worker of this
+     * gateway since it started. */
     uint64_t (*conn_id)(mcpgw_conn *conn);
     /* Sends msg (borrowed) to one client. 0, or -1 if it has closed. */
     int (*send)(mcpgw_conn *conn, json_t *msg);
-    /* Sends msg (borrowed) to every open connection except `except` (may be
-     * NULL), serialising it once. Returns the number of recipients. */
+    /* Sends msg (borrowed) to every open connection of this worker except
+     * `except` (may be NULL), serialising it once. Returns the number of
+     * recipients. */
     size_t (*broadcast)(mcpgw_plugin_ctx *ctx, json_t *msg, mcpgw_conn *except);
+
+    /* --- ABI 1.2 ------------------------------------------------------- */
+    /* This worker's number, 0 .. workers - 1 (a replacement keeps the number
+     * of the worker it replaces); *n_workers (may be NULL) gets how many
+     * workers run. */
+    int (*worker)(mcpgw_plugin_ctx *ctx, int *n_workers);
 } mcpgw_host;
 
 /* Does this host table have member `m`? For members added after 1.0. */

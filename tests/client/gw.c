@@ -126,6 +126,7 @@ int gw_start(gw *g)
         dup2(nul, 0);
         dup2(nul, 1);
         dup2(fd, 2);
+        setpgid(0, 0);      /* its own group: a SIGKILL takes its workers too */
         unsetenv("MCPGW_JWT_SECRET");
         execl(bin, "mcpgw", "-c", conf, (char *)NULL);
         _exit(127);
@@ -167,6 +168,10 @@ void gw_stop(gw *g, int sig)
 
     if (g->pid <= 0)
         return;
+    /* SIGKILL is a hard crash of the whole gateway, workers included (a
+     * supervisor killed alone has its workers shut down gracefully). */
+    if (sig == SIGKILL)
+        kill(-g->pid, SIGKILL);
     kill(g->pid, sig);
     deadline = now_ms() + 5000;
     while (waitpid(g->pid, &status, WNOHANG) == 0) {

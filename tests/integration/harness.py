@@ -389,7 +389,9 @@ class Gateway:
     def start(self, wait=True, timeout=10):
         if not os.path.exists(MCPGW):
             raise GatewayError('gateway binary not found: %s (set MCPGW_BUILDDIR)' % MCPGW)
+        # Its own session: kill() can take the supervisor and its workers.
         self.proc = subprocess.Popen([MCPGW, '-c', self.conf.path], stdin=subprocess.DEVNULL,
+                                     start_new_session=True,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      env=_child_env(self.env))
         for stream, is_err in ((self.proc.stderr, True), (self.proc.stdout, False)):
@@ -454,7 +456,20 @@ class Gateway:
         return self.proc is not None and self.proc.poll() is None
 
     def pid(self):
+        """The supervisor's pid (signals go there)."""
         return self.proc.pid
+
+    def worker_pids(self):
+        """The worker processes' pids (the supervisor's children)."""
+        try:
+            with open('/proc/%d/task/%d/children' % (self.proc.pid, self.proc.pid)) as f:
+                return [int(p) for p in f.read().split()]
+        except OSError:
+            return []
+
+    def pids(self):
+        """Every process of the gateway: the supervisor and its workers."""
+        return [self.proc.pid] + self.worker_pids()
 
     def signal(self, sig=signal_mod.SIGTERM):
         self.proc.send_signal(sig)
@@ -481,7 +496,10 @@ class Gateway:
 
     def kill(self):
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
+            try:
+                os.killpg(self.proc.pid, signal_mod.SIGKILL)     # workers too
+            except OSError:
+                self.proc.kill()
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:

@@ -23,8 +23,9 @@ WORKERS = 24
 USERS = ['soak-%d' % i for i in range(8)]
 
 
-def _fds(pid):
-    return len(os.listdir('/proc/%d/fd' % pid))
+def _fds(g):
+    """Open descriptors of the whole gateway (supervisor and workers)."""
+    return sum(len(os.listdir('/proc/%d/fd' % pid)) for pid in g.pids())
 
 
 class Tally:
@@ -177,12 +178,11 @@ def test_soak():
                              'handshake_timeout_ms': 500},
                   'heartbeat': {'interval_ms': 1000},
                   'log': {'level': 'info'}}) as g:
-        pid = g.pid()
         warm = ws_handshake(g.port, make_token('warmup'))
         warm.ping_roundtrip('warm')
         warm.close_cleanly()
         time.sleep(0.3)
-        fds0, rss0 = _fds(pid), _rss_kib(pid)
+        fds0, rss0 = _fds(g), _rss_kib(g)
 
         tally = Tally()
         deadline = time.monotonic() + SECONDS
@@ -191,8 +191,8 @@ def test_soak():
                 pool.submit(worker, g, i, deadline, tally)
 
         # Everything the workers opened is gone again.
-        wait_until(lambda: _fds(pid) <= fds0 + 2, timeout=10, what='fds back to %d' % fds0)
-        fds1, rss1 = _fds(pid), _rss_kib(pid)
+        wait_until(lambda: _fds(g) <= fds0 + 2, timeout=10, what='fds back to %d' % fds0)
+        fds1, rss1 = _fds(g), _rss_kib(g)
         print('  soak %.0fs: %s' % (SECONDS, ', '.join('%s=%d' % kv for kv in
                                                        sorted(tally.counts.items()))))
         print('  soak figures: fds %d -> %d, RSS %d KiB -> %d KiB' % (fds0, fds1, rss0, rss1))

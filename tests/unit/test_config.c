@@ -742,7 +742,7 @@ TEST(test_log_event)
 {
     char path[] = "/tmp/mcpgw-test-log-XXXXXX", buf[1024];
     int fd = mkstemp(path), saved = dup(STDERR_FILENO);
-    mcpgw_log log = { MCPGW_LOG_INFO };
+    mcpgw_log log = { .level = MCPGW_LOG_INFO };
     json_t *fields;
     FILE *f;
     size_t n;

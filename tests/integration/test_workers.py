@@ -1,0 +1,276 @@
+"""
+test_workers.py - the process model: a supervisor with several worker
+processes ([server] workers). Limits that hold exactly across workers, a
+crash that costs one worker, its replacement, the handler watchdog,
+connection ids, SIGHUP and a graceful shutdown with clients on every worker.
+"""
+import os
+import signal
+import socket
+import threading
+import time
+
+from harness import (Gateway, HandshakeError, assert_healthy, built_test_plugin, client, make_token,
+                     plugin_dir_with_shipped, unique_user, wait_until, ws_handshake)
+
+
+def _worker_of(g, ws):
+    """The worker serving this client (from its websocket_connection line)."""
+    peer = '127.0.0.1:%d' % ws.sock.getsockname()[1]
+    rec = g.wait_log('websocket_connection', pred=lambda r: r.get('ip') == peer)
+    return rec['worker']
+
+
+def _clients_on_every_worker(g, n_workers, at_least=2, limit=200):
+    """Clients until every worker serves at least `at_least` of them."""
+    by_worker = {w: [] for w in range(n_workers)}
+    for _ in range(limit):
+        ws = client(g)
+        by_worker[_worker_of(g, ws)].append(ws)
+        if all(len(v) >= at_least for v in by_worker.values()):
+            return by_worker
+    raise AssertionError('connections never reached every worker: %r'
+                         % {w: len(v) for w, v in by_worker.items()})
+
+
+def _close_all(by_worker):
+    for conns in by_worker.values():
+        for ws in conns:
+            ws.abort()
+
+
+def _per_user_limit_race(workers):
+    with Gateway({'server': {'workers': workers}, 'log': {'level': 'info'}}) as g:
+        wait_until(lambda: len(g.logs('worker_started')) == workers,
+                   what='%d workers started' % workers)
+        user = unique_user('racer')
+        token = make_token(user)
+        start = threading.Barrier(50)
+        results, held = [], []
+        lock = threading.Lock()
+
+        def attempt():
+            start.wait()
+            try:
+                ws = ws_handshake(g.port, token)
+                with lock:
+                    results.append(101)
+                    held.append(ws)
+            except HandshakeError as e:
+                with lock:
+                    results.append(e.status)
+
+        threads = [threading.Thread(target=attempt) for _ in range(50)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        assert sorted(results) == [101] * 5 + [429] * 45, sorted(results)
+        # The attempts were spread over the workers (each logged its own).
+        seen = {r.get('worker') for r in g.logs('websocket_auth_success')} | \
+               {r.get('worker') for r in g.logs('websocket_connection_rejected')}
+        assert seen == set(range(workers)), seen
+        for ws in held:
+            ws.close_cleanly()
+        # Every slot comes back: five new connections of the user work again.
+        wait_until(lambda: len(g.logs('websocket_disconnection')) == 5, timeout=10,
+                   what='five disconnections')
+        again = [ws_handshake(g.port, token) for _ in range(5)]
+        for ws in again:
+            ws.close_cleanly()
+
+
+def test_per_user_limit_is_exact_across_2_workers():
+    _per_user_limit_race(2)
+
+
+def test_per_user_limit_is_exact_across_4_workers():
+    _per_user_limit_race(4)
+
+
+def test_max_connections_is_exact_across_workers():
+    with Gateway({'server': {'workers': 2, 'max_connections': 6}, 'log': {'level': 'info'}}) as g:
+        held = []
+        statuses = []
+        for _ in range(10):
+            try:
+                held.append(client(g))
+                statuses.append(101)
+            except HandshakeError as e:
+                statuses.append(e.status)
+        assert statuses == [101] * 6 + [503] * 4, statuses
+        for ws in held:
+            ws.close_cleanly()
+
+
+def test_connection_ids_are_unique_across_workers():
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
+        by_worker = _clients_on_every_worker(g, 2, at_least=5)
+        ids = [r['connection'] for r in g.logs('websocket_connection')]
+        assert len(ids) == len(set(ids)), sorted(ids)
+        _close_all(by_worker)
+
+
+def test_a_crashed_worker_costs_only_its_connections():
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
+        wait_until(lambda: len(g.logs('worker_started')) == 2, what='2 workers started')
+        pids = {r['worker']: r['pid'] for r in g.logs('worker_started')}
+        # One user's five slots, on both workers, plus other clients.
+        user = unique_user('crash')
+        mine = {0: [], 1: []}
+        for _ in range(5):
+            ws = client(g, user=user)
+            mine[_worker_of(g, ws)].append(ws)
+        others = _clients_on_every_worker(g, 2, at_least=2)
+        victim = 0 if len(mine[0]) >= len(mine[1]) else 1
+        survivor = 1 - victim
+        mark = g.mark()
+        t0 = time.monotonic()
+        os.kill(pids[victim], signal.SIGSEGV)
+        crash = g.wait_log('worker_crashed', since=mark, timeout=5)
+        assert crash['worker'] == victim and crash['signal'] == signal.SIGSEGV, crash
+        assert crash['reason'] == 'crash', crash
+        assert crash['released_slots'] == len(mine[victim]) + len(others[victim]), crash
+        back = g.wait_log('worker_restarted', since=mark, timeout=5)
+        assert back['worker'] == victim and back['pid'] != pids[victim], back
+        assert time.monotonic() - t0 < 1.5, 'replaced after %.2fs' % (time.monotonic() - t0)
+        # The victim's clients lost their connection; the survivor's did not.
+        for ws in mine[victim] + others[victim]:
+            ws.wait_eof(5)
+        for ws in mine[survivor] + others[survivor]:
+            ws.ping_roundtrip('still-here')
+        # The dead worker's slots are free: the user has exactly its share back.
+        regained = [client(g, user=user) for _ in range(len(mine[victim]))]
+        try:
+            client(g, user=user)
+            raise AssertionError('a sixth connection of the user was accepted')
+        except HandshakeError as e:
+            assert e.status == 429, e.status
+        # New connections reach both workers again (the replacement accepts).
+        more = _clients_on_every_worker(g, 2, at_least=1)
+        metrics = _get(g.port, '/metrics')
+        assert 'mcpgw_worker_restarts_total{reason="crash"} 1' in metrics, metrics
+        for ws in regained + mine[survivor]:
+            ws.close_cleanly()
+        _close_all(others)
+        _close_all(more)
+        assert g.alive()
+
+
+def _get(port, path):
+    s = socket.create_connection(('127.0.0.1', port), timeout=5)
+    s.sendall(('GET %s HTTP/1.1\r\nHost: x\r\n\r\n' % path).encode())
+    data = b''
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    return data.decode('utf-8', 'replace')
+
+
+def test_handler_watchdog_replaces_a_wedged_worker():
+    d = plugin_dir_with_shipped(misbehave=built_test_plugin('misbehave'))
+    with Gateway({'server': {'workers': 2, 'handler_watchdog_ms': 300},
+                  'plugins': {'dir': d},
+                  'handler.misbehave': {'plugin': 'misbehave'},
+                  'log': {'level': 'info'}}) as g:
+        by_worker = _clients_on_every_worker(g, 2, at_least=1)
+        wedged, other = by_worker[0][0], by_worker[1][0]
+        mark = g.mark()
+        wedged.send_json({'type': 'misbehave', 'do': 'spin'})     # never returns
+        # The other worker keeps serving while that one spins.
+        other.ping_roundtrip('not-blocked')
+        dog = g.wait_log('handler_watchdog', since=mark, timeout=5)
+        assert dog['type'] == 'misbehave' and dog['worker'] == 0, dog
+        crash = g.wait_log('worker_crashed', since=mark, timeout=5)
+        assert crash['reason'] == 'watchdog' and crash.get('handling') == 'misbehave', crash
+        g.wait_log('worker_restarted', since=mark, timeout=5)
+        wedged.wait_eof(5)
+        other.ping_roundtrip('still-here')
+        # A handler under the limit is fine.
+        ws = by_worker[1][0]
+        ws.send_json({'type': 'misbehave', 'do': 'spin', 'ms': 50})
+        assert ws.recv_json()['type'] == 'misbehave_ok'
+        # host->worker() tells a plugin which worker it runs in.
+        ws.send_json({'type': 'misbehave', 'do': 'whoami'})
+        assert ws.recv_json() == {'type': 'misbehave_ok', 'worker': 1, 'workers': 2}
+        _close_all(by_worker)
+
+
+def test_crash_names_the_message_type_being_handled():
+    d = plugin_dir_with_shipped(misbehave=built_test_plugin('misbehave'))
+    with Gateway({'server': {'workers': 1},
+                  'plugins': {'dir': d},
+                  'handler.misbehave': {'plugin': 'misbehave'},
+                  'log': {'level': 'info'}}) as g:
+        ws = client(g)
+        mark = g.mark()
+        ws.send_json({'type': 'misbehave', 'do': 'crash'})
+        crash = g.wait_log('worker_crashed', since=mark, timeout=5)
+        assert crash['signal'] == signal.SIGSEGV and crash.get('handling') == 'misbehave', crash
+        ws.wait_eof(5)
+        g.wait_log('worker_restarted', since=mark, timeout=5)
+        assert_healthy(g)
+
+
+def test_crash_loop_backs_off():
+    d = plugin_dir_with_shipped(misbehave=built_test_plugin('misbehave'))
+    with Gateway({'server': {'workers': 1},
+                  'plugins': {'dir': d},
+                  'handler.misbehave': {'plugin': 'misbehave'},
+                  'log': {'level': 'info'}}) as g:
+        mark = g.mark()
+        for i in range(3):
+            ws = client(g, timeout=10)
+            ws.send_json({'type': 'misbehave', 'do': 'crash'})
+            ws.wait_eof(5)
+            g.wait_log('worker_restarted', since=mark, timeout=10)
+            mark = g.mark()
+        events = [r for r in g.logs() if r.get('event') in ('worker_crashed', 'worker_restarted')]
+        assert [r['event'] for r in events] == ['worker_crashed', 'worker_restarted'] * 3, events
+        # A worker that keeps dying is started again later each time: 0.1 s,
+        # 0.2 s, 0.4 s after its death (each gap also holds its start-up).
+        gaps = [_iso_s(events[i + 1]['timestamp']) - _iso_s(events[i]['timestamp'])
+                for i in (0, 2, 4)]
+        assert gaps[0] >= 0.09 and gaps[1] >= 0.19 and gaps[2] >= 0.39, gaps
+        assert gaps[2] > gaps[0], gaps
+        assert_healthy(g)
+
+
+def _iso_s(ts):
+    import datetime
+    return datetime.datetime.strptime(ts, '%Y-%m-%dT%H:%M:%S.%fZ').timestamp()
+
+
+def test_sighup_reaches_every_worker():
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
+        by_worker = _clients_on_every_worker(g, 2, at_least=1)
+        mark = g.mark()
+        g.signal(signal.SIGHUP)
+        wait_until(lambda: len(g.logs('config_reloaded', since=mark)) == 2,
+                   what='both workers reloaded')
+        assert {r['worker'] for r in g.logs('config_reloaded', since=mark)} == {0, 1}
+        for conns in by_worker.values():
+            conns[0].ping_roundtrip('after-hup')
+        assert not g.logs('worker_crashed')
+        _close_all(by_worker)
+
+
+def test_graceful_shutdown_closes_every_workers_clients():
+    g = Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}})
+    try:
+        by_worker = _clients_on_every_worker(g, 2, at_least=2)
+        g.signal(signal.SIGTERM)
+        for conns in by_worker.values():
+            for ws in conns:
+                code, _ = ws.expect_close(5)
+                assert code == 1001, code
+                ws.send_close(1001)
+                ws.close()
+        assert g.wait_exit(10) == 0
+        assert len(g.logs('shutdown_complete')) == 2
+        assert not g.logs('worker_crashed')
+    finally:
+        g.close()
