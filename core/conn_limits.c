@@ -298,6 +298,21 @@ int mcpgw_limits_user_count(mcpgw_limits *l, const char *user)
     return n;
 }
 
+int mcpgw_limits_user_count_on(mcpgw_limits *l, const char *user, int worker)
+{
+    limits_entry *mine;
+    int n = 0;
+
+    if (!user)
+        return 0;
+    limits_lock(l);
+    user_sum(l, user, limits_hash(user), worker, &mine);
+    if (mine)
+        n = mine->count;
+    limits_unlock(l);
+    return n;
+}
+
 size_t mcpgw_limits_users(mcpgw_limits *l)
 {
     size_t n;

@@ -57,6 +57,8 @@ long mcpgw_limits_total(mcpgw_limits *l);
 long mcpgw_limits_worker_total(mcpgw_limits *l, int worker);
 /* Slots the user holds, all workers. */
 int mcpgw_limits_user_count(mcpgw_limits *l, const char *user);
+/* Slots the user holds on one worker. */
+int mcpgw_limits_user_count_on(mcpgw_limits *l, const char *user, int worker);
 /* Distinct users holding a slot. */
 size_t mcpgw_limits_users(mcpgw_limits *l);
 /* Calls fn once per user with its count over all workers, under the lock:

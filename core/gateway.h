@@ -39,6 +39,7 @@ typedef struct mcpgw_gateway {
     mcpgw_limits *limits;                   /* shared: connection slots, ids */
     time_t started;
     struct mcpgw_worker_board *board;       /* the supervisor's (worker_board.h); NULL alone */
+    struct mcpgw_bus *bus;                  /* between workers (bus.h); NULL with one */
 } mcpgw_gateway;
 
 /* Takes cfg (read from conf_dir). Checks the JWT secret, sets up the token

@@ -11,6 +11,7 @@
 
 #include <event2/buffer.h>
 
+#include "bus.h"
 #include "dispatch.h"
 #include "metrics.h"
 #include "server.h"
@@ -127,6 +128,14 @@ void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
         for (int i = 0; i < MCPGW_RESTART_REASONS; i++)
             evbuffer_add_printf(out, "mcpgw_worker_restarts_total{reason=\"%s\"} %llu\n",
                                 reasons[i], (unsigned long long)b->restarts[i]);
+    }
+    if (srv->gw->bus) {
+        unsigned long long dropped = 0;
+        for (int i = 0; srv->gw->board && i < srv->gw->board->n_workers; i++)
+            dropped += mcpgw_bus_dropped(srv->gw->bus, i);
+        family(out, "mcpgw_bus_dropped_total", "counter",
+               "Broadcasts a worker missed because its bus ring was full.");
+        evbuffer_add_printf(out, "mcpgw_bus_dropped_total %llu\n", dropped);
     }
     family(out, "mcpgw_users_connected", "gauge", "Users with at least one connection.");
     evbuffer_add_printf(out, "mcpgw_users_connected %zu\n", mcpgw_limits_users(srv->gw->limits));

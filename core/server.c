@@ -20,6 +20,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "bus.h"
 #include "conn.h"
 #include "payload.h"
 #include "server.h"
@@ -147,30 +148,21 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
 /* ----------------------------------------------------------- broadcast */
 
-/* A broadcast is serialised once, framed once uncompressed and compressed
- * once per deflate window in use by connections without context takeover;
- * every recipient's buffer references those shared frames. Only a
- * connection with its own compression context gets its own copy. With
- * user set, only that user's connections receive it. */
-static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const char *user)
+/* A broadcast is serialised once (by the worker where it starts), framed
+ * once uncompressed and compressed once per deflate window in use by
+ * connections without context takeover; every recipient's buffer references
+ * those shared frames. Only a connection with its own compression context
+ * gets its own copy. With user set, only that user's connections receive
+ * it. Returns the number of this worker's recipients. */
+static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpgw_conn *except,
+                           const char *user)
 {
-    mcpgw_jbuf buf = { NULL, 0, 0 };
-    const char *text;
     mcpgw_payload *plain = NULL;
     mcpgw_payload *deflated[MCPGW_PMD_WINDOWS] = { NULL };
     mcpgw_conn *c, *next;
-    size_t len, sent = 0;
-    int compress;
+    size_t sent = 0;
+    int compress = len >= srv->gw->cfg->compression.threshold;
 
-    /* Its own buffer, not the reply scratch: sending may close a slow
-     * consumer, and what that runs may send replies. */
-    if (mcpgw_json_write(&buf, msg) != 0) {
-        mcpgw_jbuf_free(&buf);
-        return 0;
-    }
-    text = buf.data;
-    len = buf.len;
-    compress = len >= srv->gw->cfg->compression.threshold;
     for (c = srv->conns; c; c = next) {
         mcpgw_payload **slot;
 
@@ -201,18 +193,47 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
         if (mcpgw_conn_send_payload(c, *slot) == 0)
             sent++;
     }
-    mcpgw_jbuf_free(&buf);
     mcpgw_payload_unref(plain);
     for (int i = 0; i < MCPGW_PMD_WINDOWS; i++)
         mcpgw_payload_unref(deflated[i]);
-    srv->metrics.broadcasts++;
     srv->metrics.broadcast_recipients += sent;
+    return sent;
+}
+
+/* Serialises msg once, delivers it here and hands the same text to the
+ * other workers through the bus. Returns the recipients here plus the open
+ * connections that match on the other workers (from the shared counts: the
+ * bus answers nothing back). */
+static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const char *user)
+{
+    /* Its own buffer, not the reply scratch: sending may close a slow
+     * consumer, and what that runs may send replies. */
+    mcpgw_jbuf buf = { NULL, 0, 0 };
+    size_t sent, elsewhere = 0;
+
+    if (mcpgw_json_write(&buf, msg) != 0) {
+        mcpgw_jbuf_free(&buf);
+        return 0;
+    }
+    sent = deliver_text(srv, buf.data, buf.len, except, user);
+    if (srv->gw->bus) {
+        mcpgw_limits *l = srv->gw->limits;
+        if (mcpgw_bus_publish(srv->gw->bus, srv->worker_id, user, buf.data, buf.len) > 0) {
+            long n = user ? mcpgw_limits_user_count(l, user) -
+                                mcpgw_limits_user_count_on(l, user, srv->worker_id)
+                          : mcpgw_limits_total(l) - mcpgw_limits_worker_total(l, srv->worker_id);
+            elsewhere = n > 0 ? (size_t)n : 0;
+        }
+    }
+    mcpgw_jbuf_free(&buf);
+    srv->metrics.broadcasts++;
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_broadcast",
-                        json_pack("{s:I, s:I}", "clientCount", (json_int_t)srv->n_open,
-                                  "sentCount", (json_int_t)sent),
+                        json_pack("{s:I, s:I, s:I}", "clientCount", (json_int_t)srv->n_open,
+                                  "sentCount", (json_int_t)sent, "otherWorkers",
+                                  (json_int_t)elsewhere),
                         mcpgw_clock_iso(&srv->clock));
-    return sent;
+    return sent + elsewhere;
 }
 
 size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except)
@@ -223,6 +244,37 @@ size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except
 size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *user)
 {
     return deliver(srv, msg, NULL, user);
+}
+
+/* ------------------------------------------------------------------ bus */
+
+/* At most this many messages from other workers per loop iteration; the
+ * rest wait for the next one, so local clients are served in between. */
+#define BUS_BUDGET 64
+
+static void bus_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_server *srv = arg;
+    mcpgw_bus *bus = srv->gw->bus;
+    const char *user, *text;
+    size_t len;
+    int n = 0;
+
+    (void)fd;
+    (void)what;
+    for (;;) {
+        while (n < BUS_BUDGET && mcpgw_bus_peek(bus, srv->worker_id, &user, &text, &len)) {
+            deliver_text(srv, text, len, NULL, user);
+            mcpgw_bus_done(bus, srv->worker_id);
+            n++;
+        }
+        if (n >= BUS_BUDGET) {
+            event_active(srv->bus_ev, EV_READ, 0);      /* more next iteration */
+            return;
+        }
+        if (mcpgw_bus_sleep(bus, srv->worker_id))
+            return;
+    }
 }
 
 /* --------------------------------------------------------------- post */
@@ -431,6 +483,13 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
     srv->sighup_ev = evsignal_new(srv->base, SIGHUP, sighup_cb, srv);
     if (mcpgw_io_init(&srv->io, srv->base) != 0)
         return -1;
+    if (gw->bus) {
+        srv->bus_ev = event_new(srv->base, mcpgw_bus_fd(gw->bus, srv->worker_id),
+                                EV_READ | EV_PERSIST, bus_cb, srv);
+        if (!srv->bus_ev || event_add(srv->bus_ev, NULL) != 0)
+            return -1;
+        event_active(srv->bus_ev, EV_READ, 0);      /* what came before we started */
+    }
     if (!srv->post_ev || !srv->heartbeat_ev || !srv->sigterm_ev || (!spec && !srv->sigint_ev) ||
         !srv->sighup_ev)
         return -1;
@@ -492,6 +551,8 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_free(srv->shutdown_ev);
     if (srv->post_ev)
         event_free(srv->post_ev);
+    if (srv->bus_ev)
+        event_free(srv->bus_ev);
     mcpgw_io_free(&srv->io);
     for (p = srv->post_head; p;) {
         mcpgw_posted *next = p->next;

@@ -61,6 +61,7 @@ typedef struct mcpgw_server {
     struct event *shutdown_ev;      /* shutdown_timeout_ms deadline */
     struct event *post_ev;          /* wakes the loop for posted functions */
     mcpgw_io io;                    /* the transports' end-of-iteration flush */
+    struct event *bus_ev;           /* messages from other workers (gw->bus) */
 
     pthread_mutex_t post_lock;
     mcpgw_posted *post_head, *post_tail;

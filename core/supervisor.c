@@ -20,6 +20,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus.h"
 #include "plugin_loader.h"
 #include "server.h"
 #include "supervisor.h"
@@ -502,6 +503,13 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw)
     s->board->n_workers = s->n;
     gw->board = s->board;
     gw->log.tag = MCPGW_LOG_TAG_SUPERVISOR;
+    if (s->n > 1) {
+        /* room for several of the largest messages in each ring */
+        size_t ring = gw->cfg->max_payload * 4 + 65536;
+        gw->bus = mcpgw_bus_new(s->n, ring < ((size_t)8 << 20) ? (size_t)8 << 20 : ring);
+        if (!gw->bus)
+            goto fail;
+    }
     if (open_listeners(s) != 0)
         goto fail;
 
@@ -552,6 +560,9 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw)
         for (int i = 0; i < s->n && !s->shutting_down; i++)
             if (s->w[i].restart_at > 0 && s->w[i].restart_at <= t) {
                 s->w[i].restarts++;
+                /* what the dead worker had not read is not the new one's */
+                if (gw->bus)
+                    mcpgw_bus_reset(gw->bus, i);
                 if (spawn(s, i) != 0)
                     s->w[i].restart_at = t + 1.0;
             }
@@ -565,11 +576,15 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw)
     close(s->ready_pipe[1]);
     gw->board = NULL;
     munmap(s->board, sizeof(*s->board));
+    mcpgw_bus_free(gw->bus);
+    gw->bus = NULL;
     return s->exit_code;
 fail:
     close_listeners(s);
     if (s->sfd >= 0)
         close(s->sfd);
+    mcpgw_bus_free(gw->bus);
+    gw->bus = NULL;
     gw->board = NULL;
     munmap(s->board, sizeof(*s->board));
     return 1;

@@ -274,3 +274,114 @@ def test_graceful_shutdown_closes_every_workers_clients():
         assert not g.logs('worker_crashed')
     finally:
         g.close()
+
+
+# ------------------------------------------------------------------ the bus
+
+def _updates(ws, n, timeout=20):
+    """The next n agent_status_update ids this client gets (other messages
+    in between are kept aside)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        m = ws.recv_json(max(0.1, deadline - time.monotonic()))
+        if m.get('type') == 'agent_status_update':
+            got.append(m['status'])
+    return got
+
+
+def test_broadcast_reaches_every_worker_once_and_in_order():
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
+        listeners = _clients_on_every_worker(g, 2, at_least=3)
+        sender = listeners[0].pop()
+        n = 1000
+        for i in range(n):
+            sender.send_json({'type': 'agent_status', 'id': i, 'agentId': 'bus', 'status': str(i)})
+        acks = 0
+        while acks < n:
+            if sender.recv_json(20).get('type') == 'agent_status_ack':
+                acks += 1
+        want = [str(i) for i in range(n)]
+        for w, conns in listeners.items():
+            for ws in conns:
+                assert _updates(ws, n) == want, 'worker %d: out of order or missing' % w
+                # ... and nothing twice: the next thing it gets is its pong.
+                ws.send_json({'type': 'ping', 'id': 'after'})
+                m = ws.recv_json(5)
+                assert m.get('type') == 'pong' and m.get('id') == 'after', m
+        metrics = _get(g.port, '/metrics')
+        assert 'mcpgw_bus_dropped_total 0' in metrics, metrics
+        _close_all(listeners)
+        sender.close_cleanly()
+
+
+def _admin_post(g, path, body):
+    token = make_token(unique_user('admin'), extra={'role': 'admin'})
+    s = socket.create_connection(('127.0.0.1', g.port), timeout=5)
+    s.sendall(('POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n'
+               'Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s'
+               % (path, token, len(body), body)).encode())
+    data = b''
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    head, _, rest = data.partition(b'\r\n\r\n')
+    return int(head.split()[1]), rest.decode()
+
+
+def test_admin_broadcast_and_send_to_user_reach_every_worker():
+    import json
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
+        everyone = _clients_on_every_worker(g, 2, at_least=2)
+        user = unique_user('target')
+        mine = {0: [], 1: []}
+        while not (mine[0] and mine[1]):
+            ws = client(g, user=user)
+            w = _worker_of(g, ws)
+            if len(mine[w]) < 2:
+                mine[w].append(ws)
+            else:
+                ws.close_cleanly()
+        total = sum(len(v) for v in everyone.values()) + len(mine[0]) + len(mine[1])
+        status, body = _admin_post(g, '/api/broadcast', '{"type":"notice","n":1}')
+        assert status == 200 and json.loads(body) == {'recipients': total}, (status, body, total)
+        for ws in [c for v in everyone.values() for c in v] + mine[0] + mine[1]:
+            m = ws.recv_json(5)
+            assert m == {'type': 'notice', 'n': 1}, m
+        status, body = _admin_post(g, '/api/broadcast?user=' + user, '{"type":"notice","n":2}')
+        assert status == 200 and json.loads(body) == {'recipients': len(mine[0]) + len(mine[1])}
+        for ws in mine[0] + mine[1]:
+            assert ws.recv_json(5) == {'type': 'notice', 'n': 2}
+        # The others got nothing more: their next message is their pong.
+        for conns in everyone.values():
+            for ws in conns:
+                ws.ping_roundtrip('only-pong')
+        _close_all(everyone)
+        _close_all(mine)
+
+
+def test_a_stuck_worker_does_not_hold_up_the_others():
+    d = plugin_dir_with_shipped(misbehave=built_test_plugin('misbehave'))
+    with Gateway({'server': {'workers': 2, 'handler_watchdog_ms': 0},
+                  'plugins': {'dir': d},
+                  'handler.misbehave': {'plugin': 'misbehave'},
+                  'log': {'level': 'info'}}) as g:
+        conns = _clients_on_every_worker(g, 2, at_least=3)
+        sender, listener0 = conns[0][0], conns[0][1]
+        stuck = conns[1][0]
+        stuck.send_json({'type': 'misbehave', 'do': 'spin', 'ms': 2000})
+        time.sleep(0.2)                 # worker 1 is spinning now
+        t0 = time.monotonic()
+        for i in range(200):
+            sender.send_json({'type': 'agent_status', 'id': i, 'agentId': 's', 'status': str(i)})
+        assert _updates(listener0, 200, timeout=5) == [str(i) for i in range(200)]
+        took = time.monotonic() - t0
+        assert took < 1.5, 'worker 0 was held up %.2fs by worker 1' % took
+        # Once it is free again, worker 1's clients get all of it, in order.
+        assert stuck.recv_json(10)['type'] == 'misbehave_ok'
+        for ws in conns[1][1:]:
+            assert _updates(ws, 200, timeout=10) == [str(i) for i in range(200)]
+        _close_all(conns)

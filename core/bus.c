@@ -1,0 +1,278 @@
+/*
+ * bus.c - the local bus between workers (see bus.h): per worker a byte ring
+ * of records in shared memory, written under a robust process-shared lock,
+ * read lock-free by its one reader, with an eventfd to wake a sleeping
+ * reader.
+ *
+ * Positions are byte counts that only grow (their low bits index the ring).
+ * A record is a 16-byte head, the user id with its NUL (if any) and the
+ * text, padded to 16 bytes; one that would cross the end of the ring is
+ * preceded by a pad record that fills the rest.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "bus.h"
+
+#define BUS_MAX_WORKERS 64
+#define REC_PAD 1u
+#define ALIGN16(n) (((n) + 15) & ~(size_t)15)
+
+typedef struct {
+    uint32_t size;              /* the whole record, a multiple of 16 */
+    uint32_t flags;
+    uint32_t user_len;          /* 0: every connection; else strlen(user) + 1 */
+    uint32_t text_len;
+} rec_head;
+
+typedef struct {
+    pthread_mutex_t lock;       /* writers */
+    uint64_t tail;              /* next write; published with release */
+    uint64_t dropped;           /* under the lock */
+    char pad1[64];
+    uint64_t head;              /* next read; the reader's */
+    uint64_t peeked;            /* size of the record the reader holds */
+    int waiting;                /* the reader sleeps: wake it */
+    char pad2[64];
+} ring_head;
+
+struct mcpgw_bus {
+    size_t map_len;
+    int n;
+    size_t ring_bytes;          /* a power of two */
+    size_t stride;              /* one ring and its head */
+    int efd[BUS_MAX_WORKERS];   /* inherited by every worker at the same numbers */
+};
+
+static ring_head *ring_of(const mcpgw_bus *b, int w)
+{
+    return (ring_head *)((char *)b + 4096 + (size_t)w * b->stride);
+}
+
+static unsigned char *data_of(const mcpgw_bus *b, int w)
+{
+    return (unsigned char *)ring_of(b, w) + 4096;
+}
+
+mcpgw_bus *mcpgw_bus_new(int n_workers, size_t ring_bytes)
+{
+    size_t rb = 65536, stride, len;
+    mcpgw_bus *b;
+    void *map;
+
+    if (n_workers < 1 || n_workers > BUS_MAX_WORKERS)
+        return NULL;
+    while (rb < ring_bytes && rb < ((size_t)1 << 30))
+        rb <<= 1;
+    stride = 4096 + rb;
+    len = 4096 + (size_t)n_workers * stride;
+    /* pages become resident as the rings are used */
+    map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE,
+               -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    b = map;
+    b->map_len = len;
+    b->n = n_workers;
+    b->ring_bytes = rb;
+    b->stride = stride;
+    for (int w = 0; w < BUS_MAX_WORKERS; w++)
+        b->efd[w] = -1;
+    for (int w = 0; w < n_workers; w++) {
+        pthread_mutexattr_t attr;
+        ring_head *r = ring_of(b, w);
+
+        b->efd[w] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        if (b->efd[w] < 0 || pthread_mutexattr_init(&attr) != 0)
+            goto fail;
+        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
+        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
+        if (pthread_mutex_init(&r->lock, &attr) != 0) {
+            pthread_mutexattr_destroy(&attr);
+            goto fail;
+        }
+        pthread_mutexattr_destroy(&attr);
+    }
+    return b;
+fail:
+    mcpgw_bus_free(b);
+    return NULL;
+}
+
+void mcpgw_bus_free(mcpgw_bus *b)
+{
+    if (!b)
+        return;
+    for (int w = 0; w < b->n; w++)
+        if (b->efd[w] >= 0)
+            close(b->efd[w]);
+    munmap(b, b->map_len);
+}
+
+static void ring_lock(ring_head *r)
+{
+    if (pthread_mutex_lock(&r->lock) == EOWNERDEAD)
+        pthread_mutex_consistent(&r->lock);     /* nothing half-published: see publish */
+}
+
+void mcpgw_bus_reset(mcpgw_bus *b, int w)
+{
+    ring_head *r;
+    uint64_t v;
+
+    if (w < 0 || w >= b->n)
+        return;
+    r = ring_of(b, w);
+    ring_lock(r);
+    __atomic_store_n(&r->head, __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+    r->peeked = 0;
+    __atomic_store_n(&r->waiting, 0, __ATOMIC_SEQ_CST);
+    pthread_mutex_unlock(&r->lock);
+    while (read(b->efd[w], &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+    }
+}
+
+int mcpgw_bus_fd(const mcpgw_bus *b, int w)
+{
+    return w >= 0 && w < b->n ? b->efd[w] : -1;
+}
+
+size_t mcpgw_bus_max_message(const mcpgw_bus *b)
+{
+    return b->ring_bytes / 2 - sizeof(rec_head) - 512;
+}
+
+/* Appends one record to worker w's ring; 1, or 0 when it does not fit. */
+static int ring_put(mcpgw_bus *b, int w, const char *user, size_t ulen, const char *text,
+                    size_t tlen)
+{
+    ring_head *r = ring_of(b, w);
+    unsigned char *data = data_of(b, w);
+    size_t mask = b->ring_bytes - 1;
+    size_t need = ALIGN16(sizeof(rec_head) + ulen + tlen);
+    uint64_t head, tail;
+    size_t off, room_to_end;
+    rec_head h;
+    int wake = 0;
+
+    if (need > b->ring_bytes / 2) {
+        ring_lock(r);
+        r->dropped++;
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+    }
+    ring_lock(r);
+    head = __atomic_load_n(&r->head, __ATOMIC_ACQUIRE);
+    tail = r->tail;
+    off = (size_t)(tail & mask);
+    room_to_end = b->ring_bytes - off;
+    if (b->ring_bytes - (size_t)(tail - head) < need + (room_to_end < need ? room_to_end : 0)) {
+        r->dropped++;
+        pthread_mutex_unlock(&r->lock);
+        return 0;
+    }
+    if (room_to_end < need) {           /* pad to the end, start over at 0 */
+        h.size = (uint32_t)room_to_end;
+        h.flags = REC_PAD;
+        h.user_len = h.text_len = 0;
+        memcpy(data + off, &h, sizeof(h));
+        tail += room_to_end;
+        off = 0;
+    }
+    h.size = (uint32_t)need;
+    h.flags = 0;
+    h.user_len = (uint32_t)ulen;
+    h.text_len = (uint32_t)tlen;
+    memcpy(data + off, &h, sizeof(h));
+    if (ulen)
+        memcpy(data + off + sizeof(h), user, ulen);
+    memcpy(data + off + sizeof(h) + ulen, text, tlen);
+    /* Published only now: a writer that dies before this leaves nothing. */
+    __atomic_store_n(&r->tail, tail + need, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&r->lock);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&r->waiting, __ATOMIC_SEQ_CST))
+        wake = __atomic_exchange_n(&r->waiting, 0, __ATOMIC_SEQ_CST);
+    if (wake) {
+        uint64_t one = 1;
+        if (write(b->efd[w], &one, sizeof(one)) != (ssize_t)sizeof(one)) {
+            /* the counter cannot overflow at 1 per sleep */
+        }
+    }
+    return 1;
+}
+
+int mcpgw_bus_publish(mcpgw_bus *b, int from, const char *user, const char *text, size_t len)
+{
+    size_t ulen = user ? strlen(user) + 1 : 0;
+    int reached = 0;
+
+    for (int w = 0; w < b->n; w++)
+        if (w != from)
+            reached += ring_put(b, w, user, ulen, text, len);
+    return reached;
+}
+
+int mcpgw_bus_peek(mcpgw_bus *b, int w, const char **user, const char **text, size_t *len)
+{
+    ring_head *r = ring_of(b, w);
+    unsigned char *data = data_of(b, w);
+    size_t mask = b->ring_bytes - 1;
+    uint64_t head = r->head, tail = __atomic_load_n(&r->tail, __ATOMIC_ACQUIRE);
+
+    while (head != tail) {
+        const unsigned char *p = data + (size_t)(head & mask);
+        rec_head h;
+
+        memcpy(&h, p, sizeof(h));
+        if (h.flags & REC_PAD) {
+            head += h.size;
+            __atomic_store_n(&r->head, head, __ATOMIC_RELEASE);
+            continue;
+        }
+        *user = h.user_len ? (const char *)p + sizeof(h) : NULL;
+        *text = (const char *)p + sizeof(h) + h.user_len;
+        *len = h.text_len;
+        r->peeked = h.size;
+        return 1;
+    }
+    return 0;
+}
+
+void mcpgw_bus_done(mcpgw_bus *b, int w)
+{
+    ring_head *r = ring_of(b, w);
+
+    __atomic_store_n(&r->head, r->head + r->peeked, __ATOMIC_RELEASE);
+    r->peeked = 0;
+}
+
+int mcpgw_bus_sleep(mcpgw_bus *b, int w)
+{
+    ring_head *r = ring_of(b, w);
+    uint64_t v;
+
+    while (read(b->efd[w], &v, sizeof(v)) == (ssize_t)sizeof(v)) {
+    }
+    __atomic_store_n(&r->waiting, 1, __ATOMIC_SEQ_CST);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&r->tail, __ATOMIC_SEQ_CST) != r->head) {
+        __atomic_store_n(&r->waiting, 0, __ATOMIC_SEQ_CST);
+        return 0;
+    }
+    return 1;
+}
+
+uint64_t mcpgw_bus_dropped(const mcpgw_bus *b, int w)
+{
+    ring_head *r;
+
+    if (w < 0 || w >= b->n)
+        return 0;
+    r = ring_of(b, w);
+    return __atomic_load_n(&r->dropped, __ATOMIC_RELAXED);
+}
