@@ -113,7 +113,7 @@ static void conn_closed(void *arg, int eof)
         return;
     }
     if (!eof)
-        c->srv->metrics.errors[MCPGW_ERR_NETWORK]++;
+        c->srv->metrics->errors[MCPGW_ERR_NETWORK]++;
     conn_destroy(c, c->close_code_received ? c->close_code_received : MCPGW_WS_CLOSE_ABNORMAL,
                  eof ? "connection_closed" : "network_error");
 }
@@ -159,7 +159,7 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     if (srv->conns)
         srv->conns->prev = c;
     srv->conns = c;
-    srv->n_conns++;
+    srv->stats->tcp_open = ++srv->n_conns;
     /* Slowloris: the upgrade must complete within handshake_timeout_ms. */
     mcpgw_conn_start_linger(c, srv->gw->cfg->handshake_timeout_ms);
 }
@@ -248,7 +248,7 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     c->state = MCPGW_CONN_GONE;
 
     if (was_ws) {
-        srv->n_open--;
+        srv->stats->ws_open = --srv->n_open;
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_disconnection",
                             json_pack("{s:s, s:I, s:i, s:s}", "user", c->user,
@@ -280,7 +280,7 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     if (c->next)
         c->next->prev = c->prev;
     c->prev = c->next = NULL;
-    srv->n_conns--;
+    srv->stats->tcp_open = --srv->n_conns;
     mcpgw_conn_unref(c);
     mcpgw_server_conn_gone(srv);
 }

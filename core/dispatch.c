@@ -11,6 +11,7 @@
 #include "dispatch.h"
 #include "json_read.h"
 #include "log.h"
+#include "plugin_loader.h"
 #include "server.h"
 #include "worker_board.h"
 
@@ -78,6 +79,9 @@ int mcpgw_handler_table_add(mcpgw_handler_table *t, const char *type,
     e->fn = fn;
     e->data = data;
     e->ctx = ctx;
+    e->hist = mcpgw_stats_histogram(ctx ? ctx->srv->stats : NULL, type);
+    if (!e->hist)
+        e->hist = &e->own_hist;
     b = type_hash(type) % t->n_buckets;
     e->next = t->buckets[b];
     t->buckets[b] = e;
@@ -164,7 +168,7 @@ static void request_finish(mcpgw_request *req, int status, json_t *result)
                 mcpgw_conn_send_json(req->conn, result);
         } else {
             const char *reason = json_is_string(result) ? json_string_value(result) : NULL;
-            req->conn->srv->metrics.errors[MCPGW_ERR_SERVER]++;
+            req->conn->srv->metrics->errors[MCPGW_ERR_SERVER]++;
             send_processing_error(req->conn, req->id, reason && *reason ? reason : "Handler failed");
         }
     }
@@ -241,7 +245,7 @@ static void request_run(mcpgw_request *req, json_t *msg, const char *type)
 
     {
         struct timespec t0, t1;
-        mcpgw_histogram *hist = (mcpgw_histogram *)&e->hist;
+        mcpgw_histogram *hist = e->hist;
         const char *outer;
         clock_gettime(CLOCK_MONOTONIC, &t0);
         /* the crash handler and the watchdog see what runs (worker_board.h) */

@@ -28,7 +28,9 @@ typedef struct mcpgw_handler_entry {
     mcpgw_handler_fn fn;
     void *data;
     mcpgw_plugin_ctx *ctx;          /* the registering section */
-    mcpgw_histogram hist;           /* how long the handler took (until it returned) */
+    mcpgw_histogram *hist;          /* how long the handler took (until it returned):
+                                       in the worker's stats, or own_hist */
+    mcpgw_histogram own_hist;
     struct mcpgw_handler_entry *next;
 } mcpgw_handler_entry;
 

@@ -20,6 +20,7 @@
 #include "metrics.h"
 #include "server.h"
 #include "transport.h"
+#include "worker_board.h"
 
 #ifdef MCPGW_HAVE_STATUS_PAGE
 #include "web/status_page.h"
@@ -75,7 +76,7 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
     int ok = 0;
 
     if (!bearer || tlen == 0 || tlen >= sizeof(token)) {
-        srv->metrics.errors[MCPGW_ERR_AUTH]++;
+        srv->metrics->errors[MCPGW_ERR_AUTH]++;
         respond_error(c, 401, "Unauthorized: Missing token");
         return 0;
     }
@@ -85,7 +86,7 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
                            sizeof(user));
     memset(token, 0, sizeof(token));
     if (ar != MCPGW_AUTH_OK) {
-        srv->metrics.errors[MCPGW_ERR_AUTH]++;
+        srv->metrics->errors[MCPGW_ERR_AUTH]++;
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "admin_auth_failed",
                             json_pack("{s:s, s:s}", "reason", mcpgw_auth_result_name(ar), "ip",
@@ -162,14 +163,17 @@ static void api_connections(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
     json_t *per_user = json_object();
+    mcpgw_metrics sum;
+    uint64_t tcp_open, ws_open;
 
+    mcpgw_metrics_gather(srv, &sum, &tcp_open, &ws_open, NULL, NULL);
     mcpgw_limits_foreach_user(srv->gw->limits, add_user, per_user);
     respond_json(c, 200, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I}",
                                    "connections", (json_int_t)mcpgw_limits_total(srv->gw->limits),
                                    "users", (json_int_t)mcpgw_limits_users(srv->gw->limits),
                                    "per_user", per_user,
-                                   "messages_in", (json_int_t)srv->metrics.messages[MCPGW_DIR_IN],
-                                   "messages_out", (json_int_t)srv->metrics.messages[MCPGW_DIR_OUT],
+                                   "messages_in", (json_int_t)sum.messages[MCPGW_DIR_IN],
+                                   "messages_out", (json_int_t)sum.messages[MCPGW_DIR_OUT],
                                    "uptime_s", (json_int_t)(mcpgw_clock_now(&srv->clock) -
                                                             srv->gw->started)));
 }
@@ -214,20 +218,33 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
 {
     mcpgw_server *srv = c->srv;
 
-    srv->metrics.http_requests++;
+    srv->metrics->http_requests++;
     if (path_is(req, "/healthz")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             goto not_allowed;
         respond_json(c, 200, json_pack("{s:s}", "status", "ok"));
     } else if (path_is(req, "/readyz")) {
         int ready = !srv->shutting_down && srv->listener != NULL;
+        json_t *answer;
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             goto not_allowed;
-        respond_json(c, ready ? 200 : 503,
-                     json_pack("{s:s, s:b, s:I, s:b}", "status", ready ? "ready" : "not_ready",
-                               "listening", srv->listener != NULL, "handlers",
-                               (json_int_t)srv->handlers.n_entries, "shutting_down",
-                               srv->shutting_down));
+        answer = json_pack("{s:s, s:b, s:I, s:b}", "status", ready ? "ready" : "not_ready",
+                         "listening", srv->listener != NULL, "handlers",
+                         (json_int_t)srv->handlers.n_entries, "shutting_down",
+                         srv->shutting_down);
+        if (answer && srv->gw->board) {
+            /* every worker, as the supervisor's board has it */
+            const mcpgw_worker_board *b = srv->gw->board;
+            json_t *list = json_array();
+            for (int i = 0; i < b->n_workers; i++)
+                json_array_append_new(list, json_pack("{s:i, s:i, s:b, s:I}", "worker", i, "pid",
+                                                      (int)b->slot[i].pid, "running",
+                                                      b->slot[i].pid != 0, "connections",
+                                                      (json_int_t)b->slot[i].stats.ws_open));
+            json_object_set_new(answer, "answered_by", json_integer(srv->worker_id));
+            json_object_set_new(answer, "workers", list);
+        }
+        respond_json(c, ready ? 200 : 503, answer);
     } else if (path_is(req, "/metrics")) {
         struct evbuffer *text = evbuffer_new();
         size_t len;
@@ -265,7 +282,7 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
         if (admin_ok(c, req))
             api_connections(c);
     } else {
-        mcpgw_metrics_reject(&srv->metrics, "not_found");
+        mcpgw_metrics_reject(srv->metrics, "not_found");
         respond_error(c, 404, "Not Found");
     }
     return;

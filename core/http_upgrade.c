@@ -36,9 +36,9 @@ static void http_reject(mcpgw_conn *c, int status, const char *extra, const char
     size_t n = mcpgw_http_format_response(resp, sizeof(resp), status, extra, body);
     int level = status == 401 || status == 429 ? MCPGW_LOG_WARN : MCPGW_LOG_INFO;
 
-    mcpgw_metrics_reject(&srv->metrics, reason);
+    mcpgw_metrics_reject(srv->metrics, reason);
     if (status == 401)
-        srv->metrics.errors[MCPGW_ERR_AUTH]++;
+        srv->metrics->errors[MCPGW_ERR_AUTH]++;
 
     if (mcpgw_log_enabled(&srv->gw->log, level))
         mcpgw_log_event(&srv->gw->log, level, event,
@@ -181,7 +181,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
     evbuffer_add(mcpgw_transport_out(c->transport), resp, strlen(resp));
     c->protocol = proto;
 
-    srv->metrics.upgrades_accepted++;
+    srv->metrics->upgrades_accepted++;
     mcpgw_conn_stop_linger(c);          /* the handshake timer */
     mcpgw_ws_session_start(c);
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO)) {
@@ -240,7 +240,7 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
         }
         b = mcpgw_http_api_body_needed(srv, &req, &body_len);
         if (b < 0) {
-            mcpgw_metrics_reject(&srv->metrics, b == -1 ? "bad_body" : "body_too_large");
+            mcpgw_metrics_reject(srv->metrics, b == -1 ? "bad_body" : "body_too_large");
             mcpgw_http_api_error(c, b == -1 ? 400 : 413,
                                  b == -1 ? "Bad Request: Content-Length required, no chunked bodies"
                                          : "Payload Too Large");

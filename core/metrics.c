@@ -21,6 +21,22 @@ const double mcpgw_hist_bounds[MCPGW_HIST_BUCKETS] = {
     0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.1, 1.0
 };
 
+mcpgw_histogram *mcpgw_stats_histogram(mcpgw_worker_stats *s, const char *type)
+{
+    unsigned i;
+
+    if (!s || strlen(type) >= sizeof(s->hist[0].type))
+        return NULL;
+    for (i = 0; i < s->n_hist; i++)
+        if (strcmp(s->hist[i].type, type) == 0)
+            return &s->hist[i].h;
+    if (s->n_hist >= MCPGW_HIST_TYPES)
+        return NULL;
+    strcpy(s->hist[i].type, type);      /* length checked above */
+    __atomic_store_n(&s->n_hist, i + 1, __ATOMIC_RELEASE);
+    return &s->hist[i].h;
+}
+
 void mcpgw_metrics_reject(mcpgw_metrics *m, const char *reason)
 {
     for (int i = 0; i < MCPGW_REJECT_REASONS; i++) {
@@ -76,48 +92,165 @@ static void label_value(struct evbuffer *out, const char *s)
     }
 }
 
-static void process_metrics(struct evbuffer *out)
+/* Resident bytes, open descriptors and CPU seconds of one process. */
+static void process_sample(pid_t pid, long *rss, long *fds, double *cpu)
 {
-    long pages = 0, rss = 0;
-    FILE *f = fopen("/proc/self/statm", "r");
-    struct rusage ru;
+    char path[64], buf[1024], *p;
+    unsigned long ut = 0, st = 0;
+    long pages = 0, res = 0;
+    size_t n;
+    FILE *f;
     DIR *d;
-    long fds = 0;
 
-    if (f) {
-        if (fscanf(f, "%ld %ld", &pages, &rss) != 2)
-            rss = 0;
+    snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+    if ((f = fopen(path, "r"))) {
+        if (fscanf(f, "%ld %ld", &pages, &res) == 2)
+            *rss += res * sysconf(_SC_PAGESIZE);
         fclose(f);
     }
-    family(out, "mcpgw_process_resident_memory_bytes", "gauge", "Resident memory size in bytes.");
-    evbuffer_add_printf(out, "mcpgw_process_resident_memory_bytes %ld\n",
-                        rss * sysconf(_SC_PAGESIZE));
-    d = opendir("/proc/self/fd");
-    if (d) {
+    snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+    if ((d = opendir(path))) {
+        long k = 0;
         while (readdir(d))
-            fds++;
+            k++;
         closedir(d);
-        fds -= 3;   /* ".", ".." and the directory's own descriptor */
+        *fds += k - 2 - (pid == getpid());  /* ".", "..", and our own handle */
     }
-    family(out, "mcpgw_process_open_fds", "gauge", "Open file descriptors.");
+    snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+    if ((f = fopen(path, "r"))) {
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        p = strrchr(buf, ')');
+        if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+                        &st) == 2)
+            *cpu += (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    }
+}
+
+/* The whole gateway: the supervisor and every worker, or this process. */
+static void process_metrics(const mcpgw_server *srv, struct evbuffer *out)
+{
+    const mcpgw_worker_board *b = srv->gw->board;
+    long rss = 0, fds = 0;
+    double cpu = 0;
+
+    if (b) {
+        process_sample(getppid(), &rss, &fds, &cpu);
+        for (int i = 0; i < b->n_workers; i++)
+            if (b->slot[i].pid)
+                process_sample(b->slot[i].pid, &rss, &fds, &cpu);
+    } else {
+        process_sample(getpid(), &rss, &fds, &cpu);
+    }
+    family(out, "mcpgw_process_resident_memory_bytes", "gauge",
+           "Resident memory size in bytes (all the gateway's processes).");
+    evbuffer_add_printf(out, "mcpgw_process_resident_memory_bytes %ld\n", rss);
+    family(out, "mcpgw_process_open_fds", "gauge", "Open file descriptors (all processes).");
     evbuffer_add_printf(out, "mcpgw_process_open_fds %ld\n", fds);
-    getrusage(RUSAGE_SELF, &ru);
-    family(out, "mcpgw_process_cpu_seconds_total", "counter", "User and system CPU time spent.");
-    evbuffer_add_printf(out, "mcpgw_process_cpu_seconds_total %.3f\n",
-                        (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
-                            (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6);
+    family(out, "mcpgw_process_cpu_seconds_total", "counter",
+           "User and system CPU time spent (the running processes).");
+    evbuffer_add_printf(out, "mcpgw_process_cpu_seconds_total %.3f\n", cpu);
+}
+
+/* Adds one worker's counters to sum (reject reasons merged by name; reloads
+ * are per worker, so the sum keeps the largest). */
+static void add_metrics(mcpgw_metrics *sum, const mcpgw_metrics *m)
+{
+    sum->upgrades_accepted += m->upgrades_accepted;
+    for (int i = 0; i < MCPGW_REJECT_REASONS && m->reject_reason[i]; i++) {
+        int k = 0;
+        while (k < MCPGW_REJECT_REASONS && sum->reject_reason[k] &&
+               strcmp(sum->reject_reason[k], m->reject_reason[i]) != 0)
+            k++;
+        if (k == MCPGW_REJECT_REASONS)
+            continue;
+        sum->reject_reason[k] = m->reject_reason[i];
+        sum->reject_count[k] += m->reject_count[i];
+    }
+    for (int d = 0; d < 2; d++) {
+        sum->messages[d] += m->messages[d];
+        sum->payload_bytes[d] += m->payload_bytes[d];
+        sum->wire_bytes[d] += m->wire_bytes[d];
+    }
+    for (int k = 0; k < MCPGW_ERR_KINDS; k++)
+        sum->errors[k] += m->errors[k];
+    for (int c = 0; c <= MCPGW_CLOSE_CODES; c++) {
+        sum->close_sent[c] += m->close_sent[c];
+        sum->close_received[c] += m->close_received[c];
+    }
+    sum->broadcasts += m->broadcasts;
+    sum->broadcast_recipients += m->broadcast_recipients;
+    sum->slow_consumer_closes += m->slow_consumer_closes;
+    sum->heartbeat_timeouts += m->heartbeat_timeouts;
+    sum->plugin_load_failures += m->plugin_load_failures;
+    sum->http_requests += m->http_requests;
+    if (m->reloads > sum->reloads)
+        sum->reloads = m->reloads;
+    if (m->reload_failures > sum->reload_failures)
+        sum->reload_failures = m->reload_failures;
+}
+
+/* Adds one worker's handler histograms to the merged list (by type). */
+static unsigned add_histograms(mcpgw_type_histogram *all, unsigned n, const mcpgw_worker_stats *s)
+{
+    unsigned count = __atomic_load_n(&s->n_hist, __ATOMIC_ACQUIRE);
+
+    for (unsigned i = 0; i < count; i++) {
+        unsigned k = 0;
+        while (k < n && strcmp(all[k].type, s->hist[i].type) != 0)
+            k++;
+        if (k == n) {
+            if (n == MCPGW_HIST_TYPES)
+                continue;
+            memset(&all[n], 0, sizeof(all[n]));
+            memcpy(all[n].type, s->hist[i].type, sizeof(all[n].type));
+            n++;
+        }
+        for (int b = 0; b < MCPGW_HIST_BUCKETS; b++)
+            all[k].h.buckets[b] += s->hist[i].h.buckets[b];
+        all[k].h.count += s->hist[i].h.count;
+        all[k].h.sum += s->hist[i].h.sum;
+    }
+    return n;
+}
+
+/* What every worker counted (one worker: its own). */
+void mcpgw_metrics_gather(const mcpgw_server *srv, mcpgw_metrics *sum, uint64_t *tcp_open,
+                          uint64_t *ws_open, mcpgw_type_histogram *hist, unsigned *n_hist)
+{
+    const mcpgw_worker_board *b = srv->gw->board;
+    unsigned n = 0;
+
+    memset(sum, 0, sizeof(*sum));
+    *tcp_open = *ws_open = 0;
+    for (int i = 0; i < (b ? b->n_workers : 1); i++) {
+        const mcpgw_worker_stats *s = b ? &b->slot[i].stats : srv->stats;
+        add_metrics(sum, &s->m);
+        *tcp_open += s->tcp_open;
+        *ws_open += s->ws_open;
+        if (hist)
+            n = add_histograms(hist, n, s);
+    }
+    if (n_hist)
+        *n_hist = n;
 }
 
 void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
 {
-    const mcpgw_metrics *m = &srv->metrics;
     static const char *const dirs[2] = { "in", "out" };
     static const char *const kinds[MCPGW_ERR_KINDS] = { "server", "network", "protocol", "auth" };
+    static mcpgw_type_histogram hist[MCPGW_HIST_TYPES];     /* a loop thread's scratch */
+    mcpgw_metrics sum;
+    const mcpgw_metrics *m = &sum;
+    uint64_t tcp_open, ws_open;
+    unsigned n_hist;
 
+    mcpgw_metrics_gather(srv, &sum, &tcp_open, &ws_open, hist, &n_hist);
     family(out, "mcpgw_connections_open", "gauge", "Open WebSocket connections.");
-    evbuffer_add_printf(out, "mcpgw_connections_open %zu\n", srv->n_open);
+    evbuffer_add_printf(out, "mcpgw_connections_open %llu\n", (unsigned long long)ws_open);
     family(out, "mcpgw_tcp_connections_open", "gauge", "Open TCP connections, upgraded or not.");
-    evbuffer_add_printf(out, "mcpgw_tcp_connections_open %zu\n", srv->n_conns);
+    evbuffer_add_printf(out, "mcpgw_tcp_connections_open %llu\n", (unsigned long long)tcp_open);
     if (srv->gw->board) {
         static const char *const reasons[MCPGW_RESTART_REASONS] = { "crash", "exit", "watchdog" };
         const mcpgw_worker_board *b = srv->gw->board;
@@ -171,26 +304,25 @@ void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
 
     family(out, "mcpgw_handler_duration_seconds", "histogram",
            "Time handlers took to produce their result, by message type.");
-    for (size_t b = 0; b < srv->handlers.n_buckets; b++) {
-        for (const mcpgw_handler_entry *e = srv->handlers.buckets[b]; e; e = e->next) {
-            uint64_t cum = 0;
-            for (int i = 0; i < MCPGW_HIST_BUCKETS; i++) {
-                cum += e->hist.buckets[i];
-                evbuffer_add_printf(out, "mcpgw_handler_duration_seconds_bucket{type=\"");
-                label_value(out, e->type);
-                evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n", mcpgw_hist_bounds[i],
-                                    (unsigned long long)cum);
-            }
+    for (unsigned k = 0; k < n_hist; k++) {
+        const mcpgw_type_histogram *e = &hist[k];
+        uint64_t cum = 0;
+        for (int i = 0; i < MCPGW_HIST_BUCKETS; i++) {
+            cum += e->h.buckets[i];
             evbuffer_add_printf(out, "mcpgw_handler_duration_seconds_bucket{type=\"");
             label_value(out, e->type);
-            evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)e->hist.count);
-            evbuffer_add_printf(out, "mcpgw_handler_duration_seconds_sum{type=\"");
-            label_value(out, e->type);
-            evbuffer_add_printf(out, "\"} %.9f\n", e->hist.sum);
-            evbuffer_add_printf(out, "mcpgw_handler_duration_seconds_count{type=\"");
-            label_value(out, e->type);
-            evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)e->hist.count);
+            evbuffer_add_printf(out, "\",le=\"%g\"} %llu\n", mcpgw_hist_bounds[i],
+                                (unsigned long long)cum);
         }
+        evbuffer_add_printf(out, "mcpgw_handler_duration_seconds_bucket{type=\"");
+        label_value(out, e->type);
+        evbuffer_add_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)e->h.count);
+        evbuffer_add_printf(out, "mcpgw_handler_duration_seconds_sum{type=\"");
+        label_value(out, e->type);
+        evbuffer_add_printf(out, "\"} %.9f\n", e->h.sum);
+        evbuffer_add_printf(out, "mcpgw_handler_duration_seconds_count{type=\"");
+        label_value(out, e->type);
+        evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)e->h.count);
     }
 
     family(out, "mcpgw_broadcasts_total", "counter", "Broadcasts sent.");
@@ -216,5 +348,5 @@ void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
     evbuffer_add_printf(out, "mcpgw_config_reloads_total{result=\"ok\"} %llu\n"
                              "mcpgw_config_reloads_total{result=\"failed\"} %llu\n",
                         (unsigned long long)m->reloads, (unsigned long long)m->reload_failures);
-    process_metrics(out);
+    process_metrics(srv, out);
 }

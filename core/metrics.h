@@ -58,6 +58,30 @@ typedef struct mcpgw_metrics {
     uint64_t reloads, reload_failures;
 } mcpgw_metrics;
 
+/* One worker's counters, gauges and handler histograms. A worker's lives in
+ * the supervisor's shared board (worker_board.h), so that whichever worker
+ * answers /metrics can add up every worker's: the counters are written by
+ * their worker only (plain stores, no lock) and read, possibly a moment
+ * stale, by the others. A replacement worker carries on with its slot's
+ * counters, so that a counter never goes back. */
+#define MCPGW_HIST_TYPES 64
+typedef struct mcpgw_type_histogram {
+    char type[64];
+    mcpgw_histogram h;
+} mcpgw_type_histogram;
+
+typedef struct mcpgw_worker_stats {
+    mcpgw_metrics m;
+    uint64_t tcp_open;                      /* gauges: TCP connections, */
+    uint64_t ws_open;                       /* upgraded ones */
+    unsigned n_hist;
+    mcpgw_type_histogram hist[MCPGW_HIST_TYPES];
+} mcpgw_worker_stats;
+
+/* The histogram of handler durations for type in s (added on first use);
+ * NULL when the table is full or the type is too long. */
+mcpgw_histogram *mcpgw_stats_histogram(mcpgw_worker_stats *s, const char *type);
+
 /* Counts an upgrade rejected for `reason` (a static string). */
 void mcpgw_metrics_reject(mcpgw_metrics *m, const char *reason);
 
@@ -69,7 +93,13 @@ static inline void mcpgw_metrics_close(uint64_t *table, unsigned code)
 /* Adds one observation (seconds) to h. */
 void mcpgw_histogram_observe(mcpgw_histogram *h, double seconds);
 
-/* Writes the whole exposition for srv into out. */
+/* Adds up the counters and gauges of every worker of srv's gateway (just
+ * srv's without a supervisor); with hist, also the handler histograms by
+ * type (*n_hist of them, at most MCPGW_HIST_TYPES). */
+void mcpgw_metrics_gather(const mcpgw_server *srv, mcpgw_metrics *sum, uint64_t *tcp_open,
+                          uint64_t *ws_open, mcpgw_type_histogram *hist, unsigned *n_hist);
+
+/* Writes the whole exposition for srv into out: every worker's. */
 void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out);
 
 #endif

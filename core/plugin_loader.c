@@ -29,7 +29,7 @@ static void log_failure(mcpgw_server *srv, const mcpgw_handler_config *h, const 
 {
     char where[512];
 
-    srv->metrics.plugin_load_failures++;
+    srv->metrics->plugin_load_failures++;
     snprintf(where, sizeof(where), "%s:%d", h->file ? h->file : "?", h->line);
     mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "plugin_load_failed",
                     json_pack("{s:s, s:s, s:s, s:s, s:s}", "plugin", h->plugin, "type", h->type,

@@ -24,6 +24,7 @@
 #include "conn.h"
 #include "payload.h"
 #include "server.h"
+#include "worker_board.h"
 #include "ws_frame.h"
 
 /* ------------------------------------------------------------ listener */
@@ -135,7 +136,7 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
                                     json_pack("{s:s, s:I}", "user", c->user, "connection",
                                               (json_int_t)c->id),
                                     mcpgw_clock_iso(&srv->clock));
-                srv->metrics.heartbeat_timeouts++;
+                srv->metrics->heartbeat_timeouts++;
                 mcpgw_conn_terminate(c, "heartbeat_timeout");
             } else {
                 c->alive = 0;
@@ -196,7 +197,7 @@ static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpg
     mcpgw_payload_unref(plain);
     for (int i = 0; i < MCPGW_PMD_WINDOWS; i++)
         mcpgw_payload_unref(deflated[i]);
-    srv->metrics.broadcast_recipients += sent;
+    srv->metrics->broadcast_recipients += sent;
     return sent;
 }
 
@@ -226,7 +227,7 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
         }
     }
     mcpgw_jbuf_free(&buf);
-    srv->metrics.broadcasts++;
+    srv->metrics->broadcasts++;
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_broadcast",
                         json_pack("{s:I, s:I, s:I}", "clientCount", (json_int_t)srv->n_open,
@@ -421,7 +422,7 @@ int mcpgw_server_reload(mcpgw_server *srv)
         next = NULL;
     }
     if (!next) {
-        srv->metrics.reload_failures++;
+        srv->metrics->reload_failures++;
         mcpgw_server_notify("READY=1");
         return -1;
     }
@@ -429,7 +430,7 @@ int mcpgw_server_reload(mcpgw_server *srv)
     set_heartbeat(srv);
     mcpgw_pmd_pool_free(&srv->pmd_pool);
     mcpgw_pmd_pool_init(&srv->pmd_pool, next->compression.level, next->compression.mem_level);
-    srv->metrics.reloads++;
+    srv->metrics->reloads++;
     mcpgw_log_event(&gw->log, MCPGW_LOG_INFO, "config_reloaded",
                     json_pack("{s:s, s:I}", "dir", gw->conf_dir, "handlers",
                               (json_int_t)srv->handlers.n_entries),
@@ -453,6 +454,16 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
     memset(srv, 0, sizeof(*srv));
     srv->gw = gw;
     srv->worker_id = spec ? spec->worker_id : 0;
+    if (spec && gw->board) {
+        /* the slot's counters go on from the worker this one replaces */
+        srv->stats = &gw->board->slot[spec->worker_id].stats;
+        srv->stats->tcp_open = srv->stats->ws_open = 0;
+    } else {
+        srv->stats = srv->own_stats = calloc(1, sizeof(*srv->own_stats));
+        if (!srv->stats)
+            return -1;
+    }
+    srv->metrics = &srv->stats->m;
     pthread_mutex_init(&srv->post_lock, NULL);
 
     {
@@ -563,6 +574,7 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_base_free(srv->base);
     mcpgw_pmd_pool_free(&srv->pmd_pool);
     mcpgw_jbuf_free(&srv->reply_text);
+    free(srv->own_stats);
     pthread_mutex_destroy(&srv->post_lock);
     memset(srv, 0, sizeof(*srv));
 }

@@ -75,7 +75,10 @@ typedef struct mcpgw_server {
     mcpgw_handler_table handlers;
     mcpgw_plugin_set plugins;
 
-    mcpgw_metrics metrics;          /* this loop's counters */
+    mcpgw_worker_stats *stats;      /* this worker's counters: its board slot,
+                                       or own_stats for a lone server */
+    mcpgw_metrics *metrics;         /* &stats->m */
+    mcpgw_worker_stats *own_stats;
 
     mcpgw_jbuf reply_text;          /* scratch for one reply's JSON text:
                                        filled and copied out in one call */

@@ -53,6 +53,7 @@ typedef struct supervisor {
     int ready_pipe[2];              /* a worker writes its slot number when serving */
     sigset_t orig_mask;
     int all_ready;                  /* every worker reported ready once */
+    int canary_ready;               /* worker 0 started: start the others */
     int shutting_down;
     int exit_code;
 } supervisor;
@@ -347,6 +348,16 @@ static void on_ready(supervisor *s, int slot)
                   json_pack("{s:i, s:i}", "worker", slot, "pid", (int)w->pid));
     if (s->all_ready)
         return;
+    if (!s->canary_ready) {
+        /* Worker 0 went first: a configuration that cannot start fails
+         * once, with one set of error lines. Now the others. */
+        s->canary_ready = 1;
+        for (int i = 1; i < s->n; i++)
+            if (spawn(s, i) != 0) {
+                begin_shutdown(s, 1);
+                return;
+            }
+    }
     for (int i = 0; i < s->n; i++)
         if (!s->w[i].ready)
             return;
@@ -523,9 +534,8 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw)
     if (s->sfd < 0 || pipe2(s->ready_pipe, O_CLOEXEC) != 0)
         goto fail;
 
-    for (int i = 0; i < s->n; i++)
-        if (spawn(s, i) != 0)
-            begin_shutdown(s, 1);
+    if (spawn(s, 0) != 0)           /* the canary; on_ready starts the rest */
+        begin_shutdown(s, 1);
     deadline = now_s() + START_TIMEOUT_S;
 
     while (!s->shutting_down || live_workers(s) > 0) {

@@ -16,6 +16,7 @@
 #include <sys/types.h>
 
 #include "conn_limits.h"
+#include "metrics.h"
 
 enum { MCPGW_RESTART_CRASH = 0, MCPGW_RESTART_EXIT, MCPGW_RESTART_WATCHDOG, MCPGW_RESTART_REASONS };
 
@@ -24,6 +25,7 @@ typedef struct mcpgw_worker_board {
         volatile pid_t pid;
         volatile int watchdog;          /* the watchdog aborted it */
         char handling[64];              /* the type being handled at its death, or "" */
+        mcpgw_worker_stats stats;       /* written by that worker only */
     } slot[MCPGW_LIMITS_MAX_WORKERS];
     volatile uint64_t restarts[MCPGW_RESTART_REASONS];
     int n_workers;

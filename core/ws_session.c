@@ -36,7 +36,7 @@ void mcpgw_ws_session_start(mcpgw_conn *c)
 
     c->state = MCPGW_CONN_OPEN;
     c->alive = 1;
-    c->srv->n_open++;
+    c->srv->stats->ws_open = ++c->srv->n_open;
     c->rate_tokens = cfg->rate_limit_burst > 0
                          ? cfg->rate_limit_burst
                          : (cfg->rate_limit_per_s > 1 ? cfg->rate_limit_per_s : 1);
@@ -55,7 +55,7 @@ static void conn_slow_consumer(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
 
-    srv->metrics.slow_consumer_closes++;
+    srv->metrics->slow_consumer_closes++;
     mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_slow_consumer",
                     json_pack("{s:s, s:I, s:I}", "user", c->user ? c->user : "",
                               "connection", (json_int_t)c->id, "queued",
@@ -66,9 +66,9 @@ static void conn_slow_consumer(mcpgw_conn *c)
 
 static inline void count_out(mcpgw_server *srv, size_t payload, size_t wire)
 {
-    srv->metrics.messages[MCPGW_DIR_OUT]++;
-    srv->metrics.payload_bytes[MCPGW_DIR_OUT] += payload;
-    srv->metrics.wire_bytes[MCPGW_DIR_OUT] += wire;
+    srv->metrics->messages[MCPGW_DIR_OUT]++;
+    srv->metrics->payload_bytes[MCPGW_DIR_OUT] += payload;
+    srv->metrics->wire_bytes[MCPGW_DIR_OUT] += wire;
 }
 
 static void free_dumped(const void *data, size_t len, void *arg)
@@ -178,7 +178,7 @@ static void send_close_frame(mcpgw_conn *c, unsigned code, const char *reason)
     send_frame(c, MCPGW_WS_OP_CLOSE, body, 2 + rlen);
     c->close_sent = 1;
     c->close_code_sent = code;
-    mcpgw_metrics_close(c->srv->metrics.close_sent, code);
+    mcpgw_metrics_close(c->srv->metrics->close_sent, code);
 }
 
 void mcpgw_conn_close(mcpgw_conn *c, unsigned code, const char *reason)
@@ -196,7 +196,7 @@ static void conn_fail(mcpgw_conn *c, unsigned code, const char *why)
 {
     mcpgw_server *srv = c->srv;
 
-    srv->metrics.errors[code == MCPGW_WS_CLOSE_INTERNAL ? MCPGW_ERR_SERVER : MCPGW_ERR_PROTOCOL]++;
+    srv->metrics->errors[code == MCPGW_WS_CLOSE_INTERNAL ? MCPGW_ERR_SERVER : MCPGW_ERR_PROTOCOL]++;
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_protocol_error",
                         json_pack("{s:s, s:I, s:i, s:s}", "user", c->user ? c->user : "",
@@ -229,7 +229,7 @@ static void handle_close_frame(mcpgw_conn *c, const uint8_t *p, size_t len)
         }
     }
     c->close_code_received = code;
-    mcpgw_metrics_close(c->srv->metrics.close_received, code);
+    mcpgw_metrics_close(c->srv->metrics->close_received, code);
     if (!c->close_sent) {
         /* Echo the code (RFC 6455 5.5.1); an empty close gets an empty one. */
         if (len >= 2)
@@ -371,9 +371,9 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
         }
         c->msg_opcode = 0;
         c->msg_compressed = 0;
-        c->srv->metrics.messages[MCPGW_DIR_IN]++;
-        c->srv->metrics.payload_bytes[MCPGW_DIR_IN] += data_len;
-        c->srv->metrics.wire_bytes[MCPGW_DIR_IN] += c->msg_len;
+        c->srv->metrics->messages[MCPGW_DIR_IN]++;
+        c->srv->metrics->payload_bytes[MCPGW_DIR_IN] += data_len;
+        c->srv->metrics->wire_bytes[MCPGW_DIR_IN] += c->msg_len;
         if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
             int gone;
             mcpgw_conn_ref(c);

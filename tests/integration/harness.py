@@ -165,9 +165,17 @@ def make_token(user='alice', secret=SECRET, alg='HS256', exp_in=3600, nbf=None,
 
 # ---------------------------------------------------------------- configuration
 
+# MCPGW_TEST_WORKERS=N runs every gateway of the suite with N workers
+# (unless a test sets its own); the default is the gateway's.
+TEST_WORKERS = os.environ.get('MCPGW_TEST_WORKERS')
+
+
 def default_sections():
+    server = {'listen': '127.0.0.1:0', 'path': '/ws'}
+    if TEST_WORKERS:
+        server['workers'] = TEST_WORKERS
     return {
-        'server': {'listen': '127.0.0.1:0', 'path': '/ws'},
+        'server': server,
         'auth': {'jwt_secret': SECRET, 'algorithms': 'HS256'},
         'heartbeat': {'interval_ms': '30000'},
         'log': {'level': 'debug'},
@@ -458,6 +466,19 @@ class Gateway:
     def pid(self):
         """The supervisor's pid (signals go there)."""
         return self.proc.pid
+
+    def n_workers(self):
+        """How many worker processes this gateway runs (its [server] workers)."""
+        w = str(self.conf.sections.get('server', {}).get('workers', '1'))
+        return os.cpu_count() if w == 'auto' else int(w)
+
+    def wait_every_worker(self, event, since=0, timeout=10):
+        """Waits until every worker has logged event (from index since);
+        returns their records."""
+        n = self.n_workers()
+        wait_until(lambda: len({r.get('worker') for r in self.logs(event, since)}) >= n,
+                   timeout=timeout, what='%s from all %d workers' % (event, n))
+        return self.logs(event, since)
 
     def worker_pids(self):
         """The worker processes' pids (the supervisor's children)."""

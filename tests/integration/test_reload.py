@@ -13,7 +13,7 @@ from harness import (Gateway, client, http_request, make_token, unique_user, upg
 def _reload(g, since=None):
     mark = len(g.records) if since is None else since
     g.signal(signal.SIGHUP)
-    return g.wait_log('config_reloaded', since=mark, timeout=10)
+    return g.wait_every_worker('config_reloaded', since=mark)[0]
 
 
 def _rewrite(g, section, key, value):

@@ -385,3 +385,50 @@ def test_a_stuck_worker_does_not_hold_up_the_others():
         for ws in conns[1][1:]:
             assert _updates(ws, 200, timeout=10) == [str(i) for i in range(200)]
         _close_all(conns)
+
+
+# ------------------------------------------------------------ observability
+
+def _metric(text, name):
+    for line in text.splitlines():
+        if line.startswith(name + ' '):
+            return float(line.split()[1])
+    raise AssertionError('%s not in /metrics' % name)
+
+
+def test_metrics_readyz_and_connections_cover_every_worker():
+    import json
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
+        before = _get(g.port, '/metrics').partition('\r\n\r\n')[2]
+        conns = _clients_on_every_worker(g, 2, at_least=2)
+        n = sum(len(v) for v in conns.values())
+        for v in conns.values():
+            for ws in v:
+                ws.ping_roundtrip('m')
+        # Whichever worker answers, it counts every worker's traffic.
+        for _ in range(4):
+            after = _get(g.port, '/metrics').partition('\r\n\r\n')[2]
+            assert _metric(after, 'mcpgw_connections_open') == n, after
+            assert _metric(after, 'mcpgw_messages_total{direction="in"}') - \
+                _metric(before, 'mcpgw_messages_total{direction="in"}') == n
+            assert _metric(after, 'mcpgw_handler_duration_seconds_count{type="ping"}') >= n
+            assert _metric(after, 'mcpgw_workers') == 2
+        ready = json.loads(_get(g.port, '/readyz').partition('\r\n\r\n')[2])
+        assert [w['worker'] for w in ready['workers']] == [0, 1], ready
+        assert all(w['running'] and w['pid'] > 0 for w in ready['workers']), ready
+        assert sum(w['connections'] for w in ready['workers']) == n, ready
+        token = make_token(unique_user('admin'), extra={'role': 'admin'})
+        s = socket.create_connection(('127.0.0.1', g.port), timeout=5)
+        s.sendall(('GET /api/connections HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n'
+                   % token).encode())
+        data = b''
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            data += b
+        s.close()
+        info = json.loads(data.partition(b'\r\n\r\n')[2])
+        assert info['connections'] == n and info['users'] == n, info
+        assert info['messages_in'] >= n, info
+        _close_all(conns)
