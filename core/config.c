@@ -1140,7 +1140,7 @@ static mcpgw_config *config_new(void)
     cfg->max_outbound_bytes = 4194304;
     cfg->handshake_timeout_ms = 10000;
     cfg->max_connections = 10000;
-    cfg->workers = 1;
+    cfg->workers = 0;            /* auto: one per online CPU */
     cfg->handler_watchdog_ms = 5000;
     cfg->rate_limit_max_violations = 20;
     cfg->admin_max_body_bytes = 1048576;

@@ -55,7 +55,7 @@ typedef struct mcpgw_config {
     double rate_limit_per_s;        /* 0: off. Inbound messages per second per connection */
     int rate_limit_burst;           /* bucket size; 0 means max(1, rate) */
     int rate_limit_max_violations;  /* 20: refused messages within 10 s before closing 1008 */
-    int workers;                    /* worker processes; 0 = auto (online CPUs) */
+    int workers;                    /* worker processes; 0 = auto (online CPUs, the default) */
     int handler_watchdog_ms;        /* 5000: a handler running longer aborts its worker; 0 off */
     /* [tls] */
     char *tls_cert;                 /* PEM certificate; with tls_key makes [server] listen TLS */

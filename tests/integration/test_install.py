@@ -280,8 +280,9 @@ def _installed_gateway(env=None):
 def test_installed_gateway_serves_the_shipped_handlers():
     gw = _installed_gateway()
     try:
+        # every worker loads every plugin once
         loaded = sorted(r.get('plugin') or r.get('name') or r.get('type')
-                        for r in gw.logs('plugin_loaded'))
+                        for r in gw.logs('plugin_loaded') if r.get('worker', 0) == 0)
         assert len(loaded) == len(PLUGINS), gw.logs('plugin_loaded')
         ws = ws_handshake(gw.port, make_token(unique_user('inst')))
         try:
