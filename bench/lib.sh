@@ -5,7 +5,10 @@
 
 gw_start() {   # builddir
     rm -rf "$WORK/conf.d"; mkdir -p "$WORK/conf.d"
-    cp "$SRCDIR"/bench/conf.d/*.ini "$WORK/conf.d/"
+    # the build's own bench configuration (an older build may not know
+    # every key of this tree's)
+    if [ -d "$1/bench/conf.d" ]; then cp "$1"/bench/conf.d/*.ini "$WORK/conf.d/"
+    else cp "$SRCDIR"/bench/conf.d/*.ini "$WORK/conf.d/"; fi
     printf '[server]\nlisten = 127.0.0.1:%s\n[plugins]\ndir = %s\n%s\n' "$PORT" \
         "$1/plugins/.libs" "${EXTRA_INI:-}" > "$WORK/conf.d/90-run.ini"
     taskset -c "${GW_PIN:-0}" "$1/core/mcpgw" -c "$WORK/conf.d" 2>>"$WORK/gw.log" &

@@ -1,28 +1,24 @@
 /*
- * auth.c - JWT verification: structural checks and algorithm pinning done
- * here before libjwt sees the token, then libjwt's signature check, then
- * exp/nbf with leeway and the user id. Also mints HS* tokens for development.
+ * auth.c - JWT verification: structural checks and algorithm pinning, the
+ * signature (HS* with a keyed HMAC context, RS* and ES* with the public key
+ * parsed once; OpenSSL either way), exp/nbf with leeway, issuer, audience
+ * and the user id. Also mints HS* tokens for development (with libjwt,
+ * which is otherwise only asked for algorithm names).
  *
  * Owns no state: every call works on the caller's config and token (and
- * the config's optional HMAC cache, keyed contexts only). The token text is
- * never logged, copied into an error or returned.
+ * the config's optional cache of keyed HMAC contexts and the parsed public
+ * key). The token text is never logged, copied into an error or returned.
  *
- * libjwt 1.10 quirks this file works around:
- *  - jwt_decode() on an empty header or payload part writes one byte past a
- *    malloc(0) buffer; empty parts are refused here first.
- *  - jwt_decode() copies the token to the stack (alloca) while decoding, so
- *    token length is capped (AUTH_MAX_TOKEN).
- *  - jwt_decode() returns 0 with an unverified, alg "none" object if copying
- *    the key fails (ENOMEM, or a negative key_len); the algorithm of the
- *    decoded object is therefore compared with the header's.
- *  - jwt_decode() compares HMAC signatures with strcmp(); HS* signatures are
- *    checked here first in constant time (CRYPTO_memcmp), so a mismatch
- *    never reaches the early-exit comparison.
- *  - jwt_str_alg() is case-insensitive ("hs256" maps to HS256); header
- *    algorithms are matched here case-sensitively, as RFC 7515 says.
- *  - a header "typ" other than "JWT" makes jwt_decode() fail; that is
- *    reported here as malformed rather than as a bad signature.
- *  - jwt_free_str() does not exist yet; jwt_encode_str() strings are free()d.
+ * Why not libjwt's jwt_decode() (1.10): it parses the PEM key for every
+ * token (most of an RS/ES handshake), takes an ES256 signature made with a
+ * key of another curve, compares HMAC signatures with strcmp(), writes past
+ * a malloc(0) buffer on an empty header or payload, and returns an
+ * unverified "none" object when copying the key fails. Here every token
+ * part is decoded strictly (base64url alphabet, one JSON object, no
+ * duplicate keys), the header's algorithm must be configured (matched
+ * case-sensitively, RFC 7515), "none" never is, an ES* signature is r || s
+ * of the curve's size (RFC 7518 3.4) and the key must be of the algorithm's
+ * family and curve.
  */
 #include "auth.h"
 
@@ -34,7 +30,11 @@
 #include <strings.h>
 
 #include <jwt.h>
+#include <openssl/bn.h>
 #include <openssl/crypto.h>
+#include <openssl/ec.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/evp.h>
 #include <openssl/core_names.h>
 #include <openssl/hmac.h>
@@ -151,6 +151,12 @@ struct mcpgw_hmac_cache {
         size_t key_len;
         EVP_MAC_CTX *ctx;           /* keyed with key for md */
     } slot[3];                      /* HS256, HS384, HS512 */
+    /* The public key for RS* and ES*, parsed once from its PEM (a copy of
+     * which notices a changed key): libjwt parses the PEM for every token,
+     * most of the cost of an RS or ES handshake. */
+    unsigned char *pem;
+    size_t pem_len;
+    EVP_PKEY *pkey;
 };
 
 mcpgw_hmac_cache *mcpgw_hmac_cache_new(void)
@@ -166,13 +172,110 @@ static void hmac_slot_clear(mcpgw_hmac_cache *cache, int i)
     memset(&cache->slot[i], 0, sizeof(cache->slot[i]));
 }
 
+static void pkey_clear(mcpgw_hmac_cache *cache)
+{
+    EVP_PKEY_free(cache->pkey);
+    free(cache->pem);
+    cache->pkey = NULL;
+    cache->pem = NULL;
+    cache->pem_len = 0;
+}
+
 void mcpgw_hmac_cache_free(mcpgw_hmac_cache *cache)
 {
     if (!cache)
         return;
     for (int i = 0; i < 3; i++)
         hmac_slot_clear(cache, i);
+    pkey_clear(cache);
     free(cache);
+}
+
+/* The public key of pem, parsed on first use and kept while pem is the
+ * same. NULL if it does not parse. */
+static EVP_PKEY *cached_pkey(mcpgw_hmac_cache *cache, const unsigned char *pem, size_t pem_len)
+{
+    BIO *bio;
+
+    if (cache->pkey && cache->pem_len == pem_len && memcmp(cache->pem, pem, pem_len) == 0)
+        return cache->pkey;
+    pkey_clear(cache);
+    bio = BIO_new_mem_buf(pem, (int)pem_len);
+    cache->pkey = bio ? PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    cache->pem = cache->pkey ? malloc(pem_len) : NULL;
+    if (!cache->pem) {
+        pkey_clear(cache);
+        ERR_clear_error();
+        return NULL;
+    }
+    memcpy(cache->pem, pem, pem_len);
+    cache->pem_len = pem_len;
+    return cache->pkey;
+}
+
+/* An RS* or ES* signature over input[0..input_len) with pkey; sig is the
+ * base64url part. The key must be of the algorithm's family (and curve for
+ * ES*); an ES* signature is r || s, fixed length (RFC 7518 3.4). 1 if
+ * valid. */
+static int pkey_valid(EVP_PKEY *pkey, int alg, const char *input, size_t input_len,
+                      const char *sig, size_t sig_len)
+{
+    const EVP_MD *md;
+    unsigned char *raw = NULL, *der = NULL;
+    size_t raw_len = 0;
+    EVP_MD_CTX *ctx = NULL;
+    ECDSA_SIG *es = NULL;
+    int ok = 0, der_len = 0, half = 0;
+    char group[64];
+
+    switch (alg) {
+    case JWT_ALG_RS256: md = EVP_sha256(); break;
+    case JWT_ALG_RS384: md = EVP_sha384(); break;
+    case JWT_ALG_RS512: md = EVP_sha512(); break;
+    case JWT_ALG_ES256: md = EVP_sha256(); half = 32; break;
+    case JWT_ALG_ES384: md = EVP_sha384(); half = 48; break;
+    default: return 0;
+    }
+    if (half) {
+        const char *want = half == 32 ? "prime256v1" : "secp384r1";
+        if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_EC ||
+            EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group,
+                                           sizeof(group), NULL) != 1 ||
+            strcmp(group, want) != 0)
+            goto out;
+    } else if (EVP_PKEY_get_base_id(pkey) != EVP_PKEY_RSA) {
+        goto out;
+    }
+    if (b64url_decode(sig, sig_len, &raw, &raw_len) != 0)
+        goto out;
+    if (half) {
+        BIGNUM *r, *s;
+        if (raw_len != (size_t)half * 2 || !(es = ECDSA_SIG_new()))
+            goto out;
+        r = BN_bin2bn(raw, half, NULL);
+        s = BN_bin2bn(raw + half, half, NULL);
+        if (!r || !s || ECDSA_SIG_set0(es, r, s) != 1) {
+            BN_free(r);
+            BN_free(s);
+            goto out;
+        }
+        der_len = i2d_ECDSA_SIG(es, &der);
+        if (der_len <= 0)
+            goto out;
+    }
+    ctx = EVP_MD_CTX_new();
+    if (!ctx || EVP_DigestVerifyInit(ctx, NULL, md, NULL, pkey) != 1)
+        goto out;
+    ok = EVP_DigestVerify(ctx, half ? der : raw, half ? (size_t)der_len : raw_len,
+                          (const unsigned char *)input, input_len) == 1;
+out:
+    EVP_MD_CTX_free(ctx);
+    ECDSA_SIG_free(es);
+    OPENSSL_free(der);
+    free(raw);
+    ERR_clear_error();
+    return ok;
 }
 
 /* The cached context for (md, key), re-initialised for a new message, or
@@ -330,8 +433,7 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
     mcpgw_auth_result r = MCPGW_AUTH_MALFORMED;
     const char *dot1, *dot2, *alg_name;
     json_t *header = NULL, *payload = NULL, *grants = NULL, *typ, *v;
-    char *grants_text = NULL;
-    jwt_t *jwt = NULL;
+    EVP_PKEY *pkey;
     const EVP_MD *md;
     const unsigned char *key;
     size_t key_len;
@@ -416,18 +518,27 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
         r = MCPGW_AUTH_MALFORMED;
         grants = json_incref(payload);
     } else {
-        if (jwt_decode(&jwt, token, key, (int)key_len) != 0 || !jwt)
+        /* RS*, ES*: our own check too, with the public key parsed once
+         * (libjwt parses the PEM for every token, and takes an ES256
+         * signature made with a key of another curve). Without a cache the
+         * key is parsed for this token alone. */
+        mcpgw_hmac_cache once;
+        mcpgw_hmac_cache *kc = cfg->hmac_cache;
+        int valid;
+
+        if (!kc) {
+            memset(&once, 0, sizeof(once));
+            kc = &once;
+        }
+        pkey = cached_pkey(kc, key, key_len);
+        valid = pkey && pkey_valid(pkey, alg, token, (size_t)(dot2 - token), dot2 + 1,
+                                   token_len - (size_t)(dot2 + 1 - token));
+        if (kc == &once)
+            pkey_clear(&once);
+        if (!valid)
             goto out;
-        if ((int)jwt_get_alg(jwt) != alg)
-            goto out;
-        /* Claims, as libjwt parsed them. */
         r = MCPGW_AUTH_MALFORMED;
-        grants_text = jwt_get_grants_json(jwt, NULL);
-        if (!grants_text)
-            goto out;
-        grants = json_loads(grants_text, 0, NULL);
-        if (!json_is_object(grants))
-            goto out;
+        grants = json_incref(payload);
     }
     r = check_times(grants, now, cfg->leeway_s);
     if (r != MCPGW_AUTH_OK)
@@ -473,8 +584,6 @@ out:
     if (r != MCPGW_AUTH_OK && user_id && user_id_cap > 0)
         user_id[0] = '\0';
     json_decref(grants);
-    free(grants_text);
-    jwt_free(jwt);
     json_decref(payload);
     json_decref(header);
     return r;

@@ -32,9 +32,11 @@ typedef enum {
     MCPGW_AUTH_BAD_AUDIENCE         /* "aud" does not name the configured audience */
 } mcpgw_auth_result;
 
-/* Keyed HMAC contexts kept between verifications (OpenSSL's one-shot HMAC
- * fetches the algorithm and keys a new context on every call: a sixth of a
- * handshake). Owned by whoever creates it; one per thread. */
+/* Keyed HMAC contexts and the parsed public key, kept between
+ * verifications (OpenSSL's one-shot HMAC fetches the algorithm and keys a
+ * new context on every call: a sixth of a handshake; parsing a PEM key is
+ * most of an RS/ES one). A changed secret or key is noticed. Owned by
+ * whoever creates it; one per thread. */
 typedef struct mcpgw_hmac_cache mcpgw_hmac_cache;
 mcpgw_hmac_cache *mcpgw_hmac_cache_new(void);
 void mcpgw_hmac_cache_free(mcpgw_hmac_cache *cache);

@@ -12,7 +12,10 @@
 #include <string.h>
 
 #include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <openssl/hmac.h>
 
 #define NOW ((time_t)1700000000)
@@ -620,6 +623,142 @@ TEST(hmac_cache_follows_the_key)
     mcpgw_hmac_cache_free(NULL);
 }
 
+/* ------------------------------------------------- RS and ES, cached key */
+
+/* A fresh key pair: "EC" with a curve name, or "RSA". */
+static EVP_PKEY *new_key(const char *type, const char *curve)
+{
+    return strcmp(type, "RSA") == 0 ? EVP_PKEY_Q_keygen(NULL, NULL, "RSA", (size_t)2048)
+                                    : EVP_PKEY_Q_keygen(NULL, NULL, "EC", curve);
+}
+
+/* The public half as PEM, malloc'd (*len bytes). */
+static unsigned char *public_pem(EVP_PKEY *k, size_t *len)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    char *p;
+    unsigned char *out;
+
+    PEM_write_bio_PUBKEY(b, k);
+    *len = (size_t)BIO_get_mem_data(b, &p);
+    out = malloc(*len);
+    memcpy(out, p, *len);
+    BIO_free(b);
+    return out;
+}
+
+/* header.payload signed with k and md: RS as is, ES as r || s of `half`
+ * bytes each (raw = 0: the DER form JWS does not allow). malloc'd. */
+static char *craft_asym(const char *header, const char *payload, EVP_PKEY *k, const EVP_MD *md,
+                        int half, int raw)
+{
+    char *h = b64url_str(header), *p = b64url_str(payload), *sig, *tok;
+    size_t in_len = strlen(h) + 1 + strlen(p), sig_len = 0;
+    char *in = malloc(in_len + 1);
+    unsigned char der[1024], rs[132];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    snprintf(in, in_len + 1, "%s.%s", h, p);
+    sig_len = sizeof(der);
+    EVP_DigestSignInit(ctx, NULL, md, NULL, k);
+    EVP_DigestSign(ctx, der, &sig_len, (unsigned char *)in, in_len);
+    EVP_MD_CTX_free(ctx);
+    if (half && raw) {
+        const unsigned char *q = der;
+        ECDSA_SIG *es = d2i_ECDSA_SIG(NULL, &q, (long)sig_len);
+        BN_bn2binpad(ECDSA_SIG_get0_r(es), rs, half);
+        BN_bn2binpad(ECDSA_SIG_get0_s(es), rs + half, half);
+        ECDSA_SIG_free(es);
+        sig = b64url(rs, (size_t)half * 2);
+    } else {
+        sig = b64url(der, sig_len);
+    }
+    tok = malloc(in_len + strlen(sig) + 2);
+    sprintf(tok, "%s.%s", in, sig);
+    free(h);
+    free(p);
+    free(in);
+    free(sig);
+    return tok;
+}
+
+TEST(public_key_algorithms_with_the_cached_key)
+{
+    static const int es256[] = { JWT_ALG_ES256 }, es384[] = { JWT_ALG_ES384 },
+                     rs256[] = { JWT_ALG_RS256 };
+    EVP_PKEY *p256 = new_key("EC", "P-256"), *p256b = new_key("EC", "P-256"),
+             *p384 = new_key("EC", "P-384"), *rsa = new_key("RSA", NULL);
+    size_t l256, l256b, l384, lrsa;
+    unsigned char *pem256 = public_pem(p256, &l256), *pem256b = public_pem(p256b, &l256b),
+                  *pem384 = public_pem(p384, &l384), *pemrsa = public_pem(rsa, &lrsa);
+    mcpgw_hmac_cache *cache = mcpgw_hmac_cache_new();
+    mcpgw_auth_config cfg = config();
+    const char *es256h = "{\"alg\":\"ES256\",\"typ\":\"JWT\"}";
+    const char *claims = "{\"id\":\"dora\",\"exp\":4102444800}";
+    char user[64], *tok;
+
+    cfg.hmac_cache = cache;
+    for (int pass = 0; pass < 2; pass++) {       /* with the cache, then libjwt's path */
+        cfg.hmac_cache = pass ? NULL : cache;
+        cfg.algorithms = es256;
+        cfg.public_key = pem256;
+        cfg.public_key_len = l256;
+        tok = craft_asym(es256h, claims, p256, EVP_sha256(), 32, 1);
+        CHECK_EQ_INT(verify(&cfg, tok, user), MCPGW_AUTH_OK);
+        CHECK_EQ_STR(user, "dora");
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_OK);          /* again: cached */
+        /* another key of the same curve: the cache notices the change */
+        cfg.public_key = pem256b;
+        cfg.public_key_len = l256b;
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_BAD_SIGNATURE);
+        cfg.public_key = pem256;
+        cfg.public_key_len = l256;
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_OK);
+        tok[strlen(tok) - 3] ^= 1;                                      /* a flipped bit */
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_BAD_SIGNATURE);
+        free(tok);
+        /* the DER form of the signature is not JWS */
+        tok = craft_asym(es256h, claims, p256, EVP_sha256(), 32, 0);
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_BAD_SIGNATURE);
+        free(tok);
+        /* ES256 with a P-384 key, and with an RSA key */
+        cfg.public_key = pem384;
+        cfg.public_key_len = l384;
+        tok = craft_asym(es256h, claims, p384, EVP_sha256(), 48, 1);
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_BAD_SIGNATURE);
+        free(tok);
+        cfg.algorithms = es384;
+        tok = craft_asym("{\"alg\":\"ES384\",\"typ\":\"JWT\"}", claims, p384, EVP_sha384(), 48, 1);
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_OK);
+        free(tok);
+        cfg.algorithms = es256;
+        cfg.public_key = pemrsa;
+        cfg.public_key_len = lrsa;
+        tok = craft_asym(es256h, claims, rsa, EVP_sha256(), 0, 0);
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_BAD_SIGNATURE);
+        free(tok);
+        cfg.algorithms = rs256;
+        tok = craft_asym("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", claims, rsa, EVP_sha256(), 0, 0);
+        CHECK_EQ_INT(verify(&cfg, tok, user), MCPGW_AUTH_OK);
+        CHECK_EQ_STR(user, "dora");
+        /* expiry is still checked */
+        free(tok);
+        tok = craft_asym("{\"alg\":\"RS256\",\"typ\":\"JWT\"}", "{\"id\":\"dora\",\"exp\":1}", rsa,
+                         EVP_sha256(), 0, 0);
+        CHECK_EQ_INT(verify(&cfg, tok, NULL), MCPGW_AUTH_EXPIRED);
+        free(tok);
+    }
+    mcpgw_hmac_cache_free(cache);
+    free(pem256);
+    free(pem256b);
+    free(pem384);
+    free(pemrsa);
+    EVP_PKEY_free(p256);
+    EVP_PKEY_free(p256b);
+    EVP_PKEY_free(p384);
+    EVP_PKEY_free(rsa);
+}
+
 int main(void)
 {
     RUN(mint_then_verify);
@@ -638,5 +777,6 @@ int main(void)
     RUN(no_key);
     RUN(result_names);
     RUN(hmac_cache_follows_the_key);
+    RUN(public_key_algorithms_with_the_cached_key);
     return UNIT_SUMMARY();
 }
