@@ -516,6 +516,11 @@ static void set_server(parse_ctx *p, const char *name, const char *value)
             bad_value(p, name, value, "auto or an integer 1..64");
         else
             cfg->workers = (int)v;
+    } else if (strcmp(name, "drain_timeout_ms") == 0) {
+        if (!parse_int_range(value, 0, 3600000, &v))
+            bad_value(p, name, value, "an integer 0..3600000");
+        else
+            cfg->drain_timeout_ms = (int)v;
     } else if (strcmp(name, "handler_watchdog_ms") == 0) {
         if (!parse_int_range(value, 0, 3600000, &v))
             bad_value(p, name, value, "an integer 0..3600000 (0: off)");
@@ -1142,6 +1147,7 @@ static mcpgw_config *config_new(void)
     cfg->max_connections = 10000;
     cfg->workers = 0;            /* auto: one per online CPU */
     cfg->handler_watchdog_ms = 5000;
+    cfg->drain_timeout_ms = 30000;
     cfg->rate_limit_max_violations = 20;
     cfg->admin_max_body_bytes = 1048576;
     /* The reference server's perMessageDeflate settings. */

@@ -57,6 +57,8 @@ typedef struct mcpgw_config {
     int rate_limit_max_violations;  /* 20: refused messages within 10 s before closing 1008 */
     int workers;                    /* worker processes; 0 = auto (online CPUs, the default) */
     int handler_watchdog_ms;        /* 5000: a handler running longer aborts its worker; 0 off */
+    int drain_timeout_ms;           /* 30000: after a binary upgrade, how long old workers
+                                       keep their clients before closing them 1001 */
     /* [tls] */
     char *tls_cert;                 /* PEM certificate; with tls_key makes [server] listen TLS */
     char *tls_key;

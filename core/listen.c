@@ -13,12 +13,35 @@
 
 #include "listen.h"
 
+int mcpgw_listen_describe(int fd, mcpgw_listen_addr *bound)
+{
+    struct sockaddr_storage ss;
+    socklen_t sslen = sizeof(ss);
+    int listening = 0;
+    socklen_t len = sizeof(listening);
+
+    memset(bound, 0, sizeof(*bound));
+    if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) != 0 || !listening ||
+        getsockname(fd, (struct sockaddr *)&ss, &sslen) != 0)
+        return -1;
+    if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &a->sin6_addr, bound->ip, sizeof(bound->ip));
+        bound->port = ntohs(a->sin6_port);
+    } else if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &a->sin_addr, bound->ip, sizeof(bound->ip));
+        bound->port = ntohs(a->sin_port);
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
 int mcpgw_listen_open(const char *host, int port, int reuseport, mcpgw_listen_addr *bound,
                       char *err, size_t errcap)
 {
     struct addrinfo hints, *ai = NULL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = sizeof(ss);
     char portstr[16];
     int fd = -1, one = 1, gai;
 
@@ -44,18 +67,9 @@ int mcpgw_listen_open(const char *host, int port, int reuseport, mcpgw_listen_ad
     freeaddrinfo(ai);
     ai = NULL;
 
-    memset(bound, 0, sizeof(*bound));
-    bound->port = port;
-    if (getsockname(fd, (struct sockaddr *)&ss, &sslen) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-            inet_ntop(AF_INET6, &a->sin6_addr, bound->ip, sizeof(bound->ip));
-            bound->port = ntohs(a->sin6_port);
-        } else {
-            struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-            inet_ntop(AF_INET, &a->sin_addr, bound->ip, sizeof(bound->ip));
-            bound->port = ntohs(a->sin_port);
-        }
+    if (mcpgw_listen_describe(fd, bound) != 0) {
+        memset(bound, 0, sizeof(*bound));
+        bound->port = port;
     }
     return fd;
 fail:

@@ -21,4 +21,8 @@ typedef struct mcpgw_listen_addr {
 int mcpgw_listen_open(const char *host, int port, int reuseport, mcpgw_listen_addr *bound,
                       char *err, size_t errcap);
 
+/* The bound address of a listening socket fd (one inherited across a
+ * binary upgrade). 0, or -1 if fd is no listening TCP socket. */
+int mcpgw_listen_describe(int fd, mcpgw_listen_addr *bound);
+
 #endif

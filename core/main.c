@@ -171,7 +171,7 @@ int main(int argc, char **argv)
         mcpgw_gateway_free(&gw);
         return 1;
     }
-    rc = mcpgw_supervisor_run(&gw);
+    rc = mcpgw_supervisor_run(&gw, argv);
     mcpgw_gateway_free(&gw);
     return rc;
 out:

@@ -439,6 +439,42 @@ int mcpgw_server_reload(mcpgw_server *srv)
     return 0;
 }
 
+static void drain_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    mcpgw_server_begin_shutdown(arg);
+}
+
+/* SIGQUIT to a worker: a new generation serves the same sockets now. Stop
+ * accepting (our copies of the sockets close; the new workers hold them
+ * open, so no connection is refused), keep the clients we have for
+ * drain_timeout_ms, then shut down as on SIGTERM. */
+static void sigquit_cb(evutil_socket_t sig, short what, void *arg)
+{
+    mcpgw_server *srv = arg;
+    int ms = srv->gw->cfg->drain_timeout_ms;
+    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+    (void)sig;
+    (void)what;
+    if (srv->draining || srv->shutting_down)
+        return;
+    srv->draining = 1;
+    if (srv->listener)
+        evconnlistener_free(srv->listener);
+    if (srv->plain_listener)
+        evconnlistener_free(srv->plain_listener);
+    srv->listener = srv->plain_listener = NULL;
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "worker_draining",
+                    json_pack("{s:I, s:i}", "connections", (json_int_t)srv->n_open,
+                              "drain_timeout_ms", ms),
+                    mcpgw_clock_iso(&srv->clock));
+    srv->drain_ev = evtimer_new(srv->base, drain_deadline_cb, srv);
+    if (!srv->drain_ev || evtimer_add(srv->drain_ev, &tv) != 0)
+        mcpgw_server_begin_shutdown(srv);
+}
+
 static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig;
@@ -492,6 +528,9 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
     /* A worker leaves SIGINT to its supervisor (which sends SIGTERM). */
     srv->sigint_ev = spec ? NULL : evsignal_new(srv->base, SIGINT, signal_cb, srv);
     srv->sighup_ev = evsignal_new(srv->base, SIGHUP, sighup_cb, srv);
+    if (spec && (!(srv->sigquit_ev = evsignal_new(srv->base, SIGQUIT, sigquit_cb, srv)) ||
+                 event_add(srv->sigquit_ev, NULL) != 0))
+        return -1;
     if (mcpgw_io_init(&srv->io, srv->base) != 0)
         return -1;
     if (gw->bus) {
@@ -558,6 +597,10 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_free(srv->sigint_ev);
     if (srv->sighup_ev)
         event_free(srv->sighup_ev);
+    if (srv->sigquit_ev)
+        event_free(srv->sigquit_ev);
+    if (srv->drain_ev)
+        event_free(srv->drain_ev);
     if (srv->shutdown_ev)
         event_free(srv->shutdown_ev);
     if (srv->post_ev)

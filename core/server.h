@@ -58,6 +58,8 @@ typedef struct mcpgw_server {
     struct event *sigterm_ev;
     struct event *sigint_ev;
     struct event *sighup_ev;
+    struct event *sigquit_ev;       /* a worker: drain (a binary upgrade) */
+    struct event *drain_ev;         /* drain_timeout_ms, then the shutdown */
     struct event *shutdown_ev;      /* shutdown_timeout_ms deadline */
     struct event *post_ev;          /* wakes the loop for posted functions */
     mcpgw_io io;                    /* the transports' end-of-iteration flush */
@@ -84,6 +86,7 @@ typedef struct mcpgw_server {
                                        filled and copied out in one call */
 
     int shutting_down;              /* 1 after the first SIGTERM/SIGINT */
+    int draining;                   /* 1 after SIGQUIT: no more accepts */
     int exit_code;
 } mcpgw_server;
 

@@ -55,8 +55,16 @@ typedef struct supervisor {
     int all_ready;                  /* every worker reported ready once */
     int canary_ready;               /* worker 0 started: start the others */
     int shutting_down;
+    int draining;                   /* a new generation took over (SIGQUIT) */
+    pid_t upgrade_pid;              /* the new supervisor started by SIGUSR2 */
+    pid_t upgrade_from;             /* the old one, when we are the new */
+    char **argv;                    /* to start a new binary the same way */
+    char exe[4096];                 /* this binary's path, as it was started */
     int exit_code;
 } supervisor;
+
+static int live_workers(const supervisor *s);
+static void signal_workers(supervisor *s, int sig);
 
 static double now_s(void)
 {
@@ -273,28 +281,130 @@ static void close_listeners(supervisor *s)
             }
 }
 
+/* The sockets an old generation handed over (a binary upgrade):
+ * MCPGW_LISTEN_FDS is "fd,fd,...|fd,fd,..." (listen | plain_listen, one per
+ * worker). Fills inherited[k][i] (-1 where none); returns how many. */
+static int inherited_listeners(int inherited[2][MCPGW_LIMITS_MAX_WORKERS])
+{
+    const char *env = getenv("MCPGW_LISTEN_FDS");
+    int k = 0, i = 0, n = 0;
+
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < MCPGW_LIMITS_MAX_WORKERS; b++)
+            inherited[a][b] = -1;
+    if (!env)
+        return 0;
+    for (const char *p = env; *p; p++) {
+        if (*p == '|') {
+            k++;
+            i = 0;
+        } else if (*p >= '0' && *p <= '9' && k < 2 && i < MCPGW_LIMITS_MAX_WORKERS) {
+            char *end;
+            long fd = strtol(p, &end, 10);
+            mcpgw_listen_addr b;
+            if (fd > 2 && fd < 65536 && mcpgw_listen_describe((int)fd, &b) == 0) {
+                inherited[k][i++] = (int)fd;
+                n++;
+            }
+            p = end - 1;
+        }
+    }
+    unsetenv("MCPGW_LISTEN_FDS");
+    return n;
+}
+
 /* One socket per worker on each address, all on the port the first one
- * got (port 0 picks it). */
+ * got (port 0 picks it): those of an old generation first. */
 static int open_listeners(supervisor *s)
 {
     const mcpgw_config *cfg = s->gw->cfg;
     const char *host[2] = { cfg->listen_host, cfg->plain_listen_host };
     int port[2] = { cfg->listen_port, cfg->plain_listen_port };
+    int inherited[2][MCPGW_LIMITS_MAX_WORKERS];
 
+    inherited_listeners(inherited);
     for (int k = 0; k < 2; k++) {
-        if (!host[k])
-            continue;
-        for (int i = 0; i < s->n; i++) {
+        for (int i = 0; host[k] && i < s->n; i++) {
             mcpgw_listen_addr b;
-            int fd = mcpgw_gateway_listen(s->gw, host[k], i ? s->bound[k].port : port[k], 1, &b);
+            int fd = inherited[k][i];
+            if (fd >= 0) {
+                inherited[k][i] = -1;
+                fcntl(fd, F_SETFD, FD_CLOEXEC);
+                mcpgw_listen_describe(fd, &b);
+            } else {
+                fd = mcpgw_gateway_listen(s->gw, host[k], i ? s->bound[k].port : port[k], 1, &b);
+            }
             if (fd < 0)
                 return -1;
             if (i == 0)
                 s->bound[k] = b;
             s->w[i].fds[k] = fd;
         }
+        /* more than we need (fewer workers now): their queues go */
+        for (int i = 0; i < MCPGW_LIMITS_MAX_WORKERS; i++)
+            if (inherited[k][i] >= 0)
+                close(inherited[k][i]);
     }
     return 0;
+}
+
+/* SIGUSR2: start the binary again (the file at the path it was started
+ * from, so a new one if it was replaced), handing it our sockets; it tells
+ * us (SIGQUIT) when its workers serve. If it fails, we go on as we are. */
+static void upgrade(supervisor *s)
+{
+    char fds[2][1024];
+    pid_t pid;
+
+    if (s->upgrade_pid || s->draining || s->shutting_down || !s->exe[0])
+        return;
+    for (int k = 0; k < 2; k++) {
+        size_t len = 0;
+        fds[k][0] = '\0';
+        for (int i = 0; i < s->n && s->w[i].fds[k] >= 0; i++)
+            len += (size_t)snprintf(fds[k] + len, sizeof(fds[k]) - len, "%s%d", i ? "," : "",
+                                    s->w[i].fds[k]);
+    }
+    pid = fork();
+    if (pid < 0) {
+        log_event(s, MCPGW_LOG_ERROR, "upgrade_failed",
+                  json_pack("{s:s}", "reason", strerror(errno)));
+        return;
+    }
+    if (pid == 0) {
+        char env[2100], from[32];
+        for (int i = 0; i < s->n; i++)
+            for (int k = 0; k < 2; k++)
+                if (s->w[i].fds[k] >= 0)
+                    fcntl(s->w[i].fds[k], F_SETFD, 0);     /* kept across exec */
+        snprintf(env, sizeof(env), "%s|%s", fds[0], fds[1]);
+        snprintf(from, sizeof(from), "%d", (int)getppid());
+        setenv("MCPGW_LISTEN_FDS", env, 1);
+        setenv("MCPGW_UPGRADE_FROM", from, 1);
+        sigprocmask(SIG_SETMASK, &s->orig_mask, NULL);
+        execv(s->exe, s->argv);
+        _exit(127);
+    }
+    s->upgrade_pid = pid;
+    log_event(s, MCPGW_LOG_INFO, "upgrade_started",
+              json_pack("{s:i, s:s}", "pid", (int)pid, "binary", s->exe));
+}
+
+/* SIGQUIT from the new generation: its workers serve our sockets. Let ours
+ * stop accepting and drain, then go. */
+static void hand_over(supervisor *s)
+{
+    if (s->draining || s->shutting_down)
+        return;
+    s->draining = 1;
+    s->shutting_down = 1;           /* no restarts; exit once the workers are gone */
+    log_event(s, MCPGW_LOG_INFO, "supervisor_draining",
+              json_pack("{s:i, s:i}", "new_supervisor", (int)s->upgrade_pid, "workers",
+                        live_workers(s)));
+    close_listeners(s);             /* the new generation holds them */
+    for (int i = 0; i < s->n; i++)
+        s->w[i].restart_at = 0;
+    signal_workers(s, SIGQUIT);
 }
 
 static int live_workers(const supervisor *s)
@@ -365,6 +475,17 @@ static void on_ready(supervisor *s, int slot)
     mcpgw_gateway_log_listening(s->gw, &s->bound[0], s->gw->ssl_ctx != NULL);
     if (s->gw->cfg->plain_listen_host)
         mcpgw_gateway_log_listening(s->gw, &s->bound[1], 0);
+    if (s->upgrade_from > 0) {
+        /* a binary upgrade: we serve; the old generation may drain now */
+        char state[64];
+        kill(s->upgrade_from, SIGQUIT);
+        log_event(s, MCPGW_LOG_INFO, "upgrade_complete",
+                  json_pack("{s:i, s:i}", "old_supervisor", (int)s->upgrade_from, "pid",
+                            (int)getpid()));
+        snprintf(state, sizeof(state), "MAINPID=%d\nREADY=1", (int)getpid());
+        mcpgw_server_notify(state);
+        return;
+    }
     mcpgw_server_notify("READY=1");
 }
 
@@ -379,6 +500,13 @@ static void reap(supervisor *s)
         size_t freed;
         json_t *f;
 
+        if (pid == s->upgrade_pid) {
+            s->upgrade_pid = 0;
+            if (!s->draining)       /* it never took over: we go on */
+                log_event(s, MCPGW_LOG_ERROR, "upgrade_failed",
+                          json_pack("{s:i, s:i}", "pid", (int)pid, "status", code));
+            continue;
+        }
         for (int i = 0; i < s->n; i++)
             if (s->w[i].pid == pid)
                 slot = i;
@@ -476,6 +604,12 @@ static void on_signal(supervisor *s, int sig)
         if (!s->shutting_down)
             reload(s);
         break;
+    case SIGUSR2:
+        upgrade(s);
+        break;
+    case SIGQUIT:
+        hand_over(s);
+        break;
     }
 }
 
@@ -492,15 +626,28 @@ static int resolve_workers(const mcpgw_config *cfg)
     return (int)n;
 }
 
-int mcpgw_supervisor_run(mcpgw_gateway *gw)
+int mcpgw_supervisor_run(mcpgw_gateway *gw, char **argv)
 {
     static supervisor sup;
     supervisor *s = &sup;
+    const char *from = getenv("MCPGW_UPGRADE_FROM");
     sigset_t set;
     double deadline;
+    ssize_t n;
 
     memset(s, 0, sizeof(*s));
     s->gw = gw;
+    s->argv = argv;
+    /* the path this binary was started from (SIGUSR2 starts what is there
+     * then, a new binary if it was replaced) */
+    n = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
+    s->exe[n > 0 ? n : 0] = '\0';
+    if (n > 10 && strcmp(s->exe + n - 10, " (deleted)") == 0)
+        s->exe[n - 10] = '\0';
+    if (from) {
+        s->upgrade_from = (pid_t)atoi(from);
+        unsetenv("MCPGW_UPGRADE_FROM");
+    }
     s->sfd = s->ready_pipe[0] = s->ready_pipe[1] = -1;
     s->n = resolve_workers(gw->cfg);
     for (int i = 0; i < MCPGW_LIMITS_MAX_WORKERS; i++)
@@ -529,6 +676,8 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGUSR2);
+    sigaddset(&set, SIGQUIT);
     sigprocmask(SIG_BLOCK, &set, &s->orig_mask);
     s->sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (s->sfd < 0 || pipe2(s->ready_pipe, O_CLOEXEC) != 0)

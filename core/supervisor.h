@@ -13,8 +13,13 @@
  * slots are released, and it is replaced at once, or after a growing delay
  * when it keeps dying (up to 10 s). Signals: SIGTERM/SIGINT shut every worker
  * down gracefully (a second one forces it); SIGHUP checks the configuration
- * and has every worker reload it. The supervisor tells systemd READY=1 once
- * every worker is serving.
+ * and has every worker reload it; SIGUSR2 starts the binary anew (its file
+ * may have been replaced) with the listening sockets (MCPGW_LISTEN_FDS):
+ * once its workers serve, it sends the old supervisor SIGQUIT, whose
+ * workers stop accepting, keep their clients for drain_timeout_ms and shut
+ * down; no connection attempt is refused meanwhile. The supervisor tells
+ * systemd READY=1 (and MAINPID after an upgrade) once every worker is
+ * serving.
  */
 #ifndef MCPGW_SUPERVISOR_H
 #define MCPGW_SUPERVISOR_H
@@ -22,8 +27,9 @@
 #include "gateway.h"
 
 /* Runs the gateway gw (initialised) until it is shut down; returns the
- * process exit code: 0 after a graceful shutdown, 1 when a worker could not
- * start or a shutdown was forced. Frees nothing of gw. */
-int mcpgw_supervisor_run(mcpgw_gateway *gw);
+ * process exit code: 0 after a graceful shutdown or a hand-over to a new
+ * binary, 1 when a worker could not start or a shutdown was forced. argv
+ * (kept) starts the binary again on SIGUSR2. Frees nothing of gw. */
+int mcpgw_supervisor_run(mcpgw_gateway *gw, char **argv);
 
 #endif

@@ -432,3 +432,69 @@ def test_metrics_readyz_and_connections_cover_every_worker():
         assert info['connections'] == n and info['users'] == n, info
         assert info['messages_in'] >= n, info
         _close_all(conns)
+
+
+# ---------------------------------------------------------- binary upgrade
+
+def test_sigusr2_upgrade_refuses_no_handshake():
+    """SIGUSR2: the binary starts anew with the listening sockets; once its
+    workers serve, the old generation stops accepting, drains and exits. A
+    client loop that keeps connecting meanwhile sees no failed handshake."""
+    g = Gateway({'server': {'workers': 2, 'drain_timeout_ms': 300}, 'log': {'level': 'info'}})
+    stop = threading.Event()
+    failures, done, drained = [], [0], [0]
+
+    def loop():
+        while not stop.is_set():
+            try:
+                ws = client(g)
+            except Exception as e:          # refused, reset, or no 101: a failure
+                failures.append(repr(e))
+                continue
+            try:
+                ws.ping_roundtrip('up')
+                done[0] += 1
+            except Exception:               # an old worker's drain closed it (1001)
+                drained[0] += 1
+            ws.close()
+
+    threads = [threading.Thread(target=loop) for _ in range(3)]
+    try:
+        old_pids = set(g.worker_pids())
+        held = client(g)                    # an old worker's client, kept open
+        for t in threads:
+            t.start()
+        time.sleep(0.3)
+        mark = g.mark()
+        g.signal(signal.SIGUSR2)
+        started = g.wait_log('upgrade_started', since=mark, timeout=10)
+        complete = g.wait_log('upgrade_complete', since=mark, timeout=15)
+        assert complete['pid'] == started['pid'], (started, complete)
+        g.wait_log('supervisor_draining', since=mark, timeout=10)
+        # the old client is kept for drain_timeout_ms, then closed 1001
+        code, _ = held.expect_close(10)
+        assert code == 1001, code
+        held.send_close(1001)
+        held.close()
+        assert g.wait_exit(15) == 0         # the old supervisor hands over and exits
+        time.sleep(0.5)                     # the loop goes on against the new one
+        stop.set()
+        for t in threads:
+            t.join(10)
+        assert not failures, failures[:5]
+        assert done[0] > 20, done
+        # The new generation serves, with new workers.
+        ws = client(g)
+        ws.ping_roundtrip('new')
+        ws.close_cleanly()
+        new_pid = complete['pid']
+        with open('/proc/%d/task/%d/children' % (new_pid, new_pid)) as f:
+            new_workers = {int(p) for p in f.read().split()}
+        assert len(new_workers) == 2 and not (new_workers & old_pids), (new_workers, old_pids)
+        os.kill(new_pid, signal.SIGTERM)
+        wait_until(lambda: not os.path.exists('/proc/%d' % new_pid) or
+                   open('/proc/%d/stat' % new_pid).read().split()[2] == 'Z', timeout=10,
+                   what='the new supervisor to stop')
+    finally:
+        stop.set()
+        g.close()
