@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "shm_lock.h"
 
 #define BUS_MAX_WORKERS 64
 #define REC_PAD 1u
@@ -83,19 +84,9 @@ mcpgw_bus *mcpgw_bus_new(int n_workers, size_t ring_bytes)
     for (int w = 0; w < BUS_MAX_WORKERS; w++)
         b->efd[w] = -1;
     for (int w = 0; w < n_workers; w++) {
-        pthread_mutexattr_t attr;
-        ring_head *r = ring_of(b, w);
-
         b->efd[w] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (b->efd[w] < 0 || pthread_mutexattr_init(&attr) != 0)
+        if (b->efd[w] < 0 || mcpgw_shm_lock_init(&ring_of(b, w)->lock) != 0)
             goto fail;
-        pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-        pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-        if (pthread_mutex_init(&r->lock, &attr) != 0) {
-            pthread_mutexattr_destroy(&attr);
-            goto fail;
-        }
-        pthread_mutexattr_destroy(&attr);
     }
     return b;
 fail:
@@ -113,10 +104,10 @@ void mcpgw_bus_free(mcpgw_bus *b)
     munmap(b, b->map_len);
 }
 
+/* A writer that died holding the lock published nothing (see ring_put). */
 static void ring_lock(ring_head *r)
 {
-    if (pthread_mutex_lock(&r->lock) == EOWNERDEAD)
-        pthread_mutex_consistent(&r->lock);     /* nothing half-published: see publish */
+    mcpgw_shm_lock(&r->lock);
 }
 
 void mcpgw_bus_reset(mcpgw_bus *b, int w)

@@ -10,6 +10,7 @@
 #include <sys/mman.h>
 
 #include "conn_limits.h"
+#include "shm_lock.h"
 
 #define NIL UINT32_MAX
 #define LIMITS_BUCKETS_MAX 65536u
@@ -51,7 +52,6 @@ static uint64_t limits_hash(const char *s)
 
 mcpgw_limits *mcpgw_limits_new(size_t capacity)
 {
-    pthread_mutexattr_t attr;
     mcpgw_limits *l;
     size_t head, len;
     uint32_t nb = 16;
@@ -78,15 +78,8 @@ mcpgw_limits *mcpgw_limits_new(size_t capacity)
     l->buckets = (uint32_t *)((char *)map + head);
     l->entries = (limits_entry *)(l->buckets + nb);
     memset(l->buckets, 0xff, (size_t)nb * sizeof(uint32_t));      /* NIL */
-    if (pthread_mutexattr_init(&attr) != 0)
+    if (mcpgw_shm_lock_init(&l->lock) != 0)
         goto fail;
-    pthread_mutexattr_setpshared(&attr, PTHREAD_PROCESS_SHARED);
-    pthread_mutexattr_setrobust(&attr, PTHREAD_MUTEX_ROBUST);
-    if (pthread_mutex_init(&l->lock, &attr) != 0) {
-        pthread_mutexattr_destroy(&attr);
-        goto fail;
-    }
-    pthread_mutexattr_destroy(&attr);
     return l;
 fail:
     munmap(map, len);
@@ -104,13 +97,12 @@ void mcpgw_limits_free(mcpgw_limits *l)
  * worker's entries anyway. */
 static void limits_lock(mcpgw_limits *l)
 {
-    if (pthread_mutex_lock(&l->lock) == EOWNERDEAD)
-        pthread_mutex_consistent(&l->lock);
+    mcpgw_shm_lock(&l->lock);
 }
 
 static void limits_unlock(mcpgw_limits *l)
 {
-    pthread_mutex_unlock(&l->lock);
+    mcpgw_shm_unlock(&l->lock);
 }
 
 static uint32_t *bucket_of(mcpgw_limits *l, uint64_t h)

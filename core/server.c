@@ -168,7 +168,7 @@ static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpg
         mcpgw_payload **slot;
 
         next = c->next;     /* a slow consumer may be closed (not freed) here */
-        if (c == except || c->state != MCPGW_CONN_OPEN ||
+        if (c->state != MCPGW_CONN_OPEN || c == except ||
             (user && (!c->user || strcmp(c->user, user) != 0)))
             continue;
         if (compress && c->pmd.enabled && !c->pmd.server_no_context_takeover) {

@@ -93,7 +93,7 @@ static void crash_handler(int sig)
     if (crash_board && type) {
         char *out = crash_board->slot[crash_slot].handling;
         size_t i = 0;
-        for (; type[i] && i < sizeof(crash_board->slot[0].handling) - 1; i++)
+        for (; i < sizeof(crash_board->slot[0].handling) - 1 && type[i]; i++)
             out[i] = type[i];
         out[i] = '\0';
     }

@@ -6,12 +6,12 @@ connection ids, SIGHUP and a graceful shutdown with clients on every worker.
 """
 import os
 import signal
-import socket
 import threading
 import time
 
-from harness import (Gateway, HandshakeError, assert_healthy, built_test_plugin, client, make_token,
-                     plugin_dir_with_shipped, unique_user, wait_until, ws_handshake)
+from harness import (Gateway, HandshakeError, assert_healthy, built_test_plugin, client,
+                     http_request, make_token, plugin_dir_with_shipped, unique_user, wait_until,
+                     ws_handshake)
 
 
 def _worker_of(g, ws):
@@ -157,17 +157,11 @@ def test_a_crashed_worker_costs_only_its_connections():
         assert g.alive()
 
 
-def _get(port, path):
-    s = socket.create_connection(('127.0.0.1', port), timeout=5)
-    s.sendall(('GET %s HTTP/1.1\r\nHost: x\r\n\r\n' % path).encode())
-    data = b''
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
-    return data.decode('utf-8', 'replace')
+def _get(port, path, headers=''):
+    """The body of GET path (with extra header lines)."""
+    _, _, body = http_request(port, ('GET %s HTTP/1.1\r\nHost: x\r\n%s\r\n'
+                                     % (path, headers)).encode())
+    return body.decode('utf-8', 'replace')
 
 
 def test_handler_watchdog_replaces_a_wedged_worker():
@@ -315,21 +309,15 @@ def test_broadcast_reaches_every_worker_once_and_in_order():
         sender.close_cleanly()
 
 
+def _admin_header():
+    return 'Authorization: Bearer %s\r\n' % make_token(unique_user('admin'), extra={'role': 'admin'})
+
+
 def _admin_post(g, path, body):
-    token = make_token(unique_user('admin'), extra={'role': 'admin'})
-    s = socket.create_connection(('127.0.0.1', g.port), timeout=5)
-    s.sendall(('POST %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n'
-               'Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s'
-               % (path, token, len(body), body)).encode())
-    data = b''
-    while True:
-        b = s.recv(65536)
-        if not b:
-            break
-        data += b
-    s.close()
-    head, _, rest = data.partition(b'\r\n\r\n')
-    return int(head.split()[1]), rest.decode()
+    status, _, answer = http_request(g.port, (
+        'POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n'
+        'Content-Length: %d\r\n\r\n%s' % (path, _admin_header(), len(body), body)).encode())
+    return status, answer.decode()
 
 
 def test_admin_broadcast_and_send_to_user_reach_every_worker():
@@ -399,7 +387,7 @@ def _metric(text, name):
 def test_metrics_readyz_and_connections_cover_every_worker():
     import json
     with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
-        before = _get(g.port, '/metrics').partition('\r\n\r\n')[2]
+        before = _get(g.port, '/metrics')
         conns = _clients_on_every_worker(g, 2, at_least=2)
         n = sum(len(v) for v in conns.values())
         for v in conns.values():
@@ -407,28 +395,17 @@ def test_metrics_readyz_and_connections_cover_every_worker():
                 ws.ping_roundtrip('m')
         # Whichever worker answers, it counts every worker's traffic.
         for _ in range(4):
-            after = _get(g.port, '/metrics').partition('\r\n\r\n')[2]
+            after = _get(g.port, '/metrics')
             assert _metric(after, 'mcpgw_connections_open') == n, after
             assert _metric(after, 'mcpgw_messages_total{direction="in"}') - \
                 _metric(before, 'mcpgw_messages_total{direction="in"}') == n
             assert _metric(after, 'mcpgw_handler_duration_seconds_count{type="ping"}') >= n
             assert _metric(after, 'mcpgw_workers') == 2
-        ready = json.loads(_get(g.port, '/readyz').partition('\r\n\r\n')[2])
+        ready = json.loads(_get(g.port, '/readyz'))
         assert [w['worker'] for w in ready['workers']] == [0, 1], ready
         assert all(w['running'] and w['pid'] > 0 for w in ready['workers']), ready
         assert sum(w['connections'] for w in ready['workers']) == n, ready
-        token = make_token(unique_user('admin'), extra={'role': 'admin'})
-        s = socket.create_connection(('127.0.0.1', g.port), timeout=5)
-        s.sendall(('GET /api/connections HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n'
-                   % token).encode())
-        data = b''
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-        s.close()
-        info = json.loads(data.partition(b'\r\n\r\n')[2])
+        info = json.loads(_get(g.port, '/api/connections', _admin_header()))
         assert info['connections'] == n and info['users'] == n, info
         assert info['messages_in'] >= n, info
         _close_all(conns)
