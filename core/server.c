@@ -126,6 +126,10 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    /* a writer that died between taking the bus's wake-up and sending it
+     * would leave us asleep: look now and then anyway */
+    if (srv->bus_ev)
+        event_active(srv->bus_ev, EV_READ, 0);
     while (c) {
         mcpgw_conn *next = c->next;
 
@@ -270,7 +274,10 @@ static void bus_cb(evutil_socket_t fd, short what, void *arg)
             n++;
         }
         if (n >= BUS_BUDGET) {
-            event_active(srv->bus_ev, EV_READ, 0);      /* more next iteration */
+            /* more after the next poll (an event_active here would run
+             * before any socket is looked at again) */
+            static const struct timeval now = { 0, 0 };
+            evtimer_add(srv->bus_again_ev, &now);
             return;
         }
         if (mcpgw_bus_sleep(bus, srv->worker_id))
@@ -339,6 +346,10 @@ static void shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
  * pending request has finished (so plugins see no request at fini). */
 void mcpgw_server_conn_gone(mcpgw_server *srv)
 {
+    if (srv->draining && !srv->shutting_down && srv->n_conns == 0 && srv->n_requests == 0) {
+        mcpgw_server_begin_shutdown(srv);     /* a drained worker has nothing to wait for */
+        return;
+    }
     if (srv->shutting_down && srv->n_conns == 0 && srv->n_requests == 0)
         event_base_loopexit(srv->base, NULL);
 }
@@ -471,7 +482,7 @@ static void sigquit_cb(evutil_socket_t sig, short what, void *arg)
                               "drain_timeout_ms", ms),
                     mcpgw_clock_iso(&srv->clock));
     srv->drain_ev = evtimer_new(srv->base, drain_deadline_cb, srv);
-    if (!srv->drain_ev || evtimer_add(srv->drain_ev, &tv) != 0)
+    if (!srv->drain_ev || evtimer_add(srv->drain_ev, &tv) != 0 || srv->n_conns == 0)
         mcpgw_server_begin_shutdown(srv);
 }
 
@@ -536,7 +547,8 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
     if (gw->bus) {
         srv->bus_ev = event_new(srv->base, mcpgw_bus_fd(gw->bus, srv->worker_id),
                                 EV_READ | EV_PERSIST, bus_cb, srv);
-        if (!srv->bus_ev || event_add(srv->bus_ev, NULL) != 0)
+        srv->bus_again_ev = evtimer_new(srv->base, bus_cb, srv);
+        if (!srv->bus_ev || !srv->bus_again_ev || event_add(srv->bus_ev, NULL) != 0)
             return -1;
         event_active(srv->bus_ev, EV_READ, 0);      /* what came before we started */
     }
@@ -607,6 +619,8 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_free(srv->post_ev);
     if (srv->bus_ev)
         event_free(srv->bus_ev);
+    if (srv->bus_again_ev)
+        event_free(srv->bus_again_ev);
     mcpgw_io_free(&srv->io);
     for (p = srv->post_head; p;) {
         mcpgw_posted *next = p->next;

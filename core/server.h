@@ -64,6 +64,7 @@ typedef struct mcpgw_server {
     struct event *post_ev;          /* wakes the loop for posted functions */
     mcpgw_io io;                    /* the transports' end-of-iteration flush */
     struct event *bus_ev;           /* messages from other workers (gw->bus) */
+    struct event *bus_again_ev;     /* the rest of them, after the next poll */
 
     pthread_mutex_t post_lock;
     mcpgw_posted *post_head, *post_tail;

@@ -60,6 +60,7 @@ typedef struct supervisor {
     pid_t upgrade_from;             /* the old one, when we are the new */
     char **argv;                    /* to start a new binary the same way */
     char exe[4096];                 /* this binary's path, as it was started */
+    pid_t pid;                      /* the supervisor's own */
     int exit_code;
 } supervisor;
 
@@ -215,7 +216,10 @@ static int worker_main(supervisor *s, int slot)
     /* Ctrl-C reaches the whole process group: the supervisor turns it into
      * one SIGTERM for each worker, so the worker itself ignores it. */
     signal(SIGINT, SIG_IGN);
+    signal(SIGUSR2, SIG_IGN);               /* the supervisor's: an upgrade */
     prctl(PR_SET_PDEATHSIG, SIGTERM);       /* no orphaned workers */
+    if (getppid() != s->pid)                /* it died before the prctl */
+        return 0;
     unsetenv("NOTIFY_SOCKET");              /* systemd hears the supervisor only */
     for (int i = 0; i < s->n; i++)
         if (i != slot)
@@ -398,6 +402,12 @@ static void hand_over(supervisor *s)
         return;
     s->draining = 1;
     s->shutting_down = 1;           /* no restarts; exit once the workers are gone */
+    {
+        /* systemd hears only its main process: we name the new one */
+        char state[32];
+        snprintf(state, sizeof(state), "MAINPID=%d", (int)s->upgrade_pid);
+        mcpgw_server_notify(state);
+    }
     log_event(s, MCPGW_LOG_INFO, "supervisor_draining",
               json_pack("{s:i, s:i}", "new_supervisor", (int)s->upgrade_pid, "workers",
                         live_workers(s)));
@@ -445,7 +455,7 @@ static void on_ready(supervisor *s, int slot)
 {
     worker_slot *w;
 
-    if (slot < 0 || slot >= s->n || !s->w[slot].pid)
+    if (slot < 0 || slot >= s->n || !s->w[slot].pid || s->shutting_down)
         return;
     w = &s->w[slot];
     w->ready = 1;
@@ -514,7 +524,9 @@ static void reap(supervisor *s)
             continue;
         w = &s->w[slot];
         w->pid = 0;
+        w->ready = 0;
         s->board->slot[slot].pid = 0;
+        s->board->slot[slot].stats.tcp_open = s->board->slot[slot].stats.ws_open = 0;
         freed = mcpgw_limits_release_worker(s->gw->limits, slot);
         if (s->shutting_down) {
             if (code != 0 && s->exit_code == 0)
@@ -587,7 +599,7 @@ static void reload(supervisor *s)
     mcpgw_server_notify("READY=1");
 }
 
-static void on_signal(supervisor *s, int sig)
+static void on_signal(supervisor *s, int sig, pid_t sender)
 {
     switch (sig) {
     case SIGCHLD:
@@ -608,7 +620,12 @@ static void on_signal(supervisor *s, int sig)
         upgrade(s);
         break;
     case SIGQUIT:
-        hand_over(s);
+        /* only the new generation we started may take over */
+        if (s->upgrade_pid && sender == s->upgrade_pid)
+            hand_over(s);
+        else
+            log_event(s, MCPGW_LOG_WARN, "signal_ignored",
+                      json_pack("{s:i, s:i}", "signal", sig, "sender", (int)sender));
         break;
     }
 }
@@ -638,6 +655,7 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw, char **argv)
     memset(s, 0, sizeof(*s));
     s->gw = gw;
     s->argv = argv;
+    s->pid = getpid();
     /* the path this binary was started from (SIGUSR2 starts what is there
      * then, a new binary if it was replaced) */
     n = readlink("/proc/self/exe", s->exe, sizeof(s->exe) - 1);
@@ -708,7 +726,7 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw, char **argv)
         if (pfd[0].revents & POLLIN) {
             struct signalfd_siginfo si;
             while (read(s->sfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-                on_signal(s, (int)si.ssi_signo);
+                on_signal(s, (int)si.ssi_signo, (pid_t)si.ssi_pid);
         }
         t = now_s();
         if (!s->all_ready && !s->shutting_down && t >= deadline) {

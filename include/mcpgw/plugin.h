@@ -182,9 +182,10 @@ typedef struct mcpgw_host {
     uint64_t (*conn_id)(mcpgw_conn *conn);
     /* Sends msg (borrowed) to one client. 0, or -1 if it has closed. */
     int (*send)(mcpgw_conn *conn, json_t *msg);
-    /* Sends msg (borrowed) to every open connection of this worker except
-     * `except` (may be NULL), serialising it once. Returns the number of
-     * recipients. */
+    /* Sends msg (borrowed) to every open connection of every worker except
+     * `except` (may be NULL), serialising it once (the other workers get it
+     * through the gateway's bus). Returns the number of recipients: here,
+     * plus those open on the other workers. */
     size_t (*broadcast)(mcpgw_plugin_ctx *ctx, json_t *msg, mcpgw_conn *except);
 
     /* --- ABI 1.2 ------------------------------------------------------- */

@@ -475,3 +475,19 @@ def test_sigusr2_upgrade_refuses_no_handshake():
     finally:
         stop.set()
         g.close()
+
+
+def test_a_stray_sigquit_or_sigusr2_to_a_worker_changes_nothing():
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
+        conns = _clients_on_every_worker(g, 2, at_least=1)
+        mark = g.mark()
+        g.signal(signal.SIGQUIT)            # no upgrade under way: not a hand-over
+        g.wait_log('signal_ignored', since=mark)
+        for pid in g.worker_pids():         # an upgrade signal meant for the supervisor
+            os.kill(pid, signal.SIGUSR2)
+        time.sleep(0.3)
+        for v in conns.values():
+            v[0].ping_roundtrip('still')
+        assert not g.logs('worker_crashed') and not g.logs('supervisor_draining')
+        assert_healthy(g)
+        _close_all(conns)
