@@ -68,6 +68,10 @@ static int tls_setup(mcpgw_gateway *gw)
      * hash OpenSSL 3.0 keeps until SSL_free. SSL_free_buffers(), disabling
      * tickets and malloc tuning were measured and change nothing. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+#ifdef SSL_OP_ENABLE_KTLS
+    /* Kernel TLS where this OpenSSL and kernel have it; else nothing changes. */
+    SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
+#endif
     /* Resumption uses stateless tickets; a server-side session cache would
      * hold a session per connection in memory for nothing. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);

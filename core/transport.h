@@ -7,12 +7,13 @@
  * mcpgw_transport_out(). Nothing above this layer touches a socket or a
  * bufferevent, and nothing here knows about HTTP, WebSocket or JSON.
  *
- * Plain sockets are driven by our own read and write events: output queued
- * during one loop iteration is written with one write at its end (the
- * loop's flush list, mcpgw_io), and the write event is armed only after a
- * partial write. Shared broadcast frames (payload.h) can wait behind the
- * output buffer and go out with one writev, without an evbuffer chain per
- * recipient. TLS connections use libevent's OpenSSL bufferevent.
+ * Both kinds are driven by our own read and write events: output queued
+ * during one loop iteration is written at its end (the loop's flush list,
+ * mcpgw_io): one write on a plain socket, one SSL_write per 16 KiB record
+ * on a TLS one; the write event is armed only when the socket (or OpenSSL)
+ * could not take it all. Shared broadcast frames (payload.h) can wait
+ * behind the output buffer; on a plain socket they go out with one writev,
+ * without an evbuffer chain per recipient.
  *
  * The owner learns of events through mcpgw_transport_cbs; each callback is
  * the last thing the transport does in that turn, so the owner may free the
@@ -59,7 +60,7 @@ typedef struct mcpgw_transport_type {
     void (*set_reading)(mcpgw_transport *t, int on);
     void (*set_read_limit)(mcpgw_transport *t, size_t limit);
     /* Writes what is queued; run by the loop's flush list at the end of
-     * the iteration that queued it. NULL: the transport writes by itself. */
+     * the iteration that queued it. */
     void (*flush)(mcpgw_transport *t);
     int (*shutdown_write)(mcpgw_transport *t);      /* 0, or -1: unsupported */
     void (*release)(mcpgw_transport *t);            /* socket and buffers */

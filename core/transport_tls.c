@@ -1,64 +1,262 @@
 /*
- * transport_tls.c - a TLS connection through libevent's OpenSSL bufferevent
- * (see transport.h). The bufferevent owns the SSL object, the socket and
- * the two buffers; it reads and writes by itself, so this transport has no
- * end-of-iteration flush and queues no shared frames behind its output.
+ * transport_tls.c - a TLS connection on its own socket, SSL object, events
+ * and evbuffers (see transport.h), like the plain transport.
+ *
+ * Reading: the handshake (SSL_accept) and then SSL_read into the input, at
+ * most the read limit, draining what OpenSSL has already decrypted.
+ * Writing: output queued during a loop iteration is encrypted at its end
+ * (the loop's flush list) by one SSL_write per 16 KiB record, instead of a
+ * record per evbuffer chain; a write OpenSSL cannot finish arms the write
+ * event and is retried with the same bytes (SSL_MODE_ENABLE_PARTIAL_WRITE,
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). Where the kernel and OpenSSL offer
+ * kernel TLS (SSL_OP_ENABLE_KTLS on the context) the records go through it.
+ * A peer that closes without close_notify is an EOF, not an error.
  */
+#include <errno.h>
 #include <stdlib.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
-#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
+#include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "payload.h"
 #include "transport.h"
+
+#define TLS_READ_MAX 16384
+#define TLS_RECORD 16384
+/* At most this much is decrypted per readable event before the owner runs. */
+#define TLS_READ_BUDGET (4 * TLS_READ_MAX)
 
 typedef struct tls_transport {
     mcpgw_transport base;           /* first: a tls_transport is a transport */
-    struct bufferevent *bev;
+    SSL *ssl;
+    struct event *read_ev;
+    struct event *write_ev;
+    unsigned reading : 1;           /* the owner wants input */
+    unsigned handshaken : 1;
+    unsigned write_armed : 1;       /* a write waits for the socket */
+    unsigned read_needs_write : 1;  /* SSL_read (or the handshake) wants to write */
+    unsigned write_needs_read : 1;  /* SSL_write wants to read first */
 } tls_transport;
 
-static void tls_read_cb(struct bufferevent *bev, void *arg)
+static void tls_update_events(tls_transport *s)
 {
-    mcpgw_transport *t = arg;
-
-    (void)bev;
-    t->cbs->readable(t->owner);
+    if (s->reading || s->write_needs_read || !s->handshaken)
+        event_add(s->read_ev, NULL);
+    else
+        event_del(s->read_ev);
+    if (s->write_armed || s->read_needs_write)
+        event_add(s->write_ev, NULL);
+    else
+        event_del(s->write_ev);
 }
 
-static void tls_write_cb(struct bufferevent *bev, void *arg)
+static void tls_closed(mcpgw_transport *t, int eof)
 {
-    mcpgw_transport *t = arg;
+    tls_transport *s = (tls_transport *)t;
 
-    if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
+    event_del(s->read_ev);
+    event_del(s->write_ev);
+    s->reading = s->write_armed = s->read_needs_write = s->write_needs_read = 0;
+    ERR_clear_error();
+    if (t->cbs)
+        t->cbs->closed(t->owner, eof);
+}
+
+/* What an SSL call's failure means: 0 to wait (the events are set), 1 for
+ * an EOF, -1 for an error. */
+static int tls_failure(tls_transport *s, int rc, int writing)
+{
+    switch (SSL_get_error(s->ssl, rc)) {
+    case SSL_ERROR_WANT_READ:
+        if (writing)
+            s->write_needs_read = 1;
+        return 0;
+    case SSL_ERROR_WANT_WRITE:
+        if (writing)
+            s->write_armed = 1;
+        else
+            s->read_needs_write = 1;
+        return 0;
+    case SSL_ERROR_ZERO_RETURN:
+        return 1;
+    case SSL_ERROR_SYSCALL:
+        /* no close_notify: a dirty shutdown is an EOF */
+        return ERR_peek_error() == 0 && (errno == 0 || errno == ECONNRESET || errno == EPIPE)
+                   ? 1
+                   : -1;
+    default:
+        return -1;
+    }
+}
+
+/* Encrypts and sends what is queued; 0 when it is all gone, 1 when it
+ * waits, -1 (EOF or error: closed is due) otherwise. */
+static int tls_write_out(tls_transport *s, int *eof)
+{
+    mcpgw_transport *t = &s->base;
+
+    if (t->n_frames)
+        mcpgw_transport_frames_spill(t);
+    s->write_armed = s->write_needs_read = 0;
+    while (evbuffer_get_length(t->out)) {
+        size_t len = evbuffer_get_length(t->out);
+        unsigned char *p;
+        int n, r;
+
+        if (len > TLS_RECORD)
+            len = TLS_RECORD;
+        p = evbuffer_pullup(t->out, (ev_ssize_t)len);
+        if (!p)
+            return -1;
+        ERR_clear_error();
+        n = SSL_write(s->ssl, p, (int)len);
+        if (n > 0) {
+            evbuffer_drain(t->out, (size_t)n);
+            continue;
+        }
+        r = tls_failure(s, n, 1);
+        if (r == 0)
+            return 1;
+        *eof = r > 0;
+        return -1;
+    }
+    return 0;
+}
+
+static void tls_flush(mcpgw_transport *t)
+{
+    tls_transport *s = (tls_transport *)t;
+    int eof = 0, rc;
+
+    if (!s->handshaken || s->write_armed || s->write_needs_read) {
+        if (t->n_frames)        /* the write waits: keep the order behind it */
+            mcpgw_transport_frames_spill(t);
+        return;
+    }
+    rc = tls_write_out(s, &eof);
+    if (rc < 0) {
+        tls_closed(t, eof);
+        return;
+    }
+    tls_update_events(s);
+    if (rc == 0 && t->cbs)
         t->cbs->written(t->owner);
 }
 
-static void tls_event_cb(struct bufferevent *bev, short what, void *arg)
+/* The handshake, then what can be read. */
+static void tls_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     mcpgw_transport *t = arg;
+    tls_transport *s = arg;
+    size_t got = 0;
+    int r;
 
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        bufferevent_disable(bev, EV_READ | EV_WRITE);
-        t->cbs->closed(t->owner, (what & BEV_EVENT_EOF) != 0);
+    (void)fd;
+    (void)what;
+    s->read_needs_write = 0;
+    if (!s->handshaken) {
+        ERR_clear_error();
+        r = SSL_accept(s->ssl);
+        if (r != 1) {
+            r = tls_failure(s, r, 0);
+            if (r != 0) {
+                tls_closed(t, r > 0);
+                return;
+            }
+            tls_update_events(s);
+            return;
+        }
+        s->handshaken = 1;
     }
+    if (s->write_needs_read) {      /* a write waited for this */
+        int eof = 0, rc = tls_write_out(s, &eof);
+        if (rc < 0) {
+            tls_closed(t, eof);
+            return;
+        }
+    }
+    while (s->reading && got < TLS_READ_BUDGET) {
+        char buf[TLS_READ_MAX];
+        size_t len = evbuffer_get_length(t->in), room = sizeof(buf);
+        int n;
+
+        if (t->read_limit) {
+            if (len >= t->read_limit) {
+                /* nothing consumes until more is read: cannot happen while
+                 * the limit is above the largest frame or head */
+                if (!got) {
+                    event_del(s->read_ev);
+                    return;
+                }
+                break;
+            }
+            if (t->read_limit - len < room)
+                room = t->read_limit - len;
+        }
+        ERR_clear_error();
+        n = SSL_read(s->ssl, buf, (int)room);
+        if (n <= 0) {
+            r = tls_failure(s, n, 0);
+            if (r != 0) {
+                if (got)    /* what came before the close first */
+                    break;
+                tls_closed(t, r > 0);
+                return;
+            }
+            break;
+        }
+        if (evbuffer_add(t->in, buf, (size_t)n) != 0) {
+            tls_closed(t, 0);
+            return;
+        }
+        got += (size_t)n;
+    }
+    tls_update_events(s);
+    if (SSL_pending(s->ssl) > 0 && s->reading)
+        event_active(s->read_ev, EV_READ, 0);     /* decrypted, not yet taken */
+    if (got)
+        t->cbs->readable(t->owner);
+}
+
+static void tls_write_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_transport *t = arg;
+    tls_transport *s = arg;
+    int eof = 0, rc;
+
+    (void)fd;
+    (void)what;
+    if (s->read_needs_write || !s->handshaken) {
+        s->read_needs_write = 0;
+        tls_read_cb(fd, EV_READ, arg);  /* the read side wanted to write */
+        return;
+    }
+    rc = tls_write_out(s, &eof);
+    if (rc < 0) {
+        tls_closed(t, eof);
+        return;
+    }
+    tls_update_events(s);
+    if (rc == 0)
+        t->cbs->written(t->owner);
 }
 
 static void tls_set_reading(mcpgw_transport *t, int on)
 {
-    struct bufferevent *bev = ((tls_transport *)t)->bev;
+    tls_transport *s = (tls_transport *)t;
 
-    if (on)
-        bufferevent_enable(bev, EV_READ);
-    else
-        bufferevent_disable(bev, EV_READ);
+    s->reading = on != 0;
+    tls_update_events(s);
+    if (on && s->handshaken && SSL_pending(s->ssl) > 0)
+        event_active(s->read_ev, EV_READ, 0);
 }
 
 static void tls_set_read_limit(mcpgw_transport *t, size_t limit)
 {
     t->read_limit = limit;
-    bufferevent_setwatermark(((tls_transport *)t)->bev, EV_READ, 0, limit);
+    tls_update_events((tls_transport *)t);  /* in case the old limit had paused it */
 }
 
 static int tls_shutdown_write(mcpgw_transport *t)
@@ -71,9 +269,24 @@ static void tls_release(mcpgw_transport *t)
 {
     tls_transport *s = (tls_transport *)t;
 
-    if (s->bev)
-        bufferevent_free(s->bev);   /* closes the socket, frees the SSL */
-    s->bev = NULL;
+    if (s->read_ev)
+        event_free(s->read_ev);
+    if (s->write_ev)
+        event_free(s->write_ev);
+    s->read_ev = s->write_ev = NULL;
+    if (s->ssl) {
+        if (s->handshaken)
+            SSL_shutdown(s->ssl);       /* one close_notify, not waited for */
+        SSL_free(s->ssl);
+        ERR_clear_error();
+    }
+    s->ssl = NULL;
+    if (t->in)
+        evbuffer_free(t->in);
+    if (t->out)
+        evbuffer_free(t->out);
+    if (t->fd >= 0)
+        evutil_closesocket(t->fd);
     t->fd = -1;
 }
 
@@ -81,7 +294,7 @@ const mcpgw_transport_type mcpgw_transport_tls = {
     .name = "tls",
     .set_reading = tls_set_reading,
     .set_read_limit = tls_set_read_limit,
-    .flush = NULL,
+    .flush = tls_flush,
     .shutdown_write = tls_shutdown_write,
     .release = tls_release,
 };
@@ -98,17 +311,20 @@ mcpgw_transport *mcpgw_transport_tls_new(mcpgw_io *io, evutil_socket_t fd, SSL *
         return NULL;
     }
     mcpgw_transport_setup(t, &mcpgw_transport_tls, io, fd, cbs, owner);
-    s->bev = bufferevent_openssl_socket_new(io->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
-                                            BEV_OPT_CLOSE_ON_FREE);
-    if (!s->bev) {      /* it owns ssl even on failure; the socket is ours */
-        evutil_closesocket(fd);
+    s->ssl = ssl;
+    s->reading = 1;
+    s->handshaken = s->write_armed = s->read_needs_write = s->write_needs_read = 0;
+    SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    t->in = evbuffer_new();
+    t->out = evbuffer_new();
+    s->read_ev = event_new(io->base, fd, EV_READ | EV_PERSIST, tls_read_cb, t);
+    s->write_ev = event_new(io->base, fd, EV_WRITE | EV_PERSIST, tls_write_cb, t);
+    if (!t->in || !t->out || !s->read_ev || !s->write_ev || SSL_set_fd(ssl, fd) != 1) {
+        tls_release(t);
         free(s);
         return NULL;
     }
-    bufferevent_openssl_set_allow_dirty_shutdown(s->bev, 1);
-    t->in = bufferevent_get_input(s->bev);
-    t->out = bufferevent_get_output(s->bev);
-    bufferevent_setcb(s->bev, tls_read_cb, tls_write_cb, tls_event_cb, t);
-    bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+    SSL_set_accept_state(ssl);
+    tls_update_events(s);
     return t;
 }
