@@ -171,7 +171,9 @@ static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpg
     for (c = srv->conns; c; c = next) {
         mcpgw_payload **slot;
 
+        /* cppcheck-suppress nullPointerRedundantCheck ; c is never NULL here: except may be */
         next = c->next;     /* a slow consumer may be closed (not freed) here */
+        /* cppcheck-suppress nullPointerRedundantCheck */
         if (c->state != MCPGW_CONN_OPEN || c == except ||
             (user && (!c->user || strcmp(c->user, user) != 0)))
             continue;

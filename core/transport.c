@@ -43,6 +43,18 @@ void mcpgw_transport_frames_spill(mcpgw_transport *t)
     t->frames_bytes = 0;
 }
 
+void mcpgw_transport_close_io(mcpgw_transport *t)
+{
+    if (t->in)
+        evbuffer_free(t->in);
+    if (t->out)
+        evbuffer_free(t->out);
+    t->in = t->out = NULL;
+    if (t->fd >= 0)
+        evutil_closesocket(t->fd);
+    t->fd = -1;
+}
+
 static void frames_release(mcpgw_transport *t)
 {
     for (unsigned i = 0; i < t->n_frames; i++) {

@@ -135,6 +135,8 @@ static inline int mcpgw_transport_is_tls(const mcpgw_transport *t)
 void mcpgw_transport_setup(mcpgw_transport *t, const mcpgw_transport_type *type, mcpgw_io *io,
                            evutil_socket_t fd, const mcpgw_transport_cbs *cbs, void *owner);
 void mcpgw_transport_frames_spill(mcpgw_transport *t);
+/* Frees both buffers and closes the socket (the end of each release). */
+void mcpgw_transport_close_io(mcpgw_transport *t);
 void mcpgw_transport_flush_enqueue(mcpgw_transport *t);
 
 #endif

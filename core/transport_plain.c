@@ -204,13 +204,7 @@ static void plain_release(mcpgw_transport *t)
     if (p->write_ev)
         event_free(p->write_ev);
     p->read_ev = p->write_ev = NULL;
-    if (t->in)
-        evbuffer_free(t->in);
-    if (t->out)
-        evbuffer_free(t->out);
-    if (t->fd >= 0)
-        evutil_closesocket(t->fd);
-    t->fd = -1;
+    mcpgw_transport_close_io(t);
 }
 
 const mcpgw_transport_type mcpgw_transport_plain = {

@@ -281,13 +281,7 @@ static void tls_release(mcpgw_transport *t)
         ERR_clear_error();
     }
     s->ssl = NULL;
-    if (t->in)
-        evbuffer_free(t->in);
-    if (t->out)
-        evbuffer_free(t->out);
-    if (t->fd >= 0)
-        evutil_closesocket(t->fd);
-    t->fd = -1;
+    mcpgw_transport_close_io(t);
 }
 
 const mcpgw_transport_type mcpgw_transport_tls = {
