@@ -61,6 +61,10 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
                                     time_t now, json_t **claims,
                                     char *user_id, size_t user_id_cap);
 
+/* Does claims[name] equal value (a string claim), contain it (an array of
+ * strings), or print as it (a number or boolean: "3", "true")? */
+int mcpgw_auth_claim_matches(const json_t *claims, const char *name, const char *value);
+
 /* Short snake_case name of a result for logs ("expired", "bad_signature"...). */
 const char *mcpgw_auth_result_name(mcpgw_auth_result r);
 

@@ -99,6 +99,7 @@ typedef enum {
     SEC_LOG,
     SEC_PLUGINS,
     SEC_HANDLER,
+    SEC_ENDPOINT,
     SEC_TLS,
     SEC_COMPRESSION,
     SEC_ADMIN
@@ -885,6 +886,50 @@ fail:
     }
 }
 
+/* [endpoint.NAME]: the endpoint's own keys; every other key (plugin, the
+ * plugin's keys) is kept like a handler section's. */
+static void set_endpoint(parse_ctx *p, const char *name, const char *value)
+{
+    mcpgw_handler_config *h = p->handler;
+
+    if (strcmp(name, "path") == 0) {
+        if (value[0] != '/' || has_space_or_ctl(value) || strchr(value, '?') ||
+            strchr(value, '#'))
+            bad_value(p, name, value, "a path starting with '/', without query or fragment");
+        else
+            set_string(p, &h->path, value);
+    } else if (strcmp(name, "protocol") == 0) {
+        if (strcmp(value, "jsonrpc") == 0)
+            h->protocol = MCPGW_ENDPOINT_JSONRPC;
+        else if (strcmp(value, "mcpgw") == 0)
+            h->protocol = MCPGW_ENDPOINT_MCPGW;
+        else
+            bad_value(p, name, value, "jsonrpc or mcpgw");
+    } else if (strcmp(name, "subprotocol") == 0) {
+        /* an RFC 7230 token, as Sec-WebSocket-Protocol needs */
+        if (!*value || !all_chars_in(value, "!#$%&'*+-.^_`|~"))
+            bad_value(p, name, value, "a token such as mcp");
+        else
+            set_string(p, &h->subprotocol, value);
+    } else if (strcmp(name, "require_claim") == 0) {
+        const char *colon = strchr(value, ':');
+        if (!colon || colon == value || !colon[1]) {
+            bad_value(p, name, value, "CLAIM:VALUE");
+        } else {
+            char *claim = strndup(value, (size_t)(colon - value));
+            if (!claim) {
+                p->errs->oom = 1;
+                return;
+            }
+            free(h->claim_name);
+            h->claim_name = claim;
+            set_string(p, &h->claim_value, colon + 1);
+        }
+    } else {
+        set_handler(p, name, value);
+    }
+}
+
 /* The inih handler: called right after our reader returned the line. */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
@@ -923,6 +968,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     case SEC_HANDLER:
         set_handler(p, name, value);
         break;
+    case SEC_ENDPOINT:
+        set_endpoint(p, name, value);
+        break;
     case SEC_TLS:
         set_tls(p, name, value);
         break;
@@ -938,16 +986,18 @@ static int on_key(void *user, const char *section, const char *name, const char 
 
 /* ------------------------------------------------------------ sections */
 
-static mcpgw_handler_config *handler_for(parse_ctx *p, const char *type)
+static mcpgw_handler_config *handler_for(parse_ctx *p, const char *type, int endpoint)
 {
     mcpgw_handler_config *h, **tail;
 
-    for (tail = &p->cfg->handlers; *tail; tail = &(*tail)->next)
+    for (tail = endpoint ? &p->cfg->endpoints : &p->cfg->handlers; *tail; tail = &(*tail)->next)
         if (strcmp((*tail)->type, type) == 0)
             return *tail;
     h = calloc(1, sizeof *h);
     if (!h || !(h->type = strdup(type)) || !(h->file = strdup(p->file)))
         goto fail;
+    h->is_endpoint = endpoint;
+    h->protocol = MCPGW_ENDPOINT_JSONRPC;
     h->line = p->lineno;    /* the first header, until a plugin key is seen */
     *tail = h;
     return h;
@@ -989,9 +1039,20 @@ static void enter_section(parse_ctx *p, const char *name, size_t len)
                        "[A-Za-z0-9_.:-])", copy);
             return;
         }
-        p->handler = handler_for(p, copy + 8);
+        p->handler = handler_for(p, copy + 8, 0);
         if (p->handler)
             p->sec = SEC_HANDLER;
+        return;
+    }
+    if (strncmp(copy, "endpoint.", 9) == 0) {
+        if (!copy[9] || !all_chars_in(copy + 9, "_-")) {
+            line_error(p, "bad endpoint name in [%s] (expected [endpoint.NAME] with NAME of "
+                       "[A-Za-z0-9_-])", copy);
+            return;
+        }
+        p->handler = handler_for(p, copy + 9, 1);
+        if (p->handler)
+            p->sec = SEC_ENDPOINT;
         return;
     }
     line_error(p, "unknown section [%s]", copy);
@@ -1175,6 +1236,51 @@ fail:
     return NULL;
 }
 
+/* Paths the plain HTTP endpoints answer (http_api.c): an endpoint may not
+ * take one. */
+static const char *const reserved_paths[] = {
+    "/healthz", "/readyz", "/metrics", "/status", "/api", NULL
+};
+
+static int path_reserved(const char *path)
+{
+    for (const char *const *r = reserved_paths; *r; r++) {
+        size_t n = strlen(*r);
+        if (strncmp(path, *r, n) == 0 && (path[n] == '\0' || path[n] == '/'))
+            return 1;
+    }
+    return 0;
+}
+
+static void check_endpoints(mcpgw_config *cfg, errbuf *errs)
+{
+    for (mcpgw_handler_config *h = cfg->endpoints; h; h = h->next) {
+        if (!h->path) {
+            errbuf_add(errs, "%s:%d: missing key 'path' in [endpoint.%s]", h->file, h->line,
+                       h->type);
+            continue;
+        }
+        if (h->protocol == MCPGW_ENDPOINT_JSONRPC && !h->plugin)
+            errbuf_add(errs, "%s:%d: missing key 'plugin' in [endpoint.%s] (a jsonrpc "
+                       "endpoint hands its messages to a plugin)", h->file, h->line, h->type);
+        if (h->protocol == MCPGW_ENDPOINT_MCPGW && (h->plugin || h->options))
+            errbuf_add(errs, "%s:%d: [endpoint.%s] speaks protocol mcpgw: its messages go "
+                       "to the [handler.*] table, so it takes no plugin and no plugin keys "
+                       "(only path, protocol, subprotocol, require_claim)",
+                       h->file, h->line, h->type);
+        if (strcmp(h->path, cfg->path) == 0)
+            errbuf_add(errs, "%s:%d: [endpoint.%s] path %s is already [server] path",
+                       h->file, h->line, h->type, h->path);
+        if (path_reserved(h->path))
+            errbuf_add(errs, "%s:%d: [endpoint.%s] path %s is taken by the gateway's own "
+                       "HTTP endpoints", h->file, h->line, h->type, h->path);
+        for (mcpgw_handler_config *o = cfg->endpoints; o != h; o = o->next)
+            if (o->path && strcmp(o->path, h->path) == 0)
+                errbuf_add(errs, "%s:%d: [endpoint.%s] path %s is already used by "
+                           "[endpoint.%s]", h->file, h->line, h->type, h->path, o->type);
+    }
+}
+
 /* Environment, final validation, and the result. */
 static mcpgw_config *finish(mcpgw_config *cfg, errbuf *errs, const char *name, char **errors)
 {
@@ -1206,6 +1312,7 @@ static mcpgw_config *finish(mcpgw_config *cfg, errbuf *errs, const char *name, c
             if (!h->plugin)
                 errbuf_add(errs, "%s:%d: missing key 'plugin' in [handler.%s]",
                            h->file, h->line, h->type);
+        check_endpoints(cfg, errs);
     }
     if (errs->oom) {
         free(errs->buf);
@@ -1340,9 +1447,26 @@ static void free_kvs(mcpgw_kv *kv)
     }
 }
 
+static void free_sections(mcpgw_handler_config *h)
+{
+    mcpgw_handler_config *next;
+
+    for (; h; h = next) {
+        next = h->next;
+        free(h->type);
+        free(h->plugin);
+        free(h->file);
+        free_kvs(h->options);
+        free(h->path);
+        free(h->subprotocol);
+        free(h->claim_name);
+        free(h->claim_value);
+        free(h);
+    }
+}
+
 void mcpgw_config_free(mcpgw_config *cfg)
 {
-    mcpgw_handler_config *h, *next;
 
     if (!cfg)
         return;
@@ -1361,15 +1485,20 @@ void mcpgw_config_free(mcpgw_config *cfg)
     free(cfg->audience);
     free(cfg->admin_claim);
     free(cfg->admin_value);
-    for (h = cfg->handlers; h; h = next) {
-        next = h->next;
-        free(h->type);
-        free(h->plugin);
-        free(h->file);
-        free_kvs(h->options);
-        free(h);
-    }
+    free_sections(cfg->handlers);
+    free_sections(cfg->endpoints);
     free(cfg);
+}
+
+const mcpgw_handler_config *mcpgw_config_endpoint(const mcpgw_config *cfg, const char *path,
+                                                  size_t path_len)
+{
+    if (!cfg)
+        return NULL;
+    for (const mcpgw_handler_config *h = cfg->endpoints; h; h = h->next)
+        if (h->path && strlen(h->path) == path_len && memcmp(h->path, path, path_len) == 0)
+            return h;
+    return NULL;
 }
 
 const mcpgw_handler_config *mcpgw_config_handler(const mcpgw_config *cfg, const char *type)

@@ -28,12 +28,27 @@ typedef struct mcpgw_kv {
     struct mcpgw_kv *next;
 } mcpgw_kv;
 
+/* What an endpoint speaks ([endpoint.NAME] protocol). */
+typedef enum {
+    MCPGW_ENDPOINT_MCPGW = 0,       /* the gateway protocol: {"type"} messages, handler table */
+    MCPGW_ENDPOINT_JSONRPC          /* JSON-RPC 2.0 objects and batches, handed to the plugin */
+} mcpgw_endpoint_protocol;
+
+/* A plugin section: [handler.TYPE], or [endpoint.NAME] (is_endpoint). */
 typedef struct mcpgw_handler_config {
-    char *type;         /* message type: the part after "handler." */
+    char *type;         /* message type, or the endpoint's NAME: the part after the dot */
     char *plugin;       /* plugin name (file NAME.so in the plugins dir) */
     char *file;         /* file:line of the section's plugin key */
     int line;
-    mcpgw_kv *options;  /* every key of the section except "plugin", in order */
+    mcpgw_kv *options;  /* every key of the section except "plugin" (and, for an
+                           endpoint, except the endpoint's own keys below), in order */
+    /* [endpoint.NAME] only */
+    int is_endpoint;
+    char *path;         /* "/mcp/everything": exact match, no query */
+    mcpgw_endpoint_protocol protocol;   /* default jsonrpc */
+    char *subprotocol;  /* answered when offered; NULL: the protocol's ("mcp", "mcpgw") */
+    char *claim_name;   /* require_claim = CLAIM:VALUE (NULL: none) */
+    char *claim_value;
     struct mcpgw_handler_config *next;
 } mcpgw_handler_config;
 
@@ -88,6 +103,8 @@ typedef struct mcpgw_config {
     char *plugins_dir;              /* default: the install dir */
     /* [handler.*] in order of first appearance */
     mcpgw_handler_config *handlers;
+    /* [endpoint.*] in order of first appearance */
+    mcpgw_handler_config *endpoints;
 } mcpgw_config;
 
 /* Loads DIR/NAME.ini. On success returns a config and leaves *errors NULL.
@@ -100,6 +117,10 @@ void mcpgw_config_free(mcpgw_config *cfg);
 
 /* Does any configured algorithm need the HMAC secret (HS*)? */
 int mcpgw_config_needs_secret(const mcpgw_config *cfg);
+
+/* Finds an endpoint by its request path, or NULL. */
+const mcpgw_handler_config *mcpgw_config_endpoint(const mcpgw_config *cfg, const char *path,
+                                                  size_t path_len);
 
 /* Finds a handler section by message type, or NULL. */
 const mcpgw_handler_config *mcpgw_config_handler(const mcpgw_config *cfg, const char *type);

@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "protocol.h"
 #include "server.h"
 #include "transport.h"
 #include "http_upgrade.h"
@@ -256,6 +257,9 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
                                       "reason", why),
                             mcpgw_clock_iso(&srv->clock));
     }
+    if (was_ws && c->protocol && c->protocol->closed)
+        c->protocol->closed(c, c->close_code_received ? c->close_code_received
+                               : code ? code : MCPGW_WS_CLOSE_ABNORMAL);
     if (c->holds_user_slot) {
         if (mcpgw_limits_release(srv->gw->limits, c->user, srv->worker_id) < 0)
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "user_slot_release_failed",

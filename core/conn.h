@@ -78,6 +78,12 @@ struct mcpgw_conn {
 
     /* -- the gateway protocol (protocol.c, dispatch.c) */
     int warned_unknown_type;        /* logged one unknown type at warn already */
+
+    /* -- an [endpoint.NAME] (endpoint.c, protocol_jsonrpc.c) */
+    const struct mcpgw_handler_config *endpoint; /* NULL: [server] path */
+    mcpgw_plugin_ctx *ep_ctx;       /* jsonrpc: the plugin serving it */
+    void *ep_data;                  /* what its conn_open gave */
+    int ep_opened;                  /* conn_open succeeded: conn_close is due */
 };
 
 /* Accepts a new TCP connection (called by the listener); with ssl (owned

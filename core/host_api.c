@@ -6,7 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
+#include "child.h"
 #include "conn.h"
+#include "metrics.h"
+#include "transport.h"
+#include "ws_frame.h"
 #include "dispatch.h"
 #include "host_api.h"
 #include "log.h"
@@ -151,6 +157,122 @@ static int host_worker(mcpgw_plugin_ctx *ctx, int *n_workers)
     return ctx->srv->worker_id;
 }
 
+/* --- ABI 1.3 ------------------------------------------------------------ */
+
+static int host_send_text(mcpgw_conn *conn, const char *text, size_t len)
+{
+    if (!conn || !mcpgw_conn_is_open(conn))
+        return -1;
+    return mcpgw_conn_send_text(conn, text, len);
+}
+
+static void host_close(mcpgw_conn *conn, int code, const char *reason)
+{
+    char r[124];
+
+    if (!conn || !mcpgw_conn_is_open(conn))
+        return;
+    /* a code a server may send (RFC 6455 7.4): anything else becomes 1011 */
+    if (!(code == 1000 || code == 1001 || code == 1003 || code == 1007 || code == 1008 ||
+          code == 1009 || code == 1011 || code == 1012 || code == 1013 ||
+          (code >= 3000 && code <= 4999)))
+        code = MCPGW_WS_CLOSE_INTERNAL;
+    snprintf(r, sizeof(r), "%s", reason ? reason : "");
+    mcpgw_conn_close(conn, (unsigned)code, r);
+}
+
+static size_t host_conn_queued(mcpgw_conn *conn)
+{
+    return conn && conn->transport ? mcpgw_transport_queued(conn->transport) : 0;
+}
+
+struct mcpgw_timer {
+    mcpgw_server *srv;
+    struct event *ev;
+    void (*fn)(void *arg);
+    void *arg;
+    struct mcpgw_timer *prev, *next;
+};
+
+static void timer_unlink_free(mcpgw_timer *t)
+{
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        t->srv->timers = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    event_free(t->ev);
+    free(t);
+}
+
+static void timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_timer *t = arg;
+    void (*fn)(void *) = t->fn;
+    void *fn_arg = t->arg;
+
+    (void)fd;
+    (void)what;
+    timer_unlink_free(t);       /* the handle is gone before fn runs */
+    fn(fn_arg);
+}
+
+static mcpgw_timer *host_timer_start(mcpgw_plugin_ctx *ctx, unsigned ms, void (*fn)(void *arg),
+                                     void *arg)
+{
+    mcpgw_server *srv = ctx->srv;
+    mcpgw_timer *t;
+    struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+    if (!fn || !(t = calloc(1, sizeof(*t))))
+        return NULL;
+    t->ev = evtimer_new(srv->base, timer_cb, t);
+    if (!t->ev) {
+        free(t);
+        return NULL;
+    }
+    t->srv = srv;
+    t->fn = fn;
+    t->arg = arg;
+    t->next = srv->timers;
+    if (srv->timers)
+        srv->timers->prev = t;
+    srv->timers = t;
+    evtimer_add(t->ev, &tv);
+    return t;
+}
+
+static void host_timer_cancel(mcpgw_timer *t)
+{
+    if (t)
+        timer_unlink_free(t);
+}
+
+void mcpgw_host_timers_free(mcpgw_server *srv)
+{
+    while (srv->timers)
+        timer_unlink_free(srv->timers);
+}
+
+static mcpgw_child *host_child_spawn(mcpgw_plugin_ctx *ctx, const mcpgw_child_spec *spec,
+                                     char *err, size_t err_len)
+{
+    char dummy[8];
+
+    if (!err || !err_len) {
+        err = dummy;
+        err_len = sizeof(dummy);
+    }
+    err[0] = '\0';
+    return mcpgw_child_spawn(ctx->srv, ctx->section->plugin, spec, err, err_len);
+}
+
+static void host_metric(mcpgw_plugin_ctx *ctx, int which, const char *label, double value)
+{
+    mcpgw_endpoint_metric(ctx->srv, ctx->section, which, label, value);
+}
+
 static const mcpgw_host host_table = {
     .size = sizeof(mcpgw_host),
     .abi_major = MCPGW_PLUGIN_ABI_MAJOR,
@@ -174,6 +296,18 @@ static const mcpgw_host host_table = {
     .send = host_send,
     .broadcast = host_broadcast,
     .worker = host_worker,
+    .send_text = host_send_text,
+    .close = host_close,
+    .conn_queued = host_conn_queued,
+    .timer_start = host_timer_start,
+    .timer_cancel = host_timer_cancel,
+    .child_spawn = host_child_spawn,
+    .child_write = mcpgw_child_write,
+    .child_queued = mcpgw_child_queued,
+    .child_pause = mcpgw_child_pause,
+    .child_stop = mcpgw_child_stop,
+    .child_pid = mcpgw_child_pid,
+    .metric = host_metric,
 };
 
 const mcpgw_host *mcpgw_host_table(void)

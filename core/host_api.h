@@ -9,4 +9,8 @@
 /* The one, immutable host table (it holds only function pointers). */
 const mcpgw_host *mcpgw_host_table(void);
 
+/* Frees the timers plugins left pending (shutdown, after every fini). */
+typedef struct mcpgw_server mcpgw_server;
+void mcpgw_host_timers_free(mcpgw_server *srv);
+
 #endif

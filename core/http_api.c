@@ -71,7 +71,7 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
     size_t tlen = 0;
     const char *bearer = mcpgw_http_bearer_token(req, &tlen);
     char token[8192], user[256];
-    json_t *claims = NULL, *v;
+    json_t *claims = NULL;
     mcpgw_auth_result ar;
     int ok = 0;
 
@@ -95,15 +95,7 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
         respond_error(c, 401, "Unauthorized: Invalid token");
         return 0;
     }
-    v = json_object_get(claims, srv->gw->cfg->admin_claim);
-    if (json_is_string(v)) {
-        ok = strcmp(json_string_value(v), srv->gw->cfg->admin_value) == 0;
-    } else if (json_is_array(v)) {
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e)
-            ok |= json_is_string(e) && strcmp(json_string_value(e), srv->gw->cfg->admin_value) == 0;
-    }
+    ok = mcpgw_auth_claim_matches(claims, srv->gw->cfg->admin_claim, srv->gw->cfg->admin_value);
     json_decref(claims);
     if (!ok) {
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))

@@ -19,6 +19,7 @@
 #include "http_api.h"
 #include "log.h"
 #include "metrics.h"
+#include "plugin_loader.h"
 #include "protocol.h"
 #include "server.h"
 #include "transport.h"
@@ -65,7 +66,8 @@ static int origin_allowed(const mcpgw_config *cfg, const mcpgw_str *origin)
     return 0;
 }
 
-static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
+static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
+                    const mcpgw_handler_config *ep)
 {
     mcpgw_server *srv = c->srv;
     mcpgw_handshake_verdict v;
@@ -75,7 +77,9 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
     char ext[320];
     char resp[768];
     char sub[96];
-    const mcpgw_protocol *proto;
+    const mcpgw_protocol *proto = &mcpgw_protocol_gateway;
+    const char *subprotocol;
+    mcpgw_plugin_ctx *ep_ctx = NULL;
     json_t *claims = NULL;
     const mcpgw_str *key;
     long tlen;
@@ -118,6 +122,29 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
         http_reject(c, 401, NULL, "Unauthorized: Invalid token", "websocket_auth_failed",
                     mcpgw_auth_result_name(ar));
         return;
+    }
+
+    if (ep && ep->claim_name && !mcpgw_auth_claim_matches(claims, ep->claim_name, ep->claim_value)) {
+        json_decref(claims);
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
+                            json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "reason",
+                                      "claim_required", "userId", user, "endpoint", ep->type,
+                                      "claim", ep->claim_name, "status", 403, "ip", c->peer),
+                            mcpgw_clock_iso(&srv->clock));
+        http_reject(c, 403, NULL, "Forbidden: this endpoint requires another claim",
+                    "websocket_handshake_rejected", "claim_required");
+        return;
+    }
+    if (ep && ep->protocol == MCPGW_ENDPOINT_JSONRPC) {
+        proto = &mcpgw_protocol_jsonrpc;
+        ep_ctx = mcpgw_plugins_find_section(&srv->plugins, ep);
+        if (!ep_ctx) {
+            json_decref(claims);
+            http_reject(c, 503, NULL, "Service Unavailable: endpoint plugin not loaded",
+                        "websocket_handshake_rejected", "endpoint_unavailable");
+            return;
+        }
     }
 
     lr = mcpgw_limits_acquire(srv->gw->limits, user, srv->worker_id,
@@ -169,10 +196,10 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
             break;
         }
     }
-    proto = &mcpgw_protocol_gateway;
+    subprotocol = ep && ep->subprotocol ? ep->subprotocol : proto->subprotocol;
     sub[0] = '\0';
-    if (proto->subprotocol && mcpgw_handshake_offers_subprotocol(req, proto->subprotocol))
-        snprintf(sub, sizeof(sub), "Sec-WebSocket-Protocol: %s\r\n", proto->subprotocol);
+    if (subprotocol && mcpgw_handshake_offers_subprotocol(req, subprotocol))
+        snprintf(sub, sizeof(sub), "Sec-WebSocket-Protocol: %s\r\n", subprotocol);
     snprintf(resp, sizeof(resp),
              "HTTP/1.1 101 Switching Protocols\r\n"
              "Upgrade: websocket\r\n"
@@ -180,6 +207,8 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req)
              "Sec-WebSocket-Accept: %s\r\n%s%s\r\n", accept, ext, sub);
     evbuffer_add(mcpgw_transport_out(c->transport), resp, strlen(resp));
     c->protocol = proto;
+    c->endpoint = ep;
+    c->ep_ctx = ep_ctx;
 
     srv->metrics->upgrades_accepted++;
     mcpgw_conn_stop_linger(c);          /* the handshake timer */
@@ -207,6 +236,7 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
     const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
     mcpgw_http_request req;
     mcpgw_http_result r;
+    const mcpgw_handler_config *ep;
 
     if (!buf)
         return 0;
@@ -229,8 +259,13 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
         break;
     }
 
-    if (req.path.len != strlen(srv->gw->cfg->path) ||
-        memcmp(req.path.p, srv->gw->cfg->path, req.path.len) != 0) {
+    if (req.path.len == strlen(srv->gw->cfg->path) &&
+        memcmp(req.path.p, srv->gw->cfg->path, req.path.len) == 0)
+        ep = NULL;
+    else
+        ep = mcpgw_config_endpoint(srv->gw->cfg, req.path.p, req.path.len);
+    if (!ep && (req.path.len != strlen(srv->gw->cfg->path) ||
+                memcmp(req.path.p, srv->gw->cfg->path, req.path.len) != 0)) {
         size_t body_len = 0;
         int b;
 
@@ -262,7 +297,7 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
         mcpgw_conn_drain(c);
         return 1;
     }
-    upgrade(c, &req);
+    upgrade(c, &req, ep);
     /* req points into the input buffer: drop the head only now. */
     if (c->state != MCPGW_CONN_GONE)
         evbuffer_drain(in, req.head_len);

@@ -14,6 +14,8 @@
 #include "bus.h"
 #include "dispatch.h"
 #include "metrics.h"
+#include "mcpgw/plugin.h"
+#include "config.h"
 #include "server.h"
 #include "worker_board.h"
 
@@ -35,6 +37,78 @@ mcpgw_histogram *mcpgw_stats_histogram(mcpgw_worker_stats *s, const char *type)
     strcpy(s->hist[i].type, type);      /* length checked above */
     __atomic_store_n(&s->n_hist, i + 1, __ATOMIC_RELEASE);
     return &s->hist[i].h;
+}
+
+const char *const mcpgw_endpoint_methods[MCPGW_EP_METHODS] = {
+    "initialize", "ping", "tools/list", "tools/call", "resources/list", "resources/read",
+    "resources/templates/list", "resources/subscribe", "resources/unsubscribe", "prompts/list",
+    "prompts/get", "completion/complete", "logging/setLevel", "other"
+};
+const char *const mcpgw_endpoint_restart_reasons[MCPGW_EP_RESTART_REASONS] = {
+    "crash", "exit", "timeout", "line_too_long"
+};
+
+void mcpgw_stats_clear_gauges(mcpgw_worker_stats *s)
+{
+    s->tcp_open = s->ws_open = 0;
+    for (unsigned i = 0; i < MCPGW_ENDPOINTS_MAX; i++) {
+        s->endpoints[i].sessions_open = 0;
+        s->endpoints[i].children = 0;
+    }
+}
+
+mcpgw_endpoint_stats *mcpgw_stats_endpoint(mcpgw_worker_stats *s, const char *name)
+{
+    unsigned i, n = s->n_endpoints;
+
+    if (strlen(name) >= sizeof(s->endpoints[0].name))
+        return NULL;
+    for (i = 0; i < n; i++)
+        if (strcmp(s->endpoints[i].name, name) == 0)
+            return &s->endpoints[i];
+    if (n >= MCPGW_ENDPOINTS_MAX)
+        return NULL;
+    strcpy(s->endpoints[n].name, name);     /* length checked above */
+    __atomic_store_n(&s->n_endpoints, n + 1, __ATOMIC_RELEASE);
+    return &s->endpoints[n];
+}
+
+static int method_index(const char *method)
+{
+    for (int i = 0; method && i < MCPGW_EP_METHODS - 1; i++)
+        if (strcmp(mcpgw_endpoint_methods[i], method) == 0)
+            return i;
+    return MCPGW_EP_METHODS - 1;
+}
+
+void mcpgw_endpoint_metric(mcpgw_server *srv, const struct mcpgw_handler_config *section,
+                           int which, const char *label, double value)
+{
+    mcpgw_endpoint_stats *e = mcpgw_stats_endpoint(srv->stats, section->type);
+    int i;
+
+    if (!e)
+        return;
+    switch (which) {
+    case MCPGW_METRIC_CHILDREN:
+        e->children += (int64_t)value;
+        break;
+    case MCPGW_METRIC_CHILD_RESTART:
+        for (i = 0; i < MCPGW_EP_RESTART_REASONS - 1; i++)
+            if (label && strcmp(label, mcpgw_endpoint_restart_reasons[i]) == 0)
+                break;
+        e->restarts[i]++;
+        break;
+    case MCPGW_METRIC_REQUEST:
+        e->requests[method_index(label)]++;
+        mcpgw_histogram_observe(&e->duration, value);
+        break;
+    case MCPGW_METRIC_REQUEST_ERROR:
+        e->errors[method_index(label)]++;
+        break;
+    default:
+        break;
+    }
 }
 
 void mcpgw_metrics_reject(mcpgw_metrics *m, const char *reason)
@@ -236,6 +310,117 @@ void mcpgw_metrics_gather(const mcpgw_server *srv, mcpgw_metrics *sum, uint64_t 
         *n_hist = n;
 }
 
+/* Every worker's endpoint stats, merged by endpoint name. */
+static void endpoint_metrics(const mcpgw_server *srv, struct evbuffer *out)
+{
+    static mcpgw_endpoint_stats all[MCPGW_ENDPOINTS_MAX];   /* a loop thread's scratch */
+    const mcpgw_worker_board *b = srv->gw->board;
+    unsigned n = 0;
+
+    for (int w = 0; w < (b ? b->n_workers : 1); w++) {
+        const mcpgw_worker_stats *s = b ? &b->slot[w].stats : srv->stats;
+        unsigned count = __atomic_load_n(&s->n_endpoints, __ATOMIC_ACQUIRE);
+        for (unsigned i = 0; i < count; i++) {
+            const mcpgw_endpoint_stats *e = &s->endpoints[i];
+            unsigned k = 0;
+            while (k < n && strcmp(all[k].name, e->name) != 0)
+                k++;
+            if (k == n) {
+                memset(&all[n], 0, sizeof(all[n]));
+                memcpy(all[n].name, e->name, sizeof(all[n].name));
+                n++;
+            }
+            all[k].sessions_open += e->sessions_open;
+            all[k].sessions += e->sessions;
+            all[k].children += e->children;
+            for (int r = 0; r < MCPGW_EP_RESTART_REASONS; r++)
+                all[k].restarts[r] += e->restarts[r];
+            for (int m = 0; m < MCPGW_EP_METHODS; m++) {
+                all[k].requests[m] += e->requests[m];
+                all[k].errors[m] += e->errors[m];
+            }
+            for (int h = 0; h < MCPGW_HIST_BUCKETS; h++)
+                all[k].duration.buckets[h] += e->duration.buckets[h];
+            all[k].duration.count += e->duration.count;
+            all[k].duration.sum += e->duration.sum;
+        }
+    }
+    if (!n)
+        return;
+#define EP_LABEL(k) do { evbuffer_add_printf(out, "{endpoint=\""); label_value(out, all[k].name); \
+                         evbuffer_add_printf(out, "\""); } while (0)
+    family(out, "mcpgw_endpoint_sessions_open", "gauge", "Open sessions per endpoint.");
+    for (unsigned k = 0; k < n; k++) {
+        evbuffer_add_printf(out, "mcpgw_endpoint_sessions_open");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sessions_open);
+    }
+    family(out, "mcpgw_endpoint_sessions_total", "counter", "Sessions opened per endpoint.");
+    for (unsigned k = 0; k < n; k++) {
+        evbuffer_add_printf(out, "mcpgw_endpoint_sessions_total");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sessions);
+    }
+    family(out, "mcpgw_endpoint_children", "gauge", "Child processes running per endpoint.");
+    for (unsigned k = 0; k < n; k++) {
+        evbuffer_add_printf(out, "mcpgw_endpoint_children");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %lld\n", (long long)all[k].children);
+    }
+    family(out, "mcpgw_endpoint_child_restarts_total", "counter",
+           "Child processes that ended unasked, by reason.");
+    for (unsigned k = 0; k < n; k++)
+        for (int r = 0; r < MCPGW_EP_RESTART_REASONS; r++) {
+            evbuffer_add_printf(out, "mcpgw_endpoint_child_restarts_total");
+            EP_LABEL(k);
+            evbuffer_add_printf(out, ",reason=\"%s\"} %llu\n", mcpgw_endpoint_restart_reasons[r],
+                                (unsigned long long)all[k].restarts[r]);
+        }
+    family(out, "mcpgw_endpoint_requests_total", "counter", "JSON-RPC requests answered, by method.");
+    for (unsigned k = 0; k < n; k++)
+        for (int m = 0; m < MCPGW_EP_METHODS; m++) {
+            if (!all[k].requests[m])
+                continue;
+            evbuffer_add_printf(out, "mcpgw_endpoint_requests_total");
+            EP_LABEL(k);
+            evbuffer_add_printf(out, ",method=\"%s\"} %llu\n", mcpgw_endpoint_methods[m],
+                                (unsigned long long)all[k].requests[m]);
+        }
+    family(out, "mcpgw_endpoint_errors_total", "counter",
+           "JSON-RPC requests answered with an error, by method.");
+    for (unsigned k = 0; k < n; k++)
+        for (int m = 0; m < MCPGW_EP_METHODS; m++) {
+            if (!all[k].errors[m])
+                continue;
+            evbuffer_add_printf(out, "mcpgw_endpoint_errors_total");
+            EP_LABEL(k);
+            evbuffer_add_printf(out, ",method=\"%s\"} %llu\n", mcpgw_endpoint_methods[m],
+                                (unsigned long long)all[k].errors[m]);
+        }
+    family(out, "mcpgw_endpoint_request_duration_seconds", "histogram",
+           "Time from a JSON-RPC request to its answer.");
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t cum = 0;
+        for (int i = 0; i < MCPGW_HIST_BUCKETS; i++) {
+            cum += all[k].duration.buckets[i];
+            evbuffer_add_printf(out, "mcpgw_endpoint_request_duration_seconds_bucket");
+            EP_LABEL(k);
+            evbuffer_add_printf(out, ",le=\"%g\"} %llu\n", mcpgw_hist_bounds[i],
+                                (unsigned long long)cum);
+        }
+        evbuffer_add_printf(out, "mcpgw_endpoint_request_duration_seconds_bucket");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, ",le=\"+Inf\"} %llu\n", (unsigned long long)all[k].duration.count);
+        evbuffer_add_printf(out, "mcpgw_endpoint_request_duration_seconds_sum");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %.9f\n", all[k].duration.sum);
+        evbuffer_add_printf(out, "mcpgw_endpoint_request_duration_seconds_count");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].duration.count);
+    }
+#undef EP_LABEL
+}
+
 void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
 {
     static const char *const dirs[2] = { "in", "out" };
@@ -324,6 +509,8 @@ void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
         label_value(out, e->type);
         evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)e->h.count);
     }
+
+    endpoint_metrics(srv, out);
 
     family(out, "mcpgw_broadcasts_total", "counter", "Broadcasts sent.");
     evbuffer_add_printf(out, "mcpgw_broadcasts_total %llu\n", (unsigned long long)m->broadcasts);

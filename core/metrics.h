@@ -70,13 +70,46 @@ typedef struct mcpgw_type_histogram {
     mcpgw_histogram h;
 } mcpgw_type_histogram;
 
+/* Per [endpoint.NAME] (jsonrpc): sessions counted by the core, the rest
+ * reported by its plugin (host->metric). Methods are MCP's, by index in
+ * mcpgw_endpoint_methods; any other method counts as "other". */
+#define MCPGW_ENDPOINTS_MAX 16
+#define MCPGW_EP_METHODS 14
+#define MCPGW_EP_RESTART_REASONS 4
+extern const char *const mcpgw_endpoint_methods[MCPGW_EP_METHODS];
+extern const char *const mcpgw_endpoint_restart_reasons[MCPGW_EP_RESTART_REASONS];
+typedef struct mcpgw_endpoint_stats {
+    char name[64];
+    uint64_t sessions_open;                 /* gauge */
+    uint64_t sessions;                      /* counter */
+    int64_t children;                       /* gauge */
+    uint64_t restarts[MCPGW_EP_RESTART_REASONS];
+    uint64_t requests[MCPGW_EP_METHODS];
+    uint64_t errors[MCPGW_EP_METHODS];
+    mcpgw_histogram duration;               /* every request */
+} mcpgw_endpoint_stats;
+
 typedef struct mcpgw_worker_stats {
     mcpgw_metrics m;
     uint64_t tcp_open;                      /* gauges: TCP connections, */
     uint64_t ws_open;                       /* upgraded ones */
     unsigned n_hist;
     mcpgw_type_histogram hist[MCPGW_HIST_TYPES];
+    unsigned n_endpoints;
+    mcpgw_endpoint_stats endpoints[MCPGW_ENDPOINTS_MAX];
 } mcpgw_worker_stats;
+
+/* A worker is gone (or starts in its slot): its gauges drop to zero; its
+ * counters stay, so that they never go back. */
+void mcpgw_stats_clear_gauges(mcpgw_worker_stats *s);
+
+/* The stats of endpoint `name` in s (added on first use); NULL when full. */
+mcpgw_endpoint_stats *mcpgw_stats_endpoint(mcpgw_worker_stats *s, const char *name);
+
+/* host->metric: one MCPGW_METRIC_* report of a plugin serving `section`. */
+struct mcpgw_handler_config;
+void mcpgw_endpoint_metric(mcpgw_server *srv, const struct mcpgw_handler_config *section,
+                           int which, const char *label, double value);
 
 /* The histogram of handler durations for type in s (added on first use);
  * NULL when the table is full or the type is too long. */

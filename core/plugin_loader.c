@@ -1,6 +1,7 @@
 /*
- * plugin_loader.c - finds, checks and initialises the handler plugins named
- * in [handler.*] sections (see plugin_loader.h for the rules).
+ * plugin_loader.c - finds, checks and initialises the plugins named in
+ * [handler.*] sections and in [endpoint.*] sections with protocol jsonrpc
+ * (see plugin_loader.h for the rules).
  */
 #include <dlfcn.h>
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "host_api.h"
 #include "log.h"
 #include "plugin_loader.h"
+#include "protocol.h"
 #include "server.h"
 
 static char *plugin_path(const char *dir, const char *name)
@@ -32,9 +34,79 @@ static void log_failure(mcpgw_server *srv, const mcpgw_handler_config *h, const 
     srv->metrics->plugin_load_failures++;
     snprintf(where, sizeof(where), "%s:%d", h->file ? h->file : "?", h->line);
     mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "plugin_load_failed",
-                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "plugin", h->plugin, "type", h->type,
+                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "plugin", h->plugin,
+                              h->is_endpoint ? "endpoint" : "type", h->type,
                               "path", path ? path : "", "reason", reason, "config", where),
                     mcpgw_clock_iso(&srv->clock));
+}
+
+#define DESC_HAS(d, m) ((d)->size >= offsetof(mcpgw_plugin, m) + sizeof((d)->m))
+
+/* Does the section fit the plugin: an endpoint's plugin has the connection
+ * callbacks, and every key is one the plugin declares (when it declares
+ * them). Returns NULL or the reason in buf. */
+static const char *check_section(const mcpgw_plugin *d, const mcpgw_handler_config *h, char *buf,
+                                 size_t cap)
+{
+    if (h->is_endpoint && !(DESC_HAS(d, conn_close) && d->conn_open && d->conn_message &&
+                            d->conn_close)) {
+        snprintf(buf, cap, "plugin '%s' is not a connection-level plugin (ABI 1.3 conn_open, "
+                 "conn_message, conn_close): it cannot serve [endpoint.%s]", h->plugin, h->type);
+        return buf;
+    }
+    if (DESC_HAS(d, config_keys) && d->config_keys) {
+        for (const mcpgw_kv *kv = h->options; kv; kv = kv->next) {
+            const char *const *k;
+            for (k = d->config_keys; *k; k++) {
+                size_t kl = strlen(*k);
+                /* "prefix.*" takes every key under prefix. */
+                if (strcmp(*k, kv->key) == 0 ||
+                    (kl >= 2 && strcmp(*k + kl - 2, ".*") == 0 &&
+                     strncmp(*k, kv->key, kl - 1) == 0 && kv->key[kl - 1]))
+                    break;
+            }
+            if (!*k) {
+                snprintf(buf, cap, "%s:%d: unknown key '%s' in [%s.%s] (plugin '%s' takes: ",
+                         kv->file, kv->line, kv->key, h->is_endpoint ? "endpoint" : "handler",
+                         h->type, h->plugin);
+                for (k = d->config_keys; *k; k++) {
+                    size_t used = strlen(buf);
+                    snprintf(buf + used, cap - used, "%s%s", k == d->config_keys ? "" : ", ", *k);
+                }
+                if (strlen(buf) + 2 < cap)
+                    strcat(buf, ")");
+                return buf;
+            }
+        }
+    }
+    return NULL;
+}
+
+mcpgw_plugin_ctx *mcpgw_plugins_find_section(const mcpgw_plugin_set *set,
+                                             const mcpgw_handler_config *section)
+{
+    for (mcpgw_plugin_ctx *ctx = set->contexts; ctx; ctx = ctx->next)
+        if (ctx->section == section && ctx->initialised)
+            return ctx;
+    return NULL;
+}
+
+/* Sections that load a plugin: handlers, and endpoints speaking jsonrpc. */
+static int loads_plugin(const mcpgw_handler_config *h)
+{
+    return !h->is_endpoint || h->protocol == MCPGW_ENDPOINT_JSONRPC;
+}
+
+/* The new configuration's section standing for ctx's, or NULL. */
+static const mcpgw_handler_config *section_in(const mcpgw_config *cfg,
+                                              const mcpgw_handler_config *old)
+{
+    if (!old->is_endpoint)
+        return mcpgw_config_handler(cfg, old->type);
+    for (const mcpgw_handler_config *h = cfg->endpoints; h; h = h->next)
+        if (strcmp(h->type, old->type) == 0)
+            return loads_plugin(h) ? h : NULL;
+    return NULL;
 }
 
 /* Checks a descriptor against our ABI; returns NULL or a static reason. */
@@ -133,10 +205,15 @@ static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
     mcpgw_module *m = module_get(srv, set, h, plugins_dir);
     mcpgw_plugin_ctx *ctx;
     char err[256] = "";
+    char why[1024];
     int rc;
 
     if (!m)
         return -1;
+    if (check_section(m->desc, h, why, sizeof(why))) {
+        log_failure(srv, h, m->path, why);
+        return -1;
+    }
     ctx = calloc(1, sizeof(*ctx));
     if (!ctx) {
         log_failure(srv, h, m->path, "out of memory");
@@ -163,7 +240,8 @@ static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
         return -1;
     }
     mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "plugin_loaded",
-                    json_pack("{s:s, s:s, s:s, s:s}", "plugin", m->desc->name, "type", h->type,
+                    json_pack("{s:s, s:s, s:s, s:s}", "plugin", m->desc->name,
+                              h->is_endpoint ? "endpoint" : "type", h->type,
                               "version", m->desc->version, "path", m->path),
                     mcpgw_clock_iso(&srv->clock));
     return 0;
@@ -175,6 +253,9 @@ int mcpgw_plugins_load(mcpgw_server *srv, mcpgw_plugin_set *set)
 
     for (h = srv->gw->cfg->handlers; h; h = h->next)
         if (init_section(srv, set, h) != 0)
+            return -1;
+    for (h = srv->gw->cfg->endpoints; h; h = h->next)
+        if (loads_plugin(h) && init_section(srv, set, h) != 0)
             return -1;
     return 0;
 }
@@ -192,6 +273,8 @@ static void ctx_finalise(mcpgw_server *srv, mcpgw_plugin_set *set, mcpgw_plugin_
     mcpgw_plugin_ctx **pp;
 
     mcpgw_handler_table_remove_ctx(&srv->handlers, ctx);
+    if (ctx->section->is_endpoint)
+        mcpgw_jsonrpc_detach(srv, ctx);     /* its connections end first */
     if (ctx->initialised && ctx->module->desc->fini)
         ctx->module->desc->fini(ctx->instance);
     for (pp = &set->contexts; *pp; pp = &(*pp)->next)
@@ -208,13 +291,23 @@ int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_c
     mcpgw_plugin_ctx *ctx, *next;
 
     /* 1. Every plugin a new section names must open and pass the checks. */
-    for (h = new_cfg->handlers; h; h = h->next)
-        if (!module_get(srv, set, h, new_cfg->plugins_dir))
-            return -1;
+    for (int pass = 0; pass < 2; pass++)
+        for (h = pass ? new_cfg->endpoints : new_cfg->handlers; h; h = h->next) {
+            const mcpgw_module *m;
+            char why[1024];
+            if (!loads_plugin(h))
+                continue;
+            if (!(m = module_get(srv, set, h, new_cfg->plugins_dir)))
+                return -1;
+            if (check_section(m->desc, h, why, sizeof(why))) {
+                log_failure(srv, h, m->path, why);
+                return -1;
+            }
+        }
 
     /* 2. Sections gone, or now naming another plugin: unregister, fini. */
     for (ctx = set->contexts; ctx; ctx = next) {
-        const mcpgw_handler_config *nh = mcpgw_config_handler(new_cfg, ctx->section->type);
+        const mcpgw_handler_config *nh = section_in(new_cfg, ctx->section);
         next = ctx->next;
         if (!nh || strcmp(nh->plugin, ctx->section->plugin) != 0) {
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "plugin_unloaded",
@@ -228,7 +321,7 @@ int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_c
     /* 3. Sections kept: point at the new section; tell the plugin if its
      *    keys changed. */
     for (ctx = set->contexts; ctx; ctx = ctx->next) {
-        const mcpgw_handler_config *nh = mcpgw_config_handler(new_cfg, ctx->section->type);
+        const mcpgw_handler_config *nh = section_in(new_cfg, ctx->section);
         const mcpgw_plugin *d = ctx->module->desc;
         int changed;
         char err[256] = "";
@@ -259,8 +352,11 @@ int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_c
     }
 
     /* 4. New sections: load and initialise. */
-    for (h = new_cfg->handlers; h; h = h->next) {
+    for (int pass = 0; pass < 2; pass++)
+    for (h = pass ? new_cfg->endpoints : new_cfg->handlers; h; h = h->next) {
         int found = 0;
+        if (!loads_plugin(h))
+            continue;
         for (ctx = set->contexts; ctx; ctx = ctx->next)
             found |= ctx->section == h;
         if (!found && init_section_from(srv, set, h, new_cfg->plugins_dir) != 0) {
@@ -306,6 +402,57 @@ void mcpgw_plugins_unload(mcpgw_plugin_set *set)
     set->modules = NULL;
 }
 
+/* mcpgw -t: opens each plugin file the way the gateway will (a plugin's
+ * constructors run, its init does not) and checks its ABI and the keys of
+ * the sections naming it. */
+static int check_one(const mcpgw_config *cfg, const mcpgw_handler_config *h, char *errs,
+                     size_t cap, size_t *used)
+{
+    char *path = plugin_path(cfg->plugins_dir, h->plugin);
+    char reason[1024];
+    const char *why = NULL;
+    struct stat st;
+    void *handle = NULL;
+    int n;
+
+    if (!path)
+        return 0;
+    if (stat(path, &st) != 0) {
+        snprintf(reason, sizeof(reason), "plugin '%s' not found: %s", h->plugin, path);
+        why = reason;
+    } else if (!(handle = dlopen(path, RTLD_NOW | RTLD_LOCAL))) {
+        snprintf(reason, sizeof(reason), "plugin '%s': dlopen failed: %s", h->plugin, dlerror());
+        why = reason;
+    } else {
+        const mcpgw_plugin *d = dlsym(handle, "mcpgw_plugin_descriptor");
+        char abi[256];
+        if (!d) {
+            snprintf(reason, sizeof(reason), "plugin '%s' has no mcpgw_plugin_descriptor",
+                     h->plugin);
+            why = reason;
+        } else if (check_descriptor(d, abi, sizeof(abi))) {
+            snprintf(reason, sizeof(reason), "plugin '%s': %s", h->plugin,
+                     check_descriptor(d, abi, sizeof(abi)));
+            why = reason;
+        } else {
+            why = check_section(d, h, reason, sizeof(reason));
+        }
+    }
+    if (handle && !getenv("MCPGW_NO_DLCLOSE"))
+        dlclose(handle);
+    free(path);
+    if (!why)
+        return 0;
+    if (strncmp(why, h->file, strlen(h->file)) == 0)    /* already "file:line: ..." */
+        n = snprintf(errs + *used, cap > *used ? cap - *used : 0, "%s\n", why);
+    else
+        n = snprintf(errs + *used, cap > *used ? cap - *used : 0, "%s:%d: %s\n", h->file,
+                     h->line, why);
+    if (n > 0 && *used + (size_t)n < cap)
+        *used += (size_t)n;
+    return 1;
+}
+
 int mcpgw_plugins_check_files(const mcpgw_config *cfg, char *errs, size_t cap)
 {
     const mcpgw_handler_config *h;
@@ -314,19 +461,10 @@ int mcpgw_plugins_check_files(const mcpgw_config *cfg, char *errs, size_t cap)
 
     if (cap)
         errs[0] = '\0';
-    for (h = cfg->handlers; h; h = h->next) {
-        char *path = plugin_path(cfg->plugins_dir, h->plugin);
-        struct stat st;
-
-        if (path && stat(path, &st) != 0) {
-            int n = snprintf(errs + used, cap > used ? cap - used : 0,
-                             "%s:%d: plugin '%s' not found: %s\n", h->file, h->line, h->plugin,
-                             path);
-            if (n > 0 && used + (size_t)n < cap)
-                used += (size_t)n;
-            problems++;
-        }
-        free(path);
-    }
+    for (h = cfg->handlers; h; h = h->next)
+        problems += check_one(cfg, h, errs, cap, &used);
+    for (h = cfg->endpoints; h; h = h->next)
+        if (loads_plugin(h))
+            problems += check_one(cfg, h, errs, cap, &used);
     return problems;
 }

@@ -55,6 +55,10 @@ void mcpgw_plugins_unload(mcpgw_plugin_set *set);
  * checked first: if any fails, nothing changes and -1 is returned. */
 int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_config *new_cfg);
 
+/* The context serving a section (an endpoint's plugin), or NULL. */
+mcpgw_plugin_ctx *mcpgw_plugins_find_section(const mcpgw_plugin_set *set,
+                                             const mcpgw_handler_config *section);
+
 /* Checks, without loading, that every configured plugin file exists
  * (for mcpgw -t). Writes problems as lines into errs. Returns the count. */
 int mcpgw_plugins_check_files(const mcpgw_config *cfg, char *errs, size_t cap);

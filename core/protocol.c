@@ -21,8 +21,9 @@ static void gateway_opened(mcpgw_conn *c)
     json_decref(welcome);
 }
 
-static void gateway_message(mcpgw_conn *c, const uint8_t *data, size_t len)
+static void gateway_message(mcpgw_conn *c, const uint8_t *data, size_t len, int binary)
 {
+    (void)binary;       /* binary JSON is accepted as the reference server does */
     mcpgw_dispatch_raw(c, data, len);
 }
 

@@ -25,16 +25,30 @@ typedef struct mcpgw_protocol {
     const char *subprotocol;
     /* The upgrade is done (the 101 is queued): e.g. a welcome message. */
     void (*opened)(mcpgw_conn *c);
-    /* One complete, valid (UTF-8 checked when text) message. c may be
-     * closed or gone when it returns. */
-    void (*message)(mcpgw_conn *c, const uint8_t *data, size_t len);
+    /* One complete, valid (UTF-8 checked when text) message; binary: it
+     * came as a binary message. c may be closed or gone when it returns. */
+    void (*message)(mcpgw_conn *c, const uint8_t *data, size_t len, int binary);
     /* A message was refused by the inbound rate limit (the connection stays
      * open): tell the client, in this protocol's shape. */
     void (*refused)(mcpgw_conn *c, const char *message, const char *error);
+    /* Optional: the session has ended (code: the client's close code, or
+     * 1006 without one); runs once, before the connection is released. */
+    void (*closed)(mcpgw_conn *c, unsigned code);
 } mcpgw_protocol;
 
 /* The gateway protocol: a welcome message, `{"type"}` routing through the
  * handler table, and `{"type":"error"}` answers. */
 extern const mcpgw_protocol mcpgw_protocol_gateway;
+
+/* JSON-RPC 2.0 on an [endpoint.NAME] with protocol jsonrpc: no welcome;
+ * objects and batch arrays go whole to the endpoint's connection-level
+ * plugin; malformed messages get JSON-RPC errors (protocol_jsonrpc.c). */
+extern const mcpgw_protocol mcpgw_protocol_jsonrpc;
+
+/* The plugin serving ctx's endpoint is going (a reload removed the section):
+ * each of its connections gets its conn_close now and is closed 1001. */
+typedef struct mcpgw_server mcpgw_server;
+typedef struct mcpgw_plugin_ctx mcpgw_plugin_ctx;
+void mcpgw_jsonrpc_detach(mcpgw_server *srv, mcpgw_plugin_ctx *ctx);
 
 #endif

@@ -24,6 +24,8 @@
 #include "conn.h"
 #include "payload.h"
 #include "server.h"
+#include "child.h"
+#include "host_api.h"
 #include "worker_board.h"
 #include "ws_frame.h"
 
@@ -506,7 +508,7 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
     if (spec && gw->board) {
         /* the slot's counters go on from the worker this one replaces */
         srv->stats = &gw->board->slot[spec->worker_id].stats;
-        srv->stats->tcp_open = srv->stats->ws_open = 0;
+        mcpgw_stats_clear_gauges(srv->stats);
     } else {
         srv->stats = srv->own_stats = calloc(1, sizeof(*srv->own_stats));
         if (!srv->stats)
@@ -602,6 +604,8 @@ void mcpgw_server_free(mcpgw_server *srv)
         evconnlistener_free(srv->plain_listener);
     /* Plugins go after the connections: no request is pending by now. */
     mcpgw_plugins_unload(&srv->plugins);
+    mcpgw_host_timers_free(srv);
+    mcpgw_children_free_all(srv);
     mcpgw_handler_table_free(&srv->handlers);
     if (srv->heartbeat_ev)
         event_free(srv->heartbeat_ev);

@@ -70,6 +70,8 @@ typedef struct mcpgw_server {
     mcpgw_posted *post_head, *post_tail;
 
     mcpgw_conn *conns;              /* every TCP connection, newest first */
+    struct mcpgw_child *children;   /* plugins' child processes (child.c) */
+    struct mcpgw_timer *timers;     /* plugins' pending timers (host_api.c) */
     size_t n_conns;                 /* TCP connections */
     size_t n_open;                  /* upgraded WebSocket connections */
     size_t n_requests;              /* requests not finished yet */

@@ -526,7 +526,7 @@ static void reap(supervisor *s)
         w->pid = 0;
         w->ready = 0;
         s->board->slot[slot].pid = 0;
-        s->board->slot[slot].stats.tcp_open = s->board->slot[slot].stats.ws_open = 0;
+        mcpgw_stats_clear_gauges(&s->board->slot[slot].stats);
         freed = mcpgw_limits_release_worker(s->gw->limits, slot);
         if (s->shutting_down) {
             if (code != 0 && s->exit_code == 0)

@@ -364,7 +364,8 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
                 return -1;
             }
         }
-        if (c->msg_opcode == MCPGW_WS_OP_TEXT && !mcpgw_utf8_valid(data, data_len)) {
+        int binary = c->msg_opcode == MCPGW_WS_OP_BINARY;
+        if (!binary && !mcpgw_utf8_valid(data, data_len)) {
             free(inflated);
             conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
             return -1;
@@ -377,7 +378,7 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
         if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
             int gone;
             mcpgw_conn_ref(c);
-            c->protocol->message(c, data, data_len);
+            c->protocol->message(c, data, data_len, binary);
             gone = c->state == MCPGW_CONN_GONE;
             mcpgw_conn_unref(c);
             if (gone) {

@@ -2,6 +2,15 @@
  * mcpgw/plugin.h - the whole contract between the mcpgw gateway and a
  * message-handler plugin. A plugin author reads this file and nothing else.
  *
+ * TWO KINDS OF PLUGIN
+ *   A message-handler plugin serves [handler.TYPE] sections of the gateway
+ *   protocol ({"type": ...} messages). A connection-level plugin (ABI 1.3)
+ *   serves an [endpoint.NAME] section with protocol = jsonrpc: it sees the
+ *   endpoint's connections open and close and gets every message of them
+ *   whole (a JSON-RPC object or batch array), with per-connection data, and
+ *   answers with host->send_text() whenever it likes. See CONNECTION-LEVEL
+ *   PLUGINS below. One .so may be both.
+ *
  * WHAT A PLUGIN IS
  *   A shared object (NAME.so in the [plugins] dir) that exports one const
  *   object named `mcpgw_plugin_descriptor` of type mcpgw_plugin; use the
@@ -47,6 +56,31 @@
  *     the mcpgw_conn it names stays valid (as memory) just as long, even if
  *     the client has gone (see host->request_orphaned()).
  *
+ * CONNECTION-LEVEL PLUGINS (ABI 1.3)
+ *   For each [endpoint.NAME] section naming it, the plugin's init() runs
+ *   once (host->handler_type() returns NAME) and registers no handler.
+ *   Then, for each WebSocket connection upgraded on the endpoint's path:
+ *     conn_open(instance, conn, &conn_data)   once, after the 101;
+ *     conn_message(instance, conn, conn_data, msg, text, len)   per message;
+ *     conn_close(instance, conn, conn_data, code)   exactly once, when the
+ *       connection has ended (also at shutdown and when a reload removes the
+ *       endpoint); free conn_data here.
+ *   The conn handle is valid from conn_open until conn_close returns; do not
+ *   keep it past that. host->send_text() and host->close() may be called at
+ *   any time in between (from a timer, a child's output, ...).
+ *   A message is a JSON object or a non-empty JSON array (a batch) that
+ *   parsed; the gateway answers everything else itself with the JSON-RPC
+ *   errors -32700 (parse error) and -32600 (invalid request), and closes a
+ *   binary message with 1003. The plugin checks the members.
+ *
+ *   Services for them: one-shot timers (host->timer_start), and child
+ *   processes (host->child_spawn) whose pipes the loop services: stdout is
+ *   cut into lines for a callback, stdin is a bounded queue, stderr lines
+ *   go to the gateway's log (rate limited). A child gets exactly the
+ *   environment the plugin lists (never the gateway's), its own process
+ *   group, default signal dispositions and no descriptor but its three
+ *   pipes; stopping it signals the whole group.
+ *
  * VERSIONING
  *   The descriptor carries the ABI major and minor the plugin was built
  *   against and its own size. The loader refuses a plugin whose major
@@ -68,12 +102,14 @@ extern "C" {
 #endif
 
 #define MCPGW_PLUGIN_ABI_MAJOR 1
-#define MCPGW_PLUGIN_ABI_MINOR 2
+#define MCPGW_PLUGIN_ABI_MINOR 3
 
 /* Opaque handles. */
 typedef struct mcpgw_plugin_ctx mcpgw_plugin_ctx; /* one [handler.TYPE] section */
 typedef struct mcpgw_conn mcpgw_conn;             /* one WebSocket client */
 typedef struct mcpgw_request mcpgw_request;       /* one message being handled */
+typedef struct mcpgw_timer mcpgw_timer;           /* a pending one-shot timer (1.3) */
+typedef struct mcpgw_child mcpgw_child;           /* a child process (1.3) */
 struct event_base;
 
 /* What a handler returns. */
@@ -116,6 +152,39 @@ typedef int (*mcpgw_handler_fn)(mcpgw_request *req, json_t *msg, json_t **out,
  * dispatch() call, possibly before dispatch() returns.
  */
 typedef void (*mcpgw_dispatch_cb)(void *cb_data, int status, json_t *result);
+
+/*
+ * A child process to start (host->child_spawn, ABI 1.3). Everything is
+ * copied before child_spawn returns.
+ */
+typedef struct mcpgw_child_spec {
+    /* argv[0] is an absolute path, or a name looked up in the gateway's
+     * PATH. NULL-terminated. No shell is involved. */
+    const char *const *argv;
+    /* The child's whole environment, "KEY=VALUE" strings, NULL-terminated;
+     * NULL means an empty environment. Nothing else is passed. */
+    const char *const *envp;
+    const char *cwd;            /* NULL: the gateway's working directory */
+    size_t max_line;            /* longest stdout line (0: 4 MiB); past it the child is killed */
+    size_t max_queue;           /* stdin bytes child_write may queue (0: 4 MiB) */
+    /* One stdout line, without its newline; `line` is valid until return. */
+    void (*on_line)(void *arg, const char *line, size_t len);
+    /* The child ended (`status` as from waitpid) and every line it wrote was
+     * delivered. Runs exactly once unless child_stop() came first; the
+     * handle is freed when it returns. */
+    void (*on_exit)(void *arg, int status);
+    void *arg;
+} mcpgw_child_spec;
+
+/* Metrics a connection-level plugin reports for its endpoint (host->metric). */
+enum {
+    MCPGW_METRIC_CHILDREN = 0,      /* gauge delta: children running (+1 / -1) */
+    MCPGW_METRIC_CHILD_RESTART,     /* counter: label = reason ("crash", "exit",
+                                       "timeout", "line_too_long") */
+    MCPGW_METRIC_REQUEST,           /* a request finished: label = method, value =
+                                       seconds it took */
+    MCPGW_METRIC_REQUEST_ERROR      /* a request ended with a JSON-RPC error: label = method */
+};
 
 typedef struct mcpgw_host {
     uint32_t size;              /* sizeof(mcpgw_host) in the gateway */
@@ -193,6 +262,44 @@ typedef struct mcpgw_host {
      * of the worker it replaces); *n_workers (may be NULL) gets how many
      * workers run. */
     int (*worker)(mcpgw_plugin_ctx *ctx, int *n_workers);
+
+    /* --- ABI 1.3: connection-level plugins --------------------------- */
+    /* Sends text[0..len) (valid UTF-8, copied) as one text message. 0, or
+     * -1 when the connection is not open. */
+    int (*send_text)(mcpgw_conn *conn, const char *text, size_t len);
+    /* Starts the closing handshake with an RFC 6455 code (1000, 1001, 1008,
+     * 1011, 1013, 4000-4999) and a reason (at most 123 bytes, copied). */
+    void (*close)(mcpgw_conn *conn, int code, const char *reason);
+    /* Bytes queued for the client and not yet written: a plugin that
+     * produces faster than the client reads pauses above its own mark. */
+    size_t (*conn_queued)(mcpgw_conn *conn);
+    /* Calls fn(arg) once, ms milliseconds from now, on the loop thread.
+     * The handle is valid until fn is called or timer_cancel(); NULL when
+     * out of memory. */
+    mcpgw_timer *(*timer_start)(mcpgw_plugin_ctx *ctx, unsigned ms, void (*fn)(void *arg),
+                                void *arg);
+    void (*timer_cancel)(mcpgw_timer *t);
+    /* Starts a child process (see mcpgw_child_spec). NULL on failure, with
+     * the reason in err. */
+    mcpgw_child *(*child_spawn)(mcpgw_plugin_ctx *ctx, const mcpgw_child_spec *spec,
+                                char *err, size_t err_len);
+    /* Queues data for the child's stdin (copied). 0, or -1 when the queue
+     * would pass max_queue or stdin is closed (nothing is queued). */
+    int (*child_write)(mcpgw_child *ch, const char *data, size_t len);
+    /* Bytes queued for the child's stdin. */
+    size_t (*child_queued)(mcpgw_child *ch);
+    /* Stops (1) or resumes (0) reading the child's stdout. */
+    void (*child_pause)(mcpgw_child *ch, int paused);
+    /* Ends the child: what is queued for stdin is written, stdin closed,
+     * then the process group gets SIGTERM after grace_ms / 2 and SIGKILL
+     * after grace_ms if it is still there. No callback runs for ch after
+     * this call and the handle is invalid; the gateway reaps the child. */
+    void (*child_stop)(mcpgw_child *ch, unsigned grace_ms);
+    /* The child's process id (also its process group id). */
+    long (*child_pid)(mcpgw_child *ch);
+    /* Reports a metric of the endpoint (MCPGW_METRIC_*): shows in /metrics
+     * with endpoint="NAME". label may be NULL where none is needed. */
+    void (*metric)(mcpgw_plugin_ctx *ctx, int which, const char *label, double value);
 } mcpgw_host;
 
 /* Does this host table have member `m`? For members added after 1.0. */
@@ -232,6 +339,25 @@ typedef struct mcpgw_plugin {
      * shutdown. Handlers cannot be (un)registered here.
      */
     int (*reload)(void *instance, mcpgw_plugin_ctx *ctx, char *err, size_t err_len);
+
+    /* --- ABI 1.3 ------------------------------------------------------- */
+    /* Optional: the keys the plugin's sections accept besides `plugin`,
+     * NULL-terminated; "name.*" accepts every key starting "name.". With
+     * it the gateway refuses any other key at start, at reload and in
+     * `mcpgw -t`; without it every key is passed. */
+    const char *const *config_keys;
+    /* Connection-level plugins (see CONNECTION-LEVEL PLUGINS): mandatory for
+     * a plugin named by an [endpoint.NAME] section with protocol jsonrpc.
+     * conn_open returns 0, or non-zero to refuse (the gateway then closes
+     * the connection 1011 unless the plugin closed it already). */
+    int (*conn_open)(void *instance, mcpgw_conn *conn, void **conn_data);
+    /* msg is borrowed (json_incref() to keep it); text[0..len) is the
+     * message as received, valid until return. */
+    void (*conn_message)(void *instance, mcpgw_conn *conn, void *conn_data, json_t *msg,
+                         const char *text, size_t len);
+    /* code: the close code the client sent, else the one the gateway sent
+     * (1001 when it is stopping), else 1006 (the connection just ended). */
+    void (*conn_close)(void *instance, mcpgw_conn *conn, void *conn_data, int code);
 } mcpgw_plugin;
 
 /* Size of the 1.0 descriptor: the smallest the loader accepts. */
