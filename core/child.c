@@ -27,6 +27,7 @@
 #include "child.h"
 #include "log.h"
 #include "server.h"
+#include "worker_board.h"
 
 #define CHILD_DEFAULT_MAX 4194304u
 #define CHILD_READ_CHUNK 65536
@@ -133,8 +134,10 @@ static void maybe_finish(mcpgw_child *ch)
         log_child(ch, MCPGW_LOG_INFO, "child_exited",
                   json_pack("{s:i, s:b}", "code", WEXITSTATUS(ch->status), "stopped", ch->detached));
     if (!ch->detached && ch->on_exit) {
+        const char *outer = mcpgw_watch_enter_now(ch->owner);
         ch->detached = 1;
         ch->on_exit(ch->arg, ch->status);
+        mcpgw_watch_leave(outer);
     }
     child_free(ch);
 }
@@ -169,9 +172,11 @@ static int deliver_lines(mcpgw_child *ch)
         if (len && line[len - 1] == '\r')
             len--;
         if (!ch->detached && ch->on_line && len) {
+            const char *outer = mcpgw_watch_enter_now(ch->owner);
             ch->in_delivery = 1;
             ch->on_line(ch->arg, line, len);
             ch->in_delivery = 0;
+            mcpgw_watch_leave(outer);
         }
         evbuffer_drain(ch->out, (size_t)eol.pos + 1);
     }

@@ -188,6 +188,7 @@ static size_t host_conn_queued(mcpgw_conn *conn)
 
 struct mcpgw_timer {
     mcpgw_server *srv;
+    const char *owner;              /* the plugin's name, for the watchdog */
     struct event *ev;
     void (*fn)(void *arg);
     void *arg;
@@ -211,11 +212,13 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     mcpgw_timer *t = arg;
     void (*fn)(void *) = t->fn;
     void *fn_arg = t->arg;
+    const char *outer = mcpgw_watch_enter_now(t->owner);
 
     (void)fd;
     (void)what;
     timer_unlink_free(t);       /* the handle is gone before fn runs */
     fn(fn_arg);
+    mcpgw_watch_leave(outer);
 }
 
 static mcpgw_timer *host_timer_start(mcpgw_plugin_ctx *ctx, unsigned ms, void (*fn)(void *arg),
@@ -233,6 +236,7 @@ static mcpgw_timer *host_timer_start(mcpgw_plugin_ctx *ctx, unsigned ms, void (*
         return NULL;
     }
     t->srv = srv;
+    t->owner = ctx->section->plugin;
     t->fn = fn;
     t->arg = arg;
     t->next = srv->timers;

@@ -19,6 +19,7 @@
 #include "plugin_loader.h"
 #include "protocol.h"
 #include "server.h"
+#include "worker_board.h"
 #include "ws_frame.h"
 
 /* JSON-RPC 2.0 section 5.1 */
@@ -57,7 +58,11 @@ static void jsonrpc_opened(mcpgw_conn *c)
         mcpgw_conn_close(c, MCPGW_WS_CLOSE_INTERNAL, "Endpoint unavailable");
         return;
     }
-    if (d->conn_open(c->ep_ctx->instance, c, &data) == 0) {
+    const char *outer = mcpgw_watch_enter_now(c->endpoint->type);
+    int rc = d->conn_open(c->ep_ctx->instance, c, &data);
+
+    mcpgw_watch_leave(outer);
+    if (rc == 0) {
         mcpgw_endpoint_stats *e = mcpgw_stats_endpoint(c->srv->stats, c->endpoint->type);
         if (e) {
             e->sessions++;
@@ -76,6 +81,7 @@ static void jsonrpc_message(mcpgw_conn *c, const uint8_t *data, size_t len, int 
 {
     const mcpgw_plugin *d = plugin_of(c);
     mcpgw_json_read_error jerr;
+    const char *outer;
     json_t *msg;
 
     if (binary) {
@@ -95,7 +101,9 @@ static void jsonrpc_message(mcpgw_conn *c, const uint8_t *data, size_t len, int 
         json_decref(msg);
         return;
     }
+    outer = mcpgw_watch_enter_now(c->endpoint->type);
     d->conn_message(c->ep_ctx->instance, c, c->ep_data, msg, (const char *)data, len);
+    mcpgw_watch_leave(outer);
     json_decref(msg);
 }
 
@@ -107,15 +115,17 @@ static void jsonrpc_refused(mcpgw_conn *c, const char *message, const char *erro
 static void jsonrpc_closed(mcpgw_conn *c, unsigned code)
 {
     const mcpgw_plugin *d = plugin_of(c);
-
     mcpgw_endpoint_stats *e;
+    const char *outer;
 
     if (!c->ep_opened || !d)
         return;
     c->ep_opened = 0;
     if ((e = mcpgw_stats_endpoint(c->srv->stats, c->endpoint->type)) && e->sessions_open)
         e->sessions_open--;
+    outer = mcpgw_watch_enter_now(c->endpoint->type);
     d->conn_close(c->ep_ctx->instance, c, c->ep_data, (int)code);
+    mcpgw_watch_leave(outer);
     c->ep_data = NULL;
 }
 

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
@@ -499,6 +500,45 @@ static void on_ready(supervisor *s, int slot)
     mcpgw_server_notify("READY=1");
 }
 
+/* A dead worker's child processes (a plugin's MCP servers, each the
+ * leader of its own process group) were handed to us, the subreaper: they
+ * serve nobody now. Each group gets SIGKILL; we reap them like workers. */
+static void kill_orphans(supervisor *s)
+{
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    int n = 0;
+
+    if (!d)
+        return;
+    while ((e = readdir(d))) {
+        char path[64], buf[512], *p;
+        pid_t pid = (pid_t)atoi(e->d_name);
+        int ppid = 0, ours = 0;
+        FILE *f;
+
+        if (pid <= 0 || pid == s->upgrade_pid)
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+        if (!(f = fopen(path, "re")))
+            continue;
+        p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+        fclose(f);
+        if (!p || sscanf(p + 2, "%*c %d", &ppid) != 1 || ppid != (int)s->pid)
+            continue;
+        for (int i = 0; i < s->n; i++)
+            ours |= s->w[i].pid == pid;
+        if (ours)
+            continue;
+        if (kill(-pid, SIGKILL) != 0)
+            kill(pid, SIGKILL);
+        n++;
+    }
+    closedir(d);
+    if (n)
+        log_event(s, MCPGW_LOG_WARN, "orphans_killed", json_pack("{s:i}", "processes", n));
+}
+
 static void reap(supervisor *s)
 {
     pid_t pid;
@@ -525,6 +565,7 @@ static void reap(supervisor *s)
         w = &s->w[slot];
         w->pid = 0;
         w->ready = 0;
+        kill_orphans(s);
         s->board->slot[slot].pid = 0;
         mcpgw_stats_clear_gauges(&s->board->slot[slot].stats);
         freed = mcpgw_limits_release_worker(s->gw->limits, slot);
@@ -689,6 +730,8 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw, char **argv)
     if (open_listeners(s) != 0)
         goto fail;
 
+    /* what a worker leaves behind when it dies comes to us (kill_orphans) */
+    prctl(PR_SET_CHILD_SUBREAPER, 1);
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
     sigaddset(&set, SIGTERM);

@@ -13,6 +13,7 @@
 #define MCPGW_WORKER_BOARD_H
 
 #include <stdint.h>
+#include <time.h>
 #include <sys/types.h>
 
 #include "conn_limits.h"
@@ -52,6 +53,16 @@ static inline const char *mcpgw_watch_enter(const char *type, int64_t now_ns)
 static inline void mcpgw_watch_leave(const char *prev)
 {
     __atomic_store_n(&mcpgw_watch.type, prev, __ATOMIC_RELEASE);
+}
+
+/* The same for plugin code that is not a handler (a connection-level
+ * plugin's callbacks, timers, child output): `what` names it. */
+static inline const char *mcpgw_watch_enter_now(const char *what)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return mcpgw_watch_enter(what, (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec);
 }
 
 #endif

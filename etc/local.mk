@@ -46,8 +46,10 @@ MCPGW_CONF_SED = $(MCPGW_PATH_SED) \
 	-e 's|^[ 	]*jwt_secret[ 	]*=.*$$|; No secret is installed: the gateway refuses to start until one is set.\n; Set MCPGW_JWT_SECRET (for the systemd unit: in $(mcpgwconfdir)/environment,\n; mode 600), or jwt_secret_file = /path/to/secret (see mcpgw.conf(5)).\n; jwt_secret = ...|'
 
 # Every file of the shipped conf.d, by name (the list is read at make time
-# so that a new conf.d file is installed without touching this fragment).
-MCPGW_CONF_FILES = `cd $(srcdir)/conf.d && ls *.ini`
+# so that a new conf.d file is installed without touching this fragment),
+# except the *-demo.ini files: they point into the source tree (the MCP
+# demo's npm packages).
+MCPGW_CONF_FILES = `cd $(srcdir)/conf.d && ls *.ini | grep -v -e '-demo\.ini$$'`
 
 install-data-local: mcpgw-install-conf
 uninstall-local: mcpgw-uninstall-conf

@@ -386,6 +386,65 @@ TEST(test_unknown_section_and_key)
     free(e);
 }
 
+TEST(test_endpoints)
+{
+    char *errors = NULL;
+    mcpgw_config *cfg = load(
+        "[endpoint.everything]\n"
+        "path = /mcp/everything\n"
+        "plugin = mcp_stdio\n"
+        "command = node server.js\n"
+        "require_claim = role:a:b\n"
+        "[endpoint.legacy]\n"
+        "path = /v1\n"
+        "protocol = mcpgw\n"
+        "subprotocol = v1.example\n", &errors);
+    const mcpgw_handler_config *e;
+
+    CHECK(cfg != NULL);
+    CHECK(errors == NULL);
+    free(errors);
+    if (!cfg)
+        return;
+    CHECK(cfg->handlers == NULL);       /* endpoints are not message types */
+    e = mcpgw_config_endpoint(cfg, "/mcp/everything", 15);
+    CHECK(e != NULL);
+    if (e) {
+        CHECK(e->is_endpoint);
+        CHECK_EQ_STR(e->type, "everything");
+        CHECK_EQ_INT(e->protocol, MCPGW_ENDPOINT_JSONRPC);
+        CHECK_EQ_STR(e->plugin, "mcp_stdio");
+        CHECK(e->subprotocol == NULL);
+        CHECK_EQ_STR(e->claim_name, "role");
+        CHECK_EQ_STR(e->claim_value, "a:b");
+        /* only the plugin's keys are options */
+        CHECK(e->options && strcmp(e->options->key, "command") == 0 && !e->options->next);
+    }
+    CHECK(mcpgw_config_endpoint(cfg, "/mcp/everythin", 14) == NULL);
+    e = mcpgw_config_endpoint(cfg, "/v1", 3);
+    CHECK(e && e->protocol == MCPGW_ENDPOINT_MCPGW && strcmp(e->subprotocol, "v1.example") == 0);
+    mcpgw_config_free(cfg);
+
+    CHECK_ERROR("[endpoint.a]\nplugin = p\n", "t.ini:2: missing key 'path' in [endpoint.a]");
+    CHECK_ERROR("[endpoint.a]\npath = /a\n",
+                "t.ini:1: missing key 'plugin' in [endpoint.a] (a jsonrpc endpoint hands its "
+                "messages to a plugin)");
+    CHECK_ERROR("[endpoint.a]\npath = /a?x=1\nplugin = p\n",
+                "t.ini:2: bad value for [endpoint.a] path: '/a?x=1' (expected a path starting "
+                "with '/', without query or fragment)");
+    CHECK_ERROR("[endpoint.a]\npath = /ws\nplugin = p\n",
+                "t.ini:3: [endpoint.a] path /ws is already [server] path");
+    CHECK_ERROR("[endpoint.a]\npath = /x\nplugin = p\n[endpoint.b]\npath = /x\nplugin = q\n",
+                "t.ini:6: [endpoint.b] path /x is already used by [endpoint.a]");
+    CHECK_ERROR("[endpoint.a]\npath = /api/x\nplugin = p\n",
+                "t.ini:3: [endpoint.a] path /api/x is taken by the gateway's own HTTP endpoints");
+    CHECK_ERROR("[endpoint.a]\npath = /a\nplugin = p\nrequire_claim = role\n",
+                "t.ini:4: bad value for [endpoint.a] require_claim: 'role' (expected CLAIM:VALUE)");
+    CHECK_ERROR("[endpoint.a b]\npath = /a\n",
+                "t.ini:1: bad endpoint name in [endpoint.a b] (expected [endpoint.NAME] with "
+                "NAME of [A-Za-z0-9_-])");
+}
+
 TEST(test_handlers)
 {
     char *errors = NULL;
@@ -806,6 +865,7 @@ int main(void)
     RUN(test_algorithms);
     RUN(test_unknown_section_and_key);
     RUN(test_handlers);
+    RUN(test_endpoints);
     RUN(test_handler_errors);
     RUN(test_syntax_errors);
     RUN(test_long_lines_and_oddities);

@@ -1,0 +1,590 @@
+#!/usr/bin/env node
+// MCP test driver for mcpgw's MCP endpoint, built on the OFFICIAL client
+// (@modelcontextprotocol/sdk Client + WebSocketClientTransport, subprotocol
+// "mcp"), with @modelcontextprotocol/server-everything as the server behind
+// the gateway.
+//
+// Usage:
+//   node driver.mjs URL [--token T] [--token-in query|header]
+//                       [--scenario NAME ...] [--timeout S]
+//                       [--concurrent N] [--expect-env-keys K1,K2] [--forbid-env KEY ...]
+//   node driver.mjs URL --cycles N
+//   node driver.mjs URL --bench SECONDS [--concurrency C]
+//   node driver.mjs --stdio [...same options]  (spawns server-everything directly,
+//                                               no gateway: proves the scenarios)
+//
+// Output: one JSON line per scenario on stdout,
+//   {"scenario":NAME,"ok":true|false,"ms":N,"detail":...}
+// (cycles/bench print one JSON line with "mode"). A "N passed, N failed"
+// summary goes to stderr. Exit status: 0 all ok, 1 a scenario failed,
+// 2 usage error, 3 global watchdog fired.
+//
+// Scenarios (default: all, in this order): initialize tools-list echo sum
+// progress structured resources prompts logging cancel env concurrent
+// ("concurrent:N" sets N inline).
+//
+// Tool names are those of @modelcontextprotocol/server-everything 2026.8.31:
+// echo, get-sum, trigger-long-running-operation, get-structured-content,
+// get-env, toggle-simulated-logging (older releases used add,
+// longRunningOperation, printEnv, ...).
+
+import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
+import { performance } from 'node:perf_hooks';
+import WS from 'ws';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
+import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
+
+const SERVER_EVERYTHING = fileURLToPath(new URL(
+    './node_modules/@modelcontextprotocol/server-everything/dist/index.js', import.meta.url));
+
+const TOOLS = {
+    echo: 'echo',
+    sum: 'get-sum',
+    longOp: 'trigger-long-running-operation',
+    structured: 'get-structured-content',
+    env: 'get-env',
+    logging: 'toggle-simulated-logging',
+};
+const SIMPLE_PROMPT = 'simple-prompt';
+const ALL_SCENARIOS = ['initialize', 'tools-list', 'echo', 'sum', 'progress', 'structured',
+    'resources', 'prompts', 'logging', 'cancel', 'env', 'concurrent'];
+
+// ---------------------------------------------------------------- arguments
+function usage(msg) {
+    if (msg) process.stderr.write(`driver: ${msg}\n`);
+    process.stderr.write('usage: node driver.mjs (URL | --stdio) [--token T] [--token-in query|header]\n' +
+        '  [--scenario NAME ...] [--timeout S] [--concurrent N] [--expect-env-keys K1,K2]\n' +
+        '  [--forbid-env KEY ...] [--stdio-env K=V ...] [--cycles N]\n' +
+        '  [--bench SECONDS [--concurrency C]] [--verbose]\n' +
+        `  scenarios: ${ALL_SCENARIOS.join(' ')}\n`);
+    process.exit(2);
+}
+
+let args;
+try {
+    args = parseArgs({
+        allowPositionals: true,
+        options: {
+            token: { type: 'string' },
+            'token-in': { type: 'string', default: 'query' },
+            scenario: { type: 'string', multiple: true },
+            timeout: { type: 'string', default: '20' },
+            concurrent: { type: 'string', default: '20' },
+            'expect-env-keys': { type: 'string' },
+            'forbid-env': { type: 'string', multiple: true },
+            'stdio-env': { type: 'string', multiple: true },
+            stdio: { type: 'boolean', default: false },
+            cycles: { type: 'string' },
+            bench: { type: 'string' },
+            concurrency: { type: 'string', default: '8' },
+            verbose: { type: 'boolean', default: false },
+            help: { type: 'boolean', default: false },
+        },
+    });
+} catch (e) {
+    usage(e.message);
+}
+const opt = args.values;
+if (opt.help) usage();
+const url0 = args.positionals[0];
+if (!opt.stdio && !url0) usage('URL or --stdio required');
+if (opt.stdio && url0) usage('give either URL or --stdio, not both');
+if (args.positionals.length > 1) usage(`unexpected argument ${args.positionals[1]}`);
+if (!['query', 'header'].includes(opt['token-in'])) usage('--token-in must be query or header');
+const posInt = (s, name) => {
+    const n = Number(s);
+    if (!Number.isFinite(n) || n <= 0) usage(`${name} must be a positive number`);
+    return n;
+};
+const TIMEOUT_MS = posInt(opt.timeout, '--timeout') * 1000;
+const verbose = opt.verbose;
+const vlog = (...a) => { if (verbose) process.stderr.write(`[driver] ${a.join(' ')}\n`); };
+
+// URL with ?token=... appended (the SDK transport cannot send headers).
+let url = null;
+const headers = {};
+if (url0) {
+    try {
+        url = new URL(url0);
+    } catch {
+        usage(`bad URL ${url0}`);
+    }
+    if (opt.token) {
+        if (opt['token-in'] === 'query') url.searchParams.set('token', opt.token);
+        else headers.Authorization = `Bearer ${opt.token}`;
+    }
+}
+
+// Node 20 has no global WebSocket: use npm ws. A subclass is also needed to
+// send an Authorization header (--token-in header), which the SDK cannot do.
+class DriverWebSocket extends WS {
+    constructor(u, protocols, options) {
+        super(u, protocols, { ...options, headers: { ...headers, ...(options?.headers ?? {}) } });
+    }
+}
+if (typeof globalThis.WebSocket === 'undefined' || Object.keys(headers).length) {
+    globalThis.WebSocket = DriverWebSocket;
+}
+
+// ---------------------------------------------------------------- helpers
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+function withTimeout(promise, ms, what) {
+    let t;
+    return Promise.race([
+        promise,
+        new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`${what}: timeout after ${ms} ms`)), ms); }),
+    ]).finally(() => clearTimeout(t));
+}
+const errMsg = (e) => (e && e.message) ? e.message : String(e);
+const rand = () => Math.random().toString(36).slice(2, 10);
+const textOf = (res) => (res?.content ?? []).filter((c) => c.type === 'text').map((c) => c.text).join('');
+function pct(sorted, p) {
+    if (!sorted.length) return null;
+    const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+    return Math.round(sorted[i] * 1000) / 1000;
+}
+
+// Wraps the real transport to see every raw JSON-RPC message in both
+// directions (ids, unsolicited notifications, late responses).
+class TapTransport {
+    constructor(inner, tap) {
+        this.inner = inner;
+        this.tap = tap;
+        inner.onmessage = (m, extra) => { tap.push({ dir: 'in', t: performance.now(), m }); this.onmessage?.(m, extra); };
+        inner.onclose = () => this.onclose?.();
+        inner.onerror = (e) => this.onerror?.(e);
+    }
+    start() { return this.inner.start(); }
+    send(m, o) { this.tap.push({ dir: 'out', t: performance.now(), m }); return this.inner.send(m, o); }
+    close() { return this.inner.close(); }
+    get sessionId() { return this.inner.sessionId; }
+    setProtocolVersion(v) { this.inner.setProtocolVersion?.(v); }
+}
+
+class Conn {
+    constructor() {
+        this.tap = [];
+        this.errors = [];
+        this.closed = false;
+        this.client = null;
+        this.inner = null;
+    }
+
+    async open() {
+        this.client = new Client({ name: 'mcpgw-mcp-driver', version: '1.0.0' }, { capabilities: {} });
+        this.client.onerror = (e) => { this.errors.push({ t: performance.now(), msg: errMsg(e) }); vlog('client error:', errMsg(e)); };
+        this.client.onclose = () => { this.closed = true; vlog('connection closed'); };
+        this.client.fallbackNotificationHandler = async (n) => { vlog('notification', JSON.stringify(n).slice(0, 200)); };
+        if (opt.stdio) {
+            const env = {};
+            for (const kv of opt['stdio-env'] ?? []) {
+                const i = kv.indexOf('=');
+                if (i <= 0) usage(`--stdio-env wants K=V, got ${kv}`);
+                env[kv.slice(0, i)] = kv.slice(i + 1);
+            }
+            // StdioClientTransport merges getDefaultEnvironment() (HOME LOGNAME
+            // PATH SHELL TERM USER) with env.
+            this.inner = new StdioClientTransport({
+                command: process.execPath, args: [SERVER_EVERYTHING, 'stdio'], env, stderr: 'pipe',
+            });
+            this.inner.stderr?.on('data', (d) => vlog('server stderr:', String(d).trim()));
+        } else {
+            this.inner = new WebSocketClientTransport(url);
+        }
+        const transport = new TapTransport(this.inner, this.tap);
+        try {
+            await withTimeout(this.client.connect(transport, { timeout: TIMEOUT_MS }), TIMEOUT_MS, 'connect/initialize');
+        } catch (e) {
+            await this.close();
+            throw e;
+        }
+        return this;
+    }
+
+    get subprotocol() { return this.inner?._socket?.protocol; }
+    get pid() { return this.inner?.pid; }
+
+    async close() {
+        // StdioClientTransport.close() waits up to 2 s + 2 s for the child.
+        try { await withTimeout(this.client?.close() ?? Promise.resolve(), 6000, 'close'); } catch (e) { vlog('close:', errMsg(e)); }
+        this.closed = true;
+    }
+}
+
+let conn = null;
+async function getConn() {
+    if (conn && !conn.closed) return conn;
+    if (conn) vlog('reconnecting');
+    conn = await new Conn().open();
+    return conn;
+}
+const call = async (name, a = {}, options = {}) =>
+    (await getConn()).client.callTool({ name, arguments: a }, undefined, { timeout: TIMEOUT_MS, ...options });
+async function listAll(fn, key) {
+    const c = await getConn();
+    const out = [];
+    let cursor;
+    for (let page = 0; page < 50; page++) {
+        const r = await c.client[fn](cursor ? { cursor } : undefined, { timeout: TIMEOUT_MS });
+        out.push(...r[key]);
+        cursor = r.nextCursor;
+        if (!cursor) break;
+    }
+    return out;
+}
+async function echoCheck(msg) {
+    const r = await call(TOOLS.echo, { message: msg });
+    const got = textOf(r);
+    if (got !== `Echo: ${msg}`) throw new Error(`echo mismatch: sent ${JSON.stringify(msg)} got ${JSON.stringify(got)}`);
+    return got;
+}
+function waitFor(pred, ms) {
+    return new Promise((resolve) => {
+        const t0 = performance.now();
+        const tick = () => {
+            const v = pred();
+            if (v) return resolve(v);
+            if (performance.now() - t0 >= ms) return resolve(null);
+            setTimeout(tick, 25);
+        };
+        tick();
+    });
+}
+
+// ---------------------------------------------------------------- scenarios
+class Fail extends Error {
+    constructor(msg, detail) { super(msg); this.detail = detail; }
+}
+
+const scenarios = {
+    async initialize() {
+        // Always a fresh connection so the handshake itself is what is measured.
+        if (conn) await conn.close();
+        conn = null;
+        const t0 = performance.now();
+        const c = await getConn();
+        const connectMs = Math.round(performance.now() - t0);
+        // server-everything sends notifications/tools/list_changed on its own
+        // right after notifications/initialized (it registers conditional tools).
+        await sleep(500);
+        const unsolicited = c.tap.filter((x) => x.dir === 'in' && x.m.method).map((x) => x.m.method);
+        const info = c.client.getServerVersion();
+        const caps = c.client.getServerCapabilities();
+        const initRes = c.tap.find((x) => x.dir === 'in' && x.m.id === 0 && x.m.result)?.m.result;
+        const detail = {
+            serverInfo: info, protocolVersion: initRes?.protocolVersion,
+            capabilities: caps ? Object.keys(caps) : null,
+            instructionsChars: c.client.getInstructions()?.length ?? 0,
+            transport: opt.stdio ? 'stdio' : 'websocket', subprotocol: c.subprotocol ?? null,
+            connectMs, unsolicitedNotifications: unsolicited,
+        };
+        if (!info?.name || !info?.version) throw new Fail('no serverInfo', detail);
+        if (!caps?.tools || !caps?.resources || !caps?.prompts || !caps?.logging) throw new Fail('capabilities missing tools/resources/prompts/logging', detail);
+        if (!opt.stdio && c.subprotocol !== 'mcp') throw new Fail(`negotiated subprotocol ${JSON.stringify(c.subprotocol)}, want "mcp"`, detail);
+        return detail;
+    },
+
+    async 'tools-list'() {
+        const tools = await listAll('listTools', 'tools');
+        const names = tools.map((t) => t.name);
+        const missing = Object.values(TOOLS).filter((n) => !names.includes(n));
+        const detail = { count: names.length, tools: names, missing };
+        if (missing.length) throw new Fail(`missing tools: ${missing.join(', ')}`, detail);
+        return detail;
+    },
+
+    async echo() {
+        const msg = `hello ${rand()} \u00fcn\u00efc\u00f8d\u00e9 \u2713 \ud83d\ude80 "quoted" \\ back\nslash`;
+        const got = await echoCheck(msg);
+        return { sent: msg, got };
+    },
+
+    async sum() {
+        const r = await call(TOOLS.sum, { a: 17, b: 25.5 });
+        const text = textOf(r);
+        if (!/\b42\.5\b/.test(text)) throw new Fail('sum text lacks 42.5', { text });
+        return { text };
+    },
+
+    async progress() {
+        const progress = [];
+        await getConn();
+        const t0 = performance.now();
+        const r = await call(TOOLS.longOp, { duration: 2, steps: 4 }, {
+            onprogress: (p) => progress.push({ ...p, atMs: Math.round(performance.now() - t0) }),
+        });
+        const text = textOf(r);
+        const detail = { progress, text };
+        if (!/completed/i.test(text)) throw new Fail('no completion text', detail);
+        if (progress.length < 2) throw new Fail(`only ${progress.length} progress notifications`, detail);
+        for (let i = 1; i < progress.length; i++) {
+            if (!(progress[i].progress > progress[i - 1].progress)) throw new Fail('progress not increasing', detail);
+        }
+        return detail;
+    },
+
+    async structured() {
+        const r = await call(TOOLS.structured, { location: 'Chicago' });
+        const sc = r.structuredContent;
+        const detail = { structuredContent: sc ?? null, text: textOf(r) };
+        if (!sc || typeof sc !== 'object') throw new Fail('no structuredContent', detail);
+        if (sc.temperature !== 36 || typeof sc.conditions !== 'string' || sc.humidity !== 82) throw new Fail('unexpected structuredContent', detail);
+        if (JSON.stringify(JSON.parse(detail.text)) !== JSON.stringify(sc)) throw new Fail('text block does not match structuredContent', detail);
+        return detail;
+    },
+
+    async resources() {
+        const c = await getConn();
+        const list = await listAll('listResources', 'resources');
+        if (!list.length) throw new Fail('resources/list is empty', {});
+        const first = list.find((r) => /instructions/.test(r.uri)) ?? list[0];
+        const rd = await c.client.readResource({ uri: first.uri }, { timeout: TIMEOUT_MS });
+        const content = rd.contents?.[0];
+        const detail = { count: list.length, uris: list.map((r) => r.uri), read: first.uri,
+            mimeType: content?.mimeType, chars: content?.text?.length ?? content?.blob?.length ?? 0 };
+        if (!content || content.uri !== first.uri || !(content.text || content.blob)) throw new Fail('bad resources/read result', detail);
+        // A templated (dynamic) resource too.
+        const dyn = 'demo://resource/dynamic/text/1';
+        const rd2 = await c.client.readResource({ uri: dyn }, { timeout: TIMEOUT_MS });
+        detail.template = { uri: dyn, text: rd2.contents?.[0]?.text };
+        if (!/^Resource 1:/.test(rd2.contents?.[0]?.text ?? '')) throw new Fail('bad templated resource read', detail);
+        return detail;
+    },
+
+    async prompts() {
+        const c = await getConn();
+        const list = await listAll('listPrompts', 'prompts');
+        const names = list.map((p) => p.name);
+        const detail = { prompts: names };
+        if (!names.includes(SIMPLE_PROMPT)) throw new Fail(`no ${SIMPLE_PROMPT}`, detail);
+        const g = await c.client.getPrompt({ name: SIMPLE_PROMPT }, { timeout: TIMEOUT_MS });
+        detail.message = g.messages?.[0]?.content?.text;
+        if (g.messages?.[0]?.role !== 'user' || !/simple prompt/i.test(detail.message ?? '')) throw new Fail('unexpected prompts/get result', detail);
+        return detail;
+    },
+
+    async logging() {
+        // server-everything sends no log messages by itself: the tool
+        // toggle-simulated-logging starts one immediately + one every 5 s
+        // (random level, filtered by logging/setLevel), toggled per session.
+        const c = await getConn();
+        await c.client.setLoggingLevel('debug', { timeout: TIMEOUT_MS });
+        const mark = c.tap.length;
+        const t0 = performance.now();
+        let r = await call(TOOLS.logging);
+        const toggles = [textOf(r).slice(0, 40)];
+        if (/^Stopped/.test(textOf(r))) { // it was left on (e.g. shared server): turn on again
+            r = await call(TOOLS.logging);
+            toggles.push(textOf(r).slice(0, 40));
+        }
+        try {
+            const got = await waitFor(() => c.tap.slice(mark).find((x) => x.dir === 'in' && x.m.method === 'notifications/message'), 8000);
+            const detail = { toggles, waitedMs: Math.round(performance.now() - t0) };
+            if (!got) throw new Fail('no notifications/message within 8 s', detail);
+            detail.first = got.m.params;
+            return detail;
+        } finally {
+            const off = await call(TOOLS.logging).catch((e) => ({ content: [{ type: 'text', text: `toggle-off failed: ${errMsg(e)}` }] }));
+            toggles.push(textOf(off).slice(0, 40));
+        }
+    },
+
+    async cancel() {
+        // The request is aborted after its first progress notification. The
+        // client rejects at once and sends notifications/cancelled; the server
+        // (SDK) then drops the response. A response arriving for the cancelled
+        // id means the cancellation did not reach the server with the right id.
+        const c = await getConn();
+        const DURATION = 4, STEPS = 8;
+        const ac = new AbortController();
+        let abortAt = null;
+        const mark = c.tap.length;
+        const p = call(TOOLS.longOp, { duration: DURATION, steps: STEPS }, {
+            signal: ac.signal,
+            onprogress: () => { if (abortAt === null) { abortAt = performance.now(); ac.abort('driver cancel test'); } },
+        });
+        let rejectedAfterMs = null, rejection = null;
+        try {
+            await p;
+        } catch (e) {
+            rejection = errMsg(e);
+            rejectedAfterMs = abortAt === null ? null : Math.round(performance.now() - abortAt);
+        }
+        const out = c.tap.slice(mark).filter((x) => x.dir === 'out');
+        const req = out.find((x) => x.m.method === 'tools/call' && x.m.params?.name === TOOLS.longOp);
+        const cancelled = out.find((x) => x.m.method === 'notifications/cancelled');
+        const detail = { requestId: req?.m.id, rejectedAfterMs, rejection, cancelSent: cancelled?.m.params ?? null };
+        if (abortAt === null) throw new Fail('request finished without any progress (nothing to abort)', detail);
+        if (rejectedAfterMs === null || rejectedAfterMs > 1000) throw new Fail('request did not reject promptly after abort', detail);
+        if (!cancelled || cancelled.m.params?.requestId !== req?.m.id) throw new Fail('no notifications/cancelled for the request id', detail);
+        // Connection still usable.
+        detail.echoAfter = await echoCheck(`after-cancel ${rand()}`);
+        // Wait until the operation would have finished, plus grace, then look
+        // for a late response / stray progress for the cancelled id.
+        const remaining = Math.max(0, DURATION * 1000 - (performance.now() - abortAt)) + 1500;
+        await sleep(remaining);
+        const inb = c.tap.slice(mark).filter((x) => x.dir === 'in' && x.t > abortAt);
+        detail.lateResponse = inb.some((x) => x.m.id === req.m.id && ('result' in x.m || 'error' in x.m));
+        detail.strayProgressAfterAbort = inb.filter((x) => x.m.method === 'notifications/progress' && x.m.params?.progressToken === req.m.id).length;
+        if (detail.lateResponse) throw new Fail('server still answered the cancelled request (cancellation not delivered)', detail);
+        return detail;
+    },
+
+    async env() {
+        const r = await call(TOOLS.env);
+        let env;
+        try { env = JSON.parse(textOf(r)); } catch { throw new Fail('get-env output is not JSON', { text: textOf(r).slice(0, 200) }); }
+        const keys = Object.keys(env).sort();
+        const detail = { keys };
+        const problems = [];
+        if (opt['expect-env-keys'] !== undefined) {
+            const allow = opt['expect-env-keys'].split(',').map((s) => s.trim()).filter(Boolean);
+            detail.unexpected = keys.filter((k) => !allow.includes(k));
+            detail.absent = allow.filter((k) => !keys.includes(k)); // informational
+            if (detail.unexpected.length) problems.push(`unexpected keys: ${detail.unexpected.join(',')}`);
+        }
+        const forbidden = (opt['forbid-env'] ?? []).filter((k) => keys.includes(k));
+        if (forbidden.length) { detail.forbiddenPresent = forbidden; problems.push(`forbidden keys present: ${forbidden.join(',')}`); }
+        if (problems.length) throw new Fail(problems.join('; '), detail);
+        return detail;
+    },
+
+    async concurrent(n) {
+        const N = n ?? posInt(opt.concurrent, '--concurrent');
+        await getConn();
+        const t0 = performance.now();
+        const msgs = Array.from({ length: N }, (_, i) => `c${i}-${rand()}`);
+        const res = await Promise.allSettled(msgs.map((m) => call(TOOLS.echo, { message: m })));
+        const bad = [];
+        res.forEach((r, i) => {
+            if (r.status === 'rejected') bad.push({ i, error: errMsg(r.reason) });
+            else if (textOf(r.value) !== `Echo: ${msgs[i]}`) bad.push({ i, sent: msgs[i], got: textOf(r.value) });
+        });
+        const detail = { n: N, ms: Math.round(performance.now() - t0), bad: bad.slice(0, 10), badCount: bad.length };
+        if (bad.length) throw new Fail(`${bad.length}/${N} calls wrong`, detail);
+        return detail;
+    },
+};
+
+// ---------------------------------------------------------------- modes
+function emit(obj) { process.stdout.write(JSON.stringify(obj) + '\n'); }
+
+async function runScenarios(names) {
+    let passed = 0, failed = 0;
+    for (const spec of names) {
+        const [name, argStr] = spec.split(':');
+        const fn = scenarios[name];
+        const t0 = performance.now();
+        let ok = false, detail;
+        try {
+            detail = await withTimeout(fn(argStr ? posInt(argStr, spec) : undefined), TIMEOUT_MS, name);
+            ok = true;
+        } catch (e) {
+            detail = { error: errMsg(e), ...(e.detail ?? {}) };
+            if (/timeout after/.test(errMsg(e)) && conn) { // isolate the next scenario
+                await conn.close();
+                conn = null;
+            }
+        }
+        emit({ scenario: spec, ok, ms: Math.round(performance.now() - t0), detail });
+        ok ? passed++ : failed++;
+    }
+    if (conn) {
+        const errs = conn.errors.map((e) => e.msg);
+        if (errs.length) vlog(`client errors during run (${errs.length}):`, JSON.stringify(errs.slice(0, 5)));
+        await conn.close();
+    }
+    process.stderr.write(`driver: ${passed} passed, ${failed} failed\n`);
+    return failed === 0;
+}
+
+async function runCycles(n) {
+    const times = [], errors = [];
+    for (let i = 0; i < n; i++) {
+        const t0 = performance.now();
+        const c = new Conn();
+        try {
+            await c.open();
+            await c.close();
+            times.push(performance.now() - t0);
+        } catch (e) {
+            errors.push({ cycle: i, error: errMsg(e) });
+            await c.close();
+        }
+    }
+    times.sort((a, b) => a - b);
+    const avg = times.length ? times.reduce((a, b) => a + b, 0) / times.length : null;
+    emit({ mode: 'cycles', ok: errors.length === 0, n, succeeded: times.length, failed: errors.length,
+        avg_ms: avg && Math.round(avg * 10) / 10, p50_ms: pct(times, 50), max_ms: pct(times, 100), errors: errors.slice(0, 5) });
+    return errors.length === 0;
+}
+
+async function runBench(seconds, concurrency) {
+    const c = await new Conn().open();
+    const lat = [];
+    let errors = 0, firstError = null;
+    const deadline = performance.now() + seconds * 1000;
+    const worker = async (w) => {
+        let k = 0;
+        while (performance.now() < deadline && !c.closed) {
+            const msg = `b${w}-${k++}`;
+            const t0 = performance.now();
+            try {
+                const r = await c.client.callTool({ name: TOOLS.echo, arguments: { message: msg } }, undefined, { timeout: TIMEOUT_MS });
+                if (textOf(r) !== `Echo: ${msg}`) throw new Error(`mismatch for ${msg}: ${textOf(r)}`);
+                lat.push(performance.now() - t0);
+            } catch (e) {
+                errors++;
+                firstError ??= errMsg(e);
+                if (errors > 1000) break;
+            }
+        }
+    };
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
+    const elapsed = (performance.now() - t0) / 1000;
+    await c.close();
+    lat.sort((a, b) => a - b);
+    const ok = errors === 0 && lat.length > 0;
+    emit({ mode: 'bench', ok, seconds: Math.round(elapsed * 1000) / 1000, concurrency, calls: lat.length, errors,
+        calls_per_s: Math.round((lat.length / elapsed) * 10) / 10, p50_ms: pct(lat, 50), p99_ms: pct(lat, 99),
+        max_ms: pct(lat, 100), first_error: firstError });
+    return ok;
+}
+
+// ---------------------------------------------------------------- main
+async function main() {
+    let budgetMs, run;
+    if (opt.cycles !== undefined) {
+        const n = posInt(opt.cycles, '--cycles');
+        budgetMs = n * (TIMEOUT_MS + 7000) + 10000;
+        run = () => runCycles(n);
+    } else if (opt.bench !== undefined) {
+        const s = posInt(opt.bench, '--bench');
+        const cc = posInt(opt.concurrency, '--concurrency');
+        budgetMs = s * 1000 + 2 * TIMEOUT_MS + 15000;
+        run = () => runBench(s, cc);
+    } else {
+        const names = (opt.scenario ?? ALL_SCENARIOS).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
+        for (const s of names) if (!scenarios[s.split(':')[0]]) usage(`unknown scenario ${s}`);
+        budgetMs = names.length * (TIMEOUT_MS + 7000) + 10000;
+        run = () => runScenarios(names);
+    }
+    const watchdog = setTimeout(() => {
+        process.stderr.write(`driver: global watchdog (${budgetMs} ms) fired\n`);
+        process.exit(3);
+    }, budgetMs);
+    watchdog.unref();
+    let ok;
+    try {
+        ok = await run();
+    } catch (e) {
+        emit({ mode: 'error', ok: false, detail: { error: errMsg(e) } });
+        ok = false;
+    }
+    process.exit(ok ? 0 : 1);
+}
+
+main();
