@@ -481,6 +481,10 @@ static json_t *error_obj(json_t *id, int code, const char *message, const char *
     return e;
 }
 
+static void kid_flow_check(kid *k, session *s);
+
+/* Everything to a client goes through here: a per-connection child that
+ * writes faster than its client reads is paused (kid_flow_check). */
 static void session_send_json(session *s, json_t *msg)
 {
     char *text;
@@ -492,9 +496,9 @@ static void session_send_json(session *s, json_t *msg)
         s->in->host->send_text(s->conn, text, strlen(text));
         free(text);
     }
+    if (s->k)
+        kid_flow_check(s->k, s);
 }
-
-static void kid_flow_check(kid *k, session *s);
 
 /* An answer for a request of s: alone, or into its batch. Steals msg. */
 static void deliver_answer(session *s, batch *b, json_t *msg)
@@ -505,11 +509,8 @@ static void deliver_answer(session *s, batch *b, json_t *msg)
         json_array_append_new(b->answers, msg);
         return;
     }
-    if (s) {
+    if (s)
         session_send_json(s, msg);
-        if (s->k)
-            kid_flow_check(s->k, s);
-    }
     json_decref(msg);
 }
 
@@ -860,7 +861,6 @@ static void kid_line(void *arg, const char *line, size_t len)
             if (f) {
                 json_object_set(params, "progressToken", f->client_token);
                 session_send_json(f->s, msg);
-                kid_flow_check(k, f->s);
             }
         } else if (strcmp(m, "notifications/cancelled") == 0) {
             /* the server cancels its own request to a client */

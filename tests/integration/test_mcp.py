@@ -473,3 +473,102 @@ def test_a_crashed_worker_leaves_no_mcp_server_behind():
                    open('/proc/%d/stat' % child['pid']).read().split(') ')[1][0] == 'Z',
                    timeout=10, what='the orphaned MCP server to be gone')
         ws.close()
+
+
+# ------------------------------------------------------------ edge cases (tests/mcp/fake_server.py)
+
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'mcp', 'fake_server.py')
+
+
+def _fake_gw(sessions='per-connection', workers=1, **extra):
+    sec = {'path': MCP_PATH, 'protocol': 'jsonrpc', 'plugin': 'mcp_stdio',
+           'command': '/usr/bin/python3 %s' % os.path.abspath(FAKE), 'sessions': sessions}
+    sec.update(extra)
+    return Gateway({'endpoint.fake': sec, 'server': {'workers': str(workers)}})
+
+
+def _call(ws, id_, name, **args):
+    ws.send_json({'jsonrpc': '2.0', 'id': id_, 'method': 'tools/call',
+                  'params': {'name': name, 'arguments': args}})
+
+
+def test_a_child_flooding_a_slow_client_is_paused_not_cut():
+    """26 MB of notifications to a client that reads nothing for 2 s: the
+    child is paused (its stdout unread) instead of the gateway queueing past
+    max_outbound_bytes (4 MiB), which would close the client 1008."""
+    with _fake_gw() as g:
+        ws = _mcp(g)
+        _initialize(ws)
+        _call(ws, 'f', 'flood', count=400, size=65536)
+        time.sleep(2)
+        seen = 0
+        while True:
+            m = ws.recv_json(20)
+            if m.get('id') == 'f':
+                break
+            assert m['params']['data']['i'] == seen, (seen, m['params']['data']['i'])
+            seen += 1
+        assert seen == 400 and m['result']['content'][0]['text'] == 'sent'
+        assert not g.logs('websocket_slow_consumer')
+        ws.close_cleanly()
+
+
+def test_child_stderr_is_logged_with_a_rate_limit():
+    with _fake_gw() as g:
+        ws = _mcp(g)
+        _initialize(ws)
+        _call(ws, 's1', 'stderr', lines=500)
+        assert 'result' in _answer(ws, 's1')
+        time.sleep(1.2)
+        _call(ws, 's2', 'stderr', lines=1)
+        assert 'result' in _answer(ws, 's2')
+        rec = g.wait_log('child_stderr_suppressed', timeout=5)
+        logged = [r for r in g.logs('child_stderr') if r['pid'] == rec['pid']]
+        assert 20 <= len(logged) <= 22, len(logged)
+        assert rec['lines'] + len(logged) >= 500, (rec, len(logged))
+        ws.close_cleanly()
+
+
+def test_a_crash_looping_shared_child_backs_off():
+    sec = {'command': '/bin/false', 'sessions': 'shared:1', 'request_timeout_ms': '0'}
+    with Gateway({'endpoint.fake': dict(sec, path=MCP_PATH, protocol='jsonrpc',
+                                        plugin='mcp_stdio'),
+                  'server': {'workers': '1'}}) as g:
+        ws = _mcp(g)
+        ws.send_json({'jsonrpc': '2.0', 'id': 1, 'method': 'ping'})
+        time.sleep(2.5)
+        starts = [r for r in g.logs('child_started')]
+        # 0.1 + 0.2 + 0.4 + 0.8 s of backoff fit in 2.5 s: about five starts, not hundreds
+        assert 3 <= len(starts) <= 7, len(starts)
+        exits = g.logs('mcp_child_exited')
+        assert exits and 'exited with code 1' in exits[0]['reason'], exits[:1]
+        ws.close()
+
+
+def test_idle_session_is_closed():
+    with _fake_gw(idle_timeout_ms='600') as g:
+        ws = _mcp(g)
+        _initialize(ws)
+        t0 = time.monotonic()
+        code, reason = ws.expect_protocol_close(1000, timeout=5)
+        assert reason == b'Idle timeout' and 0.5 < time.monotonic() - t0 < 3, (reason,)
+        ws.close()
+
+
+def test_a_shared_child_crash_fails_the_request_and_the_session_goes_on():
+    with _fake_gw('shared:1') as g:
+        ws = _mcp(g)
+        _initialize(ws)
+        _call(ws, 'c', 'crash')
+        m = _answer(ws, 'c')
+        assert m['error']['code'] == -32005 and 'code 3' in m['error']['data'], m
+        g.wait_log('child_started', pred=lambda r: len(g.logs('child_started')) >= 2, timeout=5)
+        deadline = time.monotonic() + 10
+        while True:
+            _call(ws, 'n', 'nothing')
+            m = _answer(ws, 'n')
+            if m['error']['code'] == -32602 or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert m['error']['code'] == -32602, m      # the restarted child answers
+        ws.close_cleanly()
