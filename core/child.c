@@ -50,6 +50,7 @@ struct mcpgw_child {
     void *arg;
     int paused, detached, reaped, status, killed;
     int kill_stage;                 /* detached: 0 wait, 1 SIGTERM sent, 2 SIGKILL sent */
+    double kill_at;                 /* polled (no pidfd) and stopped: SIGKILL from then on */
     unsigned grace_ms;
     int in_delivery;                /* on_line is running: do not free */
     double err_window;              /* stderr rate limit: window start (s) */
@@ -148,7 +149,7 @@ static void maybe_finish(mcpgw_child *ch)
  * long (the child is killed). */
 static int deliver_lines(mcpgw_child *ch)
 {
-    while (!ch->paused) {
+    while (!ch->paused && !ch->killed) {
         struct evbuffer_ptr eol = evbuffer_search(ch->out, "\n", 1, NULL);
         size_t avail = evbuffer_get_length(ch->out);
         size_t len;
@@ -191,6 +192,8 @@ static void out_readable(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
         return;
+    if (n <= 0)
+        ch->paused = 0;     /* the end: what is left is bounded, it all goes */
     deliver_lines(ch);
     if (n <= 0) {
         /* EOF (or an error): a last line without newline still counts */
@@ -198,9 +201,11 @@ static void out_readable(evutil_socket_t fd, short what, void *arg)
             size_t len = evbuffer_get_length(ch->out);
             char *line = (char *)evbuffer_pullup(ch->out, -1);
             if (line && len <= ch->max_line) {
+                const char *outer = mcpgw_watch_enter_now(ch->owner);
                 ch->in_delivery = 1;
                 ch->on_line(ch->arg, line, len);
                 ch->in_delivery = 0;
+                mcpgw_watch_leave(outer);
             }
         }
         evbuffer_drain(ch->out, evbuffer_get_length(ch->out));
@@ -290,11 +295,26 @@ static void in_writable(evutil_socket_t fd, short what, void *arg)
 static void reap(mcpgw_child *ch)
 {
     int status;
-    pid_t r = waitpid(ch->pid, &status, WNOHANG);
+    siginfo_t si;
+    pid_t r;
 
+    /* Exited? Look without reaping: while the leader is a zombie its pid
+     * and process group cannot be reused, so what it left running in its
+     * group (a wrapper's server, a helper) is killed now. */
+    memset(&si, 0, sizeof(si));
+    if (waitid(P_PID, (id_t)ch->pid, &si, WEXITED | WNOHANG | WNOWAIT) != 0 || si.si_pid == 0)
+        return;
+    kill(-ch->pid, SIGKILL);
+    r = waitpid(ch->pid, &status, WNOHANG);
     if (r == 0 || (r < 0 && errno == EINTR))
         return;
     ch->reaped = 1;
+    if (ch->paused && ch->out_fd >= 0) {
+        /* the rest of its output is bounded now (the pipe): it all goes */
+        ch->paused = 0;
+        event_add(ch->out_ev, NULL);
+        event_active(ch->out_ev, EV_READ, 0);
+    }
     ch->status = r == ch->pid ? status : 0;
     close_fd(&ch->pidfd, &ch->pid_ev);
     close_fd(&ch->in_fd, &ch->in_ev);
@@ -340,6 +360,8 @@ static void timer_fired(evutil_socket_t fd, short what, void *arg)
         maybe_finish(ch);
         break;
     case 4:             /* no pidfd: poll */
+        if (ch->kill_at > 0 && now_s() >= ch->kill_at)
+            signal_group(ch, SIGKILL);
         reap(ch);
         if (!ch->reaped) {
             tv.tv_sec = 0;
@@ -545,8 +567,10 @@ void mcpgw_child_stop(mcpgw_child *ch, unsigned grace_ms)
         maybe_finish(ch);
         return;
     }
-    if (ch->kill_stage == 4)            /* polling: keep polling, signal by hand */
+    if (ch->kill_stage == 4) {          /* polling: keep polling, signal by hand */
         signal_group(ch, grace_ms ? SIGTERM : SIGKILL);
+        ch->kill_at = now_s() + grace_ms / 1000.0;
+    }
     else {
         ch->kill_stage = 0;
         tv.tv_sec = grace_ms / 2 / 1000;

@@ -1254,7 +1254,15 @@ static int path_reserved(const char *path)
 
 static void check_endpoints(mcpgw_config *cfg, errbuf *errs)
 {
+    int n = 0;
+
     for (mcpgw_handler_config *h = cfg->endpoints; h; h = h->next) {
+        if (++n == MCPGW_CONFIG_MAX_ENDPOINTS + 1)
+            errbuf_add(errs, "%s:%d: [endpoint.%s]: at most %d endpoints", h->file, h->line,
+                       h->type, MCPGW_CONFIG_MAX_ENDPOINTS);
+        if (strlen(h->type) > MCPGW_CONFIG_MAX_ENDPOINT_NAME)
+            errbuf_add(errs, "%s:%d: [endpoint.%s]: the name is longer than %d characters",
+                       h->file, h->line, h->type, MCPGW_CONFIG_MAX_ENDPOINT_NAME);
         if (!h->path) {
             errbuf_add(errs, "%s:%d: missing key 'path' in [endpoint.%s]", h->file, h->line,
                        h->type);

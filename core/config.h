@@ -19,6 +19,10 @@
 #include "pmd.h"
 
 #define MCPGW_MAX_ALGORITHMS 16
+/* [endpoint.NAME] sections: how many, and the longest NAME (metrics keep a
+ * fixed table of them in shared memory, metrics.h). */
+#define MCPGW_CONFIG_MAX_ENDPOINTS 16
+#define MCPGW_CONFIG_MAX_ENDPOINT_NAME 63
 
 typedef struct mcpgw_kv {
     char *key;

@@ -12,6 +12,7 @@
 #include "conn.h"
 #include "metrics.h"
 #include "transport.h"
+#include "utf8.h"
 #include "ws_frame.h"
 #include "dispatch.h"
 #include "host_api.h"
@@ -172,12 +173,23 @@ static void host_close(mcpgw_conn *conn, int code, const char *reason)
 
     if (!conn || !mcpgw_conn_is_open(conn))
         return;
+    size_t n = reason ? strlen(reason) : 0;
+
     /* a code a server may send (RFC 6455 7.4): anything else becomes 1011 */
     if (!(code == 1000 || code == 1001 || code == 1003 || code == 1007 || code == 1008 ||
-          code == 1009 || code == 1011 || code == 1012 || code == 1013 ||
+          code == 1009 || code == 1011 || code == 1012 || code == 1013 || code == 1014 ||
           (code >= 3000 && code <= 4999)))
         code = MCPGW_WS_CLOSE_INTERNAL;
-    snprintf(r, sizeof(r), "%s", reason ? reason : "");
+    /* at most 123 bytes, cut at a character boundary; never invalid UTF-8 */
+    if (n > sizeof(r) - 1) {
+        n = sizeof(r) - 1;
+        while (n && ((unsigned char)reason[n] & 0xC0) == 0x80)
+            n--;
+    }
+    if (n && !mcpgw_utf8_valid((const uint8_t *)reason, n))
+        n = 0;
+    memcpy(r, reason ? reason : "", n);
+    r[n] = '\0';
     mcpgw_conn_close(conn, (unsigned)code, r);
 }
 

@@ -326,6 +326,10 @@ static void endpoint_metrics(const mcpgw_server *srv, struct evbuffer *out)
             while (k < n && strcmp(all[k].name, e->name) != 0)
                 k++;
             if (k == n) {
+                /* config allows MCPGW_ENDPOINTS_MAX endpoints, but workers
+                 * that lived through reloads may know other names */
+                if (n == MCPGW_ENDPOINTS_MAX)
+                    continue;
                 memset(&all[n], 0, sizeof(all[n]));
                 memcpy(all[n].name, e->name, sizeof(all[n].name));
                 n++;

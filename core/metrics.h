@@ -73,7 +73,7 @@ typedef struct mcpgw_type_histogram {
 /* Per [endpoint.NAME] (jsonrpc): sessions counted by the core, the rest
  * reported by its plugin (host->metric). Methods are MCP's, by index in
  * mcpgw_endpoint_methods; any other method counts as "other". */
-#define MCPGW_ENDPOINTS_MAX 16
+#define MCPGW_ENDPOINTS_MAX 16     /* = MCPGW_CONFIG_MAX_ENDPOINTS */
 #define MCPGW_EP_METHODS 14
 #define MCPGW_EP_RESTART_REASONS 4
 extern const char *const mcpgw_endpoint_methods[MCPGW_EP_METHODS];

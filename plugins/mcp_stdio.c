@@ -81,10 +81,12 @@ struct batch {
 
 /* A server-to-client request waiting for the client's answer. */
 typedef struct server_req {
-    char key[80];                   /* the id as JSON text */
+    char *key;                      /* the id as JSON text (owned) */
     session *s;
     struct server_req *next;
 } server_req;
+
+#define MAX_SERVER_REQS 256         /* per child: requests of the server awaiting a client */
 
 struct kid {
     inst *in;
@@ -102,7 +104,8 @@ struct kid {
     size_t held_bytes;
     inflight *table[INFLIGHT_BUCKETS];
     server_req *sreqs;
-    session *last_session;          /* shared: where server requests go */
+    int n_sreqs;
+    mcpgw_timer *init_timer;        /* shared: bounds the gateway's initialize */
     double started;
     unsigned backoff_ms;
     mcpgw_timer *restart_timer;
@@ -708,6 +711,8 @@ static void answer_from_kid(kid *k, inflight *f, json_t *msg)
     inflight_free(f);
 }
 
+static void kid_init_timeout(void *arg);
+
 static json_t *init_answer(kid *k, json_t *id)
 {
     return json_pack("{s:s, s:O, s:O}", "jsonrpc", "2.0", "id", id, "result", k->init_result);
@@ -722,6 +727,10 @@ static void kid_init_answered(kid *k, json_t *msg)
     json_t *error = json_object_get(msg, "error");
 
     k->init_wire_id = 0;
+    if (k->init_timer) {
+        in->host->timer_cancel(k->init_timer);
+        k->init_timer = NULL;
+    }
     if (json_is_object(result)) {
         json_t *note = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method",
                                  "notifications/initialized");
@@ -736,13 +745,16 @@ static void kid_init_answered(kid *k, json_t *msg)
               json_pack("{s:O?}", "error", error));
         json_decref(k->init_params);        /* the next initialize tries its own */
         k->init_params = NULL;
+        json_array_clear(k->held);          /* what waited for it fails below */
+        k->held_bytes = 0;
     }
     for (session *s = in->sessions; s; s = s->next) {
         if (s->k != k)
             continue;
         for (inflight *f = s->inflight, *next; f; f = next) {
             next = f->s_next;
-            if (f->k != k || strcmp(f->method, "initialize") != 0)
+            int is_init = strcmp(f->method, "initialize") == 0;
+            if (f->k != k || (k->ready && !is_init))
                 continue;
             if (k->ready) {
                 s->initialized = 1;
@@ -750,6 +762,8 @@ static void kid_init_answered(kid *k, json_t *msg)
                                  now_s() - f->started);
                 deliver_answer(s, f->b, init_answer(k, f->client_id));
                 inflight_free(f);
+            } else if (!is_init) {
+                inflight_fail(f, ERR_UNAVAILABLE, "MCP server failed to initialize", NULL);
             } else {
                 inflight_fail(f, json_is_integer(json_object_get(error, "code"))
                                      ? (int)json_integer_value(json_object_get(error, "code"))
@@ -772,6 +786,10 @@ static void kid_send_initialize(kid *k)
     if (!k->ch || !k->init_params)
         return;
     k->init_wire_id = ++k->next_id;
+    if (!k->init_timer)
+        k->init_timer = k->in->host->timer_start(
+            k->in->ctx, k->in->request_timeout_ms ? k->in->request_timeout_ms : 30000,
+            kid_init_timeout, k);
     req = json_pack("{s:s, s:I, s:s, s:O}", "jsonrpc", "2.0", "id", (json_int_t)k->init_wire_id,
                     "method", "initialize", "params", k->init_params);
     text = req ? json_dumps(req, JSON_COMPACT) : NULL;
@@ -784,21 +802,35 @@ static void kid_send_initialize(kid *k)
     json_decref(req);
 }
 
+/* Per-connection only: a shared child's requests (sampling, elicitation,
+ * roots) could carry one user's data to another, so they are refused. */
 static session *session_for_server_request(kid *k)
 {
-    if (k->last_session && k->last_session->k == k && !k->last_session->closing)
-        return k->last_session;
-    for (session *s = k->in->sessions; s; s = s->next)
-        if (s->k == k && !s->closing)
-            return s;
-    return NULL;
+    return k->slot < 0 && k->owner && !k->owner->closing ? k->owner : NULL;
 }
 
-static void id_key(json_t *id, char *buf, size_t cap)
+static char *id_key(json_t *id)
 {
-    char *t = json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
-    snprintf(buf, cap, "%s", t ? t : "");
-    free(t);
+    return json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY);
+}
+
+static void sreq_free(kid *k, server_req **pp)
+{
+    server_req *r = *pp;
+
+    *pp = r->next;
+    k->n_sreqs--;
+    free(r->key);
+    free(r);
+}
+
+/* Refuses a request of the server that no session can answer. */
+static void refuse_server_request(kid *k, json_t *id, const char *why)
+{
+    json_t *e = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id", id, "error",
+                          "code", -32601, "message", why);
+    kid_write_line(k, e, NULL);
+    json_decref(e);
 }
 
 static void to_sessions_of(kid *k, json_t *msg)
@@ -838,18 +870,24 @@ static void kid_line(void *arg, const char *line, size_t len)
         }
     } else if (json_is_string(method) && id) {      /* a request from the server */
         session *s;
+        server_req *r;
         if (k->slot >= 0 && strcmp(json_string_value(method), "ping") == 0) {
             json_t *pong = json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id", id, "result");
             kid_write_line(k, pong, NULL);
             json_decref(pong);
-        } else if ((s = session_for_server_request(k))) {
-            server_req *r = calloc(1, sizeof(*r));
-            if (r) {
-                id_key(id, r->key, sizeof(r->key));
-                r->s = s;
-                r->next = k->sreqs;
-                k->sreqs = r;
-            }
+        } else if (!(s = session_for_server_request(k))) {
+            refuse_server_request(k, id, "requests to the client are not available on a "
+                                         "shared MCP server");
+        } else if (k->n_sreqs >= MAX_SERVER_REQS || !(r = calloc(1, sizeof(*r))) ||
+                   !(r->key = id_key(id))) {
+            if (k->n_sreqs < MAX_SERVER_REQS)
+                free(r);
+            refuse_server_request(k, id, "too many requests to the client pending");
+        } else {
+            r->s = s;
+            r->next = k->sreqs;
+            k->sreqs = r;
+            k->n_sreqs++;
             session_send_json(s, msg);
         }
     } else if (json_is_string(method)) {            /* a notification */
@@ -864,13 +902,14 @@ static void kid_line(void *arg, const char *line, size_t len)
             }
         } else if (strcmp(m, "notifications/cancelled") == 0) {
             /* the server cancels its own request to a client */
-            char key[80];
-            id_key(json_object_get(params, "requestId"), key, sizeof(key));
-            for (server_req *r = k->sreqs; r; r = r->next)
-                if (strcmp(r->key, key) == 0) {
-                    session_send_json(r->s, msg);
+            char *key = id_key(json_object_get(params, "requestId"));
+            for (server_req **pp = &k->sreqs; key && *pp; pp = &(*pp)->next)
+                if (strcmp((*pp)->key, key) == 0) {
+                    session_send_json((*pp)->s, msg);
+                    sreq_free(k, pp);
                     break;
                 }
+            free(key);
         } else {
             /* list_changed, resources/updated, logging messages: every
              * session of this child */
@@ -890,26 +929,55 @@ static void kid_restart_cb(void *arg)
 }
 
 /* A child ended unasked. */
+static void kid_down(kid *k, const char *reason, const char *why);
+
+/* A child ended unasked. */
 static void kid_exit(void *arg, int status)
 {
     kid *k = arg;
-    inst *in = k->in;
     const char *reason = WIFSIGNALED(status) ? "crash" : WEXITSTATUS(status) ? "crash" : "exit";
     char why[96];
 
+    k->ch = NULL;       /* the host frees it when this returns */
+    if (WIFSIGNALED(status))
+        snprintf(why, sizeof(why), "MCP server killed by signal %d", WTERMSIG(status));
+    else
+        snprintf(why, sizeof(why), "MCP server exited with code %d", WEXITSTATUS(status));
+    kid_down(k, reason, why);
+}
+
+/* The gateway's own initialize of a shared child got no answer in time:
+ * the child is replaced. */
+static void kid_init_timeout(void *arg)
+{
+    kid *k = arg;
+
+    k->init_timer = NULL;
+    if (!k->ch)
+        return;
+    k->in->host->child_stop(k->ch, 0);
     k->ch = NULL;
+    kid_down(k, "timeout", "MCP server did not answer initialize");
+}
+
+/* A child is gone (k->ch already NULL): per-connection, its session ends;
+ * shared, what was in flight fails and a new child starts after a backoff. */
+static void kid_down(kid *k, const char *reason, const char *why)
+{
+    inst *in = k->in;
+
     k->ready = 0;
     k->init_wire_id = 0;
     if (k->resume_timer) {
         in->host->timer_cancel(k->resume_timer);
         k->resume_timer = NULL;
     }
+    if (k->init_timer) {
+        in->host->timer_cancel(k->init_timer);
+        k->init_timer = NULL;
+    }
     in->host->metric(in->ctx, MCPGW_METRIC_CHILDREN, NULL, -1);
     in->host->metric(in->ctx, MCPGW_METRIC_CHILD_RESTART, reason, 1);
-    if (WIFSIGNALED(status))
-        snprintf(why, sizeof(why), "MCP server killed by signal %d", WTERMSIG(status));
-    else
-        snprintf(why, sizeof(why), "MCP server exited with code %d", WEXITSTATUS(status));
     logf_(in, MCPGW_PLUGIN_LOG_WARN, "mcp_child_exited",
           json_pack("{s:s, s:s, s:i}", "reason", why, "sessions",
                     k->slot < 0 ? "per-connection" : "shared", "slot", k->slot));
@@ -917,12 +985,8 @@ static void kid_exit(void *arg, int status)
     k->held_bytes = 0;
     json_decref(k->init_result);    /* the restarted child is initialised anew */
     k->init_result = NULL;
-    /* free the server requests */
-    while (k->sreqs) {
-        server_req *r = k->sreqs;
-        k->sreqs = r->next;
-        free(r);
-    }
+    while (k->sreqs)
+        sreq_free(k, &k->sreqs);
     if (k->slot < 0) {
         /* per-connection: its session ends with it */
         for (session *s = in->sessions; s; s = s->next)
@@ -1007,11 +1071,10 @@ static void kid_free(kid *k)
         in->host->timer_cancel(k->restart_timer);
     if (k->resume_timer)
         in->host->timer_cancel(k->resume_timer);
-    while (k->sreqs) {
-        server_req *r = k->sreqs;
-        k->sreqs = r->next;
-        free(r);
-    }
+    while (k->sreqs)
+        sreq_free(k, &k->sreqs);
+    if (k->init_timer)
+        in->host->timer_cancel(k->init_timer);
     for (unsigned b = 0; b < INFLIGHT_BUCKETS; b++)
         for (inflight *f = k->table[b]; f; f = f->k_next)
             f->k = NULL;
@@ -1127,7 +1190,15 @@ static void client_request(session *s, json_t *msg, json_t *id, const char *meth
         /* shared, child not initialised yet: this request waits for the
          * gateway's initialize (the first one's parameters start it) */
         if (!k->init_params) {
+            json_t *caps;
             k->init_params = json_is_object(params) ? json_deep_copy(params) : json_object();
+            /* a shared child cannot ask one client for sampling, elicitation
+             * or roots (see session_for_server_request): it is not told they
+             * exist */
+            caps = json_object_get(k->init_params, "capabilities");
+            json_object_del(caps, "sampling");
+            json_object_del(caps, "elicitation");
+            json_object_del(caps, "roots");
             if (!k->init_wire_id)
                 kid_send_initialize(k);
         }
@@ -1146,7 +1217,6 @@ static void client_request(session *s, json_t *msg, json_t *id, const char *meth
         inflight_fail(f, ERR_BUSY, "Server busy", "the MCP server's input queue is full");
         return;
     }
-    k->last_session = s;
     if (in->request_timeout_ms)
         f->timer = in->host->timer_start(in->ctx, in->request_timeout_ms, request_timeout, f);
 }
@@ -1182,19 +1252,17 @@ static void client_notification(session *s, json_t *msg, const char *method)
 static void client_response(session *s, json_t *msg, json_t *id)
 {
     kid *k = s->k;
-    char key[80];
+    char *key;
 
-    if (!k)
+    if (!k || !(key = id_key(id)))
         return;
-    id_key(id, key, sizeof(key));
     for (server_req **pp = &k->sreqs; *pp; pp = &(*pp)->next)
         if ((*pp)->s == s && strcmp((*pp)->key, key) == 0) {
-            server_req *r = *pp;
-            *pp = r->next;
-            free(r);
+            sreq_free(k, pp);
             kid_write_line(k, msg, NULL);
-            return;
+            break;
         }
+    free(key);
 }
 
 static void client_one(session *s, json_t *msg, batch *b)
@@ -1362,16 +1430,11 @@ static void session_gone_kid(session *s)
     if (!k)
         return;
     for (server_req **pp = &k->sreqs; *pp;) {
-        if ((*pp)->s == s) {
-            server_req *r = *pp;
-            *pp = r->next;
-            free(r);
-        } else {
+        if ((*pp)->s == s)
+            sreq_free(k, pp);
+        else
             pp = &(*pp)->next;
-        }
     }
-    if (k->last_session == s)
-        k->last_session = NULL;
     if (k->slot < 0) {
         kid_free(k);
     } else {
@@ -1444,6 +1507,12 @@ static void sweep(void *arg)
             json_decref(k->init_params);
             k->init_params = NULL;
             k->init_wire_id = 0;
+            json_array_clear(k->held);
+            k->held_bytes = 0;
+            if (k->init_timer) {
+                in->host->timer_cancel(k->init_timer);
+                k->init_timer = NULL;
+            }
         }
     }
     in->sweep = in->host->timer_start(in->ctx, every ? every : 1, sweep, in);

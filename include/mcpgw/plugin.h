@@ -170,8 +170,10 @@ typedef struct mcpgw_child_spec {
     /* One stdout line, without its newline; `line` is valid until return. */
     void (*on_line)(void *arg, const char *line, size_t len);
     /* The child ended (`status` as from waitpid) and every line it wrote was
-     * delivered. Runs exactly once unless child_stop() came first; the
-     * handle is freed when it returns. */
+     * delivered (up to 1 s after its exit, for a descendant that kept the
+     * pipe open). Runs exactly once unless child_stop() came first; the
+     * handle is freed when it returns. When the child exits, whatever is
+     * left in its process group is killed. */
     void (*on_exit)(void *arg, int status);
     void *arg;
 } mcpgw_child_spec;
@@ -267,8 +269,11 @@ typedef struct mcpgw_host {
     /* Sends text[0..len) (valid UTF-8, copied) as one text message. 0, or
      * -1 when the connection is not open. */
     int (*send_text)(mcpgw_conn *conn, const char *text, size_t len);
-    /* Starts the closing handshake with an RFC 6455 code (1000, 1001, 1008,
-     * 1011, 1013, 4000-4999) and a reason (at most 123 bytes, copied). */
+    /* Starts the closing handshake with an RFC 6455 code a server may send
+     * (1000, 1001, 1003, 1007, 1008, 1009, 1011-1014, 3000-4999; any other
+     * becomes 1011) and a UTF-8 reason (copied; cut to 123 bytes at a
+     * character boundary). Never calls conn_close itself: that comes when
+     * the connection has ended, from the loop. */
     void (*close)(mcpgw_conn *conn, int code, const char *reason);
     /* Bytes queued for the client and not yet written: a plugin that
      * produces faster than the client reads pauses above its own mark. */
@@ -322,8 +327,10 @@ typedef struct mcpgw_plugin {
      */
     int (*init)(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instance,
                 char *err, size_t err_len);
-    /* Optional. Called at shutdown once per successful init(), in reverse
-     * order, after the loop has stopped. The gateway waits (up to
+    /* Optional. Called at shutdown (or when a reload removes the section)
+     * once per successful init(), in reverse order, after the loop has
+     * stopped. It must cancel the plugin's timers and stop its children:
+     * the code may be unloaded after it returns. The gateway waits (up to
      * shutdown_timeout_ms) for every connection to go and every pending
      * request to finish first; a request still pending when that time ran
      * out must be completed (host->complete) here or it leaks. */
@@ -351,8 +358,10 @@ typedef struct mcpgw_plugin {
      * conn_open returns 0, or non-zero to refuse (the gateway then closes
      * the connection 1011 unless the plugin closed it already). */
     int (*conn_open)(void *instance, mcpgw_conn *conn, void **conn_data);
-    /* msg is borrowed (json_incref() to keep it); text[0..len) is the
-     * message as received, valid until return. */
+    /* msg is borrowed (json_incref() to keep it; the plugin may change it
+     * in place, the gateway does not look at it again); text[0..len) is
+     * the message as received, valid until return. send_text() and close()
+     * may be called from here. */
     void (*conn_message)(void *instance, mcpgw_conn *conn, void *conn_data, json_t *msg,
                          const char *text, size_t len);
     /* code: the close code the client sent, else the one the gateway sent

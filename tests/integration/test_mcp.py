@@ -444,6 +444,9 @@ def test_endpoint_configuration_errors():
          'jsonrpc or mcpgw'),
         ({'endpoint.a': {'path': '/m', 'protocol': 'mcpgw', 'plugin': 'mcp_stdio'}},
          'takes no plugin'),
+        (dict(('endpoint.e%d' % i, {'path': '/e%d' % i, 'protocol': 'mcpgw'}) for i in range(17)),
+         'at most 16 endpoints'),
+        ({'endpoint.' + 'n' * 64: {'path': '/m', 'protocol': 'mcpgw'}}, 'longer than 63'),
     ]
     for sections, needle in cases:
         rc, out, err = check_config(sections)
@@ -571,4 +574,81 @@ def test_a_shared_child_crash_fails_the_request_and_the_session_goes_on():
                 break
             time.sleep(0.1)
         assert m['error']['code'] == -32602, m      # the restarted child answers
+        ws.close_cleanly()
+
+
+def test_what_a_child_leaves_in_its_group_is_killed_when_it_ends():
+    with _fake_gw() as g:
+        ws = _mcp(g)
+        _initialize(ws)
+        _call(ws, 'p', 'spawn')
+        helper = int(_answer(ws, 'p')['result']['content'][0]['text'])
+        assert os.path.exists('/proc/%d' % helper)
+        ws.close_cleanly()
+        wait_until(lambda: not os.path.exists('/proc/%d' % helper) or
+                   open('/proc/%d/stat' % helper).read().split(') ')[1][0] == 'Z',
+                   timeout=10, what='the child\'s helper process to be killed')
+
+
+def test_a_paused_child_that_exits_loses_nothing():
+    """The child writes 12 MB to a client that reads nothing for 2 s, then
+    answers and exits: the answer still arrives, then the 1011 close."""
+    with _fake_gw() as g:
+        ws = _mcp(g)
+        _initialize(ws)
+        _call(ws, 'f', 'flood_exit', count=200, size=65536)
+        time.sleep(2)
+        seen = 0
+        while True:
+            m = ws.recv_json(20)
+            if m.get('id') == 'f':
+                break
+            seen += 1
+        assert seen == 200 and m['result']['content'][0]['text'] == 'sent', (seen, m)
+        code, reason = ws.expect_protocol_close(1011, timeout=10)
+        assert b'code 0' in reason, reason
+        ws.close()
+
+
+def test_server_requests_reach_the_one_client_or_are_refused_when_shared():
+    with _fake_gw() as g:                       # per connection: the client answers
+        ws = _mcp(g)
+        _initialize(ws)
+        _call(ws, 's', 'sample')
+        req = ws.recv_json(10)
+        assert req.get('method') == 'sampling/createMessage', req
+        ws.send_json({'jsonrpc': '2.0', 'id': req['id'], 'result': {'role': 'assistant',
+                      'content': {'type': 'text', 'text': 'from-client'}}})
+        m = _answer(ws, 's')
+        assert 'from-client' in m['result']['content'][0]['text'], m
+        ws.close_cleanly()
+    with _fake_gw('shared:1') as g:             # shared: refused, nobody else sees it
+        a, b = _mcp(g), _mcp(g)
+        _initialize(a)
+        _initialize(b, 2)
+        _call(a, 's', 'sample')
+        m = _answer(a, 's')
+        inner = json.loads(m['result']['content'][0]['text'])
+        assert inner['error']['code'] == -32601 and 'shared' in inner['error']['message'], inner
+        b.send_json({'jsonrpc': '2.0', 'id': 'x', 'method': 'ping'})
+        assert _answer(b, 'x')['error']['code'] == -32601      # fake: no ping; no sampling seen
+        a.close_cleanly()
+        b.close_cleanly()
+
+
+def test_a_shared_child_that_never_answers_initialize_is_replaced():
+    sec = {'path': MCP_PATH, 'protocol': 'jsonrpc', 'plugin': 'mcp_stdio',
+           'command': '/bin/sleep 100', 'sessions': 'shared:1', 'request_timeout_ms': '1000'}
+    with Gateway({'endpoint.fake': sec, 'server': {'workers': '1'}}) as g:
+        ws = _mcp(g)
+        t0 = time.monotonic()
+        ws.send_json({'jsonrpc': '2.0', 'id': 1, 'method': 'initialize',
+                      'params': {'protocolVersion': '2025-06-18', 'capabilities': {},
+                                 'clientInfo': {'name': 'raw', 'version': '1'}}})
+        m = _answer(ws, 1, timeout=10)
+        assert m['error']['code'] in (-32004, -32005), m
+        assert time.monotonic() - t0 < 5
+        rec = g.wait_log('mcp_child_exited', timeout=5)
+        assert 'initialize' in rec['reason'], rec
+        g.wait_log('child_started', pred=lambda r: len(g.logs('child_started')) >= 2, timeout=5)
         ws.close_cleanly()

@@ -7,10 +7,16 @@ stdin/stdout. Tools:
                          answers {"sent": count}
   stderr {lines}         writes that many lines to stderr, then answers
   crash {}               exits at once with status 3 (no answer)
+  spawn {}               starts `sleep 300` in its own process group (a helper
+                         that would outlive it) and answers its pid
+  flood_exit {count, size}  like flood, answers, then exits 0 at once
+  sample {}              asks the client sampling/createMessage (id "s1"),
+                         waits for the answer and returns it as text
 Anything else: initialize answers, notifications are ignored, other
 requests get -32601.
 """
 import json
+import subprocess
 import sys
 
 
@@ -49,6 +55,28 @@ for line in sys.stdin:
             send({'jsonrpc': '2.0', 'id': mid, 'result': {'content': []}})
         elif name == 'crash':
             sys.exit(3)
+        elif name == 'spawn':
+            p = subprocess.Popen(['sleep', '300'], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            send({'jsonrpc': '2.0', 'id': mid,
+                  'result': {'content': [{'type': 'text', 'text': str(p.pid)}]}})
+        elif name == 'flood_exit':
+            blob = 'x' * int(args.get('size', 65536))
+            for i in range(int(args.get('count', 100))):
+                send({'jsonrpc': '2.0', 'method': 'notifications/message',
+                      'params': {'level': 'info', 'data': {'i': i, 'blob': blob}}})
+            send({'jsonrpc': '2.0', 'id': mid,
+                  'result': {'content': [{'type': 'text', 'text': 'sent'}]}})
+            sys.exit(0)
+        elif name == 'sample':
+            send({'jsonrpc': '2.0', 'id': 's1', 'method': 'sampling/createMessage',
+                  'params': {'messages': [], 'maxTokens': 1}})
+            for reply in sys.stdin:
+                r = json.loads(reply)
+                if r.get('id') == 's1' and 'method' not in r:
+                    break
+            send({'jsonrpc': '2.0', 'id': mid,
+                  'result': {'content': [{'type': 'text', 'text': json.dumps(r)}]}})
         else:
             send({'jsonrpc': '2.0', 'id': mid, 'error': {'code': -32602, 'message': 'no tool'}})
     else:
