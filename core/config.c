@@ -1290,9 +1290,30 @@ static void check_endpoints(mcpgw_config *cfg, errbuf *errs)
 }
 
 /* Environment, final validation, and the result. */
+/* MCPGW_JWT_SECRET, once mcpgw_config_scrub_env() took it out of the
+ * environment (reloads still see it; nothing the gateway starts does). */
+static char *env_secret;
+
+void mcpgw_config_scrub_env(void)
+{
+    char *v = getenv("MCPGW_JWT_SECRET");
+
+    if (!v || env_secret)
+        return;
+    env_secret = strdup(v);
+    /* the bytes too: /proc/PID/environ shows the original block */
+    memset(v, 0, strlen(v));
+    unsetenv("MCPGW_JWT_SECRET");
+}
+
+const char *mcpgw_config_env_secret(void)
+{
+    return env_secret;
+}
+
 static mcpgw_config *finish(mcpgw_config *cfg, errbuf *errs, const char *name, char **errors)
 {
-    const char *secret = getenv("MCPGW_JWT_SECRET");
+    const char *secret = env_secret ? env_secret : getenv("MCPGW_JWT_SECRET");
 
     if (cfg) {
         if (secret && *secret) {

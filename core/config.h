@@ -119,6 +119,13 @@ mcpgw_config *mcpgw_config_load(const char *dir, char **errors);
 mcpgw_config *mcpgw_config_load_string(const char *name, const char *text, char **errors);
 void mcpgw_config_free(mcpgw_config *cfg);
 
+/* Takes MCPGW_JWT_SECRET out of the process environment (and its bytes
+ * out of the original environment block), keeping it for later loads: no
+ * worker, plugin or child process inherits it. */
+void mcpgw_config_scrub_env(void);
+/* The secret taken by mcpgw_config_scrub_env(), or NULL. */
+const char *mcpgw_config_env_secret(void);
+
 /* Does any configured algorithm need the HMAC secret (HS*)? */
 int mcpgw_config_needs_secret(const mcpgw_config *cfg);
 

@@ -58,6 +58,7 @@ struct mcpgw_conn {
     char *user;                     /* authenticated user id (owned) */
     json_t *claims;                 /* the token's claims (owned reference) */
     int holds_user_slot;
+    int http_head;                  /* a HEAD request: answers carry no body */
     const mcpgw_protocol *protocol; /* set by the upgrade */
 
     /* -- the WebSocket session (ws_session.c) */

@@ -39,7 +39,7 @@ static void respond(mcpgw_conn *c, int status, const char *ctype, const char *ex
                         "Cache-Control: no-store\r\n"
                         "%s\r\n",
                         status, mcpgw_http_reason(status), ctype, len, extra ? extra : "");
-    if (len)
+    if (len && !c->http_head)       /* HEAD: the headers GET would have, no body */
         evbuffer_add(out, body, len);
 }
 
@@ -209,8 +209,10 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
                            size_t body_len)
 {
     mcpgw_server *srv = c->srv;
+    const char *allow = "GET, HEAD";
 
     srv->metrics->http_requests++;
+    c->http_head = method_is(req, "HEAD");
     if (path_is(req, "/healthz")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             goto not_allowed;
@@ -238,11 +240,11 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
         }
         respond_json(c, ready ? 200 : 503, answer);
     } else if (path_is(req, "/metrics")) {
-        struct evbuffer *text = evbuffer_new();
+        struct evbuffer *text;
         size_t len;
-        if (!method_is(req, "GET"))
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             goto not_allowed;
-        if (!text) {
+        if (!(text = evbuffer_new())) {
             respond_error(c, 500, "Out of memory");
             return;
         }
@@ -252,7 +254,7 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
                 evbuffer_pullup(text, -1), len);
         evbuffer_free(text);
     } else if (path_is(req, "/status")) {
-        if (!method_is(req, "GET"))
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             goto not_allowed;
 #ifdef MCPGW_HAVE_STATUS_PAGE
         respond(c, 200, "text/html; charset=utf-8",
@@ -264,12 +266,13 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
         respond_error(c, 404, "Not Found");
 #endif
     } else if (path_is(req, "/api/broadcast")) {
+        allow = "POST";
         if (!method_is(req, "POST"))
             goto not_allowed;
         if (admin_ok(c, req))
             api_broadcast(c, req, body, body_len);
     } else if (path_is(req, "/api/connections")) {
-        if (!method_is(req, "GET"))
+        if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             goto not_allowed;
         if (admin_ok(c, req))
             api_connections(c);
@@ -280,8 +283,11 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
     return;
 
 not_allowed:
-    respond(c, 405, "application/json", "Allow: GET, HEAD, POST\r\n",
-            "{\"error\":\"Method Not Allowed\"}", 30);
+    {
+        char hdr[64];
+        snprintf(hdr, sizeof(hdr), "Allow: %s\r\n", allow);
+        respond(c, 405, "application/json", hdr, "{\"error\":\"Method Not Allowed\"}", 30);
+    }
 }
 
 int mcpgw_http_api_is_endpoint(const mcpgw_http_request *req)

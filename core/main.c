@@ -165,6 +165,7 @@ int main(int argc, char **argv)
         goto out;
     }
     signal(SIGPIPE, SIG_IGN);
+    mcpgw_config_scrub_env();
     /* The gateway owns the configuration from here on (a reload replaces
      * it); the supervisor runs it with [server] workers processes. */
     if (mcpgw_gateway_init(&gw, cfg, dir) != 0) {

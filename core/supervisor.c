@@ -386,6 +386,8 @@ static void upgrade(supervisor *s)
         snprintf(from, sizeof(from), "%d", (int)getppid());
         setenv("MCPGW_LISTEN_FDS", env, 1);
         setenv("MCPGW_UPGRADE_FROM", from, 1);
+        if (mcpgw_config_env_secret())  /* the new binary reads it, then scrubs it */
+            setenv("MCPGW_JWT_SECRET", mcpgw_config_env_secret(), 1);
         sigprocmask(SIG_SETMASK, &s->orig_mask, NULL);
         execv(s->exe, s->argv);
         _exit(127);

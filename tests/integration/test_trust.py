@@ -1,0 +1,92 @@
+"""
+test_trust.py - trust boundaries (issue 15): what an attack run found, each
+with a test that fails without its fix.
+"""
+import os
+import signal
+import time
+
+from harness import (Gateway, SECRET, http_request, make_token, unique_user, wait_until,
+                     ws_handshake)
+
+
+def _rss_kb(pid):
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1])
+    return 0
+
+
+def _total_rss_kb(g):
+    return sum(_rss_kb(p) for p in g.worker_pids())
+
+
+def test_head_and_other_methods_on_metrics_leak_nothing():
+    """Every non-GET /metrics leaked its answer buffer (~136 bytes): 10,000
+    HEAD requests grow the workers by less than a leak's 1.3 MB."""
+    with Gateway({'server': {'workers': '1'}}) as g:
+        for _ in range(300):            # warm up allocator arenas
+            http_request(g.port, b'HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+        before = _total_rss_kb(g)
+        for i in range(10000):
+            method = (b'HEAD', b'POST', b'DELETE')[i % 3]
+            http_request(g.port, method + b' /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+        grown = _total_rss_kb(g) - before
+        assert grown < 600, 'RSS grew by %d KiB over 10,000 requests' % grown
+
+
+def test_head_answers_carry_no_body():
+    with Gateway() as g:
+        for path in (b'/healthz', b'/readyz', b'/metrics'):
+            st, hdrs, body = http_request(g.port, b'HEAD ' + path + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+            assert st == 200 and body == b'', (path, st, body[:80])
+            assert int(hdrs['content-length']) > 0, hdrs      # what GET would send
+            gst, _, gbody = http_request(g.port, b'GET ' + path + b' HTTP/1.1\r\nHost: x\r\n\r\n')
+            assert gst == 200 and gbody, path
+
+
+def test_405_allow_lists_the_resources_methods():
+    with Gateway() as g:
+        cases = [(b'POST /healthz', 'GET, HEAD'), (b'PUT /metrics', 'GET, HEAD'),
+                 (b'GET /api/broadcast', 'POST'), (b'DELETE /api/connections', 'GET, HEAD')]
+        for req, allow in cases:
+            st, hdrs, _ = http_request(g.port, req + b' HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n')
+            assert st == 405 and hdrs.get('allow') == allow, (req, st, hdrs)
+
+
+def _environ(pid):
+    with open('/proc/%d/environ' % pid, 'rb') as f:
+        return f.read()
+
+
+def test_the_jwt_secret_leaves_the_environment():
+    """MCPGW_JWT_SECRET is read, then removed: no worker (nor anything a
+    plugin starts) inherits it, and /proc/PID/environ does not show it; a
+    reload and a binary upgrade still know it."""
+    secret = 'env-only-secret-%d' % os.getpid()
+    with Gateway({'auth': {'jwt_secret': None},
+                  'server': {'workers': '2', 'drain_timeout_ms': '200'}},
+                 env={'MCPGW_JWT_SECRET': secret}) as g:
+        for pid in [g.pid()] + g.worker_pids():
+            env = _environ(pid)
+            assert secret.encode() not in env, 'secret visible in /proc/%d/environ' % pid
+        tok = make_token(unique_user(), secret=secret)
+        ws_handshake(g.port, tok).ping_roundtrip('a')
+        mark = g.mark()
+        g.signal(signal.SIGHUP)
+        g.wait_log('config_reloaded', since=mark, timeout=10)
+        ws_handshake(g.port, tok).ping_roundtrip('b')
+        mark = g.mark()
+        g.signal(signal.SIGUSR2)
+        complete = g.wait_log('upgrade_complete', since=mark, timeout=15)
+        new_pid = complete['pid']
+        try:
+            assert g.wait_exit(15) == 0         # the old generation handed over
+            assert secret.encode() not in _environ(new_pid)
+            ws_handshake(g.port, tok).ping_roundtrip('c')   # the new one knows the secret
+        finally:
+            os.kill(new_pid, signal.SIGTERM)
+            wait_until(lambda: not os.path.exists('/proc/%d' % new_pid) or
+                       open('/proc/%d/stat' % new_pid).read().split()[2] == 'Z', timeout=10,
+                       what='the new supervisor to stop')
