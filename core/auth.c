@@ -343,6 +343,19 @@ out:
     return ok;
 }
 
+long long mcpgw_auth_valid_until(const json_t *claims, int leeway_s)
+{
+    const json_t *exp = json_object_get(claims, "exp");
+    long long lim;
+
+    if (json_is_integer(exp))
+        return __builtin_add_overflow((long long)json_integer_value(exp), leeway_s, &lim) ? 0
+                                                                                          : lim;
+    if (json_is_real(exp) && json_real_value(exp) < 4.6e18)
+        return (long long)json_real_value(exp) + leeway_s;
+    return 0;
+}
+
 /* exp and nbf: each, if present, must be a number. */
 static mcpgw_auth_result check_times(json_t *claims, time_t now, int leeway)
 {
@@ -543,6 +556,10 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
     r = check_times(grants, now, cfg->leeway_s);
     if (r != MCPGW_AUTH_OK)
         goto out;
+    if (cfg->require_exp && !json_object_get(grants, "exp")) {
+        r = MCPGW_AUTH_NO_EXP;
+        goto out;
+    }
     if (cfg->issuer) {
         v = json_object_get(grants, "iss");
         if (!json_is_string(v) || strcmp(json_string_value(v), cfg->issuer) != 0) {
@@ -627,6 +644,7 @@ const char *mcpgw_auth_result_name(mcpgw_auth_result r)
     case MCPGW_AUTH_ALG_NOT_ALLOWED: return "alg_not_allowed";
     case MCPGW_AUTH_BAD_SIGNATURE: return "bad_signature";
     case MCPGW_AUTH_EXPIRED: return "expired";
+    case MCPGW_AUTH_NO_EXP: return "missing_exp";
     case MCPGW_AUTH_NOT_YET_VALID: return "not_yet_valid";
     case MCPGW_AUTH_NO_USER: return "no_user";
     case MCPGW_AUTH_NO_KEY: return "no_key";

@@ -29,7 +29,8 @@ typedef enum {
     MCPGW_AUTH_NO_USER,             /* neither the user claim nor sub is usable */
     MCPGW_AUTH_NO_KEY,              /* no key configured for the token's algorithm */
     MCPGW_AUTH_BAD_ISSUER,          /* "iss" is not the configured issuer */
-    MCPGW_AUTH_BAD_AUDIENCE         /* "aud" does not name the configured audience */
+    MCPGW_AUTH_BAD_AUDIENCE,        /* "aud" does not name the configured audience */
+    MCPGW_AUTH_NO_EXP               /* require_exp, and the token has no "exp" */
 } mcpgw_auth_result;
 
 /* Keyed HMAC contexts and the parsed public key, kept between
@@ -52,6 +53,7 @@ typedef struct mcpgw_auth_config {
     int n_algorithms;
     const char *user_claim;         /* borrowed; "id" by default */
     int leeway_s;
+    int require_exp;                /* a token without "exp" is refused */
     mcpgw_hmac_cache *hmac_cache;   /* borrowed, optional (NULL: no reuse) */
 } mcpgw_auth_config;
 
@@ -64,6 +66,10 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
 /* Does claims[name] equal value (a string claim), contain it (an array of
  * strings), or print as it (a number or boolean: "3", "true")? */
 int mcpgw_auth_claim_matches(const json_t *claims, const char *name, const char *value);
+
+/* When a verified token stops being valid: its integer "exp" plus the
+ * leeway, or 0 when it has none (or a real one past year 2^62). */
+long long mcpgw_auth_valid_until(const json_t *claims, int leeway_s);
 
 /* Short snake_case name of a result for logs ("expired", "bad_signature"...). */
 const char *mcpgw_auth_result_name(mcpgw_auth_result r);

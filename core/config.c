@@ -775,6 +775,12 @@ static void set_auth(parse_ctx *p, const char *name, const char *value)
             bad_value(p, name, value, "an integer 0..3600");
         else
             cfg->leeway_s = (int)v;
+    } else if (strcmp(name, "require_exp") == 0) {
+        int b = parse_bool(value);
+        if (b < 0)
+            bad_value(p, name, value, "true or false");
+        else
+            cfg->require_exp = b;
     } else {
         line_error(p, "unknown key '%s' in [%s]", name, p->section);
     }
@@ -1337,10 +1343,14 @@ static mcpgw_config *finish(mcpgw_config *cfg, errbuf *errs, const char *name, c
             errbuf_add(errs, "%s: [tls] needs both cert and key", name);
         if (cfg->tls_chain && !cfg->tls_cert)
             errbuf_add(errs, "%s: [tls] chain needs cert and key", name);
-        for (mcpgw_handler_config *h = cfg->handlers; h; h = h->next)
+        for (mcpgw_handler_config *h = cfg->handlers; h; h = h->next) {
             if (!h->plugin)
                 errbuf_add(errs, "%s:%d: missing key 'plugin' in [handler.%s]",
                            h->file, h->line, h->type);
+            if (strcmp(h->type, "auth") == 0)
+                errbuf_add(errs, "%s:%d: [handler.auth]: the message type auth is the "
+                           "gateway's own (token refresh)", h->file, h->line);
+        }
         check_endpoints(cfg, errs);
     }
     if (errs->oom) {

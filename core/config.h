@@ -89,6 +89,7 @@ typedef struct mcpgw_config {
     int max_connections_per_user;   /* 5 */
     char *user_claim;               /* "id", falls back to "sub" */
     int leeway_s;                   /* 30: clock leeway for exp and nbf */
+    int require_exp;                /* 0: tokens without exp are accepted (and never end) */
     char *public_key_pem;           /* contents of public_key_file, for RS* and ES* */
     size_t public_key_len;
     char *issuer;                   /* required "iss" when set */

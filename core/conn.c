@@ -182,6 +182,21 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
         conn_destroy(c, 0, "handshake_timeout");
         return;
     }
+    if (c->state == MCPGW_CONN_OPEN) {
+        /* the token's end (or a stop on the way to a far one) */
+        mcpgw_server *srv = c->srv;
+        if ((long long)mcpgw_clock_now(&srv->clock) < c->valid_until) {
+            mcpgw_conn_arm_expiry(c);
+            return;
+        }
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_token_expired",
+                            json_pack("{s:s, s:I}", "user", c->user ? c->user : "",
+                                      "connection", (json_int_t)c->id),
+                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_conn_close(c, MCPGW_WS_CLOSE_TOKEN_EXPIRED, "Token expired");
+        return;
+    }
     conn_destroy(c, c->close_code_received ? c->close_code_received : MCPGW_WS_CLOSE_ABNORMAL,
                  c->state == MCPGW_CONN_CLOSING ? "close_timeout" : "drain_timeout");
 }
@@ -194,6 +209,25 @@ void mcpgw_conn_start_linger(mcpgw_conn *c, int ms)
         c->linger_ev = evtimer_new(c->srv->base, linger_cb, c);
     if (c->linger_ev)
         evtimer_add(c->linger_ev, &tv);
+}
+
+void mcpgw_conn_arm_expiry(mcpgw_conn *c)
+{
+    long long left;
+
+    if (c->state != MCPGW_CONN_OPEN)
+        return;
+    if (!c->valid_until) {
+        mcpgw_conn_stop_linger(c);
+        return;
+    }
+    left = c->valid_until - (long long)mcpgw_clock_now(&c->srv->clock);
+    if (left < 0)
+        left = 0;
+    if (left > 86400)               /* a far end: look again tomorrow */
+        left = 86400;
+    /* a second late rather than early: exp is in whole seconds */
+    mcpgw_conn_start_linger(c, (int)(left * 1000 + 1000));
 }
 
 void mcpgw_conn_stop_linger(mcpgw_conn *c)

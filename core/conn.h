@@ -59,6 +59,7 @@ struct mcpgw_conn {
     json_t *claims;                 /* the token's claims (owned reference) */
     int holds_user_slot;
     int http_head;                  /* a HEAD request: answers carry no body */
+    long long valid_until;          /* the token's exp + leeway (s); 0: it never ends */
     const mcpgw_protocol *protocol; /* set by the upgrade */
 
     /* -- the WebSocket session (ws_session.c) */
@@ -126,5 +127,9 @@ void mcpgw_conn_start_linger(mcpgw_conn *c, int ms);
 void mcpgw_conn_stop_linger(mcpgw_conn *c);
 /* How long a close handshake may take now (longer while shutting down). */
 int mcpgw_conn_linger_ms(const mcpgw_conn *c);
+/* An open connection's timer runs until its token ends (valid_until): then
+ * it is closed 4001 "Token expired". Called at the upgrade and after an
+ * in-band refresh. */
+void mcpgw_conn_arm_expiry(mcpgw_conn *c);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "conn.h"
 #include "dispatch.h"
+#include "protocol.h"
 #include "json_read.h"
 #include "log.h"
 #include "plugin_loader.h"
@@ -304,6 +305,10 @@ void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
                                   json_string_value(type), "user", conn->user ? conn->user : "",
                                   "bytes", (json_int_t)len),
                         mcpgw_clock_iso(&srv->clock));
+    if (strcmp(json_string_value(type), "auth") == 0) {
+        mcpgw_protocol_refresh(conn, msg);  /* the gateway's own: a new token */
+        goto out;
+    }
     req = request_new(conn, NULL, msg);
     if (!req) {
         send_processing_error(conn, NULL, "Out of memory");

@@ -113,6 +113,7 @@ static void set_auth(mcpgw_gateway *gw)
     gw->auth.n_algorithms = cfg->n_algorithms;
     gw->auth.user_claim = cfg->user_claim;
     gw->auth.leeway_s = cfg->leeway_s;
+    gw->auth.require_exp = cfg->require_exp;
     if (!gw->auth.hmac_cache)
         gw->auth.hmac_cache = mcpgw_hmac_cache_new();  /* NULL: one-shot HMAC */
 }

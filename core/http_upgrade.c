@@ -209,10 +209,12 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     c->protocol = proto;
     c->endpoint = ep;
     c->ep_ctx = ep_ctx;
+    c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
 
     srv->metrics->upgrades_accepted++;
     mcpgw_conn_stop_linger(c);          /* the handshake timer */
     mcpgw_ws_session_start(c);
+    mcpgw_conn_arm_expiry(c);           /* now the token's end */
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO)) {
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_auth_success",
                         json_pack("{s:s, s:i}", "userId", user, "connections", count),

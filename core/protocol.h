@@ -40,6 +40,14 @@ typedef struct mcpgw_protocol {
  * handler table, and `{"type":"error"}` answers. */
 extern const mcpgw_protocol mcpgw_protocol_gateway;
 
+/* {"type":"auth","token":T[,"id":X]}: a fresher token for the same user,
+ * verified like a handshake's; the connection then lives until its end.
+ * Answers {"type":"auth_ok","exp":N[,"id":X],"timestamp"} or a
+ * {"type":"error","message":"Authentication failed",...}; a failed refresh
+ * leaves the connection as it was. */
+struct json_t;
+void mcpgw_protocol_refresh(mcpgw_conn *c, struct json_t *msg);
+
 /* JSON-RPC 2.0 on an [endpoint.NAME] with protocol jsonrpc: no welcome;
  * objects and batch arrays go whole to the endpoint's connection-level
  * plugin; malformed messages get JSON-RPC errors (protocol_jsonrpc.c). */

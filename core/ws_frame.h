@@ -31,7 +31,8 @@ enum {
     MCPGW_WS_CLOSE_INVALID_DATA = 1007,
     MCPGW_WS_CLOSE_POLICY = 1008,
     MCPGW_WS_CLOSE_TOO_BIG = 1009,
-    MCPGW_WS_CLOSE_INTERNAL = 1011
+    MCPGW_WS_CLOSE_INTERNAL = 1011,
+    MCPGW_WS_CLOSE_TOKEN_EXPIRED = 4001  /* the gateway's: the token's exp has passed */
 };
 
 #define MCPGW_WS_MAX_HEADER 14      /* 2 + 8 (length) + 4 (mask) */

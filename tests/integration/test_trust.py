@@ -6,8 +6,8 @@ import os
 import signal
 import time
 
-from harness import (Gateway, SECRET, http_request, make_token, unique_user, wait_until,
-                     ws_handshake)
+from harness import (Gateway, HandshakeError, http_request, make_token, unique_user,
+                     wait_until, ws_handshake)
 
 
 def _rss_kb(pid):
@@ -90,3 +90,70 @@ def test_the_jwt_secret_leaves_the_environment():
             wait_until(lambda: not os.path.exists('/proc/%d' % new_pid) or
                        open('/proc/%d/stat' % new_pid).read().split()[2] == 'Z', timeout=10,
                        what='the new supervisor to stop')
+
+
+# ------------------------------------------------------------ tokens that end
+
+def test_a_connection_ends_with_its_token_4001():
+    with Gateway({'auth': {'leeway_s': '0'}}) as g:
+        ws = ws_handshake(g.port, make_token(unique_user(), exp_in=2))
+        ws.ping_roundtrip('alive')
+        t0 = time.monotonic()
+        code, reason = ws.expect_protocol_close(4001, timeout=6)
+        assert reason == b'Token expired' and time.monotonic() - t0 < 4.5, (code, reason)
+        ws.close()
+        assert g.wait_log('websocket_token_expired')
+
+
+def test_in_band_refresh_extends_the_connection():
+    user = unique_user()
+    with Gateway({'auth': {'leeway_s': '0'}}) as g:
+        ws = ws_handshake(g.port, make_token(user, exp_in=2))
+        fresh = make_token(user, exp_in=3600)
+        ws.send_json({'type': 'auth', 'id': 'r1', 'token': fresh})
+        ok = ws.recv_type('auth_ok')
+        assert ok['id'] == 'r1' and ok['exp'] > time.time() + 3000, ok
+        time.sleep(3.2)                                 # past the first token's end
+        ws.ping_roundtrip('still here')
+        ws.close_cleanly()
+        assert fresh.encode() not in g.stderr_text().encode()   # no token in a log line
+
+
+def test_refresh_with_another_users_or_a_bad_token_changes_nothing():
+    user = unique_user()
+    with Gateway({'auth': {'leeway_s': '0'}}) as g:
+        ws = ws_handshake(g.port, make_token(user, exp_in=2))
+        ws.send_json({'type': 'auth', 'id': 'x', 'token': make_token(unique_user())})
+        m = ws.recv_type('error')
+        assert m['message'] == 'Authentication failed' and 'another user' in m['error'], m
+        ws.send_json({'type': 'auth', 'id': 'y', 'token': make_token(user, secret='wrong')})
+        m = ws.recv_type('error')
+        assert m['error'] == 'Invalid token' and m['id'] == 'y', m
+        ws.send_json({'type': 'auth', 'id': 'z'})
+        assert ws.recv_type('error')['error'] == 'auth requires a token'
+        code, _ = ws.expect_protocol_close(4001, timeout=6)   # the first token still ends it
+        ws.close()
+
+
+def test_require_exp_refuses_a_token_without_one():
+    with Gateway({'auth': {'require_exp': 'true'}}) as g:
+        try:
+            ws_handshake(g.port, make_token(unique_user(), exp_in=None))
+            raise AssertionError('a token without exp was accepted')
+        except HandshakeError as e:
+            assert e.status == 401, e.status
+        assert g.wait_log('websocket_auth_failed',
+                          pred=lambda r: r.get('reason') == 'missing_exp')
+        ws_handshake(g.port, make_token(unique_user())).ping_roundtrip('with exp')
+    with Gateway() as g:                            # the default accepts it (no end)
+        ws_handshake(g.port, make_token(unique_user(), exp_in=None)).ping_roundtrip('ok')
+
+
+def test_an_mcp_session_also_ends_with_its_token():
+    from mcp_support import endpoint
+    with Gateway({'auth': {'leeway_s': '0'}, 'endpoint.everything': endpoint()}) as g:
+        ws = ws_handshake(g.port, make_token(unique_user(), exp_in=2), path='/mcp/everything',
+                          headers={'Sec-WebSocket-Protocol': 'mcp'}, read_welcome=False)
+        code, reason = ws.expect_protocol_close(4001, timeout=6)
+        assert reason == b'Token expired'
+        ws.close()
