@@ -631,6 +631,9 @@ static void set_compression(parse_ctx *p, const char *name, const char *value)
     }
 }
 
+static void set_claim(parse_ctx *p, const char *name, const char *value, char **claim_slot,
+                      char **value_slot);
+
 static void set_admin(parse_ctx *p, const char *name, const char *value)
 {
     mcpgw_config *cfg = p->cfg;
@@ -641,6 +644,9 @@ static void set_admin(parse_ctx *p, const char *name, const char *value)
             bad_value(p, name, value, "a non-empty string");
         else
             set_string(p, name[0] == 'c' ? &cfg->admin_claim : &cfg->admin_value, value);
+    } else if (strcmp(name, "require_claim") == 0) {
+        /* the handlers' spelling of claim + value */
+        set_claim(p, name, value, &cfg->admin_claim, &cfg->admin_value);
     } else if (strcmp(name, "max_body_bytes") == 0) {
         if (!parse_size_range(value, 1, MAX_PAYLOAD_LIMIT, &v))
             bad_value(p, name, value, "bytes 1..1073741824, optionally with suffix k or m");
@@ -836,6 +842,49 @@ static void set_plugins(parse_ctx *p, const char *name, const char *value)
     }
 }
 
+static void set_claim(parse_ctx *p, const char *name, const char *value, char **claim_slot,
+                      char **value_slot)
+{
+    const char *colon = strchr(value, ':');
+    char *claim;
+
+    if (!colon || colon == value || !colon[1]) {
+        bad_value(p, name, value, "CLAIM:VALUE");
+        return;
+    }
+    claim = strndup(value, (size_t)(colon - value));
+    if (!claim) {
+        p->errs->oom = 1;
+        return;
+    }
+    free(*claim_slot);
+    *claim_slot = claim;
+    set_string(p, value_slot, colon + 1);
+}
+
+/* [handler.TYPE] keys the gateway keeps for itself (policy.h). */
+static void set_handler_policy(parse_ctx *p, mcpgw_handler_config *h, const char *name,
+                               const char *value)
+{
+    long long v;
+
+    if (strcmp(name, "require_claim") == 0) {
+        set_claim(p, name, value, &h->claim_name, &h->claim_value);
+    } else if (strcmp(name, "max_message_bytes") == 0) {
+        if (!parse_size_range(value, 1, MAX_PAYLOAD_LIMIT, &v))
+            bad_value(p, name, value, "bytes 1..1073741824, optionally with suffix k or m");
+        else
+            h->max_message_bytes = (size_t)v;
+    } else {
+        char *end;
+        double r = strtod(value, &end);
+        if (!*value || *end || !(r >= 0 && r <= 1e6))
+            bad_value(p, name, value, "messages per second 0..1000000 (0: no limit)");
+        else
+            h->rate_per_user = r;
+    }
+}
+
 static void set_handler(parse_ctx *p, const char *name, const char *value)
 {
     mcpgw_handler_config *h = p->handler;
@@ -844,6 +893,12 @@ static void set_handler(parse_ctx *p, const char *name, const char *value)
 
     if (!*name) {
         line_error(p, "empty key in [%s]", p->section);
+        return;
+    }
+    if (!h->is_endpoint && (strcmp(name, "require_claim") == 0 ||
+                            strcmp(name, "max_message_bytes") == 0 ||
+                            strcmp(name, "broadcast_per_s") == 0)) {
+        set_handler_policy(p, h, name, value);
         return;
     }
     if (strcmp(name, "plugin") == 0) {
@@ -918,19 +973,7 @@ static void set_endpoint(parse_ctx *p, const char *name, const char *value)
         else
             set_string(p, &h->subprotocol, value);
     } else if (strcmp(name, "require_claim") == 0) {
-        const char *colon = strchr(value, ':');
-        if (!colon || colon == value || !colon[1]) {
-            bad_value(p, name, value, "CLAIM:VALUE");
-        } else {
-            char *claim = strndup(value, (size_t)(colon - value));
-            if (!claim) {
-                p->errs->oom = 1;
-                return;
-            }
-            free(h->claim_name);
-            h->claim_name = claim;
-            set_string(p, &h->claim_value, colon + 1);
-        }
+        set_claim(p, name, value, &h->claim_name, &h->claim_value);
     } else {
         set_handler(p, name, value);
     }

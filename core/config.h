@@ -46,6 +46,10 @@ typedef struct mcpgw_handler_config {
     int line;
     mcpgw_kv *options;  /* every key of the section except "plugin" (and, for an
                            endpoint, except the endpoint's own keys below), in order */
+    /* the gateway's own keys: require_claim (both kinds of section; below),
+     * and for [handler.TYPE] (policy.h): */
+    size_t max_message_bytes;       /* 0: max_payload */
+    double rate_per_user;           /* broadcast_per_s; 0: no limit */
     /* [endpoint.NAME] only */
     int is_endpoint;
     char *path;         /* "/mcp/everything": exact match, no query */

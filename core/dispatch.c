@@ -243,6 +243,27 @@ static void request_run(mcpgw_request *req, json_t *msg, const char *type)
         }
         return;
     }
+    if (e->ctx && e->ctx->section) {
+        const char *refused = mcpgw_policy_check(&srv->policy, e->ctx->section, req->conn, msg,
+                                                 req->len, mcpgw_clock_seconds(&srv->clock),
+                                                 text, sizeof(text));
+        if (refused) {
+            if (req->parent) {
+                mcpgw_request_fail(req, text);
+            } else {
+                json_t *err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "message",
+                                        refused, "error", text, "timestamp",
+                                        mcpgw_clock_iso(&srv->clock));
+                if (err && req->id)
+                    json_object_set(err, "id", req->id);
+                if (err)
+                    mcpgw_conn_send_json(req->conn, err);
+                json_decref(err);
+                request_free(req);
+            }
+            return;
+        }
+    }
 
     {
         struct timespec t0, t1;
@@ -314,6 +335,7 @@ void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
         send_processing_error(conn, NULL, "Out of memory");
         goto out;
     }
+    req->len = len;
     request_run(req, msg, json_string_value(type));
 out:
     json_decref(msg);

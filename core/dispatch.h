@@ -46,6 +46,7 @@ struct mcpgw_request {
     mcpgw_dispatch_cb cb;           /* sub-requests: where the result goes */
     void *cb_data;
     json_t *id;                     /* the message's "id" (reference) or NULL */
+    size_t len;                     /* its size as received; 0 for a sub-message */
 };
 
 int mcpgw_handler_table_init(mcpgw_handler_table *t);

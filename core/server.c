@@ -606,6 +606,7 @@ void mcpgw_server_free(mcpgw_server *srv)
     mcpgw_plugins_unload(&srv->plugins);
     mcpgw_host_timers_free(srv);
     mcpgw_children_free_all(srv);
+    mcpgw_policy_free(&srv->policy);
     mcpgw_handler_table_free(&srv->handlers);
     if (srv->heartbeat_ev)
         event_free(srv->heartbeat_ev);

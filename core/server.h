@@ -28,6 +28,7 @@
 #include "json_write.h"
 #include "log.h"
 #include "metrics.h"
+#include "policy.h"
 #include "plugin_loader.h"
 #include "pmd.h"
 #include "transport.h"
@@ -72,6 +73,7 @@ typedef struct mcpgw_server {
     mcpgw_conn *conns;              /* every TCP connection, newest first */
     struct mcpgw_child *children;   /* plugins' child processes (child.c) */
     struct mcpgw_timer *timers;     /* plugins' pending timers (host_api.c) */
+    mcpgw_policy policy;            /* per-user rates of [handler.*] (policy.h) */
     size_t n_conns;                 /* TCP connections */
     size_t n_open;                  /* upgraded WebSocket connections */
     size_t n_requests;              /* requests not finished yet */

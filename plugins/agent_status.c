@@ -5,8 +5,12 @@
  * "timestamp":...} (serialised once for all of them by the host), and the
  * sender gets {"type":"agent_status_ack","id":X,"agentId":A,"timestamp":...}.
  *
+ * The update names its sender: "from" is the sender's authenticated user
+ * id (no one can speak for another).
+ *
  * Options: include_sender (default true: the sender also gets the update,
- * as in the reference protocol).
+ * as in the reference protocol); agent_id_claim = CLAIM (a sender may only
+ * report the agentId its token's CLAIM names: equal, or in the list).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +21,35 @@ typedef struct agent_status_instance {
     const mcpgw_host *host;
     mcpgw_plugin_ctx *ctx;
     int include_sender;
+    const char *agent_id_claim;     /* NULL: any agentId */
 } agent_status_instance;
+
+/* Does the sender's claim name this agent? A string claim equals it, a
+ * list holds it; an integer agentId compares as its decimal text. */
+static int agent_allowed(json_t *claims, const char *claim, json_t *agent)
+{
+    json_t *v = json_object_get(claims, claim);
+    char num[32];
+    const char *want = json_string_value(agent);
+    size_t i;
+    json_t *e;
+
+    if (!want) {
+        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(agent));
+        want = num;
+    }
+    if (json_is_string(v))
+        return strcmp(json_string_value(v), want) == 0;
+    if (json_is_integer(v)) {
+        char have[32];
+        snprintf(have, sizeof(have), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        return strcmp(have, want) == 0;
+    }
+    json_array_foreach(v, i, e)
+        if (json_is_string(e) && strcmp(json_string_value(e), want) == 0)
+            return 1;
+    return 0;
+}
 
 static int usable(const json_t *v)
 {
@@ -45,11 +77,19 @@ static int agent_status_handle(mcpgw_request *req, json_t *msg, json_t **out, vo
         *out = json_string("agentId must be a string or an integer");
         return MCPGW_HANDLER_FAILED;
     }
+    if (ai->agent_id_claim && !agent_allowed(host->conn_claims(sender), ai->agent_id_claim, agent)) {
+        char why[160];
+        snprintf(why, sizeof(why), "agentId is not yours: your token's %s does not name it",
+                 ai->agent_id_claim);
+        *out = json_string(why);
+        return MCPGW_HANDLER_FAILED;
+    }
 
     update = json_object();
     json_object_set_new(update, "type", json_string("agent_status_update"));
     json_object_set(update, "agentId", agent);
     json_object_set(update, "status", status);
+    json_object_set_new(update, "from", json_string(host->conn_user(sender)));
     json_object_set_new(update, "timestamp", json_string(ts));
     host->broadcast(ai->ctx, update, ai->include_sender ? NULL : sender);
     json_decref(update);
@@ -77,6 +117,7 @@ static int agent_status_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void
     ai->host = host;
     ai->ctx = ctx;
     ai->include_sender = 1;
+    ai->agent_id_claim = host->config_get(ctx, "agent_id_claim");
     if (inc) {
         if (!strcmp(inc, "true") || !strcmp(inc, "yes") || !strcmp(inc, "1"))
             ai->include_sender = 1;
@@ -102,6 +143,8 @@ static void agent_status_fini(void *instance)
     free(instance);
 }
 
-MCPGW_PLUGIN_DEFINE("agent_status", "1.0.0",
-                    "broadcasts agent status updates to every connection",
-                    agent_status_init, agent_status_fini);
+static const char *const agent_status_keys[] = { "include_sender", "agent_id_claim", NULL };
+
+MCPGW_PLUGIN_DEFINE_KEYS("agent_status", "1.1.0",
+                         "broadcasts agent status updates to every connection",
+                         agent_status_init, agent_status_fini, NULL, agent_status_keys);

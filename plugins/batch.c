@@ -251,6 +251,7 @@ static void batch_fini(void *instance)
         free(bi);
 }
 
-MCPGW_PLUGIN_DEFINE_RELOADABLE("batch", "1.1.0",
-                               "runs a list of messages through the handler table",
-                               batch_init, batch_fini, batch_reload);
+static const char *const batch_keys[] = { "max_messages", NULL };
+
+MCPGW_PLUGIN_DEFINE_KEYS("batch", "1.2.0", "runs a list of messages through the handler table",
+                         batch_init, batch_fini, batch_reload, batch_keys);

@@ -66,4 +66,7 @@ static void ping_fini(void *instance)
     free(pi);
 }
 
-MCPGW_PLUGIN_DEFINE("ping", "1.0.0", "answers ping with pong", ping_init, ping_fini);
+static const char *const ping_keys[] = { "reply_type", NULL };
+
+MCPGW_PLUGIN_DEFINE_KEYS("ping", "1.1.0", "answers ping with pong", ping_init, ping_fini, NULL,
+                         ping_keys);

@@ -406,6 +406,23 @@ typedef struct mcpgw_plugin {
         .reload = (reload_),                                             \
     }
 
+/* The same with the keys the plugin's sections accept (ABI 1.3): any
+ * other key is a configuration error. keys_ is a NULL-terminated array;
+ * reload_ may be NULL. */
+#define MCPGW_PLUGIN_DEFINE_KEYS(name_, version_, description_, init_, fini_, reload_, keys_) \
+    MCPGW_PLUGIN_EXPORT const mcpgw_plugin mcpgw_plugin_descriptor = {   \
+        .abi_major = MCPGW_PLUGIN_ABI_MAJOR,                             \
+        .abi_minor = 3,                                                  \
+        .size = sizeof(mcpgw_plugin),                                    \
+        .name = (name_),                                                 \
+        .version = (version_),                                           \
+        .description = (description_),                                   \
+        .init = (init_),                                                 \
+        .fini = (fini_),                                                 \
+        .reload = (reload_),                                             \
+        .config_keys = (keys_),                                          \
+    }
+
 #ifdef __cplusplus
 }
 #endif

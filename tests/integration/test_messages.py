@@ -254,7 +254,9 @@ def test_agent_status_broadcast():
                 u = updates[0]
                 assert u['agentId'] == 'agent-7' and u['status'] == 'online', u
                 assert ISO_MS_RE.match(u['timestamp']), u
-                assert set(u) == {'type', 'agentId', 'status', 'timestamp'}, u
+                # "from": the sender's user id, stamped by the gateway (issue 15)
+                assert set(u) == {'type', 'agentId', 'status', 'from', 'timestamp'}, u
+                assert u['from'] and u['from'] == updates[0]['from'], u
         finally:
             for c in clients:
                 c.close_cleanly()

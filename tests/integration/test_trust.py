@@ -157,3 +157,111 @@ def test_an_mcp_session_also_ends_with_its_token():
         code, reason = ws.expect_protocol_close(4001, timeout=6)
         assert reason == b'Token expired'
         ws.close()
+
+
+# ------------------------------------------------------------ who may send what
+
+def _status(ws, id_, agent='a1', status='up'):
+    ws.send_json({'type': 'agent_status', 'id': id_, 'agentId': agent, 'status': status})
+
+
+def _reply(ws, id_, timeout=5):
+    """The ack or error answering id_ (updates are skipped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        m = ws.recv_json(max(0.01, deadline - time.monotonic()))
+        if m.get('id') == id_ and m.get('type') in ('agent_status_ack', 'error', 'batch_response'):
+            return m
+
+
+def test_handler_require_claim():
+    with Gateway({'handler.agent_status': {'plugin': 'agent_status',
+                                           'require_claim': 'role:agent'}}) as g:
+        plain = ws_handshake(g.port, make_token(unique_user()))
+        _status(plain, 's1')
+        m = _reply(plain, 's1')
+        assert m['type'] == 'error' and m['message'] == 'Forbidden' and 'role=agent' in m['error'], m
+        agent = ws_handshake(g.port, make_token(unique_user(), extra={'role': ['x', 'agent']}))
+        _status(agent, 's2')
+        assert _reply(agent, 's2')['type'] == 'agent_status_ack'
+        plain.ping_roundtrip('other handlers are open to all')
+        plain.close_cleanly()
+        agent.close_cleanly()
+
+
+def test_handler_max_message_bytes_also_inside_a_batch():
+    with Gateway({'handler.agent_status': {'plugin': 'agent_status',
+                                           'max_message_bytes': '1k'}}) as g:
+        ws = ws_handshake(g.port, make_token(unique_user()))
+        _status(ws, 'big', status='x' * 2000)
+        m = _reply(ws, 'big')
+        assert m['type'] == 'error' and m['message'] == 'Message too large', m
+        ws.send_json({'type': 'batch', 'id': 'b', 'messages': [
+            {'type': 'agent_status', 'id': 'in', 'agentId': 'a', 'status': 'y' * 2000},
+            {'type': 'ping', 'id': 'p'}]})
+        m = _reply(ws, 'b')
+        assert m['responses'][0]['status'] == 'error' and '1024 bytes' in m['responses'][0]['error'], m
+        assert m['responses'][1]['status'] == 'success', m
+        _status(ws, 'small')
+        assert _reply(ws, 'small')['type'] == 'agent_status_ack'
+        ws.close_cleanly()
+
+
+def test_broadcast_per_s_is_per_user():
+    user = unique_user()
+    with Gateway({'server': {'workers': '1'},
+                  'handler.agent_status': {'plugin': 'agent_status', 'broadcast_per_s': '2'}}) as g:
+        a = ws_handshake(g.port, make_token(user))
+        b = ws_handshake(g.port, make_token(user))
+        kinds = []
+        for i in range(6):
+            ws = (a, b)[i % 2]
+            _status(ws, 'r%d' % i)
+            m = _reply(ws, 'r%d' % i)
+            kinds.append(m['type'] if m['type'] != 'error' else m['message'])
+        assert kinds.count('agent_status_ack') == 2 and \
+            kinds.count('Rate limit exceeded') == 4, kinds
+        other = ws_handshake(g.port, make_token(unique_user()))
+        _status(other, 'o')
+        assert _reply(other, 'o')['type'] == 'agent_status_ack'      # its own bucket
+        for ws in (a, b, other):
+            ws.close_cleanly()
+
+
+def test_updates_name_their_sender_and_agent_id_can_be_bound_to_a_claim():
+    with Gateway({'handler.agent_status': {'plugin': 'agent_status',
+                                           'agent_id_claim': 'agents'}}) as g:
+        user = unique_user()
+        ws = ws_handshake(g.port, make_token(user, extra={'agents': ['a1', 'a7']}))
+        listener = ws_handshake(g.port, make_token(unique_user()))
+        _status(ws, 'ok', agent='a7')
+        assert _reply(ws, 'ok')['type'] == 'agent_status_ack'
+        upd = listener.recv_type('agent_status_update')
+        assert upd['from'] == user and upd['agentId'] == 'a7', upd
+        _status(ws, 'no', agent='a2')
+        m = _reply(ws, 'no')
+        assert m['type'] == 'error' and 'not yours' in m['error'], m
+        ws.close_cleanly()
+        listener.close_cleanly()
+
+
+def test_admin_api_through_require_claim():
+    with Gateway({'admin': {'require_claim': 'team:ops'}}) as g:
+        req = b'GET /api/connections HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n'
+        st, _, _ = http_request(g.port, req % make_token('x', extra={'role': 'admin'}).encode())
+        assert st == 403, st
+        st, _, body = http_request(g.port, req % make_token('y', extra={'team': 'ops'}).encode())
+        assert st == 200, (st, body)
+
+
+def test_check_mode_refuses_unknown_keys_of_the_shipped_plugins():
+    from harness import check_config
+    for sec, key in (('handler.ping', 'reply_typo'), ('handler.batch', 'max_message'),
+                     ('handler.agent_status', 'include_senders')):
+        plugin = sec.split('.')[1]
+        rc, out, err = check_config({sec: {'plugin': plugin, key: '1'}})
+        assert rc != 0 and "unknown key '%s'" % key in err, (sec, rc, out, err)
+    rc, out, err = check_config({'handler.ping': {'plugin': 'ping', 'reply_type': 'pong',
+                                                  'require_claim': 'a:b', 'broadcast_per_s': '5',
+                                                  'max_message_bytes': '4k'}})
+    assert rc == 0, err
