@@ -18,8 +18,15 @@
  * reference plan's settings: zlib level 6, threshold 1024 bytes,
  * serverMaxWindowBits 10, client and server no context takeover,
  * concurrencyLimit 10.
+ *
+ * TLS (wss://) when TLS_CERT and TLS_KEY name PEM files (or --tls-cert FILE
+ * --tls-key FILE): the same server on https.createServer with Node's
+ * defaults (TLS 1.2 minimum, OpenSSL's default ciphers, ALPN http/1.1);
+ * nothing else changes. Without them it is plain http, as before.
  */
+const fs = require('node:fs');
 const http = require('node:http');
+const https = require('node:https');
 const crypto = require('node:crypto');
 const { WebSocketServer } = require('ws');
 
@@ -31,6 +38,18 @@ const MAX_PER_USER = Number(process.env.MAX_CONNECTIONS_PER_USER || 5);
 const DEFLATE = process.env.DEFLATE === '1' || process.env.DEFLATE === 'true' ||
   process.argv.slice(2).some((a) => a === '--deflate' || a === '--per-message-deflate');
 const HEARTBEAT_MS = Number(process.env.HEARTBEAT_MS || 30000);
+
+function argValue(name) {
+  const i = process.argv.indexOf(name);
+  return i > 1 && i + 1 < process.argv.length ? process.argv[i + 1] : undefined;
+}
+const TLS_CERT = argValue('--tls-cert') || process.env.TLS_CERT || '';
+const TLS_KEY = argValue('--tls-key') || process.env.TLS_KEY || '';
+if (!TLS_CERT !== !TLS_KEY) {
+  process.stderr.write('server.js: TLS needs both TLS_CERT and TLS_KEY (or --tls-cert and --tls-key)\n');
+  process.exit(2);
+}
+const TLS = TLS_CERT !== '';
 
 function b64urlToBuf(s) {
   return Buffer.from(s.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
@@ -65,10 +84,13 @@ function reject(socket, status, text) {
   socket.destroy();
 }
 
-const server = http.createServer((req, res) => {
+function notFound(req, res) {
   res.writeHead(404, { 'Content-Type': 'text/plain' });
   res.end('Not Found');
-});
+}
+const server = TLS
+  ? https.createServer({ cert: fs.readFileSync(TLS_CERT), key: fs.readFileSync(TLS_KEY) }, notFound)
+  : http.createServer(notFound);
 
 const wss = new WebSocketServer({
   noServer: true,
@@ -195,5 +217,5 @@ process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 
 server.listen(PORT, HOST, 4096, () => {
-  process.stderr.write(JSON.stringify({ event: 'server_listening', port: PORT, deflate: DEFLATE }) + '\n');
+  process.stderr.write(JSON.stringify({ event: 'server_listening', port: PORT, deflate: DEFLATE, tls: TLS }) + '\n');
 });

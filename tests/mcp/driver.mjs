@@ -9,9 +9,34 @@
 //                       [--scenario NAME ...] [--timeout S]
 //                       [--concurrent N] [--expect-env-keys K1,K2] [--forbid-env KEY ...]
 //   node driver.mjs URL --cycles N
-//   node driver.mjs URL --bench SECONDS [--concurrency C]
+//   node driver.mjs URL --bench SECONDS [--concurrency C] [--connections K] [--warmup S]
+//   node driver.mjs URL --bench SECONDS --rate R [--warmup S]
+//   node driver.mjs URL --bench SECONDS --phases c8,c1,r1000 [--warmup S]
+//   node driver.mjs URL --hold N [--hold-seconds S]
 //   node driver.mjs --stdio [...same options]  (spawns server-everything directly,
 //                                               no gateway: proves the scenarios)
+//   [--stdio-cpu LIST]   with --stdio: start the server under taskset -c LIST
+//   [--cpu-pid NAME=PID ...]  bench/rate: report PID's CPU seconds (utime +
+//                        stime from /proc) over the measured window as NAME
+//
+// --bench: closed loop, C workers each with one tools/call echo in flight;
+//   calls/s, latency p50/p99. --warmup S first runs S seconds unrecorded.
+//   --connections K spreads the C workers over K sessions (default 1).
+// --phases c8,c1,r1000 (with --bench): several measurements of SECONDS each
+//   on the same sessions (and, with --stdio, the same server process), one
+//   JSON line each; cN = closed loop at concurrency N, rR = open loop at R
+//   calls/s. The --warmup runs the first phase unrecorded.
+// --rate R (with --bench): open loop at R calls/s. A timer
+//   wakes on the schedule (Node timers: ~1 ms granularity) and sends every
+//   call that is due (call i is due at start + i/R), without waiting for
+//   answers (at most 10,000 outstanding); latency is measured from the
+//   actual send to the answer (lag_* says how late sends were against the
+//   schedule: a generator that keeps up has lag well under the interval).
+// --hold N: opens N initialised sessions (8 handshakes at a time), prints
+//   {"mode":"hold","ready":true,...} and keeps them open, idle, until
+//   SIGTERM/SIGINT or --hold-seconds (default 120) pass; then closes them.
+// bench, rate and hold report the driver's own CPU seconds (client_cpu_s)
+// and, in --stdio mode, the spawned server's (cpu_s.server).
 //
 // Output: one JSON line per scenario on stdout,
 //   {"scenario":NAME,"ok":true|false,"ms":N,"detail":...}
@@ -31,6 +56,7 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
+import { readFileSync } from 'node:fs';
 import WS from 'ws';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
@@ -57,7 +83,8 @@ function usage(msg) {
     process.stderr.write('usage: node driver.mjs (URL | --stdio) [--token T] [--token-in query|header]\n' +
         '  [--scenario NAME ...] [--timeout S] [--concurrent N] [--expect-env-keys K1,K2]\n' +
         '  [--forbid-env KEY ...] [--stdio-env K=V ...] [--cycles N]\n' +
-        '  [--bench SECONDS [--concurrency C]] [--verbose]\n' +
+        '  [--bench SECONDS [--concurrency C | --rate R | --phases cN,rR,...] [--connections K] [--warmup S]] [--hold N [--hold-seconds S]]\n' +
+        '  [--stdio-cpu LIST] [--cpu-pid NAME=PID ...] [--verbose]\n' +
         `  scenarios: ${ALL_SCENARIOS.join(' ')}\n`);
     process.exit(2);
 }
@@ -79,6 +106,14 @@ try {
             cycles: { type: 'string' },
             bench: { type: 'string' },
             concurrency: { type: 'string', default: '8' },
+            warmup: { type: 'string', default: '0' },
+            connections: { type: 'string', default: '1' },
+            rate: { type: 'string' },
+            phases: { type: 'string' },
+            hold: { type: 'string' },
+            'hold-seconds': { type: 'string', default: '120' },
+            'stdio-cpu': { type: 'string' },
+            'cpu-pid': { type: 'string', multiple: true },
             verbose: { type: 'boolean', default: false },
             help: { type: 'boolean', default: false },
         },
@@ -186,9 +221,11 @@ class Conn {
             }
             // StdioClientTransport merges getDefaultEnvironment() (HOME LOGNAME
             // PATH SHELL TERM USER) with env.
-            this.inner = new StdioClientTransport({
-                command: process.execPath, args: [SERVER_EVERYTHING, 'stdio'], env, stderr: 'pipe',
-            });
+            // taskset execs the server: the child's pid is the server's.
+            const cmd = opt['stdio-cpu']
+                ? { command: 'taskset', args: ['-c', opt['stdio-cpu'], process.execPath, SERVER_EVERYTHING, 'stdio'] }
+                : { command: process.execPath, args: [SERVER_EVERYTHING, 'stdio'] };
+            this.inner = new StdioClientTransport({ ...cmd, env, stderr: 'pipe' });
             this.inner.stderr?.on('data', (d) => vlog('server stderr:', String(d).trim()));
         } else {
             this.inner = new WebSocketClientTransport(url);
@@ -521,37 +558,187 @@ async function runCycles(n) {
     return errors.length === 0;
 }
 
-async function runBench(seconds, concurrency) {
-    const c = await new Conn().open();
+// CPU seconds (user + system) of a process so far, from /proc/PID/stat.
+const CLK_TCK = 100;
+function procCpuS(pid) {
+    try {
+        const st = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+        return (Number(f[11]) + Number(f[12])) / CLK_TCK; // fields 14, 15: utime stime
+    } catch {
+        return null;
+    }
+}
+// NAME -> [pid, ...] (a NAME given twice sums its processes)
+function cpuPids(conns) {
+    const out = {};
+    for (const kv of opt['cpu-pid'] ?? []) {
+        const i = kv.indexOf('=');
+        if (i <= 0 || !(Number(kv.slice(i + 1)) > 0)) usage(`--cpu-pid wants NAME=PID, got ${kv}`);
+        (out[kv.slice(0, i)] ??= []).push(Number(kv.slice(i + 1)));
+    }
+    if (opt.stdio) out.server = conns.map((c) => c.pid).filter(Boolean);
+    return out;
+}
+const sumCpuS = (pids) => pids.reduce((a, p) => { const v = procCpuS(p); return a === null || v === null ? null : a + v; }, 0);
+class CpuWindow {
+    constructor(pids) {
+        this.pids = pids;
+        this.u0 = process.cpuUsage();
+        this.p0 = Object.fromEntries(Object.entries(pids).map(([k, p]) => [k, sumCpuS(p)]));
+    }
+    end() {
+        const u = process.cpuUsage(this.u0);
+        const r3 = (x) => Math.round(x * 1000) / 1000;
+        const cpu = {};
+        for (const [k, p] of Object.entries(this.pids)) {
+            const a = this.p0[k], b = sumCpuS(p);
+            cpu[k] = a === null || b === null ? null : r3(b - a);
+        }
+        return { client_cpu_s: r3((u.user + u.system) / 1e6), cpu_s: cpu };
+    }
+}
+
+async function echoOnce(c, msg) {
+    const r = await c.client.callTool({ name: TOOLS.echo, arguments: { message: msg } }, undefined, { timeout: TIMEOUT_MS });
+    if (textOf(r) !== `Echo: ${msg}`) throw new Error(`mismatch for ${msg}: ${textOf(r)}`);
+}
+
+// Closed loop: `concurrency` workers over the connections, each with one
+// call in flight, for `seconds`.
+async function closedLoop(conns, seconds, concurrency, record) {
     const lat = [];
-    let errors = 0, firstError = null;
+    const st = { lat, errors: 0, firstError: null };
     const deadline = performance.now() + seconds * 1000;
     const worker = async (w) => {
+        const c = conns[w % conns.length];
         let k = 0;
         while (performance.now() < deadline && !c.closed) {
             const msg = `b${w}-${k++}`;
             const t0 = performance.now();
             try {
-                const r = await c.client.callTool({ name: TOOLS.echo, arguments: { message: msg } }, undefined, { timeout: TIMEOUT_MS });
-                if (textOf(r) !== `Echo: ${msg}`) throw new Error(`mismatch for ${msg}: ${textOf(r)}`);
-                lat.push(performance.now() - t0);
+                await echoOnce(c, msg);
+                if (record) lat.push(performance.now() - t0);
             } catch (e) {
-                errors++;
-                firstError ??= errMsg(e);
-                if (errors > 1000) break;
+                st.errors++;
+                st.firstError ??= errMsg(e);
+                if (st.errors > 1000) break;
             }
         }
     };
-    const t0 = performance.now();
     await Promise.all(Array.from({ length: concurrency }, (_, w) => worker(w)));
-    const elapsed = (performance.now() - t0) / 1000;
-    await c.close();
-    lat.sort((a, b) => a - b);
-    const ok = errors === 0 && lat.length > 0;
-    emit({ mode: 'bench', ok, seconds: Math.round(elapsed * 1000) / 1000, concurrency, calls: lat.length, errors,
-        calls_per_s: Math.round((lat.length / elapsed) * 10) / 10, p50_ms: pct(lat, 50), p99_ms: pct(lat, 99),
-        max_ms: pct(lat, 100), first_error: firstError });
-    return ok;
+    return st;
+}
+
+// Open loop at `rate` calls/s over the connections (round robin), see the
+// header comment.
+function openLoop(conns, seconds, rate, record) {
+    const MAX_OUT = 10000;
+    return new Promise((resolve) => {
+        const lat = [], lags = [];
+        const st = { lat, lags, errors: 0, firstError: null, sent: 0, skipped: 0, outstanding: 0 };
+        const n = Math.round(seconds * rate);
+        const start = performance.now() + 1;
+        let finished = false;
+        const done = () => {
+            if (!finished && st.sent + st.skipped >= n && st.outstanding === 0) { finished = true; resolve(st); }
+        };
+        const send = (i, due) => {
+            const c = conns[i % conns.length];
+            const t0 = performance.now();
+            if (record) lags.push(t0 - due);
+            st.outstanding++;
+            echoOnce(c, `r${i}`).then(() => { if (record) lat.push(performance.now() - t0); },
+                (e) => { st.errors++; st.firstError ??= errMsg(e); })
+                .finally(() => { st.outstanding--; done(); });
+        };
+        const tick = () => {
+            const now = performance.now();
+            while (st.sent + st.skipped < n) {
+                const i = st.sent + st.skipped;
+                const due = start + (i * 1000) / rate;
+                if (due > now) break;
+                if (st.outstanding >= MAX_OUT || conns[i % conns.length].closed) st.skipped++;
+                else { send(i, due); st.sent++; }
+            }
+            if (st.sent + st.skipped < n) {
+                const next = start + ((st.sent + st.skipped) * 1000) / rate;
+                setTimeout(tick, Math.max(0, next - performance.now()));
+            } else {
+                done();
+            }
+        };
+        setTimeout(tick, 1);
+    });
+}
+
+// phases: [{ kind: 'c', n: concurrency } | { kind: 'r', n: rate }]; the
+// warm-up runs the first phase unrecorded; one JSON line per phase.
+async function runBench(seconds, phases, warmup, nconns) {
+    const conns = [];
+    for (let i = 0; i < nconns; i++) conns.push(await new Conn().open());
+    const run = (ph, secs, record) => (ph.kind === 'c' ? closedLoop(conns, secs, ph.n, record)
+        : openLoop(conns, secs, ph.n, record));
+    if (warmup > 0) await run(phases[0], warmup, false);
+    let allOk = true;
+    for (const ph of phases) {
+        const cw = new CpuWindow(cpuPids(conns));
+        const t0 = performance.now();
+        const st = await run(ph, seconds, true);
+        const elapsed = (performance.now() - t0) / 1000;
+        const cpu = cw.end();
+        st.lat.sort((a, b) => a - b);
+        const ok = st.errors === 0 && !st.skipped && st.lat.length > 0;
+        allOk &&= ok;
+        const head = { mode: ph.kind === 'c' ? 'bench' : 'rate', phase: `${ph.kind}${ph.n}`, ok,
+            seconds: Math.round(elapsed * 1000) / 1000, connections: nconns, warmup_s: warmup };
+        if (ph.kind === 'c') head.concurrency = ph.n;
+        else Object.assign(head, { rate: ph.n, skipped: st.skipped });
+        const lags = ph.kind === 'r' ? st.lags.sort((a, b) => a - b) : null;
+        emit({ ...head, calls: st.lat.length, errors: st.errors,
+            calls_per_s: Math.round((st.lat.length / elapsed) * 10) / 10,
+            p50_ms: pct(st.lat, 50), p90_ms: pct(st.lat, 90), p99_ms: pct(st.lat, 99), p999_ms: pct(st.lat, 99.9),
+            max_ms: pct(st.lat, 100),
+            ...(lags ? { lag_p50_ms: pct(lags, 50), lag_p99_ms: pct(lags, 99) } : {}),
+            ...cpu, first_error: st.firstError });
+    }
+    await Promise.all(conns.map((c) => c.close()));
+    return allOk;
+}
+
+// N idle initialised sessions, held until a signal or --hold-seconds.
+async function runHold(n, holdSeconds) {
+    const conns = [];
+    const errors = [];
+    const t0 = performance.now();
+    let next = 0;
+    const opener = async () => {
+        while (next < n) {
+            next++;
+            try {
+                conns.push(await new Conn().open());
+            } catch (e) {
+                errors.push(errMsg(e));
+                if (errors.length > 20) return;
+            }
+        }
+    };
+    await Promise.all(Array.from({ length: Math.min(8, n) }, opener));
+    const ok = conns.length === n;
+    const mem = process.memoryUsage();
+    emit({ mode: 'hold', ok, ready: true, n, open: conns.length, failed: errors.length,
+        open_ms: Math.round(performance.now() - t0), client_rss_kb: Math.round(mem.rss / 1024),
+        pids: conns.map((c) => c.pid).filter(Boolean), errors: errors.slice(0, 5) });
+    await new Promise((resolve) => {
+        const t = setTimeout(resolve, holdSeconds * 1000);
+        const stop = () => { clearTimeout(t); resolve(); };
+        process.once('SIGTERM', stop);
+        process.once('SIGINT', stop);
+    });
+    const closed = conns.filter((c) => c.closed).length;
+    await Promise.all(conns.map((c) => c.close()));
+    emit({ mode: 'hold', ok: ok && closed === 0, done: true, n, closed_by_server: closed });
+    return ok && closed === 0;
 }
 
 // ---------------------------------------------------------------- main
@@ -564,8 +751,28 @@ async function main() {
     } else if (opt.bench !== undefined) {
         const s = posInt(opt.bench, '--bench');
         const cc = posInt(opt.concurrency, '--concurrency');
-        budgetMs = s * 1000 + 2 * TIMEOUT_MS + 15000;
-        run = () => runBench(s, cc);
+        const w = Number(opt.warmup);
+        if (!Number.isFinite(w) || w < 0) usage('--warmup must be a number >= 0');
+        const k = posInt(opt.connections, '--connections');
+        let phases;
+        if (opt.phases !== undefined) {
+            phases = opt.phases.split(',').map((p) => {
+                const m = /^([cr])([0-9.]+)$/.exec(p.trim());
+                if (!m) usage(`--phases: bad phase ${p} (want cN or rR)`);
+                return { kind: m[1], n: posInt(m[2], `--phases ${p}`) };
+            });
+        } else if (opt.rate !== undefined) {
+            phases = [{ kind: 'r', n: posInt(opt.rate, '--rate') }];
+        } else {
+            phases = [{ kind: 'c', n: cc }];
+        }
+        budgetMs = (s * phases.length + w) * 1000 + 2 * TIMEOUT_MS + 15000;
+        run = () => runBench(s, phases, w, k);
+    } else if (opt.hold !== undefined) {
+        const n = posInt(opt.hold, '--hold');
+        const hs = posInt(opt['hold-seconds'], '--hold-seconds');
+        budgetMs = hs * 1000 + n * 2000 + 2 * TIMEOUT_MS + 15000;
+        run = () => runHold(n, hs);
     } else {
         const names = (opt.scenario ?? ALL_SCENARIOS).flatMap((s) => s.split(',')).map((s) => s.trim()).filter(Boolean);
         for (const s of names) if (!scenarios[s.split(':')[0]]) usage(`unknown scenario ${s}`);
