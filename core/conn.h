@@ -80,6 +80,8 @@ struct mcpgw_conn {
 
     /* -- the gateway protocol (protocol.c, dispatch.c) */
     int warned_unknown_type;        /* logged one unknown type at warn already */
+    unsigned n_pending;             /* its top-level requests not finished yet */
+    int close_when_done;            /* shutting down: close 1001 once n_pending is 0 */
 
     /* -- an [endpoint.NAME] (endpoint.c, protocol_jsonrpc.c) */
     const struct mcpgw_handler_config *endpoint; /* NULL: [server] path */

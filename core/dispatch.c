@@ -9,6 +9,8 @@
 
 #include "conn.h"
 #include "dispatch.h"
+#include "transport.h"
+#include "ws_frame.h"
 #include "protocol.h"
 #include "json_read.h"
 #include "log.h"
@@ -127,6 +129,8 @@ static mcpgw_request *request_new(mcpgw_conn *conn, mcpgw_request *parent, json_
     req->id = id ? json_incref(id) : NULL;
     mcpgw_conn_ref(conn);
     conn->srv->n_requests++;
+    if (!parent)
+        conn->n_pending++;
     return req;
 }
 
@@ -134,8 +138,19 @@ static void request_free(mcpgw_request *req)
 {
     mcpgw_server *srv = req->conn->srv;
 
+    mcpgw_conn *conn = req->conn;
+
     json_decref(req->id);
-    mcpgw_conn_unref(req->conn);
+    if (!req->parent && --conn->n_pending == 0 && conn->close_when_done &&
+        mcpgw_conn_is_open(conn))
+    {
+        /* shutting down: its last reply is queued, now the close (and
+         * reading again, for the client's close frame) */
+        mcpgw_conn_close(conn, MCPGW_WS_CLOSE_GOING_AWAY, "Server shutting down");
+        if (conn->transport)
+            mcpgw_transport_set_reading(conn->transport, 1);
+    }
+    mcpgw_conn_unref(conn);
     free(req);
     srv->n_requests--;
     mcpgw_server_conn_gone(srv);

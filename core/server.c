@@ -389,10 +389,17 @@ void mcpgw_server_begin_shutdown(mcpgw_server *srv)
 
     for (c = srv->conns; c; c = next) {
         next = c->next;
-        if (c->state == MCPGW_CONN_OPEN)
+        if (c->state == MCPGW_CONN_OPEN && c->n_pending) {
+            /* its requests finish first (within shutdown_timeout_ms) and
+             * their replies go out before the close; no new ones start */
+            c->close_when_done = 1;
+            if (c->transport)
+                mcpgw_transport_set_reading(c->transport, 0);
+        } else if (c->state == MCPGW_CONN_OPEN) {
             mcpgw_conn_close(c, MCPGW_WS_CLOSE_GOING_AWAY, "Server shutting down");
-        else if (c->state == MCPGW_CONN_HTTP)
+        } else if (c->state == MCPGW_CONN_HTTP) {
             mcpgw_conn_terminate(c, "shutdown");
+        }
     }
     mcpgw_server_conn_gone(srv);
 }

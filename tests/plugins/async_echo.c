@@ -7,7 +7,9 @@
  * through host->complete(); the handler itself returns PENDING at once, so
  * the event loop keeps serving other messages meanwhile. When the client
  * has gone before the timer fires, the request is orphaned: the plugin logs
- * "async_echo_orphaned" and completes it with no reply, to free it.
+ * "async_echo_orphaned" and completes it with no reply, to free it. A
+ * request still pending at fini (the gateway's shutdown_timeout_ms ran out)
+ * is completed there the same way, as plugin.h asks.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +22,7 @@ typedef struct echo_instance {
     const mcpgw_host *host;
     mcpgw_plugin_ctx *ctx;
     long delay_ms;
+    struct echo_pending *pending;   /* every request not completed yet */
 } echo_instance;
 
 typedef struct echo_pending {
@@ -27,7 +30,30 @@ typedef struct echo_pending {
     mcpgw_request *req;
     json_t *msg;            /* our reference to the message */
     struct event *timer;
+    struct echo_pending *prev, *next;
 } echo_pending;
+
+static void pending_unlink(echo_pending *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        p->inst->pending = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+}
+
+static void complete_orphaned(echo_pending *p)
+{
+    const mcpgw_host *host = p->inst->host;
+    json_t *id = json_object_get(p->msg, "id");
+    json_t *fields = json_object();
+
+    if (fields && id)
+        json_object_set(fields, "id", id);
+    host->log(p->inst->ctx, MCPGW_PLUGIN_LOG_INFO, "async_echo_orphaned", fields);
+    host->complete(p->req, NULL);
+}
 
 static void echo_fire(evutil_socket_t fd, short what, void *arg)
 {
@@ -37,13 +63,9 @@ static void echo_fire(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
+    pending_unlink(p);
     if (host->request_orphaned(p->req)) {
-        json_t *id = json_object_get(p->msg, "id");
-        json_t *fields = json_object();
-        if (fields && id)
-            json_object_set(fields, "id", id);
-        host->log(inst->ctx, MCPGW_PLUGIN_LOG_INFO, "async_echo_orphaned", fields);
-        host->complete(p->req, NULL);
+        complete_orphaned(p);
     } else {
         json_t *reply = json_object();
         json_t *id = json_object_get(p->msg, "id");
@@ -88,6 +110,10 @@ static int echo_handler(mcpgw_request *req, json_t *msg, json_t **out, void *dat
         return MCPGW_HANDLER_FAILED;
     }
     p->msg = json_incref(msg);
+    p->next = inst->pending;
+    if (inst->pending)
+        inst->pending->prev = p;
+    inst->pending = p;
     return MCPGW_HANDLER_PENDING;
 }
 
@@ -126,7 +152,17 @@ static int echo_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **insta
 
 static void echo_fini(void *instance)
 {
-    free(instance);
+    echo_instance *inst = instance;
+
+    while (inst->pending) {
+        echo_pending *p = inst->pending;
+        pending_unlink(p);
+        complete_orphaned(p);
+        event_free(p->timer);
+        json_decref(p->msg);
+        free(p);
+    }
+    free(inst);
 }
 
 MCPGW_PLUGIN_DEFINE("async_echo", "0.0.1", "test: answers after delay_ms through a timer",
