@@ -31,10 +31,20 @@
 
 /* ------------------------------------------------------------ listener */
 
+#define ACCEPT_BACKOFF_MIN_MS 50
+#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_LOG_EVERY_S 10.0
+
+static void accept_ok(mcpgw_server *srv)
+{
+    srv->accept_backoff_ms = 0;
+}
+
 static void accept_plain_cb(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *addr,
                             int addrlen, void *arg)
 {
     (void)l;
+    accept_ok(arg);
     mcpgw_conn_accept(arg, fd, addr, addrlen, NULL);
 }
 
@@ -45,6 +55,7 @@ static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     SSL *ssl = SSL_new(srv->gw->ssl_ctx);
 
     (void)l;
+    accept_ok(srv);
     if (!ssl) {
         evutil_closesocket(fd);
         return;
@@ -52,16 +63,64 @@ static void accept_tls_cb(struct evconnlistener *l, evutil_socket_t fd, struct s
     mcpgw_conn_accept(srv, fd, addr, addrlen, ssl);
 }
 
+static void set_accepting(mcpgw_server *srv, int on)
+{
+    struct evconnlistener *ls[2] = { srv->listener, srv->plain_listener };
+
+    for (int i = 0; i < 2; i++)
+        if (ls[i])
+            (on ? evconnlistener_enable : evconnlistener_disable)(ls[i]);
+}
+
+static void accept_resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    if (!srv->shutting_down)
+        set_accepting(srv, 1);      /* a new failure pauses again, longer */
+}
+
+/* accept() failed. Out of descriptors or memory, retrying at once would
+ * spin (the pending connection stays in the backlog) and log each time:
+ * the listeners pause instead (50 ms, doubling to 1 s while it lasts), and
+ * one line per 10 s tells how many accepts failed. The clients already
+ * connected are served meanwhile. */
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
     mcpgw_server *srv = arg;
     int err = EVUTIL_SOCKET_ERROR();
+    double now = mcpgw_clock_seconds(&srv->clock);
+    int starved = err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM;
 
     (void)l;
-    /* EMFILE and friends: log and keep serving those already connected. */
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "websocket_server_error",
-                    json_pack("{s:s}", "error", evutil_socket_error_to_string(err)),
+    srv->accept_failures++;
+    srv->metrics->errors[MCPGW_ERR_SERVER]++;
+    if (starved) {
+        struct timeval tv;
+        srv->accept_backoff_ms = srv->accept_backoff_ms
+                                     ? srv->accept_backoff_ms * 2 : ACCEPT_BACKOFF_MIN_MS;
+        if (srv->accept_backoff_ms > ACCEPT_BACKOFF_MAX_MS)
+            srv->accept_backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+        if (!srv->accept_resume_ev)
+            srv->accept_resume_ev = evtimer_new(srv->base, accept_resume_cb, srv);
+        if (srv->accept_resume_ev) {
+            set_accepting(srv, 0);
+            tv.tv_sec = srv->accept_backoff_ms / 1000;
+            tv.tv_usec = (srv->accept_backoff_ms % 1000) * 1000;
+            evtimer_add(srv->accept_resume_ev, &tv);
+        }
+    }
+    if (srv->accept_logged_at && now - srv->accept_logged_at < ACCEPT_LOG_EVERY_S)
+        return;
+    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "accept_failed",
+                    json_pack("{s:s, s:I, s:i}", "error", evutil_socket_error_to_string(err),
+                              "failures", (json_int_t)srv->accept_failures, "paused_ms",
+                              starved ? srv->accept_backoff_ms : 0),
                     mcpgw_clock_iso(&srv->clock));
+    srv->accept_logged_at = now;
+    srv->accept_failures = 0;
 }
 
 /* Serves a listening socket (owned from here on, closed on failure). */
@@ -617,6 +676,8 @@ void mcpgw_server_free(mcpgw_server *srv)
     mcpgw_handler_table_free(&srv->handlers);
     if (srv->heartbeat_ev)
         event_free(srv->heartbeat_ev);
+    if (srv->accept_resume_ev)
+        event_free(srv->accept_resume_ev);
     if (srv->sigterm_ev)
         event_free(srv->sigterm_ev);
     if (srv->sigint_ev)

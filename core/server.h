@@ -62,6 +62,13 @@ typedef struct mcpgw_server {
     struct event *sigquit_ev;       /* a worker: drain (a binary upgrade) */
     struct event *drain_ev;         /* drain_timeout_ms, then the shutdown */
     struct event *shutdown_ev;      /* shutdown_timeout_ms deadline */
+    /* accept() failing for want of resources (EMFILE, ENFILE, ENOBUFS,
+     * ENOMEM): the listeners pause, then try again; one log line per
+     * interval says how often it failed */
+    struct event *accept_resume_ev;
+    int accept_backoff_ms;          /* 0: accepting normally */
+    unsigned long accept_failures;  /* since the last accept_failed line */
+    double accept_logged_at;
     struct event *post_ev;          /* wakes the loop for posted functions */
     mcpgw_io io;                    /* the transports' end-of-iteration flush */
     struct event *bus_ev;           /* messages from other workers (gw->bus) */

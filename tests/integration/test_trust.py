@@ -265,3 +265,65 @@ def test_check_mode_refuses_unknown_keys_of_the_shipped_plugins():
                                                   'require_claim': 'a:b', 'broadcast_per_s': '5',
                                                   'max_message_bytes': '4k'}})
     assert rc == 0, err
+
+
+# ------------------------------------------------------------ descriptors run out
+
+def test_fd_exhaustion_pauses_accepting_and_logs_once():
+    """At the descriptor limit accept() fails; the gateway used to retry at
+    once and log every failure (hundreds of thousands of lines). Now the
+    listener pauses and backs off, one accept_failed line per 10 s counts
+    the failures, the clients already connected are served, and accepting
+    resumes once descriptors are free."""
+    import socket
+    import stat
+    import tempfile
+    import harness
+    wrapper = tempfile.NamedTemporaryFile('w', suffix='-mcpgw', delete=False)
+    wrapper.write('#!/bin/sh\nulimit -n 64\nexec %s "$@"\n' % harness.MCPGW)
+    wrapper.close()
+    os.chmod(wrapper.name, stat.S_IRWXU)
+    saved = harness.MCPGW
+    harness.MCPGW = wrapper.name
+    try:
+        g = Gateway({'server': {'workers': '1'}, 'log': {'level': 'info'}})
+    finally:
+        harness.MCPGW = saved
+        os.unlink(wrapper.name)
+    with g:
+        served = ws_handshake(g.port, make_token(unique_user()))
+        hogs = []
+        try:
+            for _ in range(120):        # more than the gateway has descriptors for
+                s = socket.create_connection(('127.0.0.1', g.port), timeout=5)
+                hogs.append(s)
+            g.wait_log('accept_failed', timeout=5)
+            cpu0 = sum(_cpu_ticks(p) for p in g.worker_pids())
+            time.sleep(2)
+            cpu = sum(_cpu_ticks(p) for p in g.worker_pids()) - cpu0
+            lines = g.logs('accept_failed')
+            assert len(lines) == 1, len(lines)
+            assert cpu < 50, 'the worker spun: %d ticks in 2 s' % cpu       # 100 ticks = 1 s
+            served.ping_roundtrip('still served')
+        finally:
+            for s in hogs:
+                s.close()
+        # descriptors free again: new clients get in (the handshake timeout
+        # reaps the hogs' accepted connections; the rest were never accepted)
+        wait_until(lambda: _handshake_ok(g), timeout=15, what='accepting again')
+        served.close_cleanly()
+
+
+def _cpu_ticks(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        fields = f.read().rsplit(')', 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def _handshake_ok(g):
+    try:
+        ws = ws_handshake(g.port, make_token(unique_user()), timeout=1)
+    except Exception:
+        return False
+    ws.close_cleanly()
+    return True
