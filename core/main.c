@@ -144,6 +144,9 @@ int main(int argc, char **argv)
     if (test_only) {
         char errs[4096];
         int problems = mcpgw_plugins_check_files(cfg, errs, sizeof(errs));
+        /* the files are fine: let each plugin judge its section's values */
+        if (problems == 0 && mcpgw_server_check_plugins(cfg) != 0)
+            problems++;
         if (mcpgw_config_needs_secret(cfg) && (!cfg->jwt_secret || !*cfg->jwt_secret)) {
             fprintf(stderr, "%s: no JWT secret: set [auth] jwt_secret or MCPGW_JWT_SECRET\n", dir);
             problems++;

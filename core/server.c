@@ -563,6 +563,42 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
     mcpgw_server_reload(arg);
 }
 
+/* mcpgw -t: every plugin section's init (and fini) runs as in a worker,
+ * without sockets or a running loop, so a value a plugin refuses is a
+ * configuration error too (its plugin_load_failed line says which). */
+int mcpgw_server_check_plugins(mcpgw_config *cfg)
+{
+    mcpgw_gateway gw;
+    mcpgw_server srv;
+    int rc = -1;
+
+    memset(&gw, 0, sizeof(gw));
+    memset(&srv, 0, sizeof(srv));
+    gw.cfg = cfg;
+    gw.log.level = MCPGW_LOG_ERROR;         /* only the failures */
+    srv.gw = &gw;
+    srv.stats = srv.own_stats = calloc(1, sizeof(*srv.own_stats));
+    if (!srv.stats)
+        return -1;
+    srv.metrics = &srv.stats->m;
+    pthread_mutex_init(&srv.post_lock, NULL);
+    srv.base = event_base_new();
+    if (srv.base && mcpgw_handler_table_init(&srv.handlers) == 0) {
+        mcpgw_clock_init(&srv.clock, srv.base);
+        rc = mcpgw_plugins_load(&srv, &srv.plugins);
+        mcpgw_plugins_unload(&srv.plugins);
+        mcpgw_host_timers_free(&srv);
+        mcpgw_children_free_all(&srv);
+        mcpgw_policy_free(&srv.policy);
+        mcpgw_handler_table_free(&srv.handlers);
+    }
+    if (srv.base)
+        event_base_free(srv.base);
+    pthread_mutex_destroy(&srv.post_lock);
+    free(srv.own_stats);
+    return rc;
+}
+
 int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_spec *spec)
 {
     const mcpgw_config *cfg = gw->cfg;

@@ -114,6 +114,10 @@ typedef struct mcpgw_worker_spec {
  * serves spec's sockets, or without spec (a lone server) opens its own.
  * Returns 0, or -1 after logging why (the server is then freed with
  * mcpgw_server_free). */
+/* mcpgw -t: runs every plugin's init and fini for the configuration,
+ * without sockets. 0, or -1 after logging plugin_load_failed. */
+int mcpgw_server_check_plugins(mcpgw_config *cfg);
+
 int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_spec *spec);
 
 /* SIGHUP: reads the gateway's conf_dir again and applies it; an invalid

@@ -456,7 +456,8 @@ def test_endpoint_configuration_errors():
 def test_plugin_refuses_bad_values_at_start():
     sections = {'endpoint.everything': endpoint(sessions='shared:0')}
     rc, out, err = check_config(sections)
-    assert rc == 0, out + err       # -t checks keys, not values: init does
+    # -t runs each plugin's init too (issue 15, item 11)
+    assert rc != 0 and 'shared:N' in err and 'is valid' not in out, (rc, out, err)
     g = start_expect_exit(sections)
     assert g.returncode not in (0, None) and 'shared:N' in g.stderr_text(), g.stderr_text()[-2000:]
 

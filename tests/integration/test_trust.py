@@ -327,3 +327,16 @@ def _handshake_ok(g):
         return False
     ws.close_cleanly()
     return True
+
+
+def test_check_mode_runs_each_plugins_init():
+    """mcpgw -t used to call a configuration valid that made a plugin refuse
+    to start; it now runs every section's init (no sockets) and says why."""
+    from harness import check_config
+    rc, out, err = check_config({'handler.agent_status': {'plugin': 'agent_status',
+                                                          'include_sender': 'perhaps'}})
+    assert rc != 0 and 'include_sender must be true or false' in err, (rc, out, err)
+    rc, out, err = check_config({'handler.batch': {'plugin': 'batch', 'max_messages': '-3'}})
+    assert rc != 0 and 'max_messages' in err, (rc, out, err)
+    rc, out, err = check_config({})
+    assert rc == 0 and 'is valid' in out, (rc, out, err)
