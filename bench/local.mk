@@ -9,7 +9,7 @@ bench_mcpgw_bench_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS) -pthread
 bench_mcpgw_bench_CFLAGS += $(ZLIB_CFLAGS)
 bench_mcpgw_bench_LDADD = $(OPENSSL_LIBS) $(ZLIB_LIBS) -lpthread
 
-EXTRA_DIST += bench/run bench/ab bench/workers bench/wss bench/mcp bench/lib.sh bench/es256-token \
+EXTRA_DIST += bench/run bench/ab bench/workers bench/wss bench/mcp bench/mcp-instructions bench/lib.sh bench/es256-token \
 	bench/plot.gp bench/report.py bench/conf.d \
 	bench/peers/package.json bench/peers/server.js bench/peers/.gitignore \
 	BENCHMARKS.md

@@ -25,6 +25,7 @@
 #include <event2/event.h>
 
 #include "child.h"
+#include "json_write.h"
 #include "log.h"
 #include "server.h"
 #include "worker_board.h"
@@ -35,6 +36,7 @@
 #define CHILD_STDERR_MAX_LINE 2048
 #define CHILD_EOF_AFTER_EXIT_MS 1000   /* a grandchild may hold the pipes open */
 #define CHILD_POLL_MS 100              /* without pidfd_open */
+#define CHILD_SCRATCH_KEEP 65536       /* the worker's scratch text buffer kept between uses */
 
 struct mcpgw_child {
     mcpgw_server *srv;
@@ -528,6 +530,22 @@ int mcpgw_child_write(mcpgw_child *ch, const char *data, size_t len)
     if (queued == 0)
         event_active(ch->in_ev, EV_WRITE, 0);
     return 0;
+}
+
+int mcpgw_child_write_json(mcpgw_child *ch, json_t *msg)
+{
+    mcpgw_jbuf *b = &ch->srv->reply_text;       /* the worker's scratch, free between calls */
+    int rc;
+
+    b->len = 0;
+    if (!msg || mcpgw_json_write(b, msg) != 0 || mcpgw_jbuf_reserve(b, 1) != 0) {
+        mcpgw_jbuf_reset(b, CHILD_SCRATCH_KEEP);
+        return -1;
+    }
+    b->data[b->len++] = '\n';
+    rc = mcpgw_child_write(ch, b->data, b->len);
+    mcpgw_jbuf_reset(b, CHILD_SCRATCH_KEEP);
+    return rc;
 }
 
 size_t mcpgw_child_queued(mcpgw_child *ch)

@@ -23,6 +23,8 @@ typedef struct mcpgw_server mcpgw_server;
 mcpgw_child *mcpgw_child_spawn(mcpgw_server *srv, const char *owner,
                                const mcpgw_child_spec *spec, char *err, size_t err_len);
 int mcpgw_child_write(mcpgw_child *ch, const char *data, size_t len);
+/* msg serialised (json_write.h) and a newline, as one write. */
+int mcpgw_child_write_json(mcpgw_child *ch, json_t *msg);
 size_t mcpgw_child_queued(mcpgw_child *ch);
 void mcpgw_child_pause(mcpgw_child *ch, int paused);
 void mcpgw_child_stop(mcpgw_child *ch, unsigned grace_ms);

@@ -16,6 +16,7 @@
 #include "ws_frame.h"
 #include "dispatch.h"
 #include "host_api.h"
+#include "json_read.h"
 #include "log.h"
 #include "plugin_loader.h"
 #include "server.h"
@@ -284,6 +285,12 @@ static mcpgw_child *host_child_spawn(mcpgw_plugin_ctx *ctx, const mcpgw_child_sp
     return mcpgw_child_spawn(ctx->srv, ctx->section->plugin, spec, err, err_len);
 }
 
+static json_t *host_json_parse(mcpgw_plugin_ctx *ctx, const char *text, size_t len)
+{
+    (void)ctx;
+    return text ? mcpgw_json_read(text, len, NULL) : NULL;
+}
+
 static void host_metric(mcpgw_plugin_ctx *ctx, int which, const char *label, double value)
 {
     mcpgw_endpoint_metric(ctx->srv, ctx->section, which, label, value);
@@ -324,6 +331,8 @@ static const mcpgw_host host_table = {
     .child_stop = mcpgw_child_stop,
     .child_pid = mcpgw_child_pid,
     .metric = host_metric,
+    .json_parse = host_json_parse,
+    .child_write_json = mcpgw_child_write_json,
 };
 
 const mcpgw_host *mcpgw_host_table(void)

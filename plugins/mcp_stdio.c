@@ -490,15 +490,9 @@ static void kid_flow_check(kid *k, session *s);
  * writes faster than its client reads is paused (kid_flow_check). */
 static void session_send_json(session *s, json_t *msg)
 {
-    char *text;
-
     if (!s->conn || s->closing || !msg)
         return;
-    text = json_dumps(msg, JSON_COMPACT);
-    if (text) {
-        s->in->host->send_text(s->conn, text, strlen(text));
-        free(text);
-    }
+    s->in->host->send(s->conn, msg);        /* the gateway's writer, no copy */
     if (s->k)
         kid_flow_check(s->k, s);
 }
@@ -618,13 +612,20 @@ static void kid_write_line(kid *k, json_t *msg, int *queued_ok)
 
     if (queued_ok)
         *queued_ok = 0;
-    if (!msg || !(text = json_dumps(msg, JSON_COMPACT)))
+    if (!msg)
+        return;
+    if (k->ch && (k->ready || k->slot < 0)) {
+        /* serialised by the gateway straight into the child's queue */
+        ok = in->host->child_write_json(k->ch, msg) == 0;
+        if (queued_ok)
+            *queued_ok = ok;
+        return;
+    }
+    if (!(text = json_dumps(msg, JSON_COMPACT)))
         return;
     len = strlen(text);
     text[len] = '\n';   /* json_dumps leaves room for its NUL: replaced, length + 1 below */
-    if (k->ch && (k->ready || k->slot < 0)) {
-        ok = in->host->child_write(k->ch, text, len + 1) == 0;
-    } else if (k->held && k->held_bytes + len + 1 <= in->max_queue_bytes) {
+    if (k->held && k->held_bytes + len + 1 <= in->max_queue_bytes) {
         json_t *line = json_stringn(text, len + 1);
         ok = line && json_array_append_new(k->held, line) == 0;
         if (ok)
@@ -781,7 +782,6 @@ static void kid_init_answered(kid *k, json_t *msg)
 static void kid_send_initialize(kid *k)
 {
     json_t *req;
-    char *text;
 
     if (!k->ch || !k->init_params)
         return;
@@ -792,13 +792,8 @@ static void kid_send_initialize(kid *k)
             kid_init_timeout, k);
     req = json_pack("{s:s, s:I, s:s, s:O}", "jsonrpc", "2.0", "id", (json_int_t)k->init_wire_id,
                     "method", "initialize", "params", k->init_params);
-    text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-    if (text) {
-        size_t len = strlen(text);
-        text[len] = '\n';
-        k->in->host->child_write(k->ch, text, len + 1);
-        free(text);
-    }
+    if (req)
+        k->in->host->child_write_json(k->ch, req);
     json_decref(req);
 }
 
@@ -845,8 +840,7 @@ static void kid_line(void *arg, const char *line, size_t len)
 {
     kid *k = arg;
     inst *in = k->in;
-    json_error_t jerr;
-    json_t *msg = json_loadb(line, len, 0, &jerr);
+    json_t *msg = in->host->json_parse(in->ctx, line, len);
     json_t *id, *method;
 
     if (!json_is_object(msg)) {
@@ -1559,7 +1553,7 @@ static int mcp_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instan
     unsigned long n;
     rule_parse rp;
 
-    if (!MCPGW_HOST_HAS(host, metric)) {
+    if (!MCPGW_HOST_HAS(host, child_write_json)) {
         snprintf(err, err_len, "mcp_stdio needs a gateway with plugin ABI 1.3");
         return -1;
     }

@@ -305,6 +305,14 @@ typedef struct mcpgw_host {
     /* Reports a metric of the endpoint (MCPGW_METRIC_*): shows in /metrics
      * with endpoint="NAME". label may be NULL where none is needed. */
     void (*metric)(mcpgw_plugin_ctx *ctx, int which, const char *label, double value);
+    /* The gateway's own JSON reader (several times faster than
+     * json_loadb, same limits as for client messages): a new reference,
+     * or NULL when text[0..len) is not one JSON value. */
+    json_t *(*json_parse)(mcpgw_plugin_ctx *ctx, const char *text, size_t len);
+    /* Serialises msg (borrowed) compactly with the gateway's writer and
+     * queues it, plus a newline, for the child's stdin: child_write() of a
+     * JSON line without the plugin's serialising. 0, or -1 as child_write. */
+    int (*child_write_json)(mcpgw_child *ch, json_t *msg);
 } mcpgw_host;
 
 /* Does this host table have member `m`? For members added after 1.0. */
