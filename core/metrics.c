@@ -13,6 +13,9 @@
 
 #include "bus.h"
 #include "dispatch.h"
+#include <event2/event.h>
+#include <openssl/crypto.h>
+
 #include "metrics.h"
 #include "mcpgw/plugin.h"
 #include "config.h"
@@ -217,14 +220,27 @@ static void process_metrics(const mcpgw_server *srv, struct evbuffer *out)
     } else {
         process_sample(getpid(), &rss, &fds, &cpu);
     }
-    family(out, "mcpgw_process_resident_memory_bytes", "gauge",
+    /* Prometheus's standard process_* names, for the gateway as a whole
+     * (supervisor and workers; the workers that ended count in the CPU) */
+    family(out, "process_resident_memory_bytes", "gauge",
            "Resident memory size in bytes (all the gateway's processes).");
-    evbuffer_add_printf(out, "mcpgw_process_resident_memory_bytes %ld\n", rss);
-    family(out, "mcpgw_process_open_fds", "gauge", "Open file descriptors (all processes).");
-    evbuffer_add_printf(out, "mcpgw_process_open_fds %ld\n", fds);
-    family(out, "mcpgw_process_cpu_seconds_total", "counter",
-           "User and system CPU time spent (the running processes).");
-    evbuffer_add_printf(out, "mcpgw_process_cpu_seconds_total %.3f\n", cpu);
+    evbuffer_add_printf(out, "process_resident_memory_bytes %ld\n", rss);
+    family(out, "process_open_fds", "gauge", "Open file descriptors (all processes).");
+    evbuffer_add_printf(out, "process_open_fds %ld\n", fds);
+    family(out, "process_cpu_seconds_total", "counter",
+           "User and system CPU time spent in seconds (every process, ended workers included).");
+    evbuffer_add_printf(out, "process_cpu_seconds_total %.3f\n", cpu + (b ? b->ended_cpu_s : 0));
+    family(out, "process_start_time_seconds", "gauge",
+           "Start time of the gateway since the Unix epoch in seconds.");
+    evbuffer_add_printf(out, "process_start_time_seconds %lld\n",
+                        (long long)(b && b->started ? b->started : (int64_t)srv->gw->started));
+    family(out, "mcpgw_build_info", "gauge", "The gateway's version and what it was built with.");
+    evbuffer_add_printf(out,
+                        "mcpgw_build_info{version=\"%s\",plugin_abi=\"%d.%d\",openssl=\"%s\","
+                        "libevent=\"%s\",jansson=\"%s\"} 1\n",
+                        PACKAGE_VERSION, MCPGW_PLUGIN_ABI_MAJOR, MCPGW_PLUGIN_ABI_MINOR,
+                        OpenSSL_version(OPENSSL_VERSION_STRING), event_get_version(),
+                        JANSSON_VERSION);
 }
 
 /* Adds one worker's counters to sum (reject reasons merged by name; reloads

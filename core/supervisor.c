@@ -16,6 +16,7 @@
 #include <sys/mman.h>
 #include <dirent.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -546,7 +547,9 @@ static void reap(supervisor *s)
     pid_t pid;
     int st;
 
-    while ((pid = waitpid(-1, &st, WNOHANG)) > 0) {
+    struct rusage ru;
+
+    while ((pid = wait4(-1, &st, WNOHANG, &ru)) > 0) {
         int slot = -1, reason, code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
         worker_slot *w;
         size_t freed;
@@ -567,6 +570,8 @@ static void reap(supervisor *s)
         w = &s->w[slot];
         w->pid = 0;
         w->ready = 0;
+        s->board->ended_cpu_s += (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+                                 (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
         kill_orphans(s);
         s->board->slot[slot].pid = 0;
         mcpgw_stats_clear_gauges(&s->board->slot[slot].stats);
@@ -720,6 +725,7 @@ int mcpgw_supervisor_run(mcpgw_gateway *gw, char **argv)
         return 1;
     }
     s->board->n_workers = s->n;
+    s->board->started = (int64_t)time(NULL);
     gw->board = s->board;
     gw->log.tag = MCPGW_LOG_TAG_SUPERVISOR;
     if (s->n > 1) {

@@ -30,6 +30,11 @@ typedef struct mcpgw_worker_board {
     } slot[MCPGW_LIMITS_MAX_WORKERS];
     volatile uint64_t restarts[MCPGW_RESTART_REASONS];
     int n_workers;
+    /* CPU seconds of the workers that ended (the supervisor adds each
+     * one's rusage when it reaps it), so process_cpu_seconds_total never
+     * goes back when a worker is replaced */
+    volatile double ended_cpu_s;
+    volatile int64_t started;           /* the supervisor's start, Unix seconds */
 } mcpgw_worker_board;
 
 /* The handler running now in this process (NULL type: none). */

@@ -11,7 +11,7 @@ import time
 import websockets
 
 from harness import (Gateway, assert_healthy, client, http_request, make_token, unique_user,
-                     ws_handshake)
+                     wait_until, ws_handshake)
 
 
 def _get(port, path, headers=None, method='GET', body=b''):
@@ -63,7 +63,7 @@ def test_readyz_is_503_while_shutting_down():
         s = socket.create_connection(('127.0.0.1', g.port))
         time.sleep(0.1)
         g.signal()
-        g.wait_log('shutdown_started')
+        g.wait_every_worker('shutdown_started')     # the one that accepted s too
         s.sendall(b'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n')
         s.settimeout(5)
         data = b''
@@ -117,9 +117,13 @@ def test_metrics_deltas_after_known_traffic():
         assert delta('mcpgw_broadcast_recipients_total') == 1
         assert delta('mcpgw_handler_duration_seconds_count{type="ping"}') == 5
         assert after['mcpgw_handler_duration_seconds_bucket{type="ping",le="+Inf"}'] >= 5
-        assert after['mcpgw_process_resident_memory_bytes'] > 1e6
-        assert after['mcpgw_process_open_fds'] >= 3
-        assert 'mcpgw_process_cpu_seconds_total' in after
+        # Prometheus's standard names (issue 17)
+        assert after['process_resident_memory_bytes'] > 1e6
+        assert after['process_open_fds'] >= 3
+        assert 'process_cpu_seconds_total' in after
+        assert abs(after['process_start_time_seconds'] - time.time()) < 600
+        info = [k for k in after if k.startswith('mcpgw_build_info{')]
+        assert info and 'version="' in info[0] and 'plugin_abi="1.3"' in info[0], info
         assert after['mcpgw_connections_open'] == 0
 
 
@@ -133,7 +137,7 @@ def test_metrics_exposition_is_well_formed():
         for line in body.decode().splitlines():
             if line.startswith('# TYPE '):
                 name = line.split()[2]
-                assert name.startswith('mcpgw_'), line
+                assert name.startswith(('mcpgw_', 'process_')), line
                 assert name not in typed, 'duplicate family ' + name
                 typed.add(name)
             elif not line.startswith('# HELP '):
@@ -256,3 +260,24 @@ def test_systemd_readiness_notification():
         s.close()
         os.unlink(path)
         os.rmdir(d)
+
+
+def test_process_cpu_never_goes_back_when_a_worker_is_replaced():
+    import os
+    import signal as signal_mod
+    with Gateway({'server': {'workers': '2'}}) as g:
+        ws = client(g)
+        for i in range(3000):               # some CPU in the workers
+            ws.send_json({'type': 'ping', 'id': i})
+        for _ in range(3000):
+            ws.recv_type('pong', 10)
+        ws.close_cleanly()
+        before = _metrics(g.port)['process_cpu_seconds_total']
+        mark = g.mark()
+        for pid in g.worker_pids():
+            os.kill(pid, signal_mod.SIGKILL)
+        g.wait_log('worker_restarted', since=mark, timeout=10)
+        wait_until(lambda: len(g.logs('worker_restarted', since=mark)) >= 2, timeout=10,
+                   what='both workers replaced')
+        after = _metrics(g.port)['process_cpu_seconds_total']
+        assert after >= before, (before, after)
