@@ -49,6 +49,7 @@ typedef struct cli {
     long line_no;
     int stdin_eof;
     int stdin_started;
+    int interactive;                /* stdin and stderr are terminals: a prompt */
     int finishing;
     int exit_code;
     int last_http_status;
@@ -65,10 +66,15 @@ static void usage(FILE *f)
             "\n"
             "Connects to an mcpgw gateway (ws://HOST:PORT/ws or wss://...), sends each JSON\n"
             "line read from stdin, and prints each incoming message on one line of stdout.\n"
-            "The welcome message (connection_established) is not printed (see -v).\n"
+            "The welcome message (connection_established) is not printed (see -v). On a\n"
+            "terminal it shows a prompt (\"> \", on stderr) when it waits for a line.\n"
             "\n"
             "Authentication:\n"
-            "  -t, --token JWT         token to present (?token=... in the URL)\n"
+            "  -t, --token JWT         token to present (?token=... in the URL); visible in\n"
+            "                          ps: prefer --token-file or $MCPGW_TOKEN\n"
+            "      --token-file FILE   read the token from FILE (\"-\" is not stdin: stdin\n"
+            "                          carries the messages)\n"
+            "                          (default without -t/-u: $MCPGW_TOKEN when set)\n"
             "  -s, --secret SECRET     with --user: mint an HS256 development token locally\n"
             "                          (default: $MCPGW_JWT_SECRET)\n"
             "  -u, --user USER         user id of the minted token\n"
@@ -178,6 +184,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 
 /* ------------------------------------------------------------ stdin */
 
+static void prompt(cli *c)
+{
+    if (c->interactive && !c->stdin_eof && !c->finishing) {
+        fputs("> ", stderr);
+        fflush(stderr);
+    }
+}
+
 static void send_line(cli *c, char *line, size_t len)
 {
     json_error_t jerr;
@@ -251,10 +265,13 @@ static void stdin_read(evutil_socket_t fd, short what, void *arg)
     if (r < 0 && (errno == EAGAIN || errno == EINTR))
         return;
     if (r <= 0) {
+        if (c->interactive)
+            fputc('\n', stderr);
         stdin_ended(c);
         return;
     }
     drain_lines(c, 0);
+    prompt(c);
 }
 
 static void stdin_file_slice(evutil_socket_t fd, short what, void *arg)
@@ -292,10 +309,13 @@ static void print_message(cli *c, json_t *msg)
 {
     char *s = json_dumps(msg, c->pretty ? JSON_INDENT(2) : JSON_COMPACT | JSON_ENCODE_ANY);
     if (s) {
+        if (c->interactive)
+            fputs("\r", stderr);        /* over the prompt */
         fputs(s, stdout);
         fputc('\n', stdout);
         fflush(stdout);
         free(s);
+        prompt(c);
     }
 }
 
@@ -316,6 +336,7 @@ static void on_event(mcpgw_client *cl, const mcpgw_client_event *ev, void *arg)
             finish(c, EXIT_USAGE);
             return;
         }
+        prompt(c);
         arm_idle(c);
         break;
     case MCPGW_CLIENT_EV_MESSAGE:
@@ -410,12 +431,47 @@ static long parse_long(const char *s, const char *what, long min, long max)
 }
 
 enum { OPT_TTL = 256, OPT_CAFILE, OPT_AUTH_HEADER, OPT_BATCH_SIZE, OPT_BATCH_INTERVAL,
-       OPT_BATCH_AGE, OPT_COMPRESS, OPT_NO_COMPRESS };
+       OPT_BATCH_AGE, OPT_COMPRESS, OPT_NO_COMPRESS, OPT_TOKEN_FILE };
+
+/* The token from a file (its first line, surrounding blanks dropped); NULL
+ * after saying why. */
+static char *read_token_file(const char *path)
+{
+    FILE *f = fopen(path, "re");
+    char *line = NULL, *start;
+    size_t cap = 0;
+    ssize_t n;
+
+    if (!f) {
+        fprintf(stderr, "%s: --token-file %s: %s\n", prog, path, strerror(errno));
+        return NULL;
+    }
+    n = getline(&line, &cap, f);
+    fclose(f);
+    if (n <= 0) {
+        fprintf(stderr, "%s: --token-file %s: empty\n", prog, path);
+        free(line);
+        return NULL;
+    }
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' ||
+                     line[n - 1] == '\t'))
+        line[--n] = '\0';
+    for (start = line; *start == ' ' || *start == '\t'; start++)
+        ;
+    if (!*start) {
+        fprintf(stderr, "%s: --token-file %s: empty\n", prog, path);
+        free(line);
+        return NULL;
+    }
+    memmove(line, start, strlen(start) + 1);
+    return line;
+}
 
 int main(int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "token", required_argument, NULL, 't' },
+        { "token-file", required_argument, NULL, OPT_TOKEN_FILE },
         { "secret", required_argument, NULL, 's' },
         { "user", required_argument, NULL, 'u' },
         { "ttl", required_argument, NULL, OPT_TTL },
@@ -442,8 +498,8 @@ int main(int argc, char **argv)
     cli c;
     mcpgw_client_opts o;
     mcpgw_batcher_opts bo;
-    const char *token = NULL, *secret = NULL, *user = NULL, *url;
-    char *minted = NULL, err[256];
+    const char *token = NULL, *secret = NULL, *user = NULL, *url, *token_file = NULL;
+    char *minted = NULL, *read_token = NULL, err[256];
     long ttl = 3600;
     int batch = 0, token_mode = 0, opt;
 
@@ -461,6 +517,7 @@ int main(int argc, char **argv)
     while ((opt = getopt_long(argc, argv, "t:s:u:pbrRn:w:kvqhV", longopts, NULL)) != -1) {
         switch (opt) {
         case 't': token = optarg; break;
+        case OPT_TOKEN_FILE: token_file = optarg; break;
         case 's': secret = optarg; break;
         case 'u': user = optarg; break;
         case OPT_TTL: ttl = parse_long(optarg, "--ttl", 1, 10L * 365 * 86400); break;
@@ -507,6 +564,18 @@ int main(int argc, char **argv)
         return EXIT_USAGE;
     }
     url = argv[optind];
+    if (token_file) {
+        if (token) {
+            fprintf(stderr, "%s: give either --token or --token-file, not both\n", prog);
+            return EXIT_USAGE;
+        }
+        read_token = read_token_file(token_file);
+        if (!read_token)
+            return EXIT_USAGE;
+        token = read_token;
+    }
+    if (!token && !user && !secret && getenv("MCPGW_TOKEN") && *getenv("MCPGW_TOKEN"))
+        token = getenv("MCPGW_TOKEN");
     if (token && (user || secret)) {
         fprintf(stderr, "%s: give either --token or --secret/--user, not both\n", prog);
         return EXIT_USAGE;
@@ -526,6 +595,7 @@ int main(int argc, char **argv)
     }
     o.token = token;
     signal(SIGPIPE, SIG_IGN);
+    c.interactive = isatty(0) && isatty(2);
 
     c.exit_code = EXIT_CONN;
     c.base = event_base_new();
@@ -567,5 +637,9 @@ int main(int argc, char **argv)
     evbuffer_free(c.inbuf);
     event_base_free(c.base);
     free(minted);
+    if (read_token) {
+        memset(read_token, 0, strlen(read_token));
+        free(read_token);
+    }
     return c.exit_code;
 }

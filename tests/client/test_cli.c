@@ -185,6 +185,39 @@ TEST(token_subcommand)
     }
 }
 
+TEST(token_from_a_file_or_the_environment)
+{
+    char path[] = "/tmp/mcpgw-cli-token-XXXXXX";
+    int fd = mkstemp(path);
+    proc p, q, r;
+    char *argv[] = { "mcpgw-cli", "--token-file", path, "--count", "1", url, NULL };
+    char *argv2[] = { "mcpgw-cli", "--count", "1", url, NULL };
+    char *argv3[] = { "mcpgw-cli", "--token-file", "/nonexistent/token", url, NULL };
+
+    CHECK(fd >= 0);
+    if (fd < 0)
+        return;
+    CHECK(write(fd, token, strlen(token)) == (ssize_t)strlen(token));
+    CHECK(write(fd, "\n", 1) == 1);
+    close(fd);
+    CHECK(spawn(&p, cli_path, argv) == 0);
+    feed(&p, "{\"type\":\"ping\",\"id\":\"file\"}\n");
+    CHECK_EQ_INT(finish(&p, 5000), 0);
+    CHECK(strstr(p.obuf, "\"file\"") != NULL);
+    unlink(path);
+
+    setenv("MCPGW_TOKEN", token, 1);
+    CHECK(spawn(&q, cli_path, argv2) == 0);
+    feed(&q, "{\"type\":\"ping\",\"id\":\"env\"}\n");
+    CHECK_EQ_INT(finish(&q, 5000), 0);
+    CHECK(strstr(q.obuf, "\"env\"") != NULL);
+    unsetenv("MCPGW_TOKEN");
+
+    CHECK(spawn(&r, cli_path, argv3) == 0);
+    CHECK_EQ_INT(finish(&r, 5000), 2);
+    CHECK(strstr(r.ebuf, "--token-file") != NULL);
+}
+
 TEST(pings_through_a_pipe)
 {
     proc p;
@@ -354,6 +387,7 @@ int main(void)
     token = gw_token(&G, "cli-test");
     gw_url(&G, url, sizeof(url));
     RUN(token_subcommand);
+    RUN(token_from_a_file_or_the_environment);
     RUN(pings_through_a_pipe);
     RUN(minted_token_pretty_and_eof_wait);
     RUN(auth_failure_exit_3);
