@@ -229,6 +229,33 @@ mcpgw_http_result mcpgw_http_parse(const char *buf, size_t len, size_t max_head,
     return MCPGW_HTTP_OK;
 }
 
+const char *mcpgw_http_check_framing(const mcpgw_http_request *req, const char **body)
+{
+    size_t hosts = 0, lengths = 0;
+
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const mcpgw_http_header *h = &req->headers[i];
+
+        if (mcpgw_str_eq_nocase(&h->name, "Host")) {
+            if (++hosts > 1) {
+                *body = "Bad Request: more than one Host header";
+                return "duplicate_host";
+            }
+        } else if (mcpgw_str_eq_nocase(&h->name, "Content-Length")) {
+            int digits_only = h->value.len > 0;
+            for (size_t k = 0; k < h->value.len; k++)
+                if (!is_digit((unsigned char)h->value.p[k]))
+                    digits_only = 0;
+            if (++lengths > 1 || !digits_only) {
+                *body = "Bad Request: Content-Length must be one header with one number";
+                return "bad_content_length";
+            }
+        }
+    }
+    *body = NULL;
+    return NULL;
+}
+
 const mcpgw_str *mcpgw_http_header_get(const mcpgw_http_request *req, const char *name)
 {
     for (size_t i = 0; i < req->n_headers; i++)

@@ -59,6 +59,15 @@ typedef enum {
 mcpgw_http_result mcpgw_http_parse(const char *buf, size_t len, size_t max_head,
                                    mcpgw_http_request *req);
 
+/* Framing that a proxy in front could read differently from us (request
+ * smuggling, RFC 9112 section 6.3): more than one Host header, or a
+ * Content-Length that is repeated (even with the same value), a list
+ * ("5, 6"), empty or not all digits. Returns NULL when the head is
+ * unambiguous, else a static reason for the log ("duplicate_host",
+ * "bad_content_length") with *body set to a short static text for a 400.
+ * Transfer-Encoding is left to the callers (none of them takes one). */
+const char *mcpgw_http_check_framing(const mcpgw_http_request *req, const char **body);
+
 /* First header with this name (case-insensitive), or NULL. */
 const mcpgw_str *mcpgw_http_header_get(const mcpgw_http_request *req, const char *name);
 

@@ -239,6 +239,7 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
     mcpgw_http_request req;
     mcpgw_http_result r;
     const mcpgw_handler_config *ep;
+    const char *reason, *body;
 
     if (!buf)
         return 0;
@@ -259,6 +260,12 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
         return 1;
     case MCPGW_HTTP_OK:
         break;
+    }
+    /* Before anything reads a header: what a proxy might frame otherwise. */
+    reason = mcpgw_http_check_framing(&req, &body);
+    if (reason) {
+        http_reject(c, 400, NULL, body, "http_request_rejected", reason);
+        return 1;
     }
 
     if (req.path.len == strlen(srv->gw->cfg->path) &&

@@ -522,6 +522,51 @@ TEST(bearer_token)
     CHECK(mcpgw_http_bearer_token(&req, &len) == NULL);
 }
 
+/* mcpgw_http_check_framing on a literal head: its reason, or "ok". */
+static const char *framing(const char *s)
+{
+    const char *body = "unset", *reason;
+
+    if (parse_lit(s, &req) != MCPGW_HTTP_OK)
+        return "parse_failed";
+    reason = mcpgw_http_check_framing(&req, &body);
+    if (reason && (!body || !*body))
+        return "no_body";
+    if (!reason && body)
+        return "body_without_reason";
+    return reason ? reason : "ok";
+}
+
+TEST(framing_checks)
+{
+    CHECK_EQ_STR(framing(UPGRADE_REQ), "ok");
+    CHECK_EQ_STR(framing("GET / HTTP/1.1\r\n\r\n"), "ok");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 12\r\n\r\n"), "ok");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: 0\r\n\r\n"), "ok");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\ncontent-length:   007  \r\n\r\n"), "ok");
+    /* Host: once at most, whatever the case or value. */
+    CHECK_EQ_STR(framing("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), "duplicate_host");
+    CHECK_EQ_STR(framing("GET / HTTP/1.1\r\nHost: a\r\nX: y\r\nhOST: a\r\n\r\n"),
+                 "duplicate_host");
+    CHECK_EQ_STR(framing("GET / HTTP/1.1\r\nHost:\r\nHost:\r\n\r\n"), "duplicate_host");
+    CHECK_EQ_STR(framing("GET / HTTP/1.1\r\nHost: a\r\nHosts: b\r\nX-Host: c\r\n\r\n"), "ok");
+    /* Content-Length: one header, one number. */
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n"),
+                 "bad_content_length");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n"),
+                 "bad_content_length");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: 5, 6\r\n\r\n"), "bad_content_length");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: 5,5\r\n\r\n"), "bad_content_length");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length:\r\n\r\n"), "bad_content_length");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: +5\r\n\r\n"), "bad_content_length");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: -1\r\n\r\n"), "bad_content_length");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: 0x10\r\n\r\n"), "bad_content_length");
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: 1 2\r\n\r\n"), "bad_content_length");
+    /* The first problem in header order is the one reported. */
+    CHECK_EQ_STR(framing("POST /a HTTP/1.1\r\nContent-Length: x\r\nHost: a\r\nHost: a\r\n\r\n"),
+                 "bad_content_length");
+}
+
 int main(void)
 {
     RUN(query_param);
@@ -548,5 +593,6 @@ int main(void)
     RUN(reasons);
     RUN(format_response);
     RUN(format_response_overflow);
+    RUN(framing_checks);
     return UNIT_SUMMARY();
 }

@@ -1,0 +1,87 @@
+"""
+test_http_strict.py - HTTP strictness (issue 15, item 7): the preconditions
+of request smuggling behind a proxy (repeated Host, repeated or listed
+Content-Length). Each refusal is checked for its status, body, log line and
+mcpgw_upgrades_rejected_total; each fails without its fix.
+"""
+from harness import (assert_healthy, http_request, make_token, shared_gateway, unique_user,
+                     upgrade_request, wait_until)
+
+
+def _gw():
+    return shared_gateway('http_strict', sections={'log': {'level': 'info'}})
+
+
+def _metrics(port):
+    status, _, body = http_request(port, b'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert status == 200, status
+    values = {}
+    for line in body.decode().splitlines():
+        if line.startswith('#') or not line.strip():
+            continue
+        name, value = line.rsplit(' ', 1)
+        values[name] = float(value)
+    return values
+
+
+def _rejected(port, reason):
+    return _metrics(port).get('mcpgw_upgrades_rejected_total{reason="%s"}' % reason, 0)
+
+
+def _expect_refusal(g, raw, status, reason, body_part, event='http_request_rejected'):
+    """Sends raw, expects status with body_part in its body, one log line
+    with this reason and the reason counted once more in /metrics."""
+    before = _rejected(g.port, reason)
+    mark = g.mark()
+    got, headers, body = http_request(g.port, raw)
+    assert got == status, (got, headers, body)
+    assert body_part in body, body
+    assert headers.get('connection') == 'close', headers
+    rec = g.wait_log(event, lambda r: r.get('reason') == reason, since=mark)
+    assert rec.get('status') == status, rec
+    wait_until(lambda: _rejected(g.port, reason) == before + 1,
+               what='mcpgw_upgrades_rejected_total{reason="%s"} + 1' % reason)
+    return body
+
+
+# ------------------------------------------------ item 7a: Host, Content-Length
+
+def test_two_host_headers_are_refused():
+    g = _gw()
+    # An upgrade with two Hosts: a proxy and the gateway may route it apart.
+    raw = upgrade_request('/ws', make_token(unique_user()))
+    raw = raw.replace(b'Host: 127.0.0.1\r\n', b'Host: 127.0.0.1\r\nHost: evil.example\r\n')
+    _expect_refusal(g, raw, 400, 'duplicate_host', b'Host')
+    # The same on a plain endpoint, and with identical values.
+    _expect_refusal(g, b'GET /healthz HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n', 400,
+                    'duplicate_host', b'Host')
+    # One Host still works.
+    status, _, _ = http_request(g.port, b'GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n')
+    assert status == 200
+
+
+def test_conflicting_content_lengths_are_refused():
+    g = _gw()
+    token = make_token(unique_user('admin'), extra={'role': 'admin'})
+    post = ('POST /api/broadcast HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n'
+            'Content-Type: application/json\r\n' % token).encode()
+    body = b'{"type":"x"}'
+    # Two different values: which one frames the body is the smuggling question.
+    _expect_refusal(g, post + b'Content-Length: 12\r\nContent-Length: 5\r\n\r\n' + body,
+                    400, 'bad_content_length', b'Content-Length')
+    # A list in one header.
+    _expect_refusal(g, post + b'Content-Length: 12, 5\r\n\r\n' + body,
+                    400, 'bad_content_length', b'Content-Length')
+    # Identical duplicates are refused too (simpler, and safe).
+    _expect_refusal(g, post + b'Content-Length: 12\r\nContent-Length: 12\r\n\r\n' + body,
+                    400, 'bad_content_length', b'Content-Length')
+    _expect_refusal(g, post + b'Content-Length: 12,12\r\n\r\n' + body,
+                    400, 'bad_content_length', b'Content-Length')
+    # Signs and blanks are not a length either.
+    _expect_refusal(g, post + b'Content-Length: +12\r\n\r\n' + body,
+                    400, 'bad_content_length', b'Content-Length')
+    # On the WebSocket path as well.
+    raw = upgrade_request('/ws', make_token(unique_user()),
+                          headers={'Content-Length': '0, 0'})
+    _expect_refusal(g, raw, 400, 'bad_content_length', b'Content-Length')
+    assert_healthy(g)
