@@ -70,6 +70,27 @@ static int key_is_valid(const mcpgw_str *key)
     return key->p[22] == '=' && key->p[23] == '=';
 }
 
+/* Does the request announce a body: any Transfer-Encoding, or a
+ * Content-Length other than 0? Bytes after an upgrade's head are WebSocket
+ * frames to us, while a proxy in front may take them for the body. */
+static int announces_body(const mcpgw_http_request *req)
+{
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const mcpgw_str *value = &req->headers[i].value;
+
+        if (mcpgw_str_eq_nocase(&req->headers[i].name, "Transfer-Encoding"))
+            return 1;
+        if (!mcpgw_str_eq_nocase(&req->headers[i].name, "Content-Length"))
+            continue;
+        if (value->len == 0)
+            return 1;
+        for (size_t k = 0; k < value->len; k++)
+            if (value->p[k] != '0')
+                return 1;
+    }
+    return 0;
+}
+
 void mcpgw_handshake_check(const mcpgw_http_request *req, mcpgw_handshake_verdict *v)
 {
     const mcpgw_str *s;
@@ -83,6 +104,12 @@ void mcpgw_handshake_check(const mcpgw_http_request *req, mcpgw_handshake_verdic
     }
     if (req->version_minor < 1) {
         reject(v, 400, "HTTP/1.1 required", NULL, "bad_http_version");
+        return;
+    }
+    if (announces_body(req)) {
+        reject(v, 400, "Bad Request: an upgrade request has no body "
+                       "(no Transfer-Encoding, no Content-Length but 0)",
+               NULL, "upgrade_with_body");
         return;
     }
     if (!mcpgw_http_header_get(req, "Host")) {

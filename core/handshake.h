@@ -21,7 +21,9 @@ typedef struct mcpgw_handshake_verdict {
 
 /* Validates an upgrade request for the WebSocket path, checking in this
  * order: method GET (else 405 with Allow: GET), HTTP/1.1 or later (400),
- * Host present (400), Upgrade listing "websocket" (426 with
+ * no body announced: no Transfer-Encoding and no Content-Length but 0
+ * (400, "upgrade_with_body"; what follows the head are frames to us, a body
+ * to a proxy), Host present (400), Upgrade listing "websocket" (426 with
  * Upgrade/Sec-WebSocket-Version headers), Connection listing "upgrade" (400),
  * a single Sec-WebSocket-Key that base64-decodes to exactly 16 bytes (400),
  * a single Sec-WebSocket-Version of exactly 13 (426 with

@@ -1,11 +1,11 @@
 """
 test_http_strict.py - HTTP strictness (issue 15, item 7): the preconditions
 of request smuggling behind a proxy (repeated Host, repeated or listed
-Content-Length). Each refusal is checked for its status, body, log line and
+Content-Length, an upgrade with a body). Each refusal is checked for its status, body, log line and
 mcpgw_upgrades_rejected_total; each fails without its fix.
 """
-from harness import (assert_healthy, http_request, make_token, shared_gateway, unique_user,
-                     upgrade_request, wait_until)
+from harness import (OP_TEXT, assert_healthy, build_frame, http_request, make_token,
+                     shared_gateway, unique_user, upgrade_request, wait_until, ws_handshake)
 
 
 def _gw():
@@ -84,4 +84,35 @@ def test_conflicting_content_lengths_are_refused():
     raw = upgrade_request('/ws', make_token(unique_user()),
                           headers={'Content-Length': '0, 0'})
     _expect_refusal(g, raw, 400, 'bad_content_length', b'Content-Length')
+    assert_healthy(g)
+
+
+# ------------------------------------------- item 7b: an upgrade with a body
+
+def _frame_after_head_is_not_a_message(g, headers, reason):
+    """An upgrade whose head announces a body, followed by bytes that would
+    parse as a valid ping frame: refused 400, and no pong ever comes."""
+    frame = build_frame(OP_TEXT, '{"type":"ping","id":"smuggled"}')
+    hdrs = dict(headers)
+    if 'Content-Length' in hdrs and hdrs['Content-Length'] is None:
+        hdrs['Content-Length'] = str(len(frame))
+    raw = upgrade_request('/ws', make_token(unique_user()), headers=hdrs) + frame
+    body = _expect_refusal(g, raw, 400, reason, b'body', event='websocket_handshake_rejected')
+    assert b'101' not in body and b'pong' not in body, body
+
+
+def test_upgrade_with_content_length_is_refused():
+    g = _gw()
+    _frame_after_head_is_not_a_message(g, {'Content-Length': None}, 'upgrade_with_body')
+    _frame_after_head_is_not_a_message(g, {'Content-Length': '1'}, 'upgrade_with_body')
+    # Content-Length: 0 announces no body: accepted (some clients send it).
+    ws = ws_handshake(g.port, make_token(unique_user()), headers={'Content-Length': '0'})
+    ws.ping_roundtrip('cl0')
+    ws.close_cleanly()
+
+
+def test_upgrade_with_transfer_encoding_is_refused():
+    g = _gw()
+    _frame_after_head_is_not_a_message(g, {'Transfer-Encoding': 'chunked'}, 'upgrade_with_body')
+    _frame_after_head_is_not_a_message(g, {'Transfer-Encoding': 'identity'}, 'upgrade_with_body')
     assert_healthy(g)

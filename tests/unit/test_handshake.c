@@ -123,6 +123,35 @@ TEST(reject_http_version)
            400, "bad_http_version", "HTTP/1.1 required", NULL);
 }
 
+TEST(reject_body)
+{
+    static const char body[] =
+        "Bad Request: an upgrade request has no body (no Transfer-Encoding, no Content-Length but 0)";
+#define BODY_REQ(h) "GET /ws HTTP/1.1\r\n" GOOD_HEADERS h "\r\n"
+    REJECT(BODY_REQ("Content-Length: 5\r\n"), 400, "upgrade_with_body", body, NULL);
+    REJECT(BODY_REQ("content-length: 10\r\n"), 400, "upgrade_with_body", body, NULL);
+    REJECT(BODY_REQ("Content-Length:\r\n"), 400, "upgrade_with_body", body, NULL);
+    REJECT(BODY_REQ("Content-Length: 0, 1\r\n"), 400, "upgrade_with_body", body, NULL);
+    REJECT(BODY_REQ("Content-Length: 0\r\nContent-Length: 1\r\n"),
+           400, "upgrade_with_body", body, NULL);
+    REJECT(BODY_REQ("Transfer-Encoding: chunked\r\n"), 400, "upgrade_with_body", body, NULL);
+    REJECT(BODY_REQ("transfer-encoding: identity\r\n"), 400, "upgrade_with_body", body, NULL);
+    REJECT(BODY_REQ("Transfer-Encoding:\r\n"), 400, "upgrade_with_body", body, NULL);
+    REJECT(BODY_REQ("Transfer-Encoding: chunked\r\nContent-Length: 0\r\n"),
+           400, "upgrade_with_body", body, NULL);
+    /* Content-Length 0 announces no body. */
+    CHECK_EQ_INT(check(BODY_REQ("Content-Length: 0\r\n")).status, 0);
+    CHECK_EQ_INT(check(BODY_REQ("Content-Length: 000\r\n")).status, 0);
+    /* After the method and version, before Host. */
+    REJECT("POST /ws HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+           405, "bad_method", "Method Not Allowed", "Allow: GET\r\n");
+    REJECT("GET /ws HTTP/1.0\r\nContent-Length: 5\r\n\r\n",
+           400, "bad_http_version", "HTTP/1.1 required", NULL);
+    REJECT("GET /ws HTTP/1.1\r\nContent-Length: 5\r\n\r\n",
+           400, "upgrade_with_body", body, NULL);
+#undef BODY_REQ
+}
+
 TEST(reject_host)
 {
     REJECT("GET /ws HTTP/1.1\r\n"
@@ -421,6 +450,7 @@ int main(void)
     RUN(valid_upgrade_variants);
     RUN(reject_method);
     RUN(reject_http_version);
+    RUN(reject_body);
     RUN(reject_host);
     RUN(reject_upgrade);
     RUN(reject_connection);
