@@ -243,6 +243,12 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
 
     if (!buf)
         return 0;
+    if (c->transport->not_tls) {
+        /* Plain text on a TLS port: refused in plain text, unread. */
+        http_reject(c, 400, NULL, "This port speaks TLS (https/wss)", "http_request_rejected",
+                    "plain_http_on_tls");
+        return 1;
+    }
     r = mcpgw_http_parse(buf, look, srv->gw->cfg->max_header_bytes, &req);
     switch (r) {
     case MCPGW_HTTP_NEED_MORE:

@@ -83,6 +83,12 @@ struct mcpgw_transport {
     unsigned n_frames;
     size_t frames_bytes;
 
+    /* A TLS transport whose client spoke plain text (its first byte was an
+     * ASCII letter, an HTTP method, not a TLS record): from then on its
+     * bytes pass unencrypted both ways, so that the owner can answer a
+     * plain-text refusal and close. The owner must send nothing else. */
+    unsigned not_tls : 1;
+
     mcpgw_transport *flush_next;        /* the loop's flush list */
     unsigned flush_queued : 1;
     unsigned flushing : 1;              /* the flush list is writing it now */

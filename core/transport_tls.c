@@ -11,9 +11,18 @@
  * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). Where the kernel and OpenSSL offer
  * kernel TLS (SSL_OP_ENABLE_KTLS on the context) the records go through it.
  * A peer that closes without close_notify is an EOF, not an error.
+ *
+ * Plain HTTP sent to a TLS port: before the handshake the first byte is
+ * peeked at. A TLS record starts with its type (0x16 for the ClientHello);
+ * an HTTP request with an ASCII method. On an uppercase letter the
+ * transport gives up on TLS (base.not_tls): bytes pass unencrypted both
+ * ways, so that the owner can answer a plain "400 Bad Request" and close,
+ * instead of OpenSSL's failed handshake resetting the connection. Anything
+ * else goes to SSL_accept as before.
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -38,11 +47,13 @@ typedef struct tls_transport {
     unsigned write_armed : 1;       /* a write waits for the socket */
     unsigned read_needs_write : 1;  /* SSL_read (or the handshake) wants to write */
     unsigned write_needs_read : 1;  /* SSL_write wants to read first */
+    unsigned sniffed : 1;           /* the first byte was looked at */
+    unsigned plain : 1;             /* not TLS after all: raw bytes (base.not_tls) */
 } tls_transport;
 
 static void tls_update_events(tls_transport *s)
 {
-    if (s->reading || s->write_needs_read || !s->handshaken)
+    if (s->plain ? s->reading : s->reading || s->write_needs_read || !s->handshaken)
         event_add(s->read_ev, NULL);
     else
         event_del(s->read_ev);
@@ -125,11 +136,89 @@ static int tls_write_out(tls_transport *s, int *eof)
     return 0;
 }
 
+/* ------------------------------------------- plain text on a TLS port */
+
+/* Looks at the first byte before SSL_accept: 1 when it is there (s->plain
+ * set if it starts plain text), 0 to wait, -1 when closed (done). */
+static int tls_sniff(tls_transport *s)
+{
+    unsigned char b;
+    ssize_t n = recv(s->base.fd, &b, 1, MSG_PEEK);
+
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return 0;
+    if (n <= 0) {
+        tls_closed(&s->base, n == 0);
+        return -1;
+    }
+    s->sniffed = 1;
+    if (b >= 'A' && b <= 'Z') {
+        s->plain = 1;
+        s->base.not_tls = 1;
+        s->read_needs_write = s->write_needs_read = 0;
+    }
+    return 1;
+}
+
+/* Plain mode: one recv into the input, within the read limit. */
+static void plain_read(tls_transport *s)
+{
+    mcpgw_transport *t = &s->base;
+    char buf[TLS_READ_MAX];
+    size_t len = evbuffer_get_length(t->in), room = sizeof(buf);
+    ssize_t n;
+
+    if (t->read_limit) {
+        if (len >= t->read_limit) {
+            event_del(s->read_ev);
+            return;
+        }
+        if (t->read_limit - len < room)
+            room = t->read_limit - len;
+    }
+    n = recv(t->fd, buf, room, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+        return;
+    if (n <= 0 || evbuffer_add(t->in, buf, (size_t)n) != 0) {
+        tls_closed(t, n == 0);
+        return;
+    }
+    t->cbs->readable(t->owner);
+}
+
+/* Plain mode: writes the output as it is; then as tls_flush. */
+static void plain_write(tls_transport *s)
+{
+    mcpgw_transport *t = &s->base;
+
+    if (t->n_frames)
+        mcpgw_transport_frames_spill(t);
+    if (evbuffer_get_length(t->out) &&
+        evbuffer_write(t->out, t->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
+        errno != EINTR) {
+        tls_closed(t, 0);
+        return;
+    }
+    s->write_armed = evbuffer_get_length(t->out) > 0;
+    tls_update_events(s);
+    if (!s->write_armed && t->cbs)
+        t->cbs->written(t->owner);
+}
+
+/* ------------------------------------------------------------------ TLS */
+
 static void tls_flush(mcpgw_transport *t)
 {
     tls_transport *s = (tls_transport *)t;
     int eof = 0, rc;
 
+    if (s->plain) {
+        if (s->write_armed)         /* the write event writes, in order */
+            mcpgw_transport_frames_spill(t);
+        else
+            plain_write(s);
+        return;
+    }
     if (!s->handshaken || s->write_armed || s->write_needs_read) {
         if (t->n_frames)        /* the write waits: keep the order behind it */
             mcpgw_transport_frames_spill(t);
@@ -156,6 +245,12 @@ static void tls_read_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     s->read_needs_write = 0;
+    if (!s->handshaken && !s->sniffed && tls_sniff(s) <= 0)
+        return;
+    if (s->plain) {
+        plain_read(s);
+        return;
+    }
     if (!s->handshaken) {
         ERR_clear_error();
         r = SSL_accept(s->ssl);
@@ -228,6 +323,10 @@ static void tls_write_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (s->plain) {
+        plain_write(s);
+        return;
+    }
     if (s->read_needs_write || !s->handshaken) {
         s->read_needs_write = 0;
         tls_read_cb(fd, EV_READ, arg);  /* the read side wanted to write */
@@ -261,7 +360,8 @@ static void tls_set_read_limit(mcpgw_transport *t, size_t limit)
 
 static int tls_shutdown_write(mcpgw_transport *t)
 {
-    (void)t;
+    if (((tls_transport *)t)->plain)
+        return shutdown(t->fd, SHUT_WR);
     return -1;      /* a TLS close_notify ends the stream both ways */
 }
 
@@ -308,6 +408,7 @@ mcpgw_transport *mcpgw_transport_tls_new(mcpgw_io *io, evutil_socket_t fd, SSL *
     s->ssl = ssl;
     s->reading = 1;
     s->handshaken = s->write_armed = s->read_needs_write = s->write_needs_read = 0;
+    s->sniffed = s->plain = 0;
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
     t->in = evbuffer_new();
     t->out = evbuffer_new();

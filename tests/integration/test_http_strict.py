@@ -1,11 +1,25 @@
 """
 test_http_strict.py - HTTP strictness (issue 15, item 7): the preconditions
 of request smuggling behind a proxy (repeated Host, repeated or listed
-Content-Length, an upgrade with a body). Each refusal is checked for its status, body, log line and
+Content-Length, an upgrade with a body) and plain HTTP sent to the TLS
+port. Each refusal is checked for its status, body, log line and
 mcpgw_upgrades_rejected_total; each fails without its fix.
 """
-from harness import (OP_TEXT, assert_healthy, build_frame, http_request, make_token,
-                     shared_gateway, unique_user, upgrade_request, wait_until, ws_handshake)
+import asyncio
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import tempfile
+
+import websockets
+
+from harness import (OP_TEXT, Gateway, assert_healthy, build_frame, connect, http_request,
+                     make_token, parse_http_response, recv_until_close, shared_gateway,
+                     unique_user, upgrade_request, wait_until, ws_handshake)
+
+_TMP = []
 
 
 def _gw():
@@ -116,3 +130,92 @@ def test_upgrade_with_transfer_encoding_is_refused():
     _frame_after_head_is_not_a_message(g, {'Transfer-Encoding': 'chunked'}, 'upgrade_with_body')
     _frame_after_head_is_not_a_message(g, {'Transfer-Encoding': 'identity'}, 'upgrade_with_body')
     assert_healthy(g)
+
+
+# --------------------------------------------- item 7d: plain HTTP on TLS
+
+def _cert():
+    d = tempfile.mkdtemp(prefix='mcpgw-strict-')
+    _TMP.append(d)
+    cert, key = os.path.join(d, 'cert.pem'), os.path.join(d, 'key.pem')
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key,
+                    '-out', cert, '-days', '1', '-subj', '/CN=localhost',
+                    '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'],
+                   check=True, capture_output=True)
+    return cert, key
+
+
+def test_plain_http_on_the_tls_port_gets_400():
+    cert, key = _cert()
+    try:
+        with Gateway({'tls': {'cert': cert, 'key': key}, 'log': {'level': 'info'}}) as g:
+            before = _tls_rejected(g, cert, 'plain_http_on_tls')
+            # A plain upgrade, a plain GET and a request sent one byte at a
+            # time: each gets a plain 400 (not a reset) and the connection
+            # is closed.
+            for raw in (upgrade_request('/ws', make_token(unique_user())),
+                        b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n'):
+                mark = g.mark()
+                status, headers, body = http_request(g.port, raw)
+                assert status == 400, (status, body)
+                assert body == b'This port speaks TLS (https/wss)', body
+                assert headers.get('connection') == 'close', headers
+                rec = g.wait_log('http_request_rejected',
+                                 lambda r: r.get('reason') == 'plain_http_on_tls', since=mark)
+                assert rec.get('status') == 400, rec
+            s = connect(g.port)
+            s.sendall(b'G')
+            data = recv_until_close(s)
+            s.close()
+            status, _, body = parse_http_response(data)
+            assert status == 400 and b'TLS' in body, data
+            wait_until(lambda: _tls_rejected(g, cert, 'plain_http_on_tls') == before + 3,
+                       what='three plain_http_on_tls rejections counted')
+            # A client that is neither TLS nor HTTP still just gets closed.
+            s = connect(g.port)
+            s.sendall(b'\x00\x01\x02\x03' * 4)
+            data = recv_until_close(s)
+            s.close()
+            assert data == b'', data
+            # TLS clients are unaffected.
+            _tls_ping(g, cert)
+    finally:
+        for d in _TMP:
+            shutil.rmtree(d, ignore_errors=True)
+        del _TMP[:]
+
+
+def _tls_get(g, cert, path):
+    ctx = ssl.create_default_context(cafile=cert)
+    with socket.create_connection(('127.0.0.1', g.port), timeout=5) as raw:
+        with ctx.wrap_socket(raw, server_hostname='localhost') as s:
+            s.sendall(('GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n' % path).encode())
+            data = b''
+            while True:
+                try:
+                    b = s.recv(65536)
+                except (ssl.SSLError, ConnectionResetError):
+                    break
+                if not b:
+                    break
+                data += b
+    return parse_http_response(data)
+
+
+def _tls_rejected(g, cert, reason):
+    status, _, body = _tls_get(g, cert, '/metrics')
+    assert status == 200, status
+    for line in body.decode().splitlines():
+        if line.startswith('mcpgw_upgrades_rejected_total{reason="%s"} ' % reason):
+            return float(line.rsplit(' ', 1)[1])
+    return 0
+
+
+def _tls_ping(g, cert):
+    async def run():
+        url = 'wss://localhost:%d/ws?token=%s' % (g.port, make_token(unique_user()))
+        async with websockets.connect(url, ssl=ssl.create_default_context(cafile=cert)) as ws:
+            await ws.recv()
+            await ws.send('{"type":"ping","id":"tls"}')
+            assert '"pong"' in await ws.recv()
+    asyncio.run(asyncio.wait_for(run(), 15))
