@@ -199,11 +199,13 @@ static const char *subprotocol_token(const mcpgw_http_request *req, size_t *len)
     return NULL;
 }
 
-long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap)
+long mcpgw_extract_token_from(const mcpgw_http_request *req, char *out, size_t cap,
+                              mcpgw_token_source *source)
 {
     const char *tok;
     size_t len = 0;
 
+    *source = MCPGW_TOKEN_NONE;
     if (cap > 0)
         out[0] = '\0';
 
@@ -213,13 +215,20 @@ long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap)
         if (r != -2) {
             if (r < 0 && cap > 0)
                 out[0] = '\0';
+            if (r != 0)
+                *source = MCPGW_TOKEN_QUERY;
             return r;
         }
     }
 
     tok = mcpgw_http_bearer_token(req, &len);
-    if (!tok || len == 0)
+    if (tok && len > 0) {
+        *source = MCPGW_TOKEN_HEADER;
+    } else {
         tok = subprotocol_token(req, &len);
+        if (tok && len > 0)
+            *source = MCPGW_TOKEN_SUBPROTOCOL;
+    }
     if (!tok || len == 0)
         return 0;
     if (len + 1 > cap)
@@ -227,6 +236,13 @@ long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap)
     memcpy(out, tok, len);
     out[len] = '\0';
     return (long)len;
+}
+
+long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap)
+{
+    mcpgw_token_source source;
+
+    return mcpgw_extract_token_from(req, out, cap, &source);
 }
 
 int mcpgw_handshake_offers_subprotocol(const mcpgw_http_request *req, const char *name)

@@ -47,6 +47,22 @@ void mcpgw_handshake_accept_key(const char *key, size_t key_len,
  * result is positive (and cap > 0). */
 long mcpgw_extract_token(const mcpgw_http_request *req, char *out, size_t cap);
 
+/* Where mcpgw_extract_token found the token. */
+typedef enum mcpgw_token_source {
+    MCPGW_TOKEN_NONE = 0,       /* no token (result 0) */
+    MCPGW_TOKEN_QUERY,          /* ?token= */
+    MCPGW_TOKEN_HEADER,         /* Authorization: Bearer */
+    MCPGW_TOKEN_SUBPROTOCOL     /* Sec-WebSocket-Protocol: mcpgw.bearer.<token> */
+} mcpgw_token_source;
+
+/* mcpgw_extract_token, telling in *source where the token came from (also
+ * for a token that is malformed or does not fit: result -1). A client that
+ * sends it as a subprotocol is a browser, which fails the connection unless
+ * the 101 names one of its offers: it must offer the subprotocol the path
+ * answers too. */
+long mcpgw_extract_token_from(const mcpgw_http_request *req, char *out, size_t cap,
+                              mcpgw_token_source *source);
+
 /* Did the client offer the subprotocol `name` (e.g. "mcpgw", answered when
  * it did)? The token itself may come as "mcpgw.bearer.<token>" (see
  * mcpgw_extract_token). */

@@ -82,6 +82,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     mcpgw_plugin_ctx *ep_ctx = NULL;
     json_t *claims = NULL;
     const mcpgw_str *key;
+    mcpgw_token_source tsrc;
     long tlen;
     int count;
     mcpgw_limit_result lr;
@@ -108,11 +109,29 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         return;
     }
 
-    tlen = mcpgw_extract_token(req, token, sizeof(token));
+    tlen = mcpgw_extract_token_from(req, token, sizeof(token), &tsrc);
     if (tlen <= 0) {
         http_reject(c, 401, NULL,
                     tlen == 0 ? "Unauthorized: Missing token" : "Unauthorized: Invalid token",
                     "websocket_auth_failed", tlen == 0 ? "missing_token" : "malformed_token");
+        return;
+    }
+    /* The subprotocol this path answers (when offered). A browser that
+     * sends its token as a subprotocol fails the connection (1006) unless
+     * the 101 names one of its offers: it must offer this one too. */
+    if (ep && ep->protocol == MCPGW_ENDPOINT_JSONRPC)
+        proto = &mcpgw_protocol_jsonrpc;
+    subprotocol = ep && ep->subprotocol ? ep->subprotocol : proto->subprotocol;
+    if (tsrc == MCPGW_TOKEN_SUBPROTOCOL &&
+        (!subprotocol || !mcpgw_handshake_offers_subprotocol(req, subprotocol))) {
+        char body[256];
+
+        memset(token, 0, sizeof(token));
+        snprintf(body, sizeof(body),
+                 "Bad Request: a token sent as the subprotocol mcpgw.bearer.<token> needs "
+                 "the subprotocol %s offered alongside",
+                 subprotocol ? subprotocol : "(none)");
+        http_reject(c, 400, NULL, body, "websocket_handshake_rejected", "subprotocol_missing");
         return;
     }
     ar = mcpgw_auth_verify(&srv->gw->auth, token, mcpgw_clock_now(&srv->clock), &claims,
@@ -137,7 +156,6 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         return;
     }
     if (ep && ep->protocol == MCPGW_ENDPOINT_JSONRPC) {
-        proto = &mcpgw_protocol_jsonrpc;
         ep_ctx = mcpgw_plugins_find_section(&srv->plugins, ep);
         if (!ep_ctx) {
             json_decref(claims);
@@ -196,7 +214,6 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
             break;
         }
     }
-    subprotocol = ep && ep->subprotocol ? ep->subprotocol : proto->subprotocol;
     sub[0] = '\0';
     if (subprotocol && mcpgw_handshake_offers_subprotocol(req, subprotocol))
         snprintf(sub, sizeof(sub), "Sec-WebSocket-Protocol: %s\r\n", subprotocol);

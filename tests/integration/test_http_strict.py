@@ -1,9 +1,10 @@
 """
-test_http_strict.py - HTTP strictness (issue 15, item 7): the preconditions
-of request smuggling behind a proxy (repeated Host, repeated or listed
-Content-Length, an upgrade with a body) and plain HTTP sent to the TLS
-port. Each refusal is checked for its status, body, log line and
-mcpgw_upgrades_rejected_total; each fails without its fix.
+test_http_strict.py - HTTP strictness (issue 15, items 7 and 12): the
+preconditions of request smuggling behind a proxy (repeated Host, repeated
+or listed Content-Length, an upgrade with a body), plain HTTP sent to the
+TLS port, and a browser that passes its token as a subprotocol without
+offering the one the path answers. Each refusal is checked for its status,
+body, log line and mcpgw_upgrades_rejected_total; each fails without its fix.
 """
 import asyncio
 import os
@@ -219,3 +220,75 @@ def _tls_ping(g, cert):
             await ws.send('{"type":"ping","id":"tls"}')
             assert '"pong"' in await ws.recv()
     asyncio.run(asyncio.wait_for(run(), 15))
+
+
+# ------------------------------------ item 12: the token as a subprotocol
+
+def test_bearer_subprotocol_without_mcpgw_is_refused():
+    g = _gw()
+    token = make_token(unique_user())
+    raw = upgrade_request('/ws', headers={'Sec-WebSocket-Protocol': 'mcpgw.bearer.' + token})
+    body = _expect_refusal(g, raw, 400, 'subprotocol_missing', b'mcpgw',
+                           event='websocket_handshake_rejected')
+    assert b'alongside' in body, body
+    assert token.encode() not in body
+    assert token not in g.stderr_text()
+    # With mcpgw offered too, the browser's way, it is answered mcpgw.
+    ws = ws_handshake(g.port, headers={
+        'Sec-WebSocket-Protocol': 'mcpgw.bearer.%s, mcpgw' % make_token(unique_user())})
+    assert ws.headers.get('sec-websocket-protocol') == 'mcpgw', ws.headers
+    ws.ping_roundtrip('sub')
+    ws.close_cleanly()
+
+    # What a browser sees: websockets fails the handshake either way; with
+    # the fix it is a 400, not an upgrade without the subprotocol.
+    async def run():
+        try:
+            async with websockets.connect(g.url(), subprotocols=['mcpgw.bearer.' + token]):
+                pass
+        except websockets.exceptions.InvalidHandshake as e:
+            # InvalidStatusCode (websockets 10) or InvalidStatus (14+)
+            code = getattr(e, 'status_code', None)
+            if code is None and getattr(e, 'response', None) is not None:
+                code = e.response.status_code
+            return code if code is not None else str(e)
+        return 'connected'
+    assert asyncio.run(asyncio.wait_for(run(), 10)) == 400
+
+
+def test_bearer_subprotocol_rule_only_for_subprotocol_tokens():
+    g = _gw()
+    # A token from the query (or the Authorization header) with other
+    # subprotocols offered: no rule, no answer, as before.
+    ws = ws_handshake(g.port, make_token(unique_user()),
+                      headers={'Sec-WebSocket-Protocol': 'chat'})
+    assert 'sec-websocket-protocol' not in ws.headers, ws.headers
+    ws.close_cleanly()
+    ws = ws_handshake(g.port, headers={
+        'Authorization': 'Bearer ' + make_token(unique_user()),
+        'Sec-WebSocket-Protocol': 'chat'})
+    assert 'sec-websocket-protocol' not in ws.headers, ws.headers
+    ws.close_cleanly()
+
+
+def test_bearer_subprotocol_on_an_endpoint_needs_its_subprotocol():
+    """On an [endpoint.NAME] path the answered subprotocol is the
+    endpoint's (its own, or "mcp" for protocol jsonrpc): a bearer-subprotocol
+    client must offer that one, and offering mcpgw there does not help."""
+    with Gateway({'endpoint.v1': {'path': '/v1', 'protocol': 'mcpgw',
+                                  'subprotocol': 'v1.example'},
+                  'endpoint.tools': {'path': '/mcp/tools', 'protocol': 'jsonrpc',
+                                     'plugin': 'mcp_stdio', 'command': '/bin/cat'},
+                  'log': {'level': 'info'}}) as g:
+        for path, answered, welcome in (('/v1', 'v1.example', True), ('/mcp/tools', 'mcp', False)):
+            token = make_token(unique_user())
+            for offer in ('mcpgw.bearer.' + token, 'mcpgw.bearer.%s, mcpgw' % token):
+                raw = upgrade_request(path, headers={'Sec-WebSocket-Protocol': offer})
+                body = _expect_refusal(g, raw, 400, 'subprotocol_missing', answered.encode(),
+                                       event='websocket_handshake_rejected')
+                assert b'alongside' in body, body
+            ws = ws_handshake(g.port, path=path, read_welcome=welcome, headers={
+                'Sec-WebSocket-Protocol': '%s, mcpgw.bearer.%s' % (answered,
+                                                                   make_token(unique_user()))})
+            assert ws.headers.get('sec-websocket-protocol') == answered, ws.headers
+            ws.close_cleanly()

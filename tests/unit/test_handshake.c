@@ -444,6 +444,90 @@ TEST(token_too_long)
     CHECK_EQ_INT(tok("GET /ws HTTP/1.1\r\nAuthorization: Bearer a\r\n\r\n", NULL, 0), -1);
 }
 
+/* Runs mcpgw_extract_token_from on a parsed head. */
+static long tok_from(const char *head, char *out, size_t cap, mcpgw_token_source *src)
+{
+    *src = (mcpgw_token_source)-1;
+    if (!parse(head))
+        return -99;
+    return mcpgw_extract_token_from(&req, out, cap, src);
+}
+
+TEST(token_from_subprotocol)
+{
+    char out[64];
+    mcpgw_token_source src;
+
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: mcpgw, mcpgw.bearer.abc.d-f\r\n\r\n",
+                          out, sizeof out, &src), 7);
+    CHECK_EQ_STR(out, "abc.d-f");
+    CHECK_EQ_INT(src, MCPGW_TOKEN_SUBPROTOCOL);
+    /* Alone, first, in a second header: the same. */
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: mcpgw.bearer.t\r\n\r\n",
+                          out, sizeof out, &src), 1);
+    CHECK_EQ_INT(src, MCPGW_TOKEN_SUBPROTOCOL);
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nsec-websocket-protocol: chat\r\n"
+                          "Sec-WebSocket-Protocol:  mcpgw.bearer.t2 , mcp\r\n\r\n",
+                          out, sizeof out, &src), 2);
+    CHECK_EQ_STR(out, "t2");
+    CHECK_EQ_INT(src, MCPGW_TOKEN_SUBPROTOCOL);
+    /* The prefix alone, or another spelling of it, is no token. */
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: mcpgw.bearer.\r\n\r\n",
+                          out, sizeof out, &src), 0);
+    CHECK_EQ_INT(src, MCPGW_TOKEN_NONE);
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: MCPGW.BEARER.x\r\n\r\n",
+                          out, sizeof out, &src), 0);
+    CHECK_EQ_INT(src, MCPGW_TOKEN_NONE);
+    /* Too long for out: still from the subprotocol. */
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: mcpgw.bearer.12345678\r\n\r\n",
+                          out, 8, &src), -1);
+    CHECK_EQ_INT(src, MCPGW_TOKEN_SUBPROTOCOL);
+}
+
+TEST(token_source)
+{
+    char out[64];
+    mcpgw_token_source src;
+
+    /* The query wins over the header, which wins over the subprotocol. */
+    CHECK_EQ_INT(tok_from("GET /ws?token=q HTTP/1.1\r\nAuthorization: Bearer h\r\n"
+                          "Sec-WebSocket-Protocol: mcpgw.bearer.s\r\n\r\n", out, sizeof out, &src), 1);
+    CHECK_EQ_STR(out, "q");
+    CHECK_EQ_INT(src, MCPGW_TOKEN_QUERY);
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nAuthorization: Bearer h\r\n"
+                          "Sec-WebSocket-Protocol: mcpgw.bearer.s\r\n\r\n", out, sizeof out, &src), 1);
+    CHECK_EQ_STR(out, "h");
+    CHECK_EQ_INT(src, MCPGW_TOKEN_HEADER);
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nAuthorization: Bearer \r\n"
+                          "Sec-WebSocket-Protocol: mcpgw.bearer.s\r\n\r\n", out, sizeof out, &src), 1);
+    CHECK_EQ_STR(out, "s");
+    CHECK_EQ_INT(src, MCPGW_TOKEN_SUBPROTOCOL);
+    /* A malformed query token is from the query; an empty one is none. */
+    CHECK_EQ_INT(tok_from("GET /ws?token=%zz HTTP/1.1\r\n\r\n", out, sizeof out, &src), -1);
+    CHECK_EQ_INT(src, MCPGW_TOKEN_QUERY);
+    CHECK_EQ_INT(tok_from("GET /ws?token= HTTP/1.1\r\n"
+                          "Sec-WebSocket-Protocol: mcpgw.bearer.s\r\n\r\n", out, sizeof out, &src), 0);
+    CHECK_EQ_INT(src, MCPGW_TOKEN_NONE);
+    CHECK_EQ_INT(tok_from("GET /ws HTTP/1.1\r\nHost: h\r\n\r\n", out, sizeof out, &src), 0);
+    CHECK_EQ_INT(src, MCPGW_TOKEN_NONE);
+    /* mcpgw_extract_token gives the same token. */
+    CHECK_EQ_INT(tok("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: mcpgw.bearer.s\r\n\r\n",
+                     out, sizeof out), 1);
+    CHECK_EQ_STR(out, "s");
+}
+
+TEST(offers_subprotocol)
+{
+    CHECK(parse("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: mcpgw.bearer.x, mcpgw\r\n\r\n"));
+    CHECK(mcpgw_handshake_offers_subprotocol(&req, "mcpgw"));
+    CHECK(!mcpgw_handshake_offers_subprotocol(&req, "mcp"));
+    CHECK(parse("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: mcpgw.bearer.mcpgw\r\n\r\n"));
+    CHECK(!mcpgw_handshake_offers_subprotocol(&req, "mcpgw"));
+    CHECK(parse("GET /ws HTTP/1.1\r\nSec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: mcp\r\n\r\n"));
+    CHECK(mcpgw_handshake_offers_subprotocol(&req, "mcp"));
+    CHECK(!mcpgw_handshake_offers_subprotocol(&req, "mcpgw"));
+}
+
 int main(void)
 {
     RUN(valid_upgrade);
@@ -468,5 +552,8 @@ int main(void)
     RUN(token_query_wins);
     RUN(token_empty_or_none);
     RUN(token_too_long);
+    RUN(token_from_subprotocol);
+    RUN(token_source);
+    RUN(offers_subprotocol);
     return UNIT_SUMMARY();
 }
