@@ -25,7 +25,8 @@ enum {
     MCPGW_ERR_KINDS
 };
 
-#define MCPGW_REJECT_REASONS 32     /* distinct upgrade-rejection reasons kept */
+#define MCPGW_REJECT_REASONS 64     /* distinct upgrade-rejection reasons kept: room for
+                                       every reason the gateway gives (about 40) */
 #define MCPGW_CLOSE_CODES 16        /* 1000..1015; others count as "other" */
 #define MCPGW_HIST_BUCKETS 12
 
