@@ -816,6 +816,12 @@ static void set_log(parse_ctx *p, const char *name, const char *value)
             bad_value(p, name, value, "debug, info, warn, error or off");
         else
             p->cfg->log_level = level;
+    } else if (strcmp(name, "access") == 0) {
+        int b = parse_bool(value);
+        if (b < 0)
+            bad_value(p, name, value, "true or false");
+        else
+            p->cfg->log_access = b;
     } else {
         line_error(p, "unknown key '%s' in [%s]", name, p->section);
     }

@@ -108,6 +108,7 @@ typedef struct mcpgw_config {
     int heartbeat_interval_ms;      /* 30000 */
     /* [log] */
     int log_level;                  /* MCPGW_LOG_* from log.h; default info */
+    int log_access;                 /* [log] access: one line per HTTP request / upgrade */
     /* [plugins] */
     char *plugins_dir;              /* default: the install dir */
     /* [handler.*] in order of first appearance */

@@ -146,6 +146,7 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     c->srv = srv;
     c->refs = 1;
     c->id = mcpgw_limits_next_conn_id(srv->gw->limits);     /* unique across workers */
+    c->accepted_at = mcpgw_clock_seconds(&srv->clock);
     c->state = MCPGW_CONN_HTTP;
     format_peer(addr, c->peer, sizeof(c->peer));
 

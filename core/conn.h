@@ -59,6 +59,8 @@ struct mcpgw_conn {
     json_t *claims;                 /* the token's claims (owned reference) */
     int holds_user_slot;
     int http_head;                  /* a HEAD request: answers carry no body */
+    double accepted_at;             /* clock seconds of the TCP accept (access log) */
+    const struct mcpgw_http_request *http_req; /* the request being answered, or NULL */
     long long valid_until;          /* the token's exp + leeway (s); 0: it never ends */
     const mcpgw_protocol *protocol; /* set by the upgrade */
 

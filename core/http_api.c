@@ -17,6 +17,7 @@
 #include "json_read.h"
 #include "json_write.h"
 #include "log.h"
+#include "access_log.h"
 #include "metrics.h"
 #include "server.h"
 #include "transport.h"
@@ -41,6 +42,7 @@ static void respond(mcpgw_conn *c, int status, const char *ctype, const char *ex
                         status, mcpgw_http_reason(status), ctype, len, extra ? extra : "");
     if (len && !c->http_head)       /* HEAD: the headers GET would have, no body */
         evbuffer_add(out, body, len);
+    mcpgw_access_log(c, c->http_req, status, c->http_head ? 0 : len, NULL, NULL);
 }
 
 /* Answers with a JSON body (stolen). */

@@ -12,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "access_log.h"
 #include "auth.h"
 #include "conn.h"
 #include "handshake.h"
@@ -36,16 +37,25 @@ static void http_reject(mcpgw_conn *c, int status, const char *extra, const char
     char resp[1024];
     size_t n = mcpgw_http_format_response(resp, sizeof(resp), status, extra, body);
     int level = status == 401 || status == 429 ? MCPGW_LOG_WARN : MCPGW_LOG_INFO;
+    const mcpgw_http_request *req = c->http_req;
 
     mcpgw_metrics_reject(srv->metrics, reason);
     if (status == 401)
         srv->metrics->errors[MCPGW_ERR_AUTH]++;
+    /* a browser's favicon.ico is no news */
+    if (req && req->path.len == 12 && memcmp(req->path.p, "/favicon.ico", 12) == 0)
+        level = MCPGW_LOG_DEBUG;
 
-    if (mcpgw_log_enabled(&srv->gw->log, level))
-        mcpgw_log_event(&srv->gw->log, level, event,
-                        json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status,
-                                  "ip", c->peer),
-                        mcpgw_clock_iso(&srv->clock));
+    if (mcpgw_log_enabled(&srv->gw->log, level)) {
+        json_t *f = json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status, "ip",
+                              c->peer);
+        if (f && req) {     /* the path, never the query: it may carry a token */
+            json_object_set_new(f, "method", json_stringn(req->method.p, req->method.len));
+            json_object_set_new(f, "path", json_stringn(req->path.p, req->path.len));
+        }
+        mcpgw_log_event(&srv->gw->log, level, event, f, mcpgw_clock_iso(&srv->clock));
+    }
+    mcpgw_access_log(c, req, status, n, NULL, reason);
     if (n)
         evbuffer_add(mcpgw_transport_out(c->transport), resp, n);
     mcpgw_conn_drain(c);
@@ -148,7 +158,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
                             json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "reason",
-                                      "claim_required", "userId", user, "endpoint", ep->type,
+                                      "claim_required", "user", user, "endpoint", ep->type,
                                       "claim", ep->claim_name, "status", 403, "ip", c->peer),
                             mcpgw_clock_iso(&srv->clock));
         http_reject(c, 403, NULL, "Forbidden: this endpoint requires another claim",
@@ -182,7 +192,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
                             json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "reason", "connection_limit",
-                                      "userId", user, "connections",
+                                      "user", user, "connections",
                                       count,
                                       "limit", srv->gw->cfg->max_connections_per_user,
                                       "status", 429, "ip", c->peer),
@@ -229,12 +239,13 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
 
     srv->metrics->upgrades_accepted++;
+    mcpgw_access_log(c, req, 101, strlen(resp), user, NULL);
     mcpgw_conn_stop_linger(c);          /* the handshake timer */
     mcpgw_ws_session_start(c);
     mcpgw_conn_arm_expiry(c);           /* now the token's end */
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO)) {
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_auth_success",
-                        json_pack("{s:s, s:i}", "userId", user, "connections", count),
+                        json_pack("{s:s, s:i}", "user", user, "connections", count),
                         mcpgw_clock_iso(&srv->clock));
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_connection",
                         json_pack("{s:s, s:I, s:s}", "user", user, "connection",
@@ -246,7 +257,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
 
 /* Reads the request head; returns 1 when the connection moved on (upgraded
  * or answered), 0 when more bytes are needed. */
-int mcpgw_upgrade_read_http(mcpgw_conn *c)
+static int read_http(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
     struct evbuffer *in = c->transport->in;
@@ -284,6 +295,7 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
     case MCPGW_HTTP_OK:
         break;
     }
+    c->http_req = &req;     /* for log lines, until read_http returns */
     /* Before anything reads a header: what a proxy might frame otherwise. */
     reason = mcpgw_http_check_framing(&req, &body);
     if (reason) {
@@ -334,4 +346,13 @@ int mcpgw_upgrade_read_http(mcpgw_conn *c)
     if (c->state != MCPGW_CONN_GONE)
         evbuffer_drain(in, req.head_len);
     return 1;
+}
+
+/* The caller holds a reference on c: it is still memory when this returns. */
+int mcpgw_upgrade_read_http(mcpgw_conn *c)
+{
+    int moved_on = read_http(c);
+
+    c->http_req = NULL;     /* it pointed at read_http's request */
+    return moved_on;
 }

@@ -120,7 +120,7 @@ def test_auth_failures_logged_without_token():
         rejected(None, g)
         good = make_token('leak-check-ok')
         accepted(good, g).close_cleanly()
-        g.wait_log('websocket_auth_success', lambda r: r.get('userId') == 'leak-check-ok')
+        g.wait_log('websocket_auth_success', lambda r: r.get('user') == 'leak-check-ok')
         fails = g.logs('websocket_auth_failed')
         assert len(fails) >= len(tokens) + 1, fails
         for r in fails:
@@ -140,7 +140,7 @@ def test_auth_success_logged():
     user = unique_user('succ')
     ws = accepted(make_token(user))
     try:
-        r = gw().wait_log('websocket_auth_success', lambda r: r.get('userId') == user)
+        r = gw().wait_log('websocket_auth_success', lambda r: r.get('user') == user)
         assert r.get('connections') == 1, r
         gw().wait_log('websocket_connection', lambda r: r.get('user') == user)
     finally:
@@ -227,7 +227,7 @@ def test_user_from_sub_without_id():
     user = unique_user('sub')
     ws = accepted(make_token(claims={'sub': user}))
     try:
-        gw().wait_log('websocket_auth_success', lambda r: r.get('userId') == user)
+        gw().wait_log('websocket_auth_success', lambda r: r.get('user') == user)
     finally:
         ws.close_cleanly()
 
@@ -236,7 +236,7 @@ def test_id_wins_over_sub():
     user = unique_user('idwins')
     ws = accepted(make_token(claims={'id': user, 'sub': 'someone-else'}))
     try:
-        gw().wait_log('websocket_auth_success', lambda r: r.get('userId') == user)
+        gw().wait_log('websocket_auth_success', lambda r: r.get('user') == user)
     finally:
         ws.close_cleanly()
 
@@ -245,7 +245,7 @@ def test_numeric_id():
     n = int(time.time() * 1000) % 1000000000 + 7
     ws = accepted(make_token(claims={'id': n}))
     try:
-        gw().wait_log('websocket_auth_success', lambda r: str(r.get('userId')) == str(n))
+        gw().wait_log('websocket_auth_success', lambda r: str(r.get('user')) == str(n))
     finally:
         ws.close_cleanly()
 
@@ -266,7 +266,7 @@ def test_configured_user_claim():
     with Gateway({'auth': {'user_claim': 'uid'}}) as g:
         user = unique_user('uid')
         ws = accepted(make_token(claims={'uid': user, 'sub': 'fallback'}), g)
-        g.wait_log('websocket_auth_success', lambda r: r.get('userId') == user)
+        g.wait_log('websocket_auth_success', lambda r: r.get('user') == user)
         ws.close_cleanly()
 
 

@@ -281,3 +281,37 @@ def test_process_cpu_never_goes_back_when_a_worker_is_replaced():
                    what='both workers replaced')
         after = _metrics(g.port)['process_cpu_seconds_total']
         assert after >= before, (before, after)
+
+
+def test_access_log_rejection_fields_and_a_quiet_favicon():
+    """[log] access = true: one "access" line per HTTP request and upgrade
+    (status, method, path without the query, duration, bytes, user or
+    reason). Rejection lines name the method and path; a favicon.ico 404 is
+    not logged at info; auth lines say "user" like every other event."""
+    with Gateway({'log': {'level': 'info', 'access': 'true'}}) as g:
+        user = unique_user()
+        token = make_token(user)
+        ws = ws_handshake(g.port, token)
+        ws.close_cleanly()
+        http_request(g.port, b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        http_request(g.port, b'GET /nowhere?token=secret-in-query HTTP/1.1\r\nHost: x\r\n\r\n')
+        http_request(g.port, b'GET /favicon.ico HTTP/1.1\r\nHost: x\r\n\r\n')
+        wait_until(lambda: len(g.logs('access')) >= 4, timeout=5, what='4 access lines')
+        acc = g.logs('access')
+        up = [r for r in acc if r['status'] == 101]
+        assert up and up[0]['user'] == user and up[0]['path'] == '/ws' and \
+            up[0]['method'] == 'GET' and up[0]['duration_ms'] >= 0, acc
+        assert any(r['status'] == 200 and r['path'] == '/healthz' and r['bytes'] > 0 for r in acc)
+        nf = [r for r in acc if r.get('path') == '/nowhere']
+        assert nf and nf[0]['status'] == 404 and nf[0]['reason'] == 'not_found', acc
+        assert 'secret-in-query' not in g.stderr_text(), 'a query reached the log'
+        assert token not in g.stderr_text()
+        rej = [r for r in g.logs('http_request_rejected') if r.get('path') == '/nowhere']
+        assert rej and rej[0]['method'] == 'GET', g.logs('http_request_rejected')
+        assert not [r for r in g.logs('http_request_rejected') if r.get('path') == '/favicon.ico']
+        ok = g.logs('websocket_auth_success')
+        assert ok and ok[0].get('user') == user and 'userId' not in ok[0], ok
+    with Gateway({'log': {'level': 'info'}}) as g:      # off by default
+        http_request(g.port, b'GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n')
+        time.sleep(0.2)
+        assert not g.logs('access')
