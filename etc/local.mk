@@ -97,3 +97,11 @@ mcpgw-install-dirs:
 	@echo 'systemdsystemunitdir=$(systemdsystemunitdir)'
 	@echo 'mcpgwconfddir=$(mcpgwconfddir)'
 	@echo 'version=$(PACKAGE_VERSION)'
+
+# The client library goes to $(libdir): a system-wide install (no DESTDIR,
+# as root) refreshes the dynamic linker's cache, so a program linked with
+# -lmcpgw-client runs at once; otherwise run `ldconfig` yourself.
+install-exec-hook:
+	@if test -z '$(DESTDIR)' && test "`id -u`" = 0 && command -v ldconfig >/dev/null 2>&1; then \
+	  echo " ldconfig"; ldconfig || :; \
+	fi
