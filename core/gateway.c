@@ -68,6 +68,11 @@ static int tls_setup(mcpgw_gateway *gw)
      * hash OpenSSL 3.0 keeps until SSL_free. SSL_free_buffers(), disabling
      * tickets and malloc tuning were measured and change nothing. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* Read what the socket has in one read(), not a 5-byte record header
+     * and then its body (three reads per record with the final EAGAIN);
+     * the transport drains with SSL_has_pending(), which sees records read
+     * ahead but not yet decrypted. */
+    SSL_CTX_set_read_ahead(ctx, 1);
 #ifdef SSL_OP_ENABLE_KTLS
     /* Kernel TLS where this OpenSSL and kernel have it; else nothing changes. */
     SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);

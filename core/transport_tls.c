@@ -307,10 +307,15 @@ static void tls_read_cb(evutil_socket_t fd, short what, void *arg)
             return;
         }
         got += (size_t)n;
+        /* Nothing left in OpenSSL: another SSL_read would only meet EAGAIN
+         * on the socket (its read event is level-triggered: more bytes
+         * bring us back). */
+        if (!SSL_has_pending(s->ssl))
+            break;
     }
     tls_update_events(s);
-    if (SSL_pending(s->ssl) > 0 && s->reading)
-        event_active(s->read_ev, EV_READ, 0);     /* decrypted, not yet taken */
+    if (s->reading && SSL_has_pending(s->ssl))
+        event_active(s->read_ev, EV_READ, 0);     /* read (ahead) or decrypted, not yet taken */
     if (got)
         t->cbs->readable(t->owner);
 }
@@ -348,7 +353,7 @@ static void tls_set_reading(mcpgw_transport *t, int on)
 
     s->reading = on != 0;
     tls_update_events(s);
-    if (on && s->handshaken && SSL_pending(s->ssl) > 0)
+    if (on && s->handshaken && SSL_has_pending(s->ssl))
         event_active(s->read_ev, EV_READ, 0);
 }
 
