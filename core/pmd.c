@@ -254,6 +254,13 @@ void mcpgw_pmd_state_free(mcpgw_pmd_state *st)
     free_deflater(st->deflater);
     free_inflater(st->inflater);
     st->deflater = st->inflater = NULL;
+    st->deflater_stale = 0;
+}
+
+void mcpgw_pmd_state_restart(mcpgw_pmd_state *st)
+{
+    /* a deflater not made yet starts empty anyway */
+    st->deflater_stale = st->deflater != NULL;
 }
 
 static z_stream *new_deflater(int level, int mem_level, int bits)
@@ -286,8 +293,16 @@ static z_stream *deflater_for(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
     int i = p->server_window_bits - 8;
 
     if (!p->server_no_context_takeover && st) {
-        if (!st->deflater)
+        if (!st->deflater) {
             st->deflater = new_deflater(pool->level, pool->mem_level, p->server_window_bits);
+        } else if (st->deflater_stale) {
+            /* The peer's window has moved on with a message this stream did
+             * not see: no back-reference into its old window may follow. The
+             * last message ended with a sync flush, so the next starts on a
+             * byte boundary with a new block, as a fresh stream's does. */
+            deflateReset(st->deflater);
+        }
+        st->deflater_stale = 0;
         return st->deflater;
     }
     if (!pool->deflaters[i])

@@ -8,7 +8,9 @@
  * the server's pool (one per window size in use, reset after each message),
  * so an idle connection costs nothing for compression. The same holds for
  * inflating with client_no_context_takeover. Only when context takeover is
- * negotiated does a connection keep its own stream, allocated on first use.
+ * negotiated does a connection keep its own stream, allocated on first use,
+ * and then only for the messages sent to it alone: a broadcast is compressed
+ * once, from an empty window, for every recipient (mcpgw_pmd_state_restart).
  *
  * Ownership: a pool owns its streams; mcpgw_pmd_state owns the streams of
  * one connection; output buffers are the caller's.
@@ -65,9 +67,19 @@ void mcpgw_pmd_pool_free(mcpgw_pmd_pool *pool);
 typedef struct mcpgw_pmd_state {
     z_stream *deflater;
     z_stream *inflater;
+    int deflater_stale;             /* restart from an empty window before the next message */
 } mcpgw_pmd_state;
 
 void mcpgw_pmd_state_free(mcpgw_pmd_state *st);
+
+/* The connection was sent a compressed message that its own deflater did
+ * not produce (a broadcast frame shared by every recipient, compressed once
+ * from an empty window): the peer's inflater window now holds that message,
+ * so the deflater's next message starts from an empty window too (a
+ * deflateReset, done lazily: nothing happens unless another message is
+ * compressed for this connection). RFC 7692 7.2.1: with context takeover
+ * the sender MAY reuse the window; it need not. */
+void mcpgw_pmd_state_restart(mcpgw_pmd_state *st);
 
 /* Compresses in[0..len) as one message for a connection with params p:
  * returns a malloc'd buffer (*out_len bytes, the trailing 00 00 ff ff

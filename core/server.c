@@ -215,11 +215,16 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 /* ----------------------------------------------------------- broadcast */
 
 /* A broadcast is serialised once (by the worker where it starts), framed
- * once uncompressed and compressed once per deflate window in use by
- * connections without context takeover; every recipient's buffer references
- * those shared frames. Only a connection with its own compression context
- * gets its own copy. With user set, only that user's connections receive
- * it. Returns the number of this worker's recipients. */
+ * once uncompressed and compressed once per deflate window in use, from an
+ * empty window; every recipient's buffer references those shared frames.
+ * That includes connections with context takeover: deflating a large
+ * message once per recipient held the loop for seconds (issue 15, item 9),
+ * and RFC 7692 7.2.1 lets a sender start any message from an empty window.
+ * Such a connection's own deflater restarts before its next message
+ * (mcpgw_pmd_state_restart), since its peer's window now ends with the
+ * broadcast. The work per broadcast is one deflate per window size in use,
+ * whatever the number of recipients. With user set, only that user's
+ * connections receive it. Returns the number of this worker's recipients. */
 static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpgw_conn *except,
                            const char *user)
 {
@@ -238,11 +243,6 @@ static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpg
         if (c->state != MCPGW_CONN_OPEN || c == except ||
             (user && (!c->user || strcmp(c->user, user) != 0)))
             continue;
-        if (compress && c->pmd.enabled && !c->pmd.server_no_context_takeover) {
-            if (mcpgw_conn_send_text(c, text, len) == 0)
-                sent++;
-            continue;
-        }
         slot = compress && c->pmd.enabled ? &deflated[c->pmd.server_window_bits - 8] : &plain;
         if (!*slot) {
             if (slot == &plain) {
@@ -258,8 +258,11 @@ static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpg
             if (!*slot)
                 continue;
         }
-        if (mcpgw_conn_send_payload(c, *slot) == 0)
+        if (mcpgw_conn_send_payload(c, *slot) == 0) {
+            if (slot != &plain && !c->pmd.server_no_context_takeover)
+                mcpgw_pmd_state_restart(&c->pmd_state);
             sent++;
+        }
     }
     mcpgw_payload_unref(plain);
     for (int i = 0; i < MCPGW_PMD_WINDOWS; i++)

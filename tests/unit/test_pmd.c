@@ -84,7 +84,7 @@ TEST(test_declined)
 TEST(test_round_trip_and_limits)
 {
     mcpgw_pmd_pool pool;
-    mcpgw_pmd_state st = { NULL, NULL };
+    mcpgw_pmd_state st = { NULL, NULL, 0 };
     mcpgw_pmd_params p = { 1, 1, 1, 10, 10 };
     size_t n = 100000, zlen, olen;
     uint8_t *in = malloc(n), *z, *out;
@@ -128,11 +128,89 @@ TEST(test_round_trip_and_limits)
     free(in);
 }
 
+/* A broadcast frame compressed once from an empty window (the pool's
+ * stream) between two messages of a connection's own context-takeover
+ * stream: one long-lived inflater on the peer's side decodes all three when
+ * the own stream restarts after the shared frame, and not without. */
+TEST(test_shared_frame_between_own_messages)
+{
+    mcpgw_pmd_pool pool;
+    mcpgw_pmd_state own = { NULL, NULL, 0 }, stale = { NULL, NULL, 0 };
+    mcpgw_pmd_state peer = { NULL, NULL, 0 }, peer2 = { NULL, NULL, 0 };
+    mcpgw_pmd_params p = { 1, 0, 0, 10, 10 };   /* context takeover both ways */
+    /* the direct message fits in the 2^10 window (less zlib's lookahead) */
+    size_t nd = 700, nb = 3000, n[3] = { 700, 3000, 700 }, len[3], slen[3], olen;
+    uint8_t *direct = malloc(nd), *bcast = malloc(nb), *z[3], *zs[3], *out;
+    const uint8_t *plain[3];
+    uint32_t x = 12345;
+
+    mcpgw_pmd_pool_init(&pool, 6, 8);
+    for (size_t i = 0; i < nd; i++) {
+        x = x * 1103515245u + 12345u;
+        direct[i] = (uint8_t)('a' + (x >> 16) % 26);
+    }
+    for (size_t i = 0; i < nb; i++)
+        bcast[i] = (uint8_t)("0123456789abcdefghijklmnopqrstuvwxyz"[(i * 7) % 36]);
+    plain[0] = direct;
+    plain[1] = bcast;
+    plain[2] = direct;
+
+    z[0] = mcpgw_pmd_deflate(&pool, &own, &p, direct, nd, &len[0]);
+    zs[0] = mcpgw_pmd_deflate(&pool, &stale, &p, direct, nd, &slen[0]);
+    /* the broadcast: pooled stream, reset, whatever the connection's mode */
+    z[1] = mcpgw_pmd_deflate(&pool, NULL, &p, bcast, nb, &len[1]);
+    zs[1] = z[1] ? malloc(len[1]) : NULL;
+    if (zs[1])
+        memcpy(zs[1], z[1], slen[1] = len[1]);
+    mcpgw_pmd_state_restart(&own);
+    CHECK(own.deflater_stale);
+    z[2] = mcpgw_pmd_deflate(&pool, &own, &p, direct, nd, &len[2]);
+    CHECK(!own.deflater_stale);
+    zs[2] = mcpgw_pmd_deflate(&pool, &stale, &p, direct, nd, &slen[2]);
+    CHECK(z[0] && z[1] && z[2] && zs[0] && zs[1] && zs[2]);
+    /* the stale stream took the repeat from its own window: far smaller */
+    CHECK(slen[2] < len[2] / 4);
+
+    for (int i = 0; i < 3; i++) {
+        CHECK_EQ_INT(mcpgw_pmd_inflate(&pool, &peer, &p, z[i], len[i], nb, &out, &olen),
+                     MCPGW_PMD_OK);
+        CHECK(out && olen == n[i] && memcmp(out, plain[i], n[i]) == 0);
+        free(out);
+    }
+    /* without the restart the third message points into a window the peer
+     * no longer has: corrupt or wrong */
+    for (int i = 0; i < 3; i++) {
+        mcpgw_pmd_result r = mcpgw_pmd_inflate(&pool, &peer2, &p, zs[i], slen[i], nb, &out,
+                                               &olen);
+        if (i < 2)
+            CHECK(r == MCPGW_PMD_OK && olen == n[i] && memcmp(out, plain[i], n[i]) == 0);
+        else
+            CHECK(r != MCPGW_PMD_OK || olen != n[i] || memcmp(out, plain[i], n[i]) != 0);
+        free(out);
+    }
+    /* a restart before the first message costs nothing: no stream yet */
+    mcpgw_pmd_state_free(&own);
+    mcpgw_pmd_state_restart(&own);
+    CHECK(!own.deflater_stale && own.deflater == NULL);
+
+    for (int i = 0; i < 3; i++) {
+        free(z[i]);
+        free(zs[i]);
+    }
+    mcpgw_pmd_state_free(&stale);
+    mcpgw_pmd_state_free(&peer);
+    mcpgw_pmd_state_free(&peer2);
+    mcpgw_pmd_pool_free(&pool);
+    free(direct);
+    free(bcast);
+}
+
 int main(void)
 {
     RUN(test_default_offer);
     RUN(test_parameters_and_order);
     RUN(test_declined);
     RUN(test_round_trip_and_limits);
+    RUN(test_shared_frame_between_own_messages);
     return UNIT_SUMMARY();
 }
