@@ -243,7 +243,14 @@ static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpg
         if (c->state != MCPGW_CONN_OPEN || c == except ||
             (user && (!c->user || strcmp(c->user, user) != 0)))
             continue;
-        slot = compress && c->pmd.enabled ? &deflated[c->pmd.server_window_bits - 8] : &plain;
+        if (compress && c->pmd.enabled) {
+            slot = &deflated[c->pmd.server_window_bits - 8];
+            /* before the send: should it fail, only a window is lost */
+            if (!c->pmd.server_no_context_takeover)
+                mcpgw_pmd_state_restart(&c->pmd_state);
+        } else {
+            slot = &plain;
+        }
         if (!*slot) {
             if (slot == &plain) {
                 *slot = mcpgw_payload_new_frame(MCPGW_WS_OP_TEXT, 0, text, len);
@@ -258,11 +265,8 @@ static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpg
             if (!*slot)
                 continue;
         }
-        if (mcpgw_conn_send_payload(c, *slot) == 0) {
-            if (slot != &plain && !c->pmd.server_no_context_takeover)
-                mcpgw_pmd_state_restart(&c->pmd_state);
+        if (mcpgw_conn_send_payload(c, *slot) == 0)
             sent++;
-        }
     }
     mcpgw_payload_unref(plain);
     for (int i = 0; i < MCPGW_PMD_WINDOWS; i++)
