@@ -323,27 +323,33 @@ size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *use
 
 /* ------------------------------------------------------------------ bus */
 
-/* At most this many messages from other workers per loop iteration; the
- * rest wait for the next one, so local clients are served in between. */
+/* At most this many messages from other workers per loop iteration, and
+ * no more once this many bytes of them were delivered (at least one
+ * message goes each time: compressing a large broadcast is the costly part,
+ * ~35 ms for 1 MB); the rest wait for the next iteration, so local clients
+ * are served in between. */
 #define BUS_BUDGET 64
+#define BUS_BUDGET_BYTES ((size_t)1 << 20)
 
 static void bus_cb(evutil_socket_t fd, short what, void *arg)
 {
     mcpgw_server *srv = arg;
     mcpgw_bus *bus = srv->gw->bus;
     const char *user, *text;
-    size_t len;
+    size_t len, bytes = 0;
     int n = 0;
 
     (void)fd;
     (void)what;
     for (;;) {
-        while (n < BUS_BUDGET && mcpgw_bus_peek(bus, srv->worker_id, &user, &text, &len)) {
+        while (n < BUS_BUDGET && bytes < BUS_BUDGET_BYTES &&
+               mcpgw_bus_peek(bus, srv->worker_id, &user, &text, &len)) {
             deliver_text(srv, text, len, NULL, user);
             mcpgw_bus_done(bus, srv->worker_id);
             n++;
+            bytes += len;
         }
-        if (n >= BUS_BUDGET) {
+        if (n >= BUS_BUDGET || bytes >= BUS_BUDGET_BYTES) {
             /* more after the next poll (an event_active here would run
              * before any socket is looked at again) */
             static const struct timeval now = { 0, 0 };
