@@ -24,6 +24,7 @@
 
 #include "mcpgw/plugin.h"
 #include "pmd.h"
+#include "ws_frame.h"
 
 typedef struct mcpgw_server mcpgw_server;
 typedef struct mcpgw_payload mcpgw_payload;
@@ -67,8 +68,13 @@ struct mcpgw_conn {
     /* -- the WebSocket session (ws_session.c) */
     uint8_t *msg;                   /* reassembly of a data message */
     size_t msg_len, msg_cap;
-    int msg_opcode;                 /* TEXT/BINARY while a fragmented message is open, else 0 */
+    int msg_opcode;                 /* TEXT/BINARY while a message is open, else 0 */
     int msg_compressed;             /* the open message had RSV1 on its first frame */
+    uint32_t msg_utf8;              /* UTF-8 validator state over the open text
+                                       message so far (uncompressed only) */
+    mcpgw_ws_frame_header frame;    /* the data frame whose payload is arriving */
+    uint64_t frame_got;             /* payload bytes of it read so far */
+    int frame_open;                 /* 1 while its payload is still arriving */
     mcpgw_pmd_params pmd;           /* permessage-deflate in force (pmd.enabled) */
     mcpgw_pmd_state pmd_state;      /* own zlib streams: context takeover only */
     double rate_tokens;             /* inbound rate limit: the token bucket */

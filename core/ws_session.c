@@ -26,6 +26,8 @@
 
 /* The reply scratch buffer keeps up to this much capacity between replies. */
 #define MCPGW_REPLY_TEXT_KEEP 65536
+/* A connection's reassembly buffer keeps up to this much between messages. */
+#define MCPGW_MSG_KEEP 65536
 
 static void conn_fail(mcpgw_conn *c, unsigned code, const char *why);
 static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t *p);
@@ -299,12 +301,11 @@ static int rate_limit_admit(mcpgw_conn *c)
     return 0;
 }
 
-/* Appends a data frame's payload to the message being assembled; delivers
- * it when FIN. Returns -1 when the connection was failed or closed. */
-static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evbuffer *in)
+/* A data frame's header has arrived: checks where it stands in the message
+ * (a first frame or a continuation) and opens the message on a first frame.
+ * Returns -1 when the connection was failed. */
+static int data_frame_begin(mcpgw_conn *c, const mcpgw_ws_frame_header *h)
 {
-    size_t len = (size_t)h->payload_len;
-
     if (h->opcode == MCPGW_WS_OP_CONT) {
         if (!c->msg_opcode) {
             conn_fail(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "Unexpected continuation frame");
@@ -317,79 +318,68 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
         }
         c->msg_opcode = h->opcode;
         c->msg_compressed = (h->rsv & 4) != 0;
+        c->msg_utf8 = MCPGW_UTF8_ACCEPT;
         c->msg_len = 0;
     }
-    if (c->msg_len + len > c->msg_cap) {
-        size_t cap = c->msg_cap ? c->msg_cap : 256;
-        uint8_t *m;
+    return 0;
+}
 
-        while (cap < c->msg_len + len)
-            cap *= 2;
-        m = realloc(c->msg, cap);
-        if (!m) {
+/* The last frame of a message has arrived: inflates it when compressed,
+ * checks what is left to check of its UTF-8, and delivers it. Returns -1
+ * when the connection was failed or closed. */
+static int message_complete(mcpgw_conn *c)
+{
+    const uint8_t *data = c->msg ? c->msg : (const uint8_t *)"";
+    size_t data_len = c->msg_len;
+    uint8_t *inflated = NULL;
+    int binary = c->msg_opcode == MCPGW_WS_OP_BINARY;
+
+    if (c->msg_compressed) {
+        switch (mcpgw_pmd_inflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd, c->msg, c->msg_len,
+                                  c->srv->gw->cfg->max_payload, &inflated, &data_len)) {
+        case MCPGW_PMD_OK:
+            data = inflated;
+            break;
+        case MCPGW_PMD_TOO_BIG:
+            conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
+            return -1;
+        case MCPGW_PMD_CORRUPT:
+            conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid compressed data");
+            return -1;
+        case MCPGW_PMD_NOMEM:
             conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
             return -1;
         }
-        c->msg = m;
-        c->msg_cap = cap;
-    }
-    if (len) {      /* an empty first frame leaves c->msg NULL */
-        evbuffer_remove(in, c->msg + c->msg_len, len);
-        mcpgw_ws_unmask(c->msg + c->msg_len, len, h->mask, 0);
-        c->msg_len += len;
-    }
-    if (!h->fin)
-        return 0;
-
-    {
-        const uint8_t *data = c->msg ? c->msg : (const uint8_t *)"";
-        size_t data_len = c->msg_len;
-        uint8_t *inflated = NULL;
-
-        if (c->msg_compressed) {
-            switch (mcpgw_pmd_inflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd, c->msg,
-                                      c->msg_len, c->srv->gw->cfg->max_payload, &inflated,
-                                      &data_len)) {
-            case MCPGW_PMD_OK:
-                data = inflated;
-                break;
-            case MCPGW_PMD_TOO_BIG:
-                conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
-                return -1;
-            case MCPGW_PMD_CORRUPT:
-                conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid compressed data");
-                return -1;
-            case MCPGW_PMD_NOMEM:
-                conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
-                return -1;
-            }
-        }
-        int binary = c->msg_opcode == MCPGW_WS_OP_BINARY;
+        /* Compressed text can only be checked once inflated: whole. */
         if (!binary && !mcpgw_utf8_valid(data, data_len)) {
             free(inflated);
             conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
             return -1;
         }
-        c->msg_opcode = 0;
-        c->msg_compressed = 0;
-        c->srv->metrics->messages[MCPGW_DIR_IN]++;
-        c->srv->metrics->payload_bytes[MCPGW_DIR_IN] += data_len;
-        c->srv->metrics->wire_bytes[MCPGW_DIR_IN] += c->msg_len;
-        if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
-            int gone;
-            mcpgw_conn_ref(c);
-            c->protocol->message(c, data, data_len, binary);
-            gone = c->state == MCPGW_CONN_GONE;
-            mcpgw_conn_unref(c);
-            if (gone) {
-                free(inflated);
-                return -1;
-            }
-        }
-        free(inflated);
+    } else if (!binary && c->msg_utf8 != MCPGW_UTF8_ACCEPT) {
+        /* every byte was checked as it came: only a cut sequence is left */
+        conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+        return -1;
     }
+    c->msg_opcode = 0;
+    c->msg_compressed = 0;
+    c->srv->metrics->messages[MCPGW_DIR_IN]++;
+    c->srv->metrics->payload_bytes[MCPGW_DIR_IN] += data_len;
+    c->srv->metrics->wire_bytes[MCPGW_DIR_IN] += c->msg_len;
+    if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
+        int gone;
+        mcpgw_conn_ref(c);
+        c->protocol->message(c, data, data_len, binary);
+        gone = c->state == MCPGW_CONN_GONE;
+        mcpgw_conn_unref(c);
+        if (gone) {
+            free(inflated);
+            return -1;
+        }
+    }
+    free(inflated);
     /* Do not keep a large buffer for an idle connection. */
-    if (c->msg_cap > 64 * 1024) {
+    if (c->msg_cap > MCPGW_MSG_KEEP) {
         free(c->msg);
         c->msg = NULL;
         c->msg_cap = 0;
@@ -398,7 +388,65 @@ static int handle_data(mcpgw_conn *c, const mcpgw_ws_frame_header *h, struct evb
     return 0;
 }
 
-/* Processes every complete frame in the input buffer. */
+/* Reads what has arrived of the open data frame's payload into the message
+ * being assembled: unmasked, and for uncompressed text checked as UTF-8 at
+ * once, so that a message is failed (1007) as soon as its bytes so far
+ * cannot begin valid text, without waiting for the rest of the frame or for
+ * its other fragments (RFC 6455 8.1, Autobahn 6.4.x). Delivers the message
+ * after its last byte. After our close (CLOSING) the payload is dropped.
+ * Returns -1 when the connection was failed or closed. */
+static int data_frame_read(mcpgw_conn *c, struct evbuffer *in)
+{
+    uint64_t left = c->frame.payload_len - c->frame_got;
+    size_t avail = evbuffer_get_length(in);
+    size_t n = avail < left ? avail : (size_t)left;
+
+    if (c->state != MCPGW_CONN_OPEN) {
+        evbuffer_drain(in, n);
+        c->frame_got += n;
+        if (c->frame_got == c->frame.payload_len)
+            c->frame_open = 0;
+        return 0;
+    }
+    if (c->msg_len + n > c->msg_cap) {
+        size_t need = c->msg_len + n, end = c->msg_len + (size_t)left;
+        size_t cap = c->msg_cap ? c->msg_cap : 256;
+        uint8_t *m;
+
+        while (cap < need)
+            cap *= 2;
+        /* a large message's last frame: no more than it will take */
+        if (c->frame.fin && end > MCPGW_MSG_KEEP && cap > end)
+            cap = end;
+        m = realloc(c->msg, cap);
+        if (!m) {
+            conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
+            return -1;
+        }
+        c->msg = m;
+        c->msg_cap = cap;
+    }
+    if (n) {        /* an empty first frame leaves c->msg NULL */
+        uint8_t *p = c->msg + c->msg_len;
+
+        evbuffer_remove(in, p, n);
+        mcpgw_ws_unmask(p, n, c->frame.mask, (size_t)c->frame_got);
+        if (c->msg_opcode == MCPGW_WS_OP_TEXT && !c->msg_compressed &&
+            (c->msg_utf8 = mcpgw_utf8_feed(c->msg_utf8, p, n)) == MCPGW_UTF8_REJECT) {
+            conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+            return -1;
+        }
+        c->msg_len += n;
+        c->frame_got += n;
+    }
+    if (c->frame_got < c->frame.payload_len)
+        return 0;                   /* the rest of the frame is still to come */
+    c->frame_open = 0;
+    return c->frame.fin ? message_complete(c) : 0;
+}
+
+/* Processes every frame in the input buffer: control frames once whole,
+ * data frames as their payload arrives. */
 void mcpgw_ws_read_frames(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
@@ -408,11 +456,17 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
         uint8_t hbuf[MCPGW_WS_MAX_HEADER];
         uint8_t control[MCPGW_WS_MAX_CONTROL];
         mcpgw_ws_frame_header h;
-        size_t avail = evbuffer_get_length(in);
+        size_t avail;
         ev_ssize_t got;
         const char *why = NULL;
         int code;
 
+        if (c->frame_open) {
+            if (data_frame_read(c, in) < 0 || c->frame_open)
+                return;             /* failed, or waiting for more payload */
+            continue;
+        }
+        avail = evbuffer_get_length(in);
         if (avail < 2)
             return;
         got = evbuffer_copyout(in, hbuf, avail < sizeof(hbuf) ? avail : sizeof(hbuf));
@@ -444,19 +498,22 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
             conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
             return;
         }
-        if (avail < h.header_len + h.payload_len)
-            return;                 /* wait for the whole frame */
-        evbuffer_drain(in, h.header_len);
 
         if (h.opcode >= MCPGW_WS_OP_CLOSE) {
+            if (avail < h.header_len + h.payload_len)
+                return;             /* a control frame is handled whole */
+            evbuffer_drain(in, h.header_len);
             evbuffer_remove(in, control, (size_t)h.payload_len);
             mcpgw_ws_unmask(control, (size_t)h.payload_len, h.mask, 0);
             if (handle_control(c, &h, control) < 0)
                 return;
-        } else if (c->state == MCPGW_CONN_CLOSING) {
-            evbuffer_drain(in, (size_t)h.payload_len);  /* ignored after our close */
-        } else if (handle_data(c, &h, in) < 0) {
-            return;
+            continue;
         }
+        evbuffer_drain(in, h.header_len);
+        if (c->state == MCPGW_CONN_OPEN && data_frame_begin(c, &h) < 0)
+            return;
+        c->frame = h;               /* after our close its payload is dropped */
+        c->frame_got = 0;
+        c->frame_open = 1;
     }
 }

@@ -458,6 +458,73 @@ TEST(every_code_point)
     CHECK_EQ_INT(mismatches, 0);
 }
 
+/* Can s[0..len) (len <= 8) still become valid UTF-8 with more bytes? The
+ * reference tries the completions that meet every second-byte restriction:
+ * 1 to 3 bytes, the first 80, 90 or A0 (in 80..8F, 80..9F, 90..BF, A0..BF
+ * or 80..BF, whichever is due), the others 80. */
+static int ref_prefix_ok(const uint8_t *s, size_t len)
+{
+    static const uint8_t firsts[] = {0x80, 0x90, 0xA0};
+    uint8_t buf[16];
+    size_t f, k;
+
+    if (ref_valid(s, len))
+        return 1;
+    memcpy(buf, s, len);
+    for (f = 0; f < sizeof firsts; f++) {
+        for (k = 1; k <= 3; k++) {
+            buf[len] = firsts[f];
+            memset(buf + len + 1, 0x80, k - 1);
+            if (ref_valid(buf, len + k))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* What fail-fast (RFC 6455 8.1) relies on: the feed rejects at the first
+ * byte after which no continuation could make the text valid, and never
+ * earlier; every string of 1 to 4 bytes over the bytes where the rules
+ * change. */
+TEST(feed_rejects_as_soon_as_a_prefix_cannot_be_valid)
+{
+    static const uint8_t alpha[] = {0x00, 0x41, 0x7F, 0x80, 0x8F, 0x90, 0x9F, 0xA0, 0xBF,
+                                    0xC0, 0xC1, 0xC2, 0xDF, 0xE0, 0xE1, 0xEC, 0xED, 0xEE,
+                                    0xEF, 0xF0, 0xF1, 0xF3, 0xF4, 0xF5, 0xFF};
+    const size_t n = sizeof alpha;
+    unsigned long mismatches = 0, rejected = 0, total = 0;
+    size_t len, i, idx[4];
+    uint8_t s[4];
+
+    for (len = 1; len <= 4; len++) {
+        memset(idx, 0, sizeof idx);
+        for (;;) {
+            uint32_t st;
+
+            for (i = 0; i < len; i++)
+                s[i] = alpha[idx[i]];
+            st = mcpgw_utf8_feed(MCPGW_UTF8_ACCEPT, s, len);
+            if ((st == MCPGW_UTF8_REJECT) != !ref_prefix_ok(s, len))
+                mismatches++;
+            rejected += st == MCPGW_UTF8_REJECT;
+            total++;
+            for (i = 0; i < len && ++idx[i] == n; i++)
+                idx[i] = 0;
+            if (i == len)
+                break;
+        }
+    }
+    CHECK_EQ_INT(mismatches, 0);
+    CHECK(rejected > total / 4 && rejected < total);
+    /* The cases of the fail-fast tests: rejected at the offending byte. */
+    CHECK_EQ_INT(mcpgw_utf8_feed(MCPGW_UTF8_ACCEPT, B(0xC0)), MCPGW_UTF8_REJECT);
+    CHECK_EQ_INT(mcpgw_utf8_feed(MCPGW_UTF8_ACCEPT, B(0xE0, 0x9F)), MCPGW_UTF8_REJECT);
+    CHECK_EQ_INT(mcpgw_utf8_feed(MCPGW_UTF8_ACCEPT, B(0xED, 0xA0)), MCPGW_UTF8_REJECT);
+    CHECK_EQ_INT(mcpgw_utf8_feed(MCPGW_UTF8_ACCEPT, B(0xF0, 0x8F)), MCPGW_UTF8_REJECT);
+    CHECK_EQ_INT(mcpgw_utf8_feed(MCPGW_UTF8_ACCEPT, B(0xF4, 0x90)), MCPGW_UTF8_REJECT);
+    CHECK(mcpgw_utf8_feed(MCPGW_UTF8_ACCEPT, B(0xF4, 0x8F, 0xBF)) != MCPGW_UTF8_REJECT);
+}
+
 static uint32_t rng_state = 0x12345678u;
 
 static uint32_t rng(void)
@@ -518,6 +585,7 @@ int main(void)
     RUN(feed_reject_is_sticky);
     RUN(feed_split_every_position);
     RUN(ascii_fast_path_positions);
+    RUN(feed_rejects_as_soon_as_a_prefix_cannot_be_valid);
     RUN(exhaustive_short_sequences);
     RUN(every_code_point);
     RUN(random_against_reference);

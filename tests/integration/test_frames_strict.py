@@ -1,0 +1,140 @@
+"""Strict framing (issue 15, item 8): text is checked as UTF-8 as its bytes
+arrive, so a message whose bytes so far cannot begin valid text is closed
+1007 at once (RFC 6455 8.1 "fail fast", Autobahn 6.4.x), not after the rest
+of its frame or its other fragments."""
+import json
+import time
+import zlib
+
+from harness import (OP_CONT, OP_TEXT, Gateway, assert_healthy, build_frame, client,
+                     make_token, shared_gateway, unique_user, ws_handshake)
+
+
+def gw():
+    return shared_gateway('default')
+
+
+def expect_fast_1007(ws, within=1.5):
+    """The server must send close 1007 within `within` seconds although the
+    client has not finished its message; then it must hang up."""
+    t0 = time.monotonic()
+    try:
+        code, reason = ws.expect_close(timeout=within)
+    except OSError as e:        # socket.timeout
+        raise AssertionError('no close within %ss: the gateway waited for the rest of the '
+                             'message (%r)' % (within, e))
+    took = time.monotonic() - t0
+    assert code == 1007, (code, reason)
+    assert b'UTF-8' in reason, reason
+    ws.wait_eof(5)
+    return took
+
+
+# ---------------------------------------------------------------- fail fast
+
+def test_invalid_start_of_a_large_frame_is_1007_at_once():
+    """A text frame that declares 900,000 bytes but has sent only its first
+    few, of which one can never be UTF-8: closed at once."""
+    for prefix in (b'\xff', b'{"type":"ping","id":"\xc0\xaf', b'{"id":"\xed\xa0\x80',
+                   b'{"type":"ping","id":"\xf4\x90'):
+        ws = client(gw())
+        try:
+            ws.send_raw(build_frame(OP_TEXT, prefix, declared_length=900000))
+            expect_fast_1007(ws)
+        finally:
+            ws.close()
+    assert_healthy(gw())
+
+
+def test_invalid_bytes_in_the_middle_of_a_frame_are_1007_at_once():
+    """Autobahn 6.4.3/6.4.4: one frame in pieces; valid, then invalid bytes
+    (here in the middle of a piece); the rest is never sent."""
+    valid = '{"type":"ping","id":"κόσμε"}'.encode() + b' ' * 5000 + 'κόσμε'.encode()
+    payload = valid + b'\xf4\x90\x80\x80' + b'-edited' * 1000
+    frame = build_frame(OP_TEXT, payload)
+    bad = len(frame) - len(payload) + len(valid)     # where the invalid bytes start
+    ws = client(gw())
+    try:
+        ws.send_raw(frame[:1000])
+        time.sleep(0.2)
+        try:
+            f = ws.recv_frame(timeout=0.3)
+            raise AssertionError('valid bytes so far, yet the server sent %r' % (f,))
+        except OSError:
+            pass
+        ws.send_raw(frame[1000:bad + 30])
+        expect_fast_1007(ws)
+    finally:
+        ws.close()
+
+
+def test_invalid_first_fragment_is_1007_before_the_last():
+    """A first fragment (FIN clear) with invalid bytes: closed without
+    waiting for the fragments that would end the message."""
+    ws = client(gw())
+    try:
+        ws.send_raw(build_frame(OP_TEXT, b'{"type":"ping","id":"\xc3\x28', fin=False))
+        expect_fast_1007(ws)
+    finally:
+        ws.close()
+
+
+def test_invalid_middle_fragment_is_1007_before_the_last():
+    """Autobahn 6.4.1/6.4.2: a valid fragment, an invalid one, and the last
+    one would follow later: the close comes after the invalid one."""
+    ws = client(gw())
+    try:
+        ws.send_raw(build_frame(OP_TEXT, '{"type":"ping","id":"κόσμε'.encode(), fin=False))
+        time.sleep(0.1)
+        ws.send_raw(build_frame(OP_CONT, b'\xf4\x90\x80\x80', fin=False))
+        expect_fast_1007(ws)
+    finally:
+        ws.close()
+
+
+def test_a_sequence_cut_by_a_read_or_a_fragment_is_fine():
+    """Valid text whose multi-byte characters are cut between TCP reads (at
+    offsets that are not multiples of the 4-byte mask) and between
+    fragments still arrives whole."""
+    ident = 'κόσμε-€-😀-' * 20000                # about 460,000 bytes
+    text = json.dumps({'type': 'ping', 'id': ident}, ensure_ascii=False).encode()
+    frame = build_frame(OP_TEXT, text)
+    ws = client(gw())
+    try:
+        # Pieces of odd sizes, each ending inside a character now and then.
+        pos, step = 0, 7
+        while pos < len(frame):
+            ws.send_raw(frame[pos:pos + step])
+            pos += step
+            step = step * 3 + 1 if step < 100000 else 4099
+        m = ws.recv_type('pong', timeout=10)
+        assert m['id'] == ident
+        # Fragments that each end in the middle of a character.
+        euro = '€'.encode()
+        ws.send_raw(build_frame(OP_TEXT, b'{"type":"ping","id":"' + euro[:1], fin=False))
+        ws.send_raw(build_frame(OP_CONT, euro[1:2], fin=False))
+        time.sleep(0.1)
+        ws.send_raw(build_frame(OP_CONT, euro[2:] + b'x"}'))
+        m = ws.recv_type('pong')
+        assert m['id'] == '€x', m
+    finally:
+        ws.close_cleanly()
+
+
+def test_compressed_text_is_checked_once_inflated():
+    """permessage-deflate: the bytes on the wire are not text; the inflated
+    message is checked whole (1007 when invalid, as before)."""
+    with Gateway() as g:
+        ws = ws_handshake(g.port, make_token(unique_user()),
+                          headers={'Sec-WebSocket-Extensions': 'permessage-deflate'})
+        try:
+            z = zlib.compressobj(6, zlib.DEFLATED, -15)
+            good = z.compress(b'{"type":"ping","id":"ok"}') + z.flush(zlib.Z_SYNC_FLUSH)
+            ws.send_raw(build_frame(OP_TEXT, good[:-4], rsv=4))
+            assert ws.recv_type('pong')['id'] == 'ok'
+            z = zlib.compressobj(6, zlib.DEFLATED, -15)
+            bad = z.compress(b'{"type":"ping","id":"\xc0\xaf"}') + z.flush(zlib.Z_SYNC_FLUSH)
+            ws.send_raw(build_frame(OP_TEXT, bad[:-4], rsv=4))
+            ws.expect_protocol_close(1007)
+        finally:
+            ws.close()
