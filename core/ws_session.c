@@ -164,10 +164,10 @@ void mcpgw_conn_send_ping(mcpgw_conn *c)
         evbuffer_add_reference(mcpgw_transport_out(c->transport), ping, sizeof(ping), NULL, NULL);
 }
 
-static void send_close_frame(mcpgw_conn *c, unsigned code, const char *reason)
+/* Sends a close frame with code and reason[0..rlen) (cut to what fits). */
+static void send_close_frame_n(mcpgw_conn *c, unsigned code, const void *reason, size_t rlen)
 {
     uint8_t body[MCPGW_WS_MAX_CONTROL];
-    size_t rlen = reason ? strlen(reason) : 0;
 
     if (c->close_sent)
         return;
@@ -181,6 +181,11 @@ static void send_close_frame(mcpgw_conn *c, unsigned code, const char *reason)
     c->close_sent = 1;
     c->close_code_sent = code;
     mcpgw_metrics_close(c->srv->metrics->close_sent, code);
+}
+
+static void send_close_frame(mcpgw_conn *c, unsigned code, const char *reason)
+{
+    send_close_frame_n(c, code, reason, reason ? strlen(reason) : 0);
 }
 
 void mcpgw_conn_close(mcpgw_conn *c, unsigned code, const char *reason)
@@ -233,9 +238,10 @@ static void handle_close_frame(mcpgw_conn *c, const uint8_t *p, size_t len)
     c->close_code_received = code;
     mcpgw_metrics_close(c->srv->metrics->close_received, code);
     if (!c->close_sent) {
-        /* Echo the code (RFC 6455 5.5.1); an empty close gets an empty one. */
+        /* Echo the code and the reason (RFC 6455 5.5.1, as Node's ws does);
+         * an empty close gets an empty one. */
         if (len >= 2)
-            send_close_frame(c, code, NULL);
+            send_close_frame_n(c, code, p + 2, len - 2);
         else {
             send_frame(c, MCPGW_WS_OP_CLOSE, NULL, 0);
             c->close_sent = 1;

@@ -1,13 +1,14 @@
 """Strict framing (issue 15, item 8): text is checked as UTF-8 as its bytes
 arrive, so a message whose bytes so far cannot begin valid text is closed
 1007 at once (RFC 6455 8.1 "fail fast", Autobahn 6.4.x), not after the rest
-of its frame or its other fragments."""
+of its frame or its other fragments; the close reply echoes the client's
+code and reason."""
 import json
 import time
 import zlib
 
-from harness import (OP_CONT, OP_TEXT, Gateway, assert_healthy, build_frame, client,
-                     make_token, shared_gateway, unique_user, ws_handshake)
+from harness import (OP_CLOSE, OP_CONT, OP_TEXT, Gateway, assert_healthy, build_frame, client,
+                     make_token, parse_close, shared_gateway, unique_user, ws_handshake)
 
 
 def gw():
@@ -138,3 +139,28 @@ def test_compressed_text_is_checked_once_inflated():
             ws.expect_protocol_close(1007)
         finally:
             ws.close()
+
+
+# ---------------------------------------------------------------- close reply
+
+def test_close_reply_echoes_code_and_reason():
+    """As Node's ws: the reply to a client's close carries its code and its
+    reason; an empty close gets an empty one."""
+    for code, reason in ((1000, b'bye'), (4000, 'done: fin \u2713'.encode()),
+                         (1001, b'r' * 123), (3000, b'')):
+        ws = client(gw())
+        try:
+            ws.send_close(code, reason)
+            f = ws.recv_frame()
+            assert f.opcode == OP_CLOSE, f
+            assert parse_close(f.payload) == (code, reason), (parse_close(f.payload), code, reason)
+            ws.wait_eof()
+        finally:
+            ws.close()
+    ws = client(gw())
+    try:
+        ws.send_frame(OP_CLOSE, b'')
+        f = ws.recv_frame()
+        assert f.opcode == OP_CLOSE and f.payload == b'', f
+    finally:
+        ws.close()
