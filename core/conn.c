@@ -308,6 +308,8 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     mcpgw_transport_free(c->transport);     /* closes the socket */
     c->transport = NULL;
     free(c->msg);
+    if (c->msg_cap >= MCPGW_RELEASE_AFTER)    /* it left in the middle of a large message */
+        mcpgw_server_release_memory(srv);
     c->msg = NULL;
     c->msg_len = c->msg_cap = 0;
     mcpgw_pmd_state_free(&c->pmd_state);

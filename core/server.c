@@ -14,6 +14,10 @@
 #include <unistd.h>
 #include <stddef.h>
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/thread.h>
@@ -697,6 +701,49 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
     return 0;
 }
 
+/* ------------------------------------------------------------ memory */
+
+/* At most this often does the worker hand freed memory back (s). */
+#define MCPGW_RELEASE_INTERVAL 1.0
+
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    mcpgw_server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    srv->trim_last = mcpgw_clock_seconds(&srv->clock);
+#ifdef __GLIBC__
+    /* Consolidates the free chunks and returns every whole free page (at
+     * the top of the heap and inside it) with madvise/sbrk. */
+    malloc_trim(0);
+#endif
+}
+
+void mcpgw_server_release_memory(mcpgw_server *srv)
+{
+    double wait;
+    struct timeval tv;
+
+    if (!srv->trim_ev) {
+        srv->trim_ev = evtimer_new(srv->base, trim_cb, srv);
+        if (!srv->trim_ev)
+            return;
+    } else if (evtimer_pending(srv->trim_ev, NULL)) {
+        return;                     /* one is due already */
+    }
+    wait = srv->trim_last ? srv->trim_last + MCPGW_RELEASE_INTERVAL
+                                - mcpgw_clock_seconds(&srv->clock)
+                          : 0;
+    if (wait < 0)
+        wait = 0;
+    else if (wait > MCPGW_RELEASE_INTERVAL)    /* the clock went back */
+        wait = MCPGW_RELEASE_INTERVAL;
+    tv.tv_sec = (time_t)wait;
+    tv.tv_usec = (suseconds_t)((wait - (double)tv.tv_sec) * 1e6);
+    evtimer_add(srv->trim_ev, &tv);
+}
+
 int mcpgw_server_run(mcpgw_server *srv)
 {
     event_base_dispatch(srv->base);
@@ -745,6 +792,8 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_free(srv->bus_ev);
     if (srv->bus_again_ev)
         event_free(srv->bus_again_ev);
+    if (srv->trim_ev)
+        event_free(srv->trim_ev);
     mcpgw_io_free(&srv->io);
     for (p = srv->post_head; p;) {
         mcpgw_posted *next = p->next;

@@ -96,6 +96,8 @@ typedef struct mcpgw_server {
 
     mcpgw_jbuf reply_text;          /* scratch for one reply's JSON text:
                                        filled and copied out in one call */
+    struct event *trim_ev;          /* gives freed memory back (mcpgw_server_release_memory) */
+    double trim_last;               /* when it last ran (s) */
 
     int shutting_down;              /* 1 after the first SIGTERM/SIGINT */
     int draining;                   /* 1 after SIGQUIT: no more accepts */
@@ -145,6 +147,17 @@ void mcpgw_server_notify(const char *state);
 
 /* Queues fn(arg) to run on the loop thread; safe from any thread. */
 int mcpgw_server_post(mcpgw_server *srv, void (*fn)(void *arg), void *arg);
+
+/* A message (or a buffer) of at least this many bytes gives its memory back
+ * to the system once released (mcpgw_server_release_memory). */
+#define MCPGW_RELEASE_AFTER (1024 * 1024)
+
+/* A large message has been handled and its buffers freed: hands the memory
+ * the allocator keeps free back to the system (glibc: malloc_trim, at the
+ * next turn of the loop and at most once a second; elsewhere nothing).
+ * Parsing a large message makes many small allocations that, once freed,
+ * glibc would otherwise keep for good. */
+void mcpgw_server_release_memory(mcpgw_server *srv);
 
 /* Called when a connection has gone from the list or a request finished:
  * completes a shutdown once nothing is left. */

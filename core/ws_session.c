@@ -346,7 +346,9 @@ static int message_complete(mcpgw_conn *c)
         case MCPGW_PMD_OK:
             data = inflated;
             break;
-        case MCPGW_PMD_TOO_BIG:
+        case MCPGW_PMD_TOO_BIG:     /* inflated up to max_payload, then freed */
+            if (c->srv->gw->cfg->max_payload >= MCPGW_RELEASE_AFTER)
+                mcpgw_server_release_memory(c->srv);
             conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
             return -1;
         case MCPGW_PMD_CORRUPT:
@@ -384,12 +386,15 @@ static int message_complete(mcpgw_conn *c)
         }
     }
     free(inflated);
-    /* Do not keep a large buffer for an idle connection. */
+    /* Do not keep a large buffer for an idle connection, and give a large
+     * message's memory back (its JSON parse, too, is freed by now). */
     if (c->msg_cap > MCPGW_MSG_KEEP) {
         free(c->msg);
         c->msg = NULL;
         c->msg_cap = 0;
     }
+    if (data_len >= MCPGW_RELEASE_AFTER || c->msg_len >= MCPGW_RELEASE_AFTER)
+        mcpgw_server_release_memory(c->srv);
     c->msg_len = 0;
     return 0;
 }
