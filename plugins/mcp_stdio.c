@@ -864,7 +864,7 @@ static void kid_line(void *arg, const char *line, size_t len)
         }
     } else if (json_is_string(method) && id) {      /* a request from the server */
         session *s;
-        server_req *r;
+        server_req *r = NULL;
         if (k->slot >= 0 && strcmp(json_string_value(method), "ping") == 0) {
             json_t *pong = json_pack("{s:s, s:O, s:{}}", "jsonrpc", "2.0", "id", id, "result");
             kid_write_line(k, pong, NULL);
@@ -874,8 +874,7 @@ static void kid_line(void *arg, const char *line, size_t len)
                                          "shared MCP server");
         } else if (k->n_sreqs >= MAX_SERVER_REQS || !(r = calloc(1, sizeof(*r))) ||
                    !(r->key = id_key(id))) {
-            if (k->n_sreqs < MAX_SERVER_REQS)
-                free(r);
+            free(r);
             refuse_server_request(k, id, "too many requests to the client pending");
         } else {
             r->s = s;
