@@ -88,6 +88,15 @@ def wait_until(pred, timeout=5.0, interval=0.02, what='condition'):
         time.sleep(interval)
 
 
+def process_gone(pid):
+    """Has pid exited (gone, or a zombie nobody reaped yet)?"""
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] == 'Z'
+    except OSError:
+        return True
+
+
 def kernel_backlog_bound(sock):
     """An upper bound, in bytes, on what the kernel can hold between the
     gateway and this never-reading client socket: the gateway's send buffer

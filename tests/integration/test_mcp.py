@@ -11,7 +11,8 @@ import signal
 import time
 
 from harness import (Gateway, HandshakeError, SECRET, check_config, client, http_request,
-                     make_token, start_expect_exit, unique_user, wait_until, ws_handshake)
+                     make_token, process_gone, start_expect_exit, unique_user, wait_until,
+                     ws_handshake)
 from mcp_support import descendants, driver, endpoint, raw_client
 
 MCP_PATH = '/mcp/everything'
@@ -473,9 +474,8 @@ def test_a_crashed_worker_leaves_no_mcp_server_behind():
         assert worker, 'the child is not under a worker'
         os.kill(worker[0], signal.SIGKILL)
         g.wait_log('orphans_killed', timeout=10)
-        wait_until(lambda: not os.path.exists('/proc/%d' % child['pid']) or
-                   open('/proc/%d/stat' % child['pid']).read().split(') ')[1][0] == 'Z',
-                   timeout=10, what='the orphaned MCP server to be gone')
+        wait_until(lambda: process_gone(child['pid']), timeout=10,
+                   what='the orphaned MCP server to be gone')
         ws.close()
 
 
@@ -586,9 +586,8 @@ def test_what_a_child_leaves_in_its_group_is_killed_when_it_ends():
         helper = int(_answer(ws, 'p')['result']['content'][0]['text'])
         assert os.path.exists('/proc/%d' % helper)
         ws.close_cleanly()
-        wait_until(lambda: not os.path.exists('/proc/%d' % helper) or
-                   open('/proc/%d/stat' % helper).read().split(') ')[1][0] == 'Z',
-                   timeout=10, what='the child\'s helper process to be killed')
+        wait_until(lambda: process_gone(helper), timeout=10,
+                   what='the child\'s helper process to be killed')
 
 
 def test_a_paused_child_that_exits_loses_nothing():

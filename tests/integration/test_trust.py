@@ -6,8 +6,8 @@ import os
 import signal
 import time
 
-from harness import (Gateway, HandshakeError, http_request, make_token, unique_user,
-                     wait_until, ws_handshake)
+from harness import (Gateway, HandshakeError, http_request, make_token, process_gone,
+                     unique_user, wait_until, ws_handshake)
 
 
 def _rss_kb(pid):
@@ -87,8 +87,7 @@ def test_the_jwt_secret_leaves_the_environment():
             ws_handshake(g.port, tok).ping_roundtrip('c')   # the new one knows the secret
         finally:
             os.kill(new_pid, signal.SIGTERM)
-            wait_until(lambda: not os.path.exists('/proc/%d' % new_pid) or
-                       open('/proc/%d/stat' % new_pid).read().split()[2] == 'Z', timeout=10,
+            wait_until(lambda: process_gone(new_pid), timeout=10,
                        what='the new supervisor to stop')
 
 

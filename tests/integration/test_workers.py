@@ -10,8 +10,8 @@ import threading
 import time
 
 from harness import (Gateway, HandshakeError, assert_healthy, built_test_plugin, client,
-                     http_request, make_token, plugin_dir_with_shipped, unique_user, wait_until,
-                     ws_handshake)
+                     http_request, make_token, plugin_dir_with_shipped, process_gone, unique_user,
+                     wait_until, ws_handshake)
 
 
 def _worker_of(g, ws):
@@ -469,8 +469,7 @@ def test_sigusr2_upgrade_refuses_no_handshake():
             new_workers = {int(p) for p in f.read().split()}
         assert len(new_workers) == 2 and not (new_workers & old_pids), (new_workers, old_pids)
         os.kill(new_pid, signal.SIGTERM)
-        wait_until(lambda: not os.path.exists('/proc/%d' % new_pid) or
-                   open('/proc/%d/stat' % new_pid).read().split()[2] == 'Z', timeout=10,
+        wait_until(lambda: process_gone(new_pid), timeout=10,
                    what='the new supervisor to stop')
     finally:
         stop.set()
