@@ -88,6 +88,20 @@ def wait_until(pred, timeout=5.0, interval=0.02, what='condition'):
         time.sleep(interval)
 
 
+def sanitized_build():
+    """Is the gateway under test built with AddressSanitizer? (Its allocator
+    keeps freed memory in quarantine: RSS bounds do not apply; its
+    LeakSanitizer reports leaks at exit instead.)"""
+    path = MCPGW
+    libs = os.path.join(os.path.dirname(path), '.libs', os.path.basename(path))
+    for p in (libs, path):
+        if os.path.isfile(p):
+            with open(p, 'rb') as f:
+                if b'__asan_init' in f.read():
+                    return True
+    return False
+
+
 def process_gone(pid):
     """Has pid exited (gone, or a zombie nobody reaped yet)?"""
     try:

@@ -323,15 +323,8 @@ def test_handshake_timeout_slowloris():
 
 
 def _sanitized():
-    import harness
-    path = harness.MCPGW
-    libs = os.path.join(os.path.dirname(path), '.libs', os.path.basename(path))
-    for p in (libs, path):
-        if os.path.isfile(p):
-            with open(p, 'rb') as f:
-                if b'__asan_init' in f.read():
-                    return True
-    return False
+    from harness import sanitized_build
+    return sanitized_build()
 
 
 def _rss_kib(g):
