@@ -264,7 +264,9 @@ static int read_http(mcpgw_conn *c)
     size_t avail = evbuffer_get_length(in);
     size_t look = avail > srv->gw->cfg->max_header_bytes + 1 ? srv->gw->cfg->max_header_bytes + 1 : avail;
     const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
-    mcpgw_http_request req;
+    /* static: c->http_req points at it while the request is answered; one
+     * loop thread per process, and read_http never runs inside itself */
+    static mcpgw_http_request req;
     mcpgw_http_result r;
     const mcpgw_handler_config *ep;
     const char *reason, *body;
@@ -295,7 +297,8 @@ static int read_http(mcpgw_conn *c)
     case MCPGW_HTTP_OK:
         break;
     }
-    c->http_req = &req;     /* for log lines, until read_http returns */
+    /* for log lines; mcpgw_upgrade_read_http() clears it when read_http returns */
+    c->http_req = &req;
     /* Before anything reads a header: what a proxy might frame otherwise. */
     reason = mcpgw_http_check_framing(&req, &body);
     if (reason) {

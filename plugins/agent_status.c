@@ -45,9 +45,11 @@ static int agent_allowed(json_t *claims, const char *claim, json_t *agent)
         snprintf(have, sizeof(have), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         return strcmp(have, want) == 0;
     }
-    json_array_foreach(v, i, e)
+    for (i = 0; i < json_array_size(v); i++) {
+        e = json_array_get(v, i);
         if (json_is_string(e) && strcmp(json_string_value(e), want) == 0)
             return 1;
+    }
     return 0;
 }
 

@@ -638,13 +638,12 @@ static void kid_write_line(kid *k, json_t *msg, int *queued_ok)
 
 static void kid_flush_held(kid *k)
 {
-    size_t i;
-    json_t *line;
-
     if (!k->held)
         return;
-    json_array_foreach(k->held, i, line)
+    for (size_t i = 0; i < json_array_size(k->held); i++) {
+        json_t *line = json_array_get(k->held, i);
         k->in->host->child_write(k->ch, json_string_value(line), json_string_length(line));
+    }
     json_array_clear(k->held);
     k->held_bytes = 0;
 }
@@ -1319,10 +1318,10 @@ static int mcp_conn_open(void *instance, mcpgw_conn *conn, void **conn_data)
             json_t *v = json_object_get(claims, r->claim);
             int match = 0;
             if (json_is_array(v)) {
-                size_t i;
-                json_t *e;
-                json_array_foreach(v, i, e)
+                for (size_t i = 0; i < json_array_size(v); i++) {
+                    json_t *e = json_array_get(v, i);
                     match |= json_is_string(e) && strcmp(json_string_value(e), r->value) == 0;
+                }
             } else if (json_is_string(v)) {
                 match = strcmp(json_string_value(v), r->value) == 0;
             } else if (json_is_integer(v)) {
@@ -1361,10 +1360,14 @@ static int mcp_conn_open(void *instance, mcpgw_conn *conn, void **conn_data)
             if (!best || in->kids[i]->n_sessions < best->n_sessions)
                 best = in->kids[i];
         s->k = best;
-        best->n_sessions++;
-        best->idle_since = 0;
-        if (!best->ch && !best->restart_timer)
-            kid_spawn(best);
+        if (!best) {            /* shared >= 1: cannot happen */
+            in->host->close(conn, 1011, "no MCP server");
+        } else {
+            best->n_sessions++;
+            best->idle_since = 0;
+            if (!best->ch && !best->restart_timer)
+                kid_spawn(best);
+        }
     } else {
         s->k = kid_new(in, -1);
         if (s->k) {
@@ -1402,14 +1405,13 @@ static void mcp_conn_message(void *instance, mcpgw_conn *conn, void *conn_data, 
     if (json_is_array(msg)) {
         batch *b = calloc(1, sizeof(*b));
         size_t i;
-        json_t *e;
         if (!b)
             return;
         b->answers = json_array();
         b->s = s;
         b->refs = 1;
-        json_array_foreach(msg, i, e)
-            client_one(s, e, b);
+        for (i = 0; i < json_array_size(msg); i++)
+            client_one(s, json_array_get(msg, i), b);
         batch_unref(b);
     } else {
         client_one(s, msg, NULL);

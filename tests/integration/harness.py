@@ -88,6 +88,20 @@ def wait_until(pred, timeout=5.0, interval=0.02, what='condition'):
         time.sleep(interval)
 
 
+def metrics(port):
+    """GET /metrics, parsed: {'name{labels}': value}."""
+    status, headers, body = http_request(port, b'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
+    assert status == 200, status
+    assert headers['content-type'].startswith('text/plain; version=0.0.4'), headers
+    values = {}
+    for line in body.decode().splitlines():
+        if line.startswith('#') or not line.strip():
+            continue
+        name, value = line.rsplit(' ', 1)
+        values[name] = float(value)
+    return values
+
+
 def sanitized_build():
     """Is the gateway under test built with AddressSanitizer? (Its allocator
     keeps freed memory in quarantine: RSS bounds do not apply; its

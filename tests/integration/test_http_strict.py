@@ -17,8 +17,8 @@ import tempfile
 import websockets
 
 from harness import (OP_TEXT, Gateway, assert_healthy, build_frame, connect, http_request,
-                     make_token, parse_http_response, recv_until_close, shared_gateway,
-                     unique_user, upgrade_request, wait_until, ws_handshake)
+                     make_token, metrics, parse_http_response, recv_until_close,
+                     shared_gateway, unique_user, upgrade_request, wait_until, ws_handshake)
 
 _TMP = []
 
@@ -28,15 +28,7 @@ def _gw():
 
 
 def _metrics(port):
-    status, _, body = http_request(port, b'GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n')
-    assert status == 200, status
-    values = {}
-    for line in body.decode().splitlines():
-        if line.startswith('#') or not line.strip():
-            continue
-        name, value = line.rsplit(' ', 1)
-        values[name] = float(value)
-    return values
+    return metrics(port)
 
 
 def _rejected(port, reason):

@@ -10,8 +10,8 @@ import time
 
 import websockets
 
-from harness import (Gateway, assert_healthy, client, http_request, make_token, unique_user,
-                     wait_until, ws_handshake)
+from harness import (Gateway, assert_healthy, client, http_request, make_token, metrics,
+                     unique_user, wait_until, ws_handshake)
 
 
 def _get(port, path, headers=None, method='GET', body=b''):
@@ -27,16 +27,7 @@ def _admin():
 
 
 def _metrics(port):
-    status, headers, body = _get(port, '/metrics')
-    assert status == 200, status
-    assert headers['content-type'].startswith('text/plain; version=0.0.4'), headers
-    values = {}
-    for line in body.decode().splitlines():
-        if line.startswith('#') or not line.strip():
-            continue
-        name, value = line.rsplit(' ', 1)
-        values[name] = float(value)
-    return values
+    return metrics(port)
 
 
 def test_healthz_and_readyz():

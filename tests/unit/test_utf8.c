@@ -537,7 +537,7 @@ static uint32_t rng(void)
 
 TEST(random_against_reference)
 {
-    uint8_t buf[256];
+    uint8_t buf[256] = { 0 };
     int iter;
     unsigned long mismatches = 0, valid_seen = 0;
 
