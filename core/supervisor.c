@@ -623,6 +623,45 @@ static void reap(supervisor *s)
     }
 }
 
+#define RELOAD_CHECK_MS 10000
+
+/* Would every plugin of next start? Each section's init (and fini) runs as
+ * mcpgw -t runs it, in a child process: the supervisor never runs plugin
+ * code, so a plugin that crashes costs only the check. Without this, the
+ * running workers would keep their old settings (a plugin's reload may
+ * refuse), but a worker started later would be given next and fail to
+ * start, again and again. 0 when next is fine. */
+static int check_plugins_elsewhere(supervisor *s, mcpgw_config *next)
+{
+    pid_t pid = fork();
+    int st = 0, waited = 0;
+
+    if (pid < 0)
+        return 0;           /* cannot check: the workers' own reload still judges */
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        _exit(mcpgw_server_check_plugins(next) == 0 ? 0 : 1);
+    }
+    /* SIGCHLD is blocked (signalfd): nothing else reaps it meanwhile */
+    while (waitpid(pid, &st, WNOHANG) == 0) {
+        if (waited >= RELOAD_CHECK_MS) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &st, 0);
+            log_event(s, MCPGW_LOG_ERROR, "config_reload_error",
+                      json_pack("{s:s}", "error", "the plugins' check did not end in 10 s"));
+            return -1;
+        }
+        usleep(10000);
+        waited += 10;
+    }
+    if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+        return 0;
+    log_event(s, MCPGW_LOG_ERROR, "config_reload_error",
+              json_pack("{s:s}", "error", "a plugin refuses the new configuration (its "
+                        "plugin_load_failed line says why)"));
+    return -1;
+}
+
 static void reload(supervisor *s)
 {
     mcpgw_config *next;
@@ -632,6 +671,10 @@ static void reload(supervisor *s)
     next = mcpgw_gateway_reload_read(s->gw);
     if (next && mcpgw_plugins_check_files(next, errs, sizeof(errs)) > 0) {
         log_event(s, MCPGW_LOG_ERROR, "config_reload_error", json_pack("{s:s}", "error", errs));
+        mcpgw_gateway_reload_abandon(s->gw, next);
+        next = NULL;
+    }
+    if (next && check_plugins_elsewhere(s, next) != 0) {
         mcpgw_gateway_reload_abandon(s->gw, next);
         next = NULL;
     }

@@ -138,3 +138,31 @@ def test_listen_change_needs_restart():
         client(g).close_cleanly()                       # still listening where it was
         ws.close_cleanly()
         time.sleep(0.1)
+
+
+def test_a_value_a_plugin_refuses_refuses_the_reload():
+    """The supervisor runs the new configuration's plugin inits (in a child,
+    as mcpgw -t does) before it commits: a value a plugin refuses keeps the
+    old configuration for everyone, so a worker started later (here: after
+    a crash) is not handed a configuration it cannot start with."""
+    with Gateway({'server': {'workers': '2'}, 'log': {'level': 'info'}}) as g:
+        ws = client(g)
+        mark = len(g.records)
+        _rewrite(g, 'handler.agent_status', 'include_sender', 'perhaps')
+        g.signal(signal.SIGHUP)
+        rec = g.wait_log('config_reload_error', since=mark, timeout=15)
+        assert 'plugin' in rec['error'], rec
+        g.wait_log('config_reload_failed', since=mark, timeout=5)
+        time.sleep(0.3)
+        assert not g.logs('config_reloaded', since=mark)       # the workers were not told
+        mark = len(g.records)
+        victim = g.worker_pids()[0]
+        os.kill(victim, signal.SIGKILL)
+        g.wait_log('worker_restarted', since=mark, timeout=10)
+        time.sleep(0.5)
+        assert not g.logs('worker_start_failed', since=mark)
+        assert not g.logs('plugin_load_failed', since=mark), g.logs('plugin_load_failed')
+        fresh = client(g)
+        fresh.ping_roundtrip('after')
+        fresh.close_cleanly()
+        ws.close()
