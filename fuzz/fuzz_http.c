@@ -1,7 +1,8 @@
 /*
  * fuzz_http.c - libFuzzer target for the HTTP upgrade request: core/http.c
- * (mcpgw_http_parse and the header helpers) and core/handshake.c
- * (mcpgw_handshake_check, mcpgw_handshake_accept_key), plus the response
+ * (mcpgw_http_parse, the header helpers and the framing checks) and
+ * core/handshake.c (mcpgw_handshake_check, mcpgw_handshake_accept_key,
+ * mcpgw_extract_token_from), plus the response
  * formatter conn.c answers with.
  *
  * Invariants checked (trap on mismatch):
@@ -133,6 +134,24 @@ static void check_request(const char *buf, size_t len, size_t max_head,
         free(again);
     }
 
+    /* request-smuggling checks (issue 15): a reason comes with a body */
+    {
+        const char *body = NULL;
+        const char *why = mcpgw_http_check_framing(req, &body);
+        FUZZ_ASSERT(!why || (*why && body && *body));
+    }
+    /* the token, wherever it is: a result within cap, NUL-terminated, and
+     * a source that agrees with it */
+    {
+        char tok[64];
+        mcpgw_token_source src = MCPGW_TOKEN_NONE;
+        long t = mcpgw_extract_token_from(req, tok, sizeof(tok), &src);
+        FUZZ_ASSERT(t < (long)sizeof(tok));
+        if (t > 0)
+            FUZZ_ASSERT(strlen(tok) == (size_t)t && src != MCPGW_TOKEN_NONE);
+        if (t == 0)
+            FUZZ_ASSERT(src == MCPGW_TOKEN_NONE || tok[0] == '\0');
+    }
     mcpgw_handshake_check(req, &v);
     FUZZ_ASSERT(v.reason && *v.reason);
     if (v.status == 0) {
