@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "bus.h"
+#include "listen.h"
 #include "plugin_loader.h"
 #include "server.h"
 #include "supervisor.h"
@@ -321,6 +323,24 @@ static int inherited_listeners(int inherited[2][MCPGW_LIMITS_MAX_WORKERS])
 
 /* One socket per worker on each address, all on the port the first one
  * got (port 0 picks it): those of an old generation first. */
+/* Is an inherited socket the one the configuration asks for? After a
+ * SIGUSR2 upgrade whose configuration moved [server] listen, the old
+ * address's sockets are not served again: they are closed (what is queued
+ * on them is reset) and the new address is opened. A host name (not an
+ * address literal) is taken to match. */
+static int inherited_fits(const char *host, int port, const mcpgw_listen_addr *b)
+{
+    unsigned char want[16], have[16];
+    int fam = strchr(host, ':') ? AF_INET6 : AF_INET;
+
+    if (port && b->port != port)
+        return 0;
+    if (inet_pton(fam, host, want) == 1 && inet_pton(fam, b->ip, have) == 1 &&
+        memcmp(want, have, fam == AF_INET ? 4 : 16) != 0)
+        return 0;
+    return 1;
+}
+
 static int open_listeners(supervisor *s)
 {
     const mcpgw_config *cfg = s->gw->cfg;
@@ -333,10 +353,17 @@ static int open_listeners(supervisor *s)
         for (int i = 0; host[k] && i < s->n; i++) {
             mcpgw_listen_addr b;
             int fd = inherited[k][i];
+            if (fd >= 0 && (mcpgw_listen_describe(fd, &b) != 0 ||
+                            !inherited_fits(host[k], port[k], &b))) {
+                if (i == 0)
+                    log_event(s, MCPGW_LOG_WARN, "listen_changed",
+                              json_pack("{s:s, s:i, s:s, s:i}", "was", b.ip, "was_port", b.port,
+                                        "now", host[k], "now_port", port[k]));
+                fd = -1;        /* left in inherited[k]: closed below */
+            }
             if (fd >= 0) {
                 inherited[k][i] = -1;
                 fcntl(fd, F_SETFD, FD_CLOEXEC);
-                mcpgw_listen_describe(fd, &b);
             } else {
                 fd = mcpgw_gateway_listen(s->gw, host[k], i ? s->bound[k].port : port[k], 1, &b);
             }
@@ -346,7 +373,8 @@ static int open_listeners(supervisor *s)
                 s->bound[k] = b;
             s->w[i].fds[k] = fd;
         }
-        /* more than we need (fewer workers now): their queues go */
+        /* more than we need (fewer workers now), or another address: their
+         * queues go */
         for (int i = 0; i < MCPGW_LIMITS_MAX_WORKERS; i++)
             if (inherited[k][i] >= 0)
                 close(inherited[k][i]);

@@ -490,3 +490,39 @@ def test_a_stray_sigquit_or_sigusr2_to_a_worker_changes_nothing():
         assert not g.logs('worker_crashed') and not g.logs('supervisor_draining')
         assert_healthy(g)
         _close_all(conns)
+
+
+def test_sigusr2_upgrade_follows_a_changed_listen_address():
+    """An upgrade whose configuration moved [server] listen serves the new
+    address (the inherited sockets of the old one are closed, not served by
+    position), and says so (listen_changed)."""
+    from harness import free_port
+    g = Gateway({'server': {'workers': 2, 'drain_timeout_ms': 200}, 'log': {'level': 'info'}})
+    new_pid = None
+    try:
+        old_port = g.port
+        port = free_port()
+        g.conf.sections['server']['listen'] = '127.0.0.1:%d' % port
+        g.conf.rewrite_main()
+        mark = g.mark()
+        g.signal(signal.SIGUSR2)
+        complete = g.wait_log('upgrade_complete', since=mark, timeout=15)
+        new_pid = complete['pid']
+        changed = g.wait_log('listen_changed', since=mark, timeout=5)
+        assert changed['was_port'] == old_port and changed['now_port'] == port, changed
+        assert g.wait_exit(15) == 0
+        ws = ws_handshake(port, make_token(unique_user()))
+        ws.ping_roundtrip('new address')
+        ws.close_cleanly()
+        try:
+            ws_handshake(old_port, make_token(unique_user()), timeout=2)
+            raise AssertionError('the old address still serves')
+        except (OSError, AssertionError) as e:
+            if 'still serves' in str(e):
+                raise
+    finally:
+        if new_pid:
+            os.kill(new_pid, signal.SIGTERM)
+            wait_until(lambda: process_gone(new_pid), timeout=10,
+                       what='the new supervisor to stop')
+        g.close()
