@@ -8,6 +8,7 @@
 
 #include <event2/event.h>
 
+#include "auth.h"
 #include "child.h"
 #include "conn.h"
 #include "metrics.h"
@@ -291,6 +292,11 @@ static json_t *host_json_parse(mcpgw_plugin_ctx *ctx, const char *text, size_t l
     return text ? mcpgw_json_read(text, len, NULL) : NULL;
 }
 
+static int host_claim_matches(mcpgw_conn *conn, const char *claim, const char *value)
+{
+    return conn && claim && value && mcpgw_auth_claim_matches(conn->claims, claim, value);
+}
+
 static void host_metric(mcpgw_plugin_ctx *ctx, int which, const char *label, double value)
 {
     mcpgw_endpoint_metric(ctx->srv, ctx->section, which, label, value);
@@ -333,6 +339,7 @@ static const mcpgw_host host_table = {
     .metric = host_metric,
     .json_parse = host_json_parse,
     .child_write_json = mcpgw_child_write_json,
+    .claim_matches = host_claim_matches,
 };
 
 const mcpgw_host *mcpgw_host_table(void)

@@ -24,35 +24,6 @@ typedef struct agent_status_instance {
     const char *agent_id_claim;     /* NULL: any agentId */
 } agent_status_instance;
 
-/* Does the sender's claim name this agent? A string claim equals it, a
- * list holds it; an integer agentId compares as its decimal text. */
-static int agent_allowed(json_t *claims, const char *claim, json_t *agent)
-{
-    json_t *v = json_object_get(claims, claim);
-    char num[32];
-    const char *want = json_string_value(agent);
-    size_t i;
-    json_t *e;
-
-    if (!want) {
-        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(agent));
-        want = num;
-    }
-    if (json_is_string(v))
-        return strcmp(json_string_value(v), want) == 0;
-    if (json_is_integer(v)) {
-        char have[32];
-        snprintf(have, sizeof(have), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return strcmp(have, want) == 0;
-    }
-    for (i = 0; i < json_array_size(v); i++) {
-        e = json_array_get(v, i);
-        if (json_is_string(e) && strcmp(json_string_value(e), want) == 0)
-            return 1;
-    }
-    return 0;
-}
-
 static int usable(const json_t *v)
 {
     if (json_is_string(v))
@@ -79,12 +50,20 @@ static int agent_status_handle(mcpgw_request *req, json_t *msg, json_t **out, vo
         *out = json_string("agentId must be a string or an integer");
         return MCPGW_HANDLER_FAILED;
     }
-    if (ai->agent_id_claim && !agent_allowed(host->conn_claims(sender), ai->agent_id_claim, agent)) {
+    if (ai->agent_id_claim) {
+        char num[32];
+        const char *want = json_string_value(agent);
+        if (!want) {    /* an integer agentId compares as its decimal text */
+            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(agent));
+            want = num;
+        }
+        if (!host->claim_matches(sender, ai->agent_id_claim, want)) {
         char why[160];
-        snprintf(why, sizeof(why), "agentId is not yours: your token's %s does not name it",
-                 ai->agent_id_claim);
-        *out = json_string(why);
-        return MCPGW_HANDLER_FAILED;
+            snprintf(why, sizeof(why), "agentId is not yours: your token's %s does not name it",
+                     ai->agent_id_claim);
+            *out = json_string(why);
+            return MCPGW_HANDLER_FAILED;
+        }
     }
 
     update = json_object();

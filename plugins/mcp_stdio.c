@@ -1288,7 +1288,6 @@ static int mcp_conn_open(void *instance, mcpgw_conn *conn, void **conn_data)
     inst *in = instance;
     session *s;
     const char *user = in->host->conn_user(conn);
-    json_t *claims = in->host->conn_claims(conn);
 
     if (in->shared == 0) {
         int mine = 0;
@@ -1313,27 +1312,8 @@ static int mcp_conn_open(void *instance, mcpgw_conn *conn, void **conn_data)
     for (rule_set *r = in->rules; r; r = r->next) {
         if (!r->claim || s->n_scoped >= (int)(sizeof(s->scoped) / sizeof(s->scoped[0])))
             continue;
-        /* claim match: string, or member of an array, or number/bool text */
-        {
-            json_t *v = json_object_get(claims, r->claim);
-            int match = 0;
-            if (json_is_array(v)) {
-                for (size_t i = 0; i < json_array_size(v); i++) {
-                    json_t *e = json_array_get(v, i);
-                    match |= json_is_string(e) && strcmp(json_string_value(e), r->value) == 0;
-                }
-            } else if (json_is_string(v)) {
-                match = strcmp(json_string_value(v), r->value) == 0;
-            } else if (json_is_integer(v)) {
-                char num[32];
-                snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-                match = strcmp(num, r->value) == 0;
-            } else if (json_is_boolean(v)) {
-                match = strcmp(json_is_true(v) ? "true" : "false", r->value) == 0;
-            }
-            if (match)
-                s->scoped[s->n_scoped++] = r;
-        }
+        if (in->host->claim_matches(conn, r->claim, r->value))
+            s->scoped[s->n_scoped++] = r;
     }
     if (in->tool_calls_per_s > 0) {
         user_bucket *b;
@@ -1554,7 +1534,7 @@ static int mcp_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instan
     unsigned long n;
     rule_parse rp;
 
-    if (!MCPGW_HOST_HAS(host, child_write_json)) {
+    if (!MCPGW_HOST_HAS(host, claim_matches)) {
         snprintf(err, err_len, "mcp_stdio needs a gateway with plugin ABI 1.3");
         return -1;
     }

@@ -313,6 +313,10 @@ typedef struct mcpgw_host {
      * queues it, plus a newline, for the child's stdin: child_write() of a
      * JSON line without the plugin's serialising. 0, or -1 as child_write. */
     int (*child_write_json)(mcpgw_child *ch, json_t *msg);
+    /* Does the connection's token carry claim = value? A string claim
+     * equals it, a list holds it, a number or boolean prints as it ("3",
+     * "true"): the rule require_claim applies everywhere in the gateway. */
+    int (*claim_matches)(mcpgw_conn *conn, const char *claim, const char *value);
 } mcpgw_host;
 
 /* Does this host table have member `m`? For members added after 1.0. */

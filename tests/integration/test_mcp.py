@@ -496,6 +496,18 @@ def _call(ws, id_, name, **args):
                   'params': {'name': name, 'arguments': args}})
 
 
+def _read_flood(ws, id_):
+    """Reads the flood's notifications, which must come in order, up to
+    the answer to id_; returns (how many, the answer)."""
+    seen = 0
+    while True:
+        m = ws.recv_json(20)
+        if m.get('id') == id_:
+            return seen, m
+        assert m['params']['data']['i'] == seen, (seen, m['params']['data']['i'])
+        seen += 1
+
+
 def test_a_child_flooding_a_slow_client_is_paused_not_cut():
     """26 MB of notifications to a client that reads nothing for 2 s: the
     child is paused (its stdout unread) instead of the gateway queueing past
@@ -505,13 +517,7 @@ def test_a_child_flooding_a_slow_client_is_paused_not_cut():
         _initialize(ws)
         _call(ws, 'f', 'flood', count=400, size=65536)
         time.sleep(2)
-        seen = 0
-        while True:
-            m = ws.recv_json(20)
-            if m.get('id') == 'f':
-                break
-            assert m['params']['data']['i'] == seen, (seen, m['params']['data']['i'])
-            seen += 1
+        seen, m = _read_flood(ws, 'f')
         assert seen == 400 and m['result']['content'][0]['text'] == 'sent'
         assert not g.logs('websocket_slow_consumer')
         ws.close_cleanly()
@@ -598,12 +604,7 @@ def test_a_paused_child_that_exits_loses_nothing():
         _initialize(ws)
         _call(ws, 'f', 'flood_exit', count=200, size=65536)
         time.sleep(2)
-        seen = 0
-        while True:
-            m = ws.recv_json(20)
-            if m.get('id') == 'f':
-                break
-            seen += 1
+        seen, m = _read_flood(ws, 'f')
         assert seen == 200 and m['result']['content'][0]['text'] == 'sent', (seen, m)
         code, reason = ws.expect_protocol_close(1011, timeout=10)
         assert b'code 0' in reason, reason

@@ -41,13 +41,15 @@ for line in sys.stdin:
     elif method == 'tools/call':
         name = msg['params']['name']
         args = msg['params'].get('arguments') or {}
-        if name == 'flood':
+        if name in ('flood', 'flood_exit'):
             blob = 'x' * int(args.get('size', 65536))
             for i in range(int(args.get('count', 100))):
                 send({'jsonrpc': '2.0', 'method': 'notifications/message',
                       'params': {'level': 'info', 'data': {'i': i, 'blob': blob}}})
             send({'jsonrpc': '2.0', 'id': mid,
                   'result': {'content': [{'type': 'text', 'text': 'sent'}]}})
+            if name == 'flood_exit':
+                sys.exit(0)
         elif name == 'stderr':
             for i in range(int(args.get('lines', 100))):
                 sys.stderr.write('line %d\n' % i)
@@ -60,14 +62,6 @@ for line in sys.stdin:
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             send({'jsonrpc': '2.0', 'id': mid,
                   'result': {'content': [{'type': 'text', 'text': str(p.pid)}]}})
-        elif name == 'flood_exit':
-            blob = 'x' * int(args.get('size', 65536))
-            for i in range(int(args.get('count', 100))):
-                send({'jsonrpc': '2.0', 'method': 'notifications/message',
-                      'params': {'level': 'info', 'data': {'i': i, 'blob': blob}}})
-            send({'jsonrpc': '2.0', 'id': mid,
-                  'result': {'content': [{'type': 'text', 'text': 'sent'}]}})
-            sys.exit(0)
         elif name == 'sample':
             send({'jsonrpc': '2.0', 'id': 's1', 'method': 'sampling/createMessage',
                   'params': {'messages': [], 'maxTokens': 1}})
