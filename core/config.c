@@ -980,6 +980,33 @@ static void set_endpoint(parse_ctx *p, const char *name, const char *value)
             set_string(p, &h->subprotocol, value);
     } else if (strcmp(name, "require_claim") == 0) {
         set_claim(p, name, value, &h->claim_name, &h->claim_value);
+    } else if (strcmp(name, "http") == 0) {
+        int b = parse_bool(value);
+        if (b < 0)
+            bad_value(p, name, value, "on or off");
+        else
+            h->http = b;
+    } else if (strcmp(name, "http_response") == 0) {
+        if (strcmp(value, "auto") == 0)
+            h->http_response = MCPGW_HTTP_RESPONSE_AUTO;
+        else if (strcmp(value, "json") == 0)
+            h->http_response = MCPGW_HTTP_RESPONSE_JSON;
+        else if (strcmp(value, "sse") == 0)
+            h->http_response = MCPGW_HTTP_RESPONSE_SSE;
+        else
+            bad_value(p, name, value, "auto, json or sse");
+    } else if (strcmp(name, "session_idle_ms") == 0) {
+        long long v;
+        if (!parse_int_range(value, 1000, 86400000, &v))
+            bad_value(p, name, value, "an integer 1000..86400000");
+        else
+            h->session_idle_ms = (int)v;
+    } else if (strcmp(name, "replay_bytes") == 0) {
+        long long v;
+        if (!parse_size_range(value, 0, 64 * 1048576, &v))
+            bad_value(p, name, value, "bytes 0..67108864, optionally with suffix k or m");
+        else
+            h->replay_bytes = (size_t)v;
     } else {
         set_handler(p, name, value);
     }
@@ -1053,6 +1080,9 @@ static mcpgw_handler_config *handler_for(parse_ctx *p, const char *type, int end
         goto fail;
     h->is_endpoint = endpoint;
     h->protocol = MCPGW_ENDPOINT_JSONRPC;
+    h->http = 1;
+    h->session_idle_ms = 600000;
+    h->replay_bytes = 262144;
     h->line = p->lineno;    /* the first header, until a plugin key is seen */
     *tail = h;
     return h;

@@ -38,6 +38,13 @@ typedef enum {
     MCPGW_ENDPOINT_JSONRPC          /* JSON-RPC 2.0 objects and batches, handed to the plugin */
 } mcpgw_endpoint_protocol;
 
+/* How a POST with requests is answered on a Streamable HTTP endpoint. */
+enum {
+    MCPGW_HTTP_RESPONSE_AUTO = 0,   /* SSE when a request asks for progress, else JSON */
+    MCPGW_HTTP_RESPONSE_JSON,       /* application/json whenever the client accepts it */
+    MCPGW_HTTP_RESPONSE_SSE         /* text/event-stream whenever the client accepts it */
+};
+
 /* A plugin section: [handler.TYPE], or [endpoint.NAME] (is_endpoint). */
 typedef struct mcpgw_handler_config {
     char *type;         /* message type, or the endpoint's NAME: the part after the dot */
@@ -57,6 +64,11 @@ typedef struct mcpgw_handler_config {
     char *subprotocol;  /* answered when offered; NULL: the protocol's ("mcp", "mcpgw") */
     char *claim_name;   /* require_claim = CLAIM:VALUE (NULL: none) */
     char *claim_value;
+    /* jsonrpc endpoints: MCP Streamable HTTP on the same path (mcp_http.h) */
+    int http;                       /* 1 (default): POST/GET/DELETE are served */
+    int http_response;              /* MCPGW_HTTP_RESPONSE_*: how a POST is answered */
+    int session_idle_ms;            /* 600000: an HTTP session unused this long ends */
+    size_t replay_bytes;            /* 262144: events kept per SSE stream for Last-Event-ID */
     struct mcpgw_handler_config *next;
 } mcpgw_handler_config;
 

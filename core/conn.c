@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "mcp_http.h"
 #include "protocol.h"
 #include "server.h"
 #include "transport.h"
@@ -152,10 +153,7 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
 
     /* Bound what one client can make us buffer: the request head, or one
      * frame of at most max_payload plus its header. */
-    mcpgw_transport_set_read_limit(c->transport,
-                                   srv->gw->cfg->max_header_bytes > srv->gw->cfg->max_payload + 64
-                                       ? srv->gw->cfg->max_header_bytes + 1
-                                       : srv->gw->cfg->max_payload + 64);
+    mcpgw_transport_set_read_limit(c->transport, mcpgw_conn_read_limit(srv));
 
     c->next = srv->conns;
     if (srv->conns)
@@ -164,6 +162,14 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     srv->stats->tcp_open = ++srv->n_conns;
     /* Slowloris: the upgrade must complete within handshake_timeout_ms. */
     mcpgw_conn_start_linger(c, srv->gw->cfg->handshake_timeout_ms);
+}
+
+size_t mcpgw_conn_read_limit(const mcpgw_server *srv)
+{
+    const mcpgw_config *cfg = srv->gw->cfg;
+
+    return cfg->max_header_bytes > cfg->max_payload + 64 ? cfg->max_header_bytes + 1
+                                                         : cfg->max_payload + 64;
 }
 
 /* ---------------------------------------------------- timers and closing */
@@ -301,6 +307,8 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
                             json_pack("{s:s}", "user", c->user), mcpgw_clock_iso(&srv->clock));
         c->holds_user_slot = 0;
     }
+    if (c->mcp_stream)              /* it was writing a Streamable HTTP answer */
+        mcpgw_mcp_http_conn_gone(c);
     if (c->linger_ev) {
         event_free(c->linger_ev);
         c->linger_ev = NULL;

@@ -64,6 +64,8 @@ struct mcpgw_conn {
     const struct mcpgw_http_request *http_req; /* the request being answered, or NULL */
     long long valid_until;          /* the token's exp + leeway (s); 0: it never ends */
     const mcpgw_protocol *protocol; /* set by the upgrade */
+    int http_reading;               /* inside read_http: it looks for the next request */
+    int http_continued;             /* sent "100 Continue" for the request being read */
 
     /* -- the WebSocket session (ws_session.c) */
     uint8_t *msg;                   /* reassembly of a data message */
@@ -96,6 +98,12 @@ struct mcpgw_conn {
     mcpgw_plugin_ctx *ep_ctx;       /* jsonrpc: the plugin serving it */
     void *ep_data;                  /* what its conn_open gave */
     int ep_opened;                  /* conn_open succeeded: conn_close is due */
+
+    /* -- MCP Streamable HTTP (mcp_http.c) */
+    struct mcpgw_mcp_session *mcp_session; /* a session conn: no transport; what
+                                              the plugin sends goes to the session */
+    struct mcpgw_mcp_stream *mcp_stream;   /* a TCP connection busy writing this
+                                              stream's answer */
 };
 
 /* Accepts a new TCP connection (called by the listener); with ssl (owned
@@ -128,6 +136,9 @@ void mcpgw_conn_close(mcpgw_conn *c, unsigned code, const char *reason);
 void mcpgw_conn_terminate(mcpgw_conn *c, const char *why);
 
 /* Within the connection layer (conn.c, http_upgrade.c, ws_session.c). */
+/* What one connection may make us buffer: a request head, or one frame of
+ * max_payload with its header (a Streamable HTTP body likewise). */
+size_t mcpgw_conn_read_limit(const mcpgw_server *srv);
 /* Stops reading, writes what is queued, then closes the TCP connection
  * (bounded by the linger time). */
 void mcpgw_conn_drain(mcpgw_conn *c);

@@ -19,6 +19,7 @@
 #include "host_api.h"
 #include "json_read.h"
 #include "log.h"
+#include "mcp_http.h"
 #include "plugin_loader.h"
 #include "server.h"
 #include "worker_board.h"
@@ -197,6 +198,8 @@ static void host_close(mcpgw_conn *conn, int code, const char *reason)
 
 static size_t host_conn_queued(mcpgw_conn *conn)
 {
+    if (conn && conn->mcp_session)
+        return mcpgw_mcp_session_queued(conn);
     return conn && conn->transport ? mcpgw_transport_queued(conn->transport) : 0;
 }
 

@@ -19,6 +19,7 @@
 #include "http.h"
 #include "http_api.h"
 #include "log.h"
+#include "mcp_http.h"
 #include "metrics.h"
 #include "plugin_loader.h"
 #include "protocol.h"
@@ -271,7 +272,7 @@ static int read_http(mcpgw_conn *c)
     const mcpgw_handler_config *ep;
     const char *reason, *body;
 
-    if (!buf)
+    if (!buf || c->mcp_stream)     /* busy answering the previous request */
         return 0;
     if (c->transport->not_tls) {
         /* Plain text on a TLS port: refused in plain text, unread. */
@@ -344,6 +345,46 @@ static int read_http(mcpgw_conn *c)
         mcpgw_conn_drain(c);
         return 1;
     }
+    if (mcpgw_mcp_http_wants(&req, ep)) {
+        size_t body_len = 0;
+        int st = mcpgw_mcp_http_body(c, &req, &body_len);
+        const mcpgw_str *expect;
+
+        if (st) {
+            http_reject(c, st, NULL,
+                        st == 413 ? "Payload Too Large"
+                        : st == 411 ? "Length Required"
+                                    : "Bad Request: Content-Length required, no chunked bodies",
+                        "http_request_rejected", st == 413 ? "body_too_large" : "bad_body");
+            return 1;
+        }
+        if (avail < req.head_len + body_len) {
+            /* wait for the body (at most max_payload) */
+            expect = mcpgw_http_header_get(&req, "Expect");
+            if (expect && !c->http_continued && mcpgw_str_eq_nocase(expect, "100-continue")) {
+                c->http_continued = 1;
+                evbuffer_add(mcpgw_transport_out(c->transport), "HTTP/1.1 100 Continue\r\n\r\n",
+                             25);
+            }
+            mcpgw_transport_set_read_limit(c->transport, req.head_len + body_len + 1);
+            return 0;
+        }
+        buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(req.head_len + body_len));
+        if (!buf || mcpgw_http_parse(buf, req.head_len, srv->gw->cfg->max_header_bytes, &req) !=
+                        MCPGW_HTTP_OK) {
+            http_reject(c, 500, NULL, "Internal Server Error", "http_request_rejected", "internal");
+            return 1;
+        }
+        c->http_continued = 0;
+        c->http_reading = 1;
+        mcpgw_mcp_http_request(c, &req, ep, buf + req.head_len, body_len);
+        c->http_reading = 0;
+        if (c->state == MCPGW_CONN_GONE)
+            return 1;
+        evbuffer_drain(in, req.head_len + body_len);
+        /* idle again with the next request already here: read it now */
+        return c->state == MCPGW_CONN_HTTP && !c->mcp_stream && evbuffer_get_length(in) ? 2 : 1;
+    }
     upgrade(c, &req, ep);
     /* req points into the input buffer: drop the head only now. */
     if (c->state != MCPGW_CONN_GONE)
@@ -354,8 +395,42 @@ static int read_http(mcpgw_conn *c)
 /* The caller holds a reference on c: it is still memory when this returns. */
 int mcpgw_upgrade_read_http(mcpgw_conn *c)
 {
-    int moved_on = read_http(c);
+    int moved_on;
 
+    /* 2: a keep-alive request was answered and the next one is buffered */
+    while ((moved_on = read_http(c)) == 2)
+        c->http_req = NULL;
     c->http_req = NULL;     /* it pointed at read_http's request */
     return moved_on;
+}
+
+static void resume_http(void *arg)
+{
+    mcpgw_conn *c = arg;
+
+    if (c->state == MCPGW_CONN_HTTP && !c->mcp_stream && c->transport &&
+        evbuffer_get_length(c->transport->in))
+        c->transport->cbs->readable(c->transport->owner);
+    mcpgw_conn_unref(c);
+}
+
+void mcpgw_upgrade_http_done(mcpgw_conn *c, int keep)
+{
+    mcpgw_server *srv = c->srv;
+
+    if (c->state != MCPGW_CONN_HTTP || !c->transport)
+        return;
+    if (!keep || srv->shutting_down) {
+        mcpgw_conn_drain(c);
+        return;
+    }
+    mcpgw_transport_set_read_limit(c->transport, mcpgw_conn_read_limit(srv));
+    mcpgw_conn_start_linger(c, srv->gw->cfg->handshake_timeout_ms);
+    /* an answer that completed later: a request that waited behind it is
+     * read from the loop, not from inside the plugin that answered */
+    if (!c->http_reading && evbuffer_get_length(c->transport->in)) {
+        mcpgw_conn_ref(c);
+        if (mcpgw_server_post(srv, resume_http, c) != 0)
+            mcpgw_conn_unref(c);
+    }
 }

@@ -12,4 +12,9 @@ typedef struct mcpgw_conn mcpgw_conn;
  * are needed. */
 int mcpgw_upgrade_read_http(mcpgw_conn *c);
 
+/* A Streamable HTTP answer is complete (mcp_http.c): with keep, the
+ * connection waits for its next request (within handshake_timeout_ms; one
+ * that is already buffered is read at once), else it closes. */
+void mcpgw_upgrade_http_done(mcpgw_conn *c, int keep);
+
 #endif

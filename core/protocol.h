@@ -53,6 +53,10 @@ void mcpgw_protocol_refresh(mcpgw_conn *c, struct json_t *msg);
  * plugin; malformed messages get JSON-RPC errors (protocol_jsonrpc.c). */
 extern const mcpgw_protocol mcpgw_protocol_jsonrpc;
 
+/* Hands a checked JSON-RPC message or batch (msg borrowed, text[0..len) its
+ * bytes) to the connection's endpoint plugin (Streamable HTTP's way in). */
+void mcpgw_jsonrpc_deliver(mcpgw_conn *c, struct json_t *msg, const char *text, size_t len);
+
 /* The plugin serving ctx's endpoint is going (a reload removed the section):
  * each of its connections gets its conn_close now and is closed 1001. */
 typedef struct mcpgw_server mcpgw_server;

@@ -15,6 +15,7 @@
 #include "conn.h"
 #include "config.h"
 #include "json_read.h"
+#include "mcp_http.h"
 #include "metrics.h"
 #include "plugin_loader.h"
 #include "protocol.h"
@@ -107,6 +108,18 @@ static void jsonrpc_message(mcpgw_conn *c, const uint8_t *data, size_t len, int 
     json_decref(msg);
 }
 
+void mcpgw_jsonrpc_deliver(mcpgw_conn *c, json_t *msg, const char *text, size_t len)
+{
+    const mcpgw_plugin *d = plugin_of(c);
+    const char *outer;
+
+    if (!c->ep_opened || !d)
+        return;
+    outer = mcpgw_watch_enter_now(c->endpoint->type);
+    d->conn_message(c->ep_ctx->instance, c, c->ep_data, msg, text, len);
+    mcpgw_watch_leave(outer);
+}
+
 static void jsonrpc_refused(mcpgw_conn *c, const char *message, const char *error)
 {
     send_error(c, JSONRPC_RATE_LIMITED, message, error);
@@ -140,6 +153,7 @@ void mcpgw_jsonrpc_detach(mcpgw_server *srv, mcpgw_plugin_ctx *ctx)
         if (mcpgw_conn_is_open(c))
             mcpgw_conn_close(c, MCPGW_WS_CLOSE_GOING_AWAY, "Endpoint removed");
     }
+    mcpgw_mcp_http_detach(srv, ctx);
 }
 
 const mcpgw_protocol mcpgw_protocol_jsonrpc = {

@@ -30,6 +30,7 @@
 #include "server.h"
 #include "child.h"
 #include "host_api.h"
+#include "mcp_http.h"
 #include "worker_board.h"
 #include "ws_frame.h"
 
@@ -456,6 +457,8 @@ void mcpgw_server_begin_shutdown(mcpgw_server *srv)
     }
     if (srv->heartbeat_ev)
         event_del(srv->heartbeat_ev);
+    /* Streamable HTTP sessions end (a request still open is answered) */
+    mcpgw_mcp_http_shutdown(srv);
 
     tv.tv_sec = srv->gw->cfg->shutdown_timeout_ms / 1000;
     tv.tv_usec = (srv->gw->cfg->shutdown_timeout_ms % 1000) * 1000;
@@ -760,6 +763,7 @@ void mcpgw_server_free(mcpgw_server *srv)
 
     while (srv->conns)
         mcpgw_conn_terminate(srv->conns, "shutdown");
+    mcpgw_mcp_http_shutdown(srv);
     if (srv->listener)
         evconnlistener_free(srv->listener);
     if (srv->plain_listener)

@@ -83,6 +83,8 @@ typedef struct mcpgw_server {
     mcpgw_policy policy;            /* per-user rates of [handler.*] (policy.h) */
     size_t n_conns;                 /* TCP connections */
     size_t n_open;                  /* upgraded WebSocket connections */
+    struct mcpgw_mcp_session *mcp_sessions; /* Streamable HTTP sessions (mcp_http.c) */
+    size_t n_mcp_sessions;
     size_t n_requests;              /* requests not finished yet */
 
     mcpgw_pmd_pool pmd_pool;        /* shared zlib streams (no context takeover) */

@@ -14,6 +14,7 @@
 #include "conn.h"
 #include "json_write.h"
 #include "log.h"
+#include "mcp_http.h"
 #include "metrics.h"
 #include "payload.h"
 #include "pmd.h"
@@ -102,6 +103,8 @@ int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
 
     if (c->state != MCPGW_CONN_OPEN)
         return -1;
+    if (c->mcp_session)             /* a Streamable HTTP session: routed there */
+        return mcpgw_mcp_session_emit(c, text, len);
     out = mcpgw_transport_out(c->transport);
     if (c->pmd.enabled && len >= c->srv->gw->cfg->compression.threshold) {
         size_t zlen;
@@ -192,6 +195,10 @@ void mcpgw_conn_close(mcpgw_conn *c, unsigned code, const char *reason)
 {
     if (c->state != MCPGW_CONN_OPEN)
         return;
+    if (c->mcp_session) {
+        mcpgw_mcp_session_close(c, code, reason);
+        return;
+    }
     send_close_frame(c, code, reason);
     c->state = MCPGW_CONN_CLOSING;
     mcpgw_conn_start_linger(c, mcpgw_conn_linger_ms(c));

@@ -60,6 +60,7 @@ import { readFileSync } from 'node:fs';
 import WS from 'ws';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 
 const SERVER_EVERYTHING = fileURLToPath(new URL(
@@ -96,6 +97,7 @@ try {
         options: {
             token: { type: 'string' },
             'token-in': { type: 'string', default: 'query' },
+            transport: { type: 'string', default: 'ws' },
             scenario: { type: 'string', multiple: true },
             timeout: { type: 'string', default: '20' },
             concurrent: { type: 'string', default: '20' },
@@ -128,6 +130,8 @@ if (!opt.stdio && !url0) usage('URL or --stdio required');
 if (opt.stdio && url0) usage('give either URL or --stdio, not both');
 if (args.positionals.length > 1) usage(`unexpected argument ${args.positionals[1]}`);
 if (!['query', 'header'].includes(opt['token-in'])) usage('--token-in must be query or header');
+if (!['ws', 'http'].includes(opt.transport)) usage('--transport must be ws or http');
+const HTTP = opt.transport === 'http';
 const posInt = (s, name) => {
     const n = Number(s);
     if (!Number.isFinite(n) || n <= 0) usage(`${name} must be a positive number`);
@@ -228,7 +232,7 @@ class Conn {
             this.inner = new StdioClientTransport({ ...cmd, env, stderr: 'pipe' });
             this.inner.stderr?.on('data', (d) => vlog('server stderr:', String(d).trim()));
         } else {
-            this.inner = new WebSocketClientTransport(url);
+            this.inner = HTTP ? httpTransport() : new WebSocketClientTransport(url);
         }
         const transport = new TapTransport(this.inner, this.tap);
         try {
@@ -240,7 +244,7 @@ class Conn {
         return this;
     }
 
-    get subprotocol() { return this.inner?._socket?.protocol; }
+    get subprotocol() { return HTTP ? 'mcp' : this.inner?._socket?.protocol; }
     get pid() { return this.inner?.pid; }
 
     async close() {
@@ -248,6 +252,15 @@ class Conn {
         try { await withTimeout(this.client?.close() ?? Promise.resolve(), 6000, 'close'); } catch (e) { vlog('close:', errMsg(e)); }
         this.closed = true;
     }
+}
+
+// --transport http: Streamable HTTP on the same endpoint (ws:// becomes
+// http://), the token always as an Authorization header.
+function httpTransport() {
+    const u = new URL(url0);
+    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    const h = opt.token ? { Authorization: `Bearer ${opt.token}` } : {};
+    return new StreamableHTTPClientTransport(u, { requestInit: { headers: h } });
 }
 
 let conn = null;
@@ -314,7 +327,7 @@ const scenarios = {
             serverInfo: info, protocolVersion: initRes?.protocolVersion,
             capabilities: caps ? Object.keys(caps) : null,
             instructionsChars: c.client.getInstructions()?.length ?? 0,
-            transport: opt.stdio ? 'stdio' : 'websocket', subprotocol: c.subprotocol ?? null,
+            transport: opt.stdio ? 'stdio' : HTTP ? 'streamable-http' : 'websocket', subprotocol: c.subprotocol ?? null,
             connectMs, unsolicitedNotifications: unsolicited,
         };
         if (!info?.name || !info?.version) throw new Fail('no serverInfo', detail);
