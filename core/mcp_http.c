@@ -91,6 +91,7 @@ struct mcpgw_mcp_session {
     json_t *progress;           /* progress token key -> stream no */
     char version[16];           /* negotiated at initialize */
     struct event *idle_ev;
+    double last_used;           /* clock seconds of its last request */
     int ended;
     int end_posted;
 };
@@ -99,6 +100,23 @@ static void stream_free(mcpgw_mcp_stream *st);
 static void session_end(mcpgw_mcp_session *s, const char *why);
 
 /* ------------------------------------------------------------ answers */
+
+static mcpgw_endpoint_stats *ep_stats(const mcpgw_conn *c, const mcpgw_handler_config *ep)
+{
+    return ep ? mcpgw_stats_endpoint(c->srv->stats, ep->type) : NULL;
+}
+
+static void count_status(mcpgw_conn *c, int status)
+{
+    mcpgw_endpoint_stats *e = ep_stats(c, c->endpoint);
+    int i = 0;
+
+    if (!e)
+        return;
+    while (i < MCPGW_EP_HTTP_CODES - 1 && mcpgw_endpoint_http_codes[i] != status)
+        i++;
+    e->http_responses[i]++;
+}
 
 /* A complete answer with a body; then the connection is free again (keep)
  * or closes. */
@@ -118,6 +136,7 @@ static void respond(mcpgw_conn *c, int status, const char *ctype, const char *ex
                         keep ? "" : "Connection: close\r\n");
     if (len)
         evbuffer_add(out, body, len);
+    count_status(c, status);
     mcpgw_upgrade_http_done(c, keep);
 }
 
@@ -162,6 +181,7 @@ static void write_chunk(mcpgw_conn *c, const char *p, size_t n)
 
 static void write_sse_head(mcpgw_conn *c, const mcpgw_mcp_session *s, int keep)
 {
+    count_status(c, 200);
     evbuffer_add_printf(mcpgw_transport_out(c->transport),
                         "HTTP/1.1 200 OK\r\n"
                         "Content-Type: text/event-stream\r\n"
@@ -223,6 +243,10 @@ static mcpgw_mcp_stream *stream_new(mcpgw_mcp_session *s, int sse, int standalon
 
 static void stream_attach(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep)
 {
+    mcpgw_endpoint_stats *e = st->sse ? ep_stats(c, st->s->ep) : NULL;
+
+    if (e)
+        e->sse_streams_open++;
     st->conn = c;
     st->keep = keep;
     c->mcp_stream = st;
@@ -232,6 +256,9 @@ static void stream_attach(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep)
 static void stream_detach(mcpgw_mcp_stream *st)
 {
     if (st->conn) {
+        mcpgw_endpoint_stats *e = st->sse ? ep_stats(st->conn, st->s->ep) : NULL;
+        if (e && e->sse_streams_open)
+            e->sse_streams_open--;
         st->conn->mcp_stream = NULL;
         st->conn = NULL;
     }
@@ -282,6 +309,7 @@ static void stream_finish(mcpgw_mcp_stream *st)
         evbuffer_add_buffer(out, st->json);
         if (st->batch)
             evbuffer_add(out, "]", 1);
+        count_status(c, 200);
         mcpgw_upgrade_http_done(c, keep);
     }
     stream_free(st);
@@ -410,6 +438,35 @@ static void session_touch(mcpgw_mcp_session *s)
 
     if (s->idle_ev)
         evtimer_add(s->idle_ev, &tv);
+    s->last_used = mcpgw_clock_seconds(&s->srv->clock);
+}
+
+/* A session nobody uses now: no stream being read, no request open. */
+static int session_idle(const mcpgw_mcp_session *s)
+{
+    if (json_object_size(s->pending))
+        return 0;
+    for (const mcpgw_mcp_stream *st = s->streams; st; st = st->next)
+        if (st->conn)
+            return 0;
+    return 1;
+}
+
+/* A client that never sends DELETE (the SDK's close() does not) must not
+ * lock its user out until the idle timeout: at the per-user limit, the
+ * user's least recently used idle session on this worker makes room. */
+static int session_evict_for(mcpgw_server *srv, const char *user)
+{
+    mcpgw_mcp_session *lru = NULL;
+
+    for (mcpgw_mcp_session *s = srv->mcp_sessions; s; s = s->next)
+        if (!s->ended && s->vc && strcmp(s->vc->user, user) == 0 && session_idle(s) &&
+            (!lru || s->last_used < lru->last_used))
+            lru = s;
+    if (!lru)
+        return 0;
+    session_end(lru, "evicted_for_new_session");
+    return 1;
 }
 
 static mcpgw_mcp_session *session_find(mcpgw_server *srv, const mcpgw_str *id)
@@ -456,8 +513,8 @@ static void session_end(mcpgw_mcp_session *s, const char *why)
     if (s->next)
         s->next->prev = s->prev;
     srv->n_mcp_sessions--;
-    if ((e = mcpgw_stats_endpoint(srv->stats, s->ep->type)) && e->sessions_open)
-        e->sessions_open--;
+    if ((e = mcpgw_stats_endpoint(srv->stats, s->ep->type)) && e->http_sessions_open)
+        e->http_sessions_open--;
 
     /* requests still open get an answer instead of a silent end */
     json_object_foreach(s->pending, key, v) {
@@ -519,6 +576,7 @@ static int session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_plug
     mcpgw_server *srv = c->srv;
     mcpgw_mcp_session *s = NULL;
     mcpgw_conn *vc = NULL;
+    mcpgw_endpoint_stats *e;
     unsigned char rnd[SESSION_ID_HEX / 2];
     int count = 0;
     mcpgw_limit_result lr;
@@ -531,6 +589,10 @@ static int session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_plug
     lr = mcpgw_limits_acquire(srv->gw->limits, user, srv->worker_id,
                               srv->gw->cfg->max_connections_per_user,
                               srv->gw->cfg->max_connections, &count);
+    if (lr == MCPGW_LIMIT_USER && session_evict_for(srv, user))
+        lr = mcpgw_limits_acquire(srv->gw->limits, user, srv->worker_id,
+                                  srv->gw->cfg->max_connections_per_user,
+                                  srv->gw->cfg->max_connections, &count);
     if (lr != MCPGW_LIMIT_OK) {
         json_decref(claims);
         *why = lr == MCPGW_LIMIT_SERVER ? "server_full"
@@ -575,6 +637,8 @@ static int session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_plug
         session_end(s, "open_failed");
         return 503;
     }
+    if ((e = mcpgw_stats_endpoint(srv->stats, ep->type)))
+        e->http_sessions_open++;
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "mcp_session_started",
                         json_pack("{s:s, s:s, s:I, s:s, s:i}", "user", user, "endpoint",
@@ -1068,6 +1132,7 @@ static void handle_get(mcpgw_conn *c, const mcpgw_http_request *req,
     const mcpgw_str *last = mcpgw_http_header_get(req, "Last-Event-ID");
     mcpgw_mcp_session *s;
     mcpgw_mcp_stream *st;
+    mcpgw_endpoint_stats *e;
     unsigned long long no = 0, seq = 0;
     char prime[64];
     int pn;
@@ -1119,6 +1184,11 @@ static void handle_get(mcpgw_conn *c, const mcpgw_http_request *req,
     write_sse_head(c, s, keep);
     pn = snprintf(prime, sizeof(prime), "id: %u-%llu\nretry: 1000\ndata: \n\n", st->no, seq);
     write_chunk(c, prime, (size_t)pn);
+    if (last && (e = ep_stats(c, ep))) {
+        e->sse_resumed++;
+        if (seq + 1 < st->next_seq && (!st->ev_head || st->ev_head->seq > seq + 1))
+            e->sse_replay_gaps++;
+    }
     stream_replay(st, seq);
     if (!st->standalone && !st->pending)
         stream_finish(st);          /* resumed after its last answer: that was all */
@@ -1140,6 +1210,14 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
     mcpgw_auth_result ar;
     long tlen;
     int keep = keep_alive(req);
+    mcpgw_endpoint_stats *e = ep_stats(c, ep);
+
+    c->endpoint = ep;               /* for the counters of its answers */
+    if (e)
+        e->http_requests[method_is(req, "POST")     ? 0
+                         : method_is(req, "GET")    ? 1
+                         : method_is(req, "DELETE") ? 2
+                                                    : 3]++;
 
     if (!method_is(req, "POST") && !method_is(req, "GET") && !method_is(req, "DELETE")) {
         respond_error(c, req, 405, JSONRPC_SERVER_ERROR, "Method Not Allowed", "bad_method",

@@ -47,6 +47,12 @@ const char *const mcpgw_endpoint_methods[MCPGW_EP_METHODS] = {
     "resources/templates/list", "resources/subscribe", "resources/unsubscribe", "prompts/list",
     "prompts/get", "completion/complete", "logging/setLevel", "other"
 };
+const char *const mcpgw_endpoint_http_methods[MCPGW_EP_HTTP_METHODS] = {
+    "POST", "GET", "DELETE", "other"
+};
+const int mcpgw_endpoint_http_codes[MCPGW_EP_HTTP_CODES - 1] = {
+    200, 202, 204, 400, 401, 403, 404, 405, 406, 409, 411, 413, 415, 429, 500, 503
+};
 const char *const mcpgw_endpoint_restart_reasons[MCPGW_EP_RESTART_REASONS] = {
     "crash", "exit", "timeout", "line_too_long"
 };
@@ -57,6 +63,8 @@ void mcpgw_stats_clear_gauges(mcpgw_worker_stats *s)
     for (unsigned i = 0; i < MCPGW_ENDPOINTS_MAX; i++) {
         s->endpoints[i].sessions_open = 0;
         s->endpoints[i].children = 0;
+        s->endpoints[i].http_sessions_open = 0;
+        s->endpoints[i].sse_streams_open = 0;
     }
 }
 
@@ -362,6 +370,14 @@ static void endpoint_metrics(const mcpgw_server *srv, struct evbuffer *out)
             for (int h = 0; h < MCPGW_HIST_BUCKETS; h++)
                 all[k].duration.buckets[h] += e->duration.buckets[h];
             all[k].duration.count += e->duration.count;
+            all[k].http_sessions_open += e->http_sessions_open;
+            all[k].sse_streams_open += e->sse_streams_open;
+            all[k].sse_resumed += e->sse_resumed;
+            all[k].sse_replay_gaps += e->sse_replay_gaps;
+            for (int m = 0; m < MCPGW_EP_HTTP_METHODS; m++)
+                all[k].http_requests[m] += e->http_requests[m];
+            for (int m = 0; m < MCPGW_EP_HTTP_CODES; m++)
+                all[k].http_responses[m] += e->http_responses[m];
             all[k].duration.sum += e->duration.sum;
         }
     }
@@ -437,6 +453,58 @@ static void endpoint_metrics(const mcpgw_server *srv, struct evbuffer *out)
         evbuffer_add_printf(out, "mcpgw_endpoint_request_duration_seconds_count");
         EP_LABEL(k);
         evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].duration.count);
+    }
+    family(out, "mcpgw_endpoint_http_sessions_open", "gauge",
+           "Open Streamable HTTP sessions per endpoint (also in sessions_open).");
+    for (unsigned k = 0; k < n; k++) {
+        evbuffer_add_printf(out, "mcpgw_endpoint_http_sessions_open");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].http_sessions_open);
+    }
+    family(out, "mcpgw_endpoint_sse_streams_open", "gauge",
+           "Streamable HTTP SSE answers being written per endpoint.");
+    for (unsigned k = 0; k < n; k++) {
+        evbuffer_add_printf(out, "mcpgw_endpoint_sse_streams_open");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sse_streams_open);
+    }
+    family(out, "mcpgw_endpoint_http_requests_total", "counter",
+           "Streamable HTTP requests, by method.");
+    for (unsigned k = 0; k < n; k++)
+        for (int m = 0; m < MCPGW_EP_HTTP_METHODS; m++) {
+            evbuffer_add_printf(out, "mcpgw_endpoint_http_requests_total");
+            EP_LABEL(k);
+            evbuffer_add_printf(out, ",method=\"%s\"} %llu\n", mcpgw_endpoint_http_methods[m],
+                                (unsigned long long)all[k].http_requests[m]);
+        }
+    family(out, "mcpgw_endpoint_http_responses_total", "counter",
+           "Streamable HTTP answers, by status code.");
+    for (unsigned k = 0; k < n; k++)
+        for (int m = 0; m < MCPGW_EP_HTTP_CODES; m++) {
+            if (!all[k].http_responses[m])
+                continue;
+            evbuffer_add_printf(out, "mcpgw_endpoint_http_responses_total");
+            EP_LABEL(k);
+            if (m < MCPGW_EP_HTTP_CODES - 1)
+                evbuffer_add_printf(out, ",code=\"%d\"} %llu\n", mcpgw_endpoint_http_codes[m],
+                                    (unsigned long long)all[k].http_responses[m]);
+            else
+                evbuffer_add_printf(out, ",code=\"other\"} %llu\n",
+                                    (unsigned long long)all[k].http_responses[m]);
+        }
+    family(out, "mcpgw_endpoint_sse_resumed_total", "counter",
+           "SSE streams resumed with Last-Event-ID.");
+    for (unsigned k = 0; k < n; k++) {
+        evbuffer_add_printf(out, "mcpgw_endpoint_sse_resumed_total");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sse_resumed);
+    }
+    family(out, "mcpgw_endpoint_sse_replay_gaps_total", "counter",
+           "Resumptions that found some of the missed events no longer kept (replay_bytes).");
+    for (unsigned k = 0; k < n; k++) {
+        evbuffer_add_printf(out, "mcpgw_endpoint_sse_replay_gaps_total");
+        EP_LABEL(k);
+        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sse_replay_gaps);
     }
 #undef EP_LABEL
 }

@@ -78,6 +78,12 @@ typedef struct mcpgw_type_histogram {
 #define MCPGW_EP_METHODS 14
 #define MCPGW_EP_RESTART_REASONS 4
 extern const char *const mcpgw_endpoint_methods[MCPGW_EP_METHODS];
+/* Streamable HTTP requests by method (POST GET DELETE other) and answers
+ * by status (mcpgw_endpoint_http_codes; the last slot: any other). */
+#define MCPGW_EP_HTTP_METHODS 4
+#define MCPGW_EP_HTTP_CODES 17
+extern const char *const mcpgw_endpoint_http_methods[MCPGW_EP_HTTP_METHODS];
+extern const int mcpgw_endpoint_http_codes[MCPGW_EP_HTTP_CODES - 1];
 extern const char *const mcpgw_endpoint_restart_reasons[MCPGW_EP_RESTART_REASONS];
 typedef struct mcpgw_endpoint_stats {
     char name[64];
@@ -88,6 +94,13 @@ typedef struct mcpgw_endpoint_stats {
     uint64_t requests[MCPGW_EP_METHODS];
     uint64_t errors[MCPGW_EP_METHODS];
     mcpgw_histogram duration;               /* every request */
+    /* Streamable HTTP (mcp_http.c); sessions_open above counts both */
+    uint64_t http_sessions_open;            /* gauge */
+    uint64_t sse_streams_open;              /* gauge: SSE answers being written */
+    uint64_t http_requests[MCPGW_EP_HTTP_METHODS];
+    uint64_t http_responses[MCPGW_EP_HTTP_CODES];
+    uint64_t sse_resumed;                   /* GET with a Last-Event-ID that was served */
+    uint64_t sse_replay_gaps;               /* ... whose events were no longer all kept */
 } mcpgw_endpoint_stats;
 
 typedef struct mcpgw_worker_stats {
