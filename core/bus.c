@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "bus.h"
@@ -47,6 +48,7 @@ struct mcpgw_bus {
     size_t ring_bytes;          /* a power of two */
     size_t stride;              /* one ring and its head */
     int efd[BUS_MAX_WORKERS];   /* inherited by every worker at the same numbers */
+    int hand[BUS_MAX_WORKERS][2];   /* handover: [0] worker w reads, [1] the others write */
 };
 
 static ring_head *ring_of(const mcpgw_bus *b, int w)
@@ -82,10 +84,11 @@ mcpgw_bus *mcpgw_bus_new(int n_workers, size_t ring_bytes)
     b->ring_bytes = rb;
     b->stride = stride;
     for (int w = 0; w < BUS_MAX_WORKERS; w++)
-        b->efd[w] = -1;
+        b->efd[w] = b->hand[w][0] = b->hand[w][1] = -1;
     for (int w = 0; w < n_workers; w++) {
         b->efd[w] = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-        if (b->efd[w] < 0 || mcpgw_shm_lock_init(&ring_of(b, w)->lock) != 0)
+        if (b->efd[w] < 0 || mcpgw_shm_lock_init(&ring_of(b, w)->lock) != 0 ||
+            socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, b->hand[w]) != 0)
             goto fail;
     }
     return b;
@@ -98,10 +101,78 @@ void mcpgw_bus_free(mcpgw_bus *b)
 {
     if (!b)
         return;
-    for (int w = 0; w < b->n; w++)
+    for (int w = 0; w < b->n; w++) {
         if (b->efd[w] >= 0)
             close(b->efd[w]);
+        for (int k = 0; k < 2; k++)
+            if (b->hand[w][k] >= 0)
+                close(b->hand[w][k]);
+    }
     munmap(b, b->map_len);
+}
+
+/* ------------------------------------------------------------ handover */
+
+int mcpgw_bus_handover_fd(const mcpgw_bus *b, int worker)
+{
+    return worker >= 0 && worker < b->n ? b->hand[worker][0] : -1;
+}
+
+int mcpgw_bus_handover(mcpgw_bus *b, int to, int fd, const void *bytes, size_t len)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = { (void *)bytes, len };
+    struct msghdr m = { 0 };
+    struct cmsghdr *cm;
+
+    if (to < 0 || to >= b->n || !len || len > MCPGW_BUS_HANDOVER_MAX)
+        return -1;
+    memset(&ctl, 0, sizeof(ctl));
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.buf;
+    m.msg_controllen = sizeof(ctl.buf);
+    cm = CMSG_FIRSTHDR(&m);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+    return sendmsg(b->hand[to][1], &m, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)iov.iov_len ? 0 : -1;
+}
+
+long mcpgw_bus_handover_recv(mcpgw_bus *b, int worker, int *fd, void *buf, size_t cap)
+{
+    union {
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = { buf, cap };
+    struct msghdr m = { 0 };
+    struct cmsghdr *cm;
+    ssize_t n;
+
+    *fd = -1;
+    m.msg_iov = &iov;
+    m.msg_iovlen = 1;
+    m.msg_control = ctl.buf;
+    m.msg_controllen = sizeof(ctl.buf);
+    n = recvmsg(b->hand[worker][0], &m, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n < 0)
+        return -1;
+    for (cm = CMSG_FIRSTHDR(&m); cm; cm = CMSG_NXTHDR(&m, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+            cm->cmsg_len >= CMSG_LEN(sizeof(int)))
+            memcpy(fd, CMSG_DATA(cm), sizeof(int));
+    if ((m.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) || *fd < 0) {
+        if (*fd >= 0)
+            close(*fd);
+        *fd = -1;
+        return -2;              /* not one we can use: skip it */
+    }
+    return (long)n;
 }
 
 /* A writer that died holding the lock published nothing (see ring_put). */

@@ -50,6 +50,22 @@ void mcpgw_bus_done(mcpgw_bus *b, int worker);
  * now (the next publish writes the eventfd), 0 if a message came in
  * meanwhile (peek again). Also drains the eventfd. */
 int mcpgw_bus_sleep(mcpgw_bus *b, int worker);
+/* Handing a TCP connection to the worker that serves it (a Streamable HTTP
+ * session lives in one worker): the socket and the bytes already read from
+ * it (at most MCPGW_BUS_HANDOVER_MAX) as one datagram, SCM_RIGHTS, on a
+ * socket pair per worker that every worker inherits. */
+#define MCPGW_BUS_HANDOVER_MAX 65536
+/* The socket worker reads handovers from (readable when one waits). */
+int mcpgw_bus_handover_fd(const mcpgw_bus *b, int worker);
+/* Sends fd (duplicated by the kernel; the caller still closes its own) and
+ * bytes[0..len) (1 <= len <= MCPGW_BUS_HANDOVER_MAX) to worker `to`. 0, or
+ * -1 (full, or too large): the caller answers the client itself. */
+int mcpgw_bus_handover(mcpgw_bus *b, int to, int fd, const void *bytes, size_t len);
+/* The next handover for worker: its bytes into buf (cap bytes), the socket
+ * in *fd. The length, -1 when none waits, -2 for one that could not be
+ * used (dropped). */
+long mcpgw_bus_handover_recv(mcpgw_bus *b, int worker, int *fd, void *buf, size_t cap);
+
 /* Messages worker missed because its ring was full. */
 uint64_t mcpgw_bus_dropped(const mcpgw_bus *b, int worker);
 

@@ -8,6 +8,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -31,6 +32,9 @@
 #define MCPGW_LINGER_MS 3000
 
 static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why);
+static void conn_readable(void *arg);
+static mcpgw_conn *conn_new(mcpgw_server *srv, evutil_socket_t fd, const struct sockaddr *addr,
+                            struct ssl_st *ssl);
 
 /* ------------------------------------------------------------ lifecycle */
 
@@ -129,20 +133,48 @@ static const mcpgw_transport_cbs conn_transport_cbs = {
 void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
                        const struct sockaddr *addr, int addrlen, SSL *ssl)
 {
+    (void)addrlen;
+    (void)conn_new(srv, fd, addr, ssl);
+}
+
+void mcpgw_conn_adopt(mcpgw_server *srv, evutil_socket_t fd, const void *bytes, size_t len)
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    mcpgw_conn *c;
+
+    memset(&ss, 0, sizeof(ss));
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) != 0 ||
+        evutil_make_socket_nonblocking(fd) != 0) {
+        evutil_closesocket(fd);
+        return;
+    }
+    c = conn_new(srv, fd, (struct sockaddr *)&ss, NULL);
+    if (!c)
+        return;
+    if (evbuffer_add(c->transport->in, bytes, len) != 0) {
+        conn_destroy(c, 0, "out_of_memory");
+        return;
+    }
+    conn_readable(c);
+}
+
+static mcpgw_conn *conn_new(mcpgw_server *srv, evutil_socket_t fd, const struct sockaddr *addr,
+                            SSL *ssl)
+{
     mcpgw_conn *c = calloc(1, sizeof(*c));
 
-    (void)addrlen;
     if (!c) {
         if (ssl)
             SSL_free(ssl);
         evutil_closesocket(fd);
-        return;
+        return NULL;
     }
     c->transport = ssl ? mcpgw_transport_tls_new(&srv->io, fd, ssl, &conn_transport_cbs, c)
                        : mcpgw_transport_plain_new(&srv->io, fd, &conn_transport_cbs, c);
     if (!c->transport) {            /* it closed fd and freed ssl */
         free(c);
-        return;
+        return NULL;
     }
     c->srv = srv;
     c->refs = 1;
@@ -162,6 +194,7 @@ void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
     srv->stats->tcp_open = ++srv->n_conns;
     /* Slowloris: the upgrade must complete within handshake_timeout_ms. */
     mcpgw_conn_start_linger(c, srv->gw->cfg->handshake_timeout_ms);
+    return c;
 }
 
 size_t mcpgw_conn_read_limit(const mcpgw_server *srv)

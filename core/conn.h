@@ -112,6 +112,11 @@ struct ssl_st;
 void mcpgw_conn_accept(mcpgw_server *srv, evutil_socket_t fd,
                        const struct sockaddr *addr, int addrlen, struct ssl_st *ssl);
 
+/* Takes over a plain TCP connection that another worker handed over
+ * (bus.h) with the bytes it had read from it, and reads them as if they
+ * had just arrived. fd is owned from the call on. */
+void mcpgw_conn_adopt(mcpgw_server *srv, evutil_socket_t fd, const void *bytes, size_t len);
+
 void mcpgw_conn_ref(mcpgw_conn *c);
 void mcpgw_conn_unref(mcpgw_conn *c);
 

@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "access_log.h"
+#include "bus.h"
 #include "auth.h"
 #include "conn.h"
 #include "handshake.h"
@@ -256,6 +257,36 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     proto->opened(c);
 }
 
+/* A Streamable HTTP session lives in one worker: a request for one held by
+ * another worker moves there with its connection (the socket and what was
+ * read from it: bus.h), unless TLS state or a queued answer pins it here. */
+static void handover(mcpgw_conn *c, int owner)
+{
+    mcpgw_server *srv = c->srv;
+    struct evbuffer *in = c->transport->in;
+    size_t n = evbuffer_get_length(in);
+    const unsigned char *bytes;
+
+    if (mcpgw_transport_is_tls(c->transport)) {
+        srv->metrics->handovers_failed++;
+        http_reject(c, 421, NULL,
+                    "Misdirected Request: this session is held by another worker, and a TLS "
+                    "connection cannot move there (terminate TLS in front, or run workers = 1)",
+                    "http_request_rejected", "session_on_other_worker");
+        return;
+    }
+    bytes = n <= MCPGW_BUS_HANDOVER_MAX && mcpgw_transport_queued(c->transport) == 0
+                ? evbuffer_pullup(in, (ev_ssize_t)n) : NULL;
+    if (!bytes || mcpgw_bus_handover(srv->gw->bus, owner, c->transport->fd, bytes, n) != 0) {
+        srv->metrics->handovers_failed++;
+        http_reject(c, 503, "Retry-After: 1\r\n", "Service Unavailable: try again",
+                    "http_request_rejected", "handover_failed");
+        return;
+    }
+    /* the other worker has the socket now: ours closes without a word */
+    mcpgw_conn_terminate(c, "handed_over");
+}
+
 /* Reads the request head; returns 1 when the connection moved on (upgraded
  * or answered), 0 when more bytes are needed. */
 static int read_http(mcpgw_conn *c)
@@ -347,9 +378,14 @@ static int read_http(mcpgw_conn *c)
     }
     if (mcpgw_mcp_http_wants(&req, ep)) {
         size_t body_len = 0;
-        int st = mcpgw_mcp_http_body(c, &req, &body_len);
+        int st, owner = mcpgw_mcp_http_owner(c, &req);
         const mcpgw_str *expect;
 
+        if (owner >= 0) {
+            handover(c, owner);
+            return 1;
+        }
+        st = mcpgw_mcp_http_body(c, &req, &body_len);
         if (st) {
             http_reject(c, st, NULL,
                         st == 413 ? "Payload Too Large"

@@ -605,6 +605,8 @@ static int session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_plug
         !(s->progress = json_object()) ||
         !(s->idle_ev = evtimer_new(srv->base, idle_cb, s)))
         goto fail;
+    /* the first byte names the worker that holds it (mcpgw_mcp_http_owner) */
+    rnd[0] = (unsigned char)srv->worker_id;
     for (size_t i = 0; i < sizeof(rnd); i++)
         snprintf(s->id + 2 * i, 3, "%02x", rnd[i]);
     s->srv = srv;
@@ -802,6 +804,25 @@ int mcpgw_mcp_http_wants(const mcpgw_http_request *req, const mcpgw_handler_conf
         return 0;
     up = mcpgw_http_header_get(req, "Upgrade");
     return !up || !mcpgw_http_list_has_token(up, "websocket");
+}
+
+static int hex_digit(char ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -256;
+}
+
+int mcpgw_mcp_http_owner(const mcpgw_conn *c, const mcpgw_http_request *req)
+{
+    const mcpgw_gateway *gw = c->srv->gw;
+    const mcpgw_str *sid = mcpgw_http_header_get(req, "Mcp-Session-Id");
+    int w;
+
+    if (!gw->bus || !gw->board || !sid || sid->len != SESSION_ID_HEX)
+        return -1;
+    w = hex_digit(sid->p[0]) * 16 + hex_digit(sid->p[1]);
+    if (w < 0 || w == c->srv->worker_id || w >= gw->board->n_workers)
+        return -1;
+    return w;
 }
 
 int mcpgw_mcp_http_body(const mcpgw_conn *c, const mcpgw_http_request *req, size_t *len)

@@ -38,6 +38,10 @@ struct mcpgw_handler_config;
 int mcpgw_mcp_http_wants(const struct mcpgw_http_request *req,
                          const struct mcpgw_handler_config *ep);
 
+/* With several workers: the worker that holds the session this request
+ * names, when it is another one (the connection goes there: bus.h), else -1. */
+int mcpgw_mcp_http_owner(const mcpgw_conn *c, const struct mcpgw_http_request *req);
+
 /* How many body bytes the request announces: 0 and the body's length in
  * *len, or an HTTP status to refuse it with (411, 413, 400). */
 int mcpgw_mcp_http_body(const mcpgw_conn *c, const struct mcpgw_http_request *req, size_t *len);

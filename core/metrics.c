@@ -283,6 +283,8 @@ static void add_metrics(mcpgw_metrics *sum, const mcpgw_metrics *m)
     sum->heartbeat_timeouts += m->heartbeat_timeouts;
     sum->plugin_load_failures += m->plugin_load_failures;
     sum->http_requests += m->http_requests;
+    sum->handovers_in += m->handovers_in;
+    sum->handovers_failed += m->handovers_failed;
     if (m->reloads > sum->reloads)
         sum->reloads = m->reloads;
     if (m->reload_failures > sum->reload_failures)
@@ -616,6 +618,14 @@ void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
     family(out, "mcpgw_plugin_load_failures_total", "counter", "Plugins that failed to load.");
     evbuffer_add_printf(out, "mcpgw_plugin_load_failures_total %llu\n",
                         (unsigned long long)m->plugin_load_failures);
+    family(out, "mcpgw_connection_handovers_total", "counter",
+           "TCP connections handed to the worker that holds their Streamable HTTP session.");
+    evbuffer_add_printf(out, "mcpgw_connection_handovers_total %llu\n",
+                        (unsigned long long)m->handovers_in);
+    family(out, "mcpgw_connection_handover_failures_total", "counter",
+           "Connections that could not be handed over (answered 503 or 421).");
+    evbuffer_add_printf(out, "mcpgw_connection_handover_failures_total %llu\n",
+                        (unsigned long long)m->handovers_failed);
     family(out, "mcpgw_http_requests_total", "counter", "Plain HTTP requests served.");
     evbuffer_add_printf(out, "mcpgw_http_requests_total %llu\n",
                         (unsigned long long)m->http_requests);

@@ -57,6 +57,8 @@ typedef struct mcpgw_metrics {
     uint64_t plugin_load_failures;
     uint64_t http_requests;
     uint64_t reloads, reload_failures;
+    uint64_t handovers_in;                  /* connections another worker handed us */
+    uint64_t handovers_failed;              /* ... that we could not hand over */
 } mcpgw_metrics;
 
 /* One worker's counters, gauges and handler histograms. A worker's lives in

@@ -336,6 +336,31 @@ size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *use
 #define BUS_BUDGET 64
 #define BUS_BUDGET_BYTES ((size_t)1 << 20)
 
+/* Connections handed over by other workers: a Streamable HTTP request for
+ * a session that lives here, with the bytes read so far. A few per wake. */
+static void handover_cb(evutil_socket_t fd, short what, void *arg)
+{
+    static char buf[MCPGW_BUS_HANDOVER_MAX];   /* one loop thread per process */
+    mcpgw_server *srv = arg;
+
+    (void)fd;
+    (void)what;
+    for (int i = 0; i < 16; i++) {
+        int cfd;
+        long n = mcpgw_bus_handover_recv(srv->gw->bus, srv->worker_id, &cfd, buf, sizeof(buf));
+        if (n == -1)
+            break;
+        if (n < 0)
+            continue;
+        if (srv->shutting_down) {
+            evutil_closesocket(cfd);
+            continue;
+        }
+        srv->metrics->handovers_in++;
+        mcpgw_conn_adopt(srv, cfd, buf, (size_t)n);
+    }
+}
+
 static void bus_cb(evutil_socket_t fd, short what, void *arg)
 {
     mcpgw_server *srv = arg;
@@ -677,6 +702,10 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
         if (!srv->bus_ev || !srv->bus_again_ev || event_add(srv->bus_ev, NULL) != 0)
             return -1;
         event_active(srv->bus_ev, EV_READ, 0);      /* what came before we started */
+        srv->handover_ev = event_new(srv->base, mcpgw_bus_handover_fd(gw->bus, srv->worker_id),
+                                     EV_READ | EV_PERSIST, handover_cb, srv);
+        if (!srv->handover_ev || event_add(srv->handover_ev, NULL) != 0)
+            return -1;
     }
     if (!srv->post_ev || !srv->heartbeat_ev || !srv->sigterm_ev || (!spec && !srv->sigint_ev) ||
         !srv->sighup_ev)
@@ -794,6 +823,8 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_free(srv->post_ev);
     if (srv->bus_ev)
         event_free(srv->bus_ev);
+    if (srv->handover_ev)
+        event_free(srv->handover_ev);
     if (srv->bus_again_ev)
         event_free(srv->bus_again_ev);
     if (srv->trim_ev)

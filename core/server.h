@@ -73,6 +73,7 @@ typedef struct mcpgw_server {
     mcpgw_io io;                    /* the transports' end-of-iteration flush */
     struct event *bus_ev;           /* messages from other workers (gw->bus) */
     struct event *bus_again_ev;     /* the rest of them, after the next poll */
+    struct event *handover_ev;      /* connections other workers hand us (bus.h) */
 
     pthread_mutex_t post_lock;
     mcpgw_posted *post_head, *post_tail;

@@ -210,12 +210,19 @@ def test_sdk_streamable_http_per_connection_sessions():
         assert results[0]['detail']['transport'] == 'streamable-http', results[0]
 
 
-def test_sdk_streamable_http_shared_children():
-    with _gw('shared:2') as g:
+def test_sdk_streamable_http_shared_children_on_two_workers():
+    """shared:2 children and two workers: a session lives in one worker, and
+    the client's connections that the kernel gives the other worker are
+    handed over to it (socket and bytes read) instead of getting 404."""
+    with _gw('shared:2', workers=2) as g:
         for _ in range(2):
             rc, results, err = driver(_url(g), make_token(unique_user()), '--transport', 'http',
                                       '--scenario', ','.join(ALL))
             _assert_all_ok(rc, results, err, ALL)
+        m = metrics(g.port)
+        assert m['mcpgw_connection_handovers_total'] > 0, 'no connection ever landed elsewhere?'
+        assert m['mcpgw_connection_handover_failures_total'] == 0, m
+        assert not g.logs('mcp_http_rejected'), g.logs('mcp_http_rejected')
 
 
 def test_http_and_websocket_sessions_side_by_side():
