@@ -50,7 +50,11 @@
 #define JSONRPC_SERVER_ERROR -32000
 
 /* The revisions this transport serves (MCP-Protocol-Version). */
-static const char *const versions[] = { "2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25" };
+static const char *const versions[] = { "2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25",
+                                         "2026-07-28" };
+#define MODERN "2026-07-28"         /* stateless: no session, no initialize */
+#define JSONRPC_HEADER_MISMATCH -32001
+#define INIT_KEY "smcpgw-init"      /* the hidden session's own initialize */
 
 typedef struct mcp_event {
     struct mcp_event *next;
@@ -90,6 +94,16 @@ struct mcpgw_mcp_session {
     json_t *pending;            /* request id key -> stream no (negative: cancelled) */
     json_t *progress;           /* progress token key -> stream no */
     char version[16];           /* negotiated at initialize */
+    /* 2026-07-28 (stateless): one hidden session per user and endpoint,
+     * initialized by the gateway; request ids and progress tokens are
+     * rewritten so that several clients of the user can share it */
+    int stateless;
+    int ready;                  /* its initialize was answered */
+    json_t *queue;              /* requests waiting for that: [[stream no, msg], ...] */
+    json_t *orig;               /* our id key -> the client's id */
+    json_t *orig_tok;           /* our progress token key -> the client's token */
+    json_t *init_result;        /* the server's initialize result (server/discover) */
+    uint64_t next_gid;
     struct event *idle_ev;
     double last_used;           /* clock seconds of its last request */
     int ended;
@@ -332,12 +346,18 @@ static void stream_free(mcpgw_mcp_stream *st)
         s->standalone = NULL;
     json_object_foreach_safe(s->pending, tmp, key, v) {
         json_int_t no = json_integer_value(v);
-        if ((no < 0 ? -no : no) == (json_int_t)st->no)
+        if (no && (no < 0 ? -no : no) == (json_int_t)st->no) {
+            if (s->orig)
+                json_object_del(s->orig, key);
             json_object_del(s->pending, key);
+        }
     }
     json_object_foreach_safe(s->progress, tmp, key, v) {
-        if (json_integer_value(v) == (json_int_t)st->no)
+        if (json_integer_value(v) == (json_int_t)st->no) {
+            if (s->orig_tok)
+                json_object_del(s->orig_tok, key);
             json_object_del(s->progress, key);
+        }
     }
     while (st->ev_head) {
         mcp_event *e = st->ev_head;
@@ -485,6 +505,10 @@ static void session_free(mcpgw_mcp_session *s)
         event_free(s->idle_ev);
     json_decref(s->pending);
     json_decref(s->progress);
+    json_decref(s->queue);
+    json_decref(s->orig);
+    json_decref(s->orig_tok);
+    json_decref(s->init_result);
     if (s->vc) {
         s->vc->mcp_session = NULL;
         mcpgw_conn_unref(s->vc);
@@ -671,6 +695,8 @@ fail:
 
 /* ------------------------------------------------------ the plugin's side */
 
+static void modern_ready(mcpgw_mcp_session *s, json_t *msg);
+
 /* Where a message the session's plugin sends goes. */
 static void route(mcpgw_mcp_session *s, json_t *msg, const char *text, size_t len)
 {
@@ -686,16 +712,36 @@ static void route(mcpgw_mcp_session *s, json_t *msg, const char *text, size_t le
         if (!id_key(id, key, sizeof(key)) || !(v = json_object_get(s->pending, key)))
             return;                 /* nobody asked (or the stream is gone) */
         no = json_integer_value(v);
+        if (no == 0) {              /* the hidden session's own initialize */
+            json_object_del(s->pending, key);
+            modern_ready(s, msg);
+            return;
+        }
         st = stream_find(s, (unsigned)(no < 0 ? -no : no));
         json_object_del(s->pending, key);
         if (!st)
             return;
+        if (s->stateless) {         /* the client's id back, and 2026's resultType */
+            json_t *r = json_object_get(msg, "result");
+            char *t;
+            if (json_object_get(s->orig, key))
+                json_object_set(msg, "id", json_object_get(s->orig, key));
+            json_object_del(s->orig, key);
+            if (json_is_object(r) && !json_object_get(r, "resultType"))
+                json_object_set_new(r, "resultType", json_string("complete"));
+            t = json_dumps(msg, JSON_COMPACT);
+            if (t)
+                stream_say(st, t, strlen(t));
+            free(t);
+            goto answered;
+        }
         if (!s->version[0]) {       /* initialize's answer names the revision */
             const char *ver = NULL;
             if (json_unpack(msg, "{s:{s:s}}", "result", "protocolVersion", &ver) == 0 && ver)
                 snprintf(s->version, sizeof(s->version), "%s", ver);
         }
         stream_say(st, text, len);
+answered:
         if (st->pending)
             st->pending--;
         if (no < 0 && st->cancelled)
@@ -714,6 +760,17 @@ static void route(mcpgw_mcp_session *s, json_t *msg, const char *text, size_t le
         json_t *v;
         if (tok && id_key(tok, key, sizeof(key)) && (v = json_object_get(s->progress, key)))
             st = stream_find(s, (unsigned)json_integer_value(v));
+        if (st && s->stateless && json_object_get(s->orig_tok, key)) {
+            char *t;
+            json_object_set(json_object_get(msg, "params"), "progressToken",
+                            json_object_get(s->orig_tok, key));
+            t = json_dumps(msg, JSON_COMPACT);
+            if (t)
+                stream_say(st, t, strlen(t));
+            free(t);
+            stream_check_backlog(st);
+            return;
+        }
     }
     if (!st && !(s->standalone && s->standalone->conn)) {
         /* nobody listens on GET: the newest SSE answer still open hears it */
@@ -991,6 +1048,298 @@ static int is_initialize(const json_t *m)
     return method && strcmp(method, "initialize") == 0;
 }
 
+/* ------------------------------------------------- 2026-07-28: stateless */
+
+static const char *meta_string(const json_t *m, const char *name)
+{
+    return json_string_value(json_object_get(
+        json_object_get(json_object_get(m, "params"), "_meta"), name));
+}
+
+/* Hands one (rewritten) request to the hidden session's plugin, or answers
+ * server/discover from what the server said at initialize. */
+static void modern_forward(mcpgw_mcp_session *s, json_t *m)
+{
+    const char *method = json_string_value(json_object_get(m, "method"));
+    char *text;
+
+    if (method && strcmp(method, "server/discover") == 0) {
+        json_t *r = s->init_result;
+        json_t *res = json_pack("{s:s, s:[s,s,s,s], s:O?, s:O?}", "resultType", "complete",
+                                "supportedVersions", MODERN, "2025-11-25", "2025-06-18",
+                                "2025-03-26", "capabilities", json_object_get(r, "capabilities"),
+                                "serverInfo", json_object_get(r, "serverInfo"));
+        json_t *reply;
+        if (res && json_object_get(r, "instructions"))
+            json_object_set(res, "instructions", json_object_get(r, "instructions"));
+        reply = json_pack("{s:s, s:O, s:o}", "jsonrpc", "2.0", "id", json_object_get(m, "id"),
+                          "result", res);
+        text = reply ? json_dumps(reply, JSON_COMPACT) : NULL;
+        if (text)
+            route(s, reply, text, strlen(text));
+        free(text);
+        json_decref(reply);
+        return;
+    }
+    text = json_dumps(m, JSON_COMPACT);
+    if (text)
+        mcpgw_jsonrpc_deliver(s->vc, m, text, strlen(text));
+    free(text);
+}
+
+/* The hidden session's initialize was answered: the requests that waited
+ * go on (or, if the server refused, are answered with its error). */
+static void modern_ready(mcpgw_mcp_session *s, json_t *msg)
+{
+    json_t *res = json_object_get(msg, "result");
+    json_t *queue = s->queue;
+    size_t i;
+    json_t *item;
+
+    s->queue = json_array();
+    if (json_is_object(res)) {
+        json_t *n = json_pack("{s:s, s:s}", "jsonrpc", "2.0", "method",
+                              "notifications/initialized");
+        char *t = n ? json_dumps(n, JSON_COMPACT) : NULL;
+        s->init_result = json_incref(res);
+        s->ready = 1;
+        if (t)
+            mcpgw_jsonrpc_deliver(s->vc, n, t, strlen(t));
+        free(t);
+        json_decref(n);
+    }
+    json_array_foreach(queue, i, item) {
+        json_t *m = json_array_get(item, 1);
+        if (s->ended)
+            break;
+        if (s->ready) {
+            modern_forward(s, m);
+        } else {
+            json_t *err = json_pack("{s:s, s:O, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
+                                    json_object_get(m, "id"), "error", "code", -32603,
+                                    "message", "The MCP server refused to initialize");
+            char *t = err ? json_dumps(err, JSON_COMPACT) : NULL;
+            if (t)
+                route(s, err, t, strlen(t));
+            free(t);
+            json_decref(err);
+        }
+    }
+    json_decref(queue);
+    if (!s->ready && s->vc)
+        mcpgw_mcp_session_close(s->vc, MCPGW_WS_CLOSE_INTERNAL, "initialize refused");
+}
+
+/* The user's hidden session on this endpoint (this worker), made and
+ * initialized on first use with the client's capabilities and identity. */
+static mcpgw_mcp_session *modern_session(mcpgw_conn *c, const mcpgw_handler_config *ep,
+                                         mcpgw_plugin_ctx *ctx, const char *user, json_t *claims,
+                                         const json_t *first, int *status, const char **why)
+{
+    mcpgw_mcp_session *s;
+    json_t *meta = json_object_get(json_object_get(first, "params"), "_meta");
+    json_t *init;
+    char *text;
+
+    for (s = c->srv->mcp_sessions; s; s = s->next)
+        if (s->stateless && !s->ended && s->ep == ep && strcmp(s->vc->user, user) == 0) {
+            json_decref(claims);
+            session_touch(s);
+            return s;
+        }
+    *status = session_new(c, ep, ctx, user, claims, &s, why);
+    if (*status)
+        return NULL;
+    s->stateless = 1;
+    if (!(s->queue = json_array()) || !(s->orig = json_object()) ||
+        !(s->orig_tok = json_object())) {
+        session_end(s, "out_of_memory");
+        *status = 500;
+        *why = "out_of_memory";
+        return NULL;
+    }
+    init = json_pack("{s:s, s:s, s:s, s:{s:s, s:O?, s:O?}}", "jsonrpc", "2.0", "id",
+                     INIT_KEY + 1, "method", "initialize", "params", "protocolVersion",
+                     "2025-11-25", "capabilities",
+                     json_object_get(meta, "io.modelcontextprotocol/clientCapabilities"),
+                     "clientInfo", json_object_get(meta, "io.modelcontextprotocol/clientInfo"));
+    if (init) {
+        json_t *p = json_object_get(init, "params");
+        if (!json_is_object(json_object_get(p, "capabilities")))
+            json_object_set_new(p, "capabilities", json_object());
+        if (!json_is_object(json_object_get(p, "clientInfo")))
+            json_object_set_new(p, "clientInfo",
+                                json_pack("{s:s, s:s}", "name", "mcpgw", "version", PACKAGE_VERSION));
+    }
+    text = init ? json_dumps(init, JSON_COMPACT) : NULL;
+    if (!text) {
+        json_decref(init);
+        session_end(s, "out_of_memory");
+        *status = 500;
+        *why = "out_of_memory";
+        return NULL;
+    }
+    json_object_set_new(s->pending, INIT_KEY, json_integer(0));
+    mcpgw_jsonrpc_deliver(s->vc, init, text, strlen(text));
+    free(text);
+    json_decref(init);
+    return s->ended ? NULL : s;
+}
+
+/* The name a 2026-07-28 request carries in Mcp-Name, or NULL. */
+static const char *request_name(const json_t *m)
+{
+    const char *method = json_string_value(json_object_get(m, "method"));
+    json_t *params = json_object_get(m, "params");
+
+    if (!method)
+        return NULL;
+    if (!strcmp(method, "tools/call") || !strcmp(method, "prompts/get"))
+        return json_string_value(json_object_get(params, "name"));
+    if (!strcmp(method, "resources/read") || !strcmp(method, "resources/subscribe") ||
+        !strcmp(method, "resources/unsubscribe"))
+        return json_string_value(json_object_get(params, "uri"));
+    return NULL;
+}
+
+static int str_is(const mcpgw_str *h, const char *v)
+{
+    return h && v && h->len == strlen(v) && memcmp(h->p, v, h->len) == 0;
+}
+
+/* A 2026-07-28 POST: no session, no initialize; the headers name what the
+ * body does, for proxies that route without reading it, and must say the
+ * same as the body. */
+static void handle_modern(mcpgw_conn *c, const mcpgw_http_request *req,
+                          const mcpgw_handler_config *ep, mcpgw_plugin_ctx *ctx, const char *user,
+                          json_t *claims, json_t *m, int acc_json, int acc_sse, int keep)
+{
+    const mcpgw_str *pv = mcpgw_http_header_get(req, "MCP-Protocol-Version");
+    const mcpgw_str *hm = mcpgw_http_header_get(req, "Mcp-Method");
+    const mcpgw_str *hn = mcpgw_http_header_get(req, "Mcp-Name");
+    const char *method = json_string_value(json_object_get(m, "method"));
+    const char *name = request_name(m);
+    const char *mv = meta_string(m, "io.modelcontextprotocol/protocolVersion");
+    const char *why = NULL;
+    int kind = classify(m), status = 0, sse;
+    mcpgw_mcp_session *s;
+    mcpgw_mcp_stream *st;
+    json_t *tok;
+    char key[256], our[48];
+
+    if (!json_is_object(m)) {
+        json_decref(claims);
+        respond_error(c, req, 400, JSONRPC_INVALID_REQUEST,
+                      "Invalid Request: 2026-07-28 has no batches", "bad_jsonrpc", NULL, keep);
+        return;
+    }
+    if (!str_is(pv, MODERN) || (mv && strcmp(mv, MODERN) != 0) ||
+        (method && !str_is(hm, method)) || (name && !str_is(hn, name)) || (!name && hn)) {
+        json_decref(claims);
+        respond_error(c, req, 400, JSONRPC_HEADER_MISMATCH,
+                      !str_is(pv, MODERN) || (mv && strcmp(mv, MODERN) != 0)
+                          ? "HeaderMismatch: MCP-Protocol-Version and _meta disagree"
+                      : method && !str_is(hm, method)
+                          ? "HeaderMismatch: Mcp-Method must name the body's method"
+                          : "HeaderMismatch: Mcp-Name must name the body's tool, prompt or resource",
+                      "header_mismatch", NULL, keep);
+        return;
+    }
+    s = modern_session(c, ep, ctx, user, claims, m, &status, &why);
+    if (!s) {
+        respond_error(c, req, status ? status : 503, JSONRPC_SERVER_ERROR,
+                      status == 429 ? "Too Many Connections" : "Service Unavailable",
+                      why ? why : "endpoint_unavailable", NULL, keep);
+        return;
+    }
+
+    if (kind != 1) {                /* notifications (and stray responses): 202 */
+        json_t *rid = json_object_get(json_object_get(m, "params"), "requestId");
+        if (method && !strcmp(method, "notifications/cancelled") && rid) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(s->orig, k, v) {
+                json_t *pend = json_object_get(s->pending, k);
+                if (json_equal(v, rid) && pend && json_integer_value(pend) > 0) {
+                    mcpgw_mcp_stream *o = stream_find(s, (unsigned)json_integer_value(pend));
+                    json_object_set_new(json_object_get(m, "params"), "requestId",
+                                        json_string(k + 1));
+                    json_object_set_new(s->pending, k, json_integer(-json_integer_value(pend)));
+                    if (o)
+                        o->cancelled++;
+                    break;
+                }
+            }
+        }
+        mcpgw_access_log(c, req, 202, 0, user, NULL);
+        respond(c, 202, NULL, NULL, NULL, 0, keep);
+        if (s->ready)
+            modern_forward(s, m);
+        return;
+    }
+    if (!strcmp(method, "subscriptions/listen")) {
+        /* what the server says on its own, as one SSE answer that lasts */
+        if (!acc_sse) {
+            respond_error(c, req, 406, JSONRPC_SERVER_ERROR,
+                          "Not Acceptable: subscriptions/listen answers text/event-stream",
+                          "not_acceptable", NULL, keep);
+            return;
+        }
+        st = s->standalone ? s->standalone : stream_new(s, 1, 1);
+        if (!st || st->conn) {
+            respond_error(c, req, 409, JSONRPC_SERVER_ERROR,
+                          "Conflict: this user already listens on this worker", "stream_busy",
+                          NULL, keep);
+            return;
+        }
+        mcpgw_access_log(c, req, 200, 0, user, NULL);
+        stream_attach(st, c, keep);
+        write_sse_head(c, s, keep);
+        stream_replay(st, st->sent_seq);
+        return;
+    }
+
+    /* a request: our id (and progress token) for it, the client's back in
+     * the answer */
+    sse = acc_sse && (!acc_json || ep->http_response == MCPGW_HTTP_RESPONSE_SSE);
+    tok = json_object_get(json_object_get(json_object_get(m, "params"), "_meta"),
+                          "progressToken");
+    if (!sse && acc_sse && ep->http_response == MCPGW_HTTP_RESPONSE_AUTO && tok)
+        sse = 1;
+    st = stream_new(s, sse, 0);
+    if (!st) {
+        respond_error(c, req, 500, JSONRPC_SERVER_ERROR, "Internal Server Error", "out_of_memory",
+                      NULL, keep);
+        return;
+    }
+    snprintf(our, sizeof(our), "mcpgw-%llu", (unsigned long long)++s->next_gid);
+    snprintf(key, sizeof(key), "s%s", our);
+    json_object_set(s->orig, key, json_object_get(m, "id"));
+    json_object_set_new(m, "id", json_string(our));
+    json_object_set_new(s->pending, key, json_integer(st->no));
+    st->pending = 1;
+    if (tok) {
+        snprintf(our, sizeof(our), "mcpgw-p%llu", (unsigned long long)s->next_gid);
+        snprintf(key, sizeof(key), "s%s", our);
+        json_object_set(s->orig_tok, key, tok);
+        json_object_set_new(json_object_get(json_object_get(m, "params"), "_meta"),
+                            "progressToken", json_string(our));
+        json_object_set_new(s->progress, key, json_integer(st->no));
+    }
+    stream_attach(st, c, keep);
+    mcpgw_access_log(c, req, 200, 0, user, NULL);
+    if (sse) {
+        char prime[64];
+        int pn = snprintf(prime, sizeof(prime), "id: %u-0\nretry: 1000\ndata: \n\n", st->no);
+        write_sse_head(c, s, keep);
+        write_chunk(c, prime, (size_t)pn);
+    }
+    if (s->ready)
+        modern_forward(s, m);      /* st may be gone when this returns */
+    else
+        json_array_append_new(s->queue, json_pack("[I, O]", (json_int_t)st->no, m));
+}
+
 static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
                         const mcpgw_handler_config *ep, mcpgw_plugin_ctx *ctx, const char *user,
                         json_t *claims, const char *body, size_t len, int keep)
@@ -1045,6 +1394,17 @@ static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
         init |= k == 1 && is_initialize(m);
     }
 
+    if (!init) {                    /* a 2026-07-28 client: no session */
+        const mcpgw_str *pv = mcpgw_http_header_get(req, "MCP-Protocol-Version");
+        const char *mv = json_is_object(msg)
+                             ? meta_string(msg, "io.modelcontextprotocol/protocolVersion") : NULL;
+        if (str_is(pv, MODERN) || (!pv && mv && !strcmp(mv, MODERN) &&
+                                   !mcpgw_http_header_get(req, "Mcp-Session-Id"))) {
+            handle_modern(c, req, ep, ctx, user, claims, msg, acc_json, acc_sse, keep);
+            claims = NULL;
+            goto out;
+        }
+    }
     if (init) {
         if (n != 1) {
             respond_error(c, req, 400, JSONRPC_INVALID_REQUEST,
@@ -1292,6 +1652,12 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
         return;
     }
     json_decref(claims);
+    if (str_is(mcpgw_http_header_get(req, "MCP-Protocol-Version"), MODERN)) {
+        respond_error(c, req, 405, JSONRPC_SERVER_ERROR,
+                      "Method Not Allowed: 2026-07-28 has no sessions and no GET stream "
+                      "(POST subscriptions/listen)", "bad_method", "Allow: POST\r\n", keep);
+        return;
+    }
     if (method_is(req, "GET")) {
         handle_get(c, req, ep, user, keep);
         return;

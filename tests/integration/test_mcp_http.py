@@ -478,3 +478,133 @@ def test_http_metrics_per_transport():
         assert m['mcpgw_endpoint_http_requests_total{endpoint="fake",method="POST"}'] >= 3, m
         assert m['mcpgw_endpoint_http_responses_total{endpoint="fake",code="404"}'] == 1, m
         assert sid
+
+
+# ------------------------------------------------------------ 2026-07-28
+
+MODERN = '2026-07-28'
+
+
+def _modern(port, body, token, headers=None, accept='application/json, text/event-stream'):
+    """A 2026-07-28 POST: no session; MCP-Protocol-Version, Mcp-Method and
+    Mcp-Name as the body says (headers may override or remove them)."""
+    params = body.setdefault('params', {})
+    params.setdefault('_meta', {})['io.modelcontextprotocol/protocolVersion'] = MODERN
+    params['_meta'].setdefault('io.modelcontextprotocol/clientCapabilities', {})
+    h = {'Accept': accept, 'MCP-Protocol-Version': MODERN, 'Mcp-Method': body['method']}
+    name = params.get('name') or params.get('uri')
+    if name:
+        h['Mcp-Name'] = name
+    h.update(headers or {})
+    return _post(port, body, token, headers=h)
+
+
+def test_2026_stateless_requests_discover_and_ids_of_several_clients():
+    """2026-07-28 clients: no initialize, no session; server/discover tells
+    the versions and the server's identity; results carry resultType; two
+    clients of one user using the same id each get their own answer."""
+    with _gw() as g:
+        tok = make_token(unique_user())
+        code, hdrs, body = _modern(g.port, {'jsonrpc': '2.0', 'id': 'd', 'method':
+                                            'server/discover'}, tok)
+        r = json.loads(body)
+        assert code == 200 and r['id'] == 'd', (code, body)
+        res = r['result']
+        assert res['resultType'] == 'complete' and MODERN in res['supportedVersions'], res
+        assert '2025-11-25' in res['supportedVersions'], res
+        assert res['serverInfo']['name'] == 'mcp-servers/everything' and 'tools' in \
+            res['capabilities'], res
+        out = {}
+
+        def call(i):
+            out[i] = _modern(g.port, {'jsonrpc': '2.0', 'id': 1, 'method': 'tools/call',
+                                      'params': {'name': 'echo',
+                                                 'arguments': {'message': 'c%d' % i}}}, tok)
+        ts = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(30)
+        for i in range(4):
+            code, _, body = out[i]
+            m = json.loads(body)
+            assert code == 200 and m['id'] == 1, (code, body)
+            assert m['result']['content'][0]['text'] == 'Echo: c%d' % i, m
+            assert m['result']['resultType'] == 'complete', m
+        # progress over SSE: the client's own token and id come back
+        c = Http(g.port)
+        body = {'jsonrpc': '2.0', 'id': 'long', 'method': 'tools/call',
+                'params': {'name': 'trigger-long-running-operation',
+                           'arguments': {'duration': 1, 'steps': 2},
+                           '_meta': {'progressToken': 'tk',
+                                     'io.modelcontextprotocol/protocolVersion': MODERN,
+                                     'io.modelcontextprotocol/clientCapabilities': {}}}}
+        c.send('POST', token=tok, body=body, headers={
+            'Accept': BOTH, 'MCP-Protocol-Version': MODERN, 'Mcp-Method': 'tools/call',
+            'Mcp-Name': 'trigger-long-running-operation'})
+        code, hdrs = c.head()
+        assert code == 200 and hdrs['content-type'] == 'text/event-stream', hdrs
+        events, ended = c.events()
+        msgs = [m for _, m in events if m]
+        assert ended and [m['params']['progressToken'] for m in msgs[:-1]] == ['tk', 'tk'], msgs
+        assert msgs[-1]['id'] == 'long' and msgs[-1]['result']['resultType'] == 'complete', msgs
+        started = g.logs('mcp_session_started')
+        assert len(started) == 1, 'one hidden session serves the user: %r' % started
+
+
+def test_2026_headers_must_match_the_body():
+    with _gw() as g:
+        tok = make_token(unique_user())
+        call = {'jsonrpc': '2.0', 'id': 2, 'method': 'tools/call',
+                'params': {'name': 'echo', 'arguments': {'message': 'x'}}}
+        for what, headers in [('method', {'Mcp-Method': 'tools/list'}),
+                              ('no method', {'Mcp-Method': None}),
+                              ('name', {'Mcp-Name': 'get-env'}),
+                              ('no name', {'Mcp-Name': None})]:
+            code, _, body = _modern(g.port, json.loads(json.dumps(call)), tok, headers)
+            err = json.loads(body)['error']
+            assert code == 400 and err['code'] == -32001, (what, code, body)
+            assert 'HeaderMismatch' in err['message'], (what, err)
+        # the body's version and the header's must agree too
+        body = json.loads(json.dumps(call))
+        body['params']['_meta'] = {'io.modelcontextprotocol/protocolVersion': '2025-11-25'}
+        h = {'Accept': BOTH, 'MCP-Protocol-Version': MODERN, 'Mcp-Method': 'tools/call',
+             'Mcp-Name': 'echo'}
+        code, _, out = _post(g.port, body, tok, headers=h)
+        assert code == 400 and json.loads(out)['error']['code'] == -32001, (code, out)
+        # no GET stream and no DELETE in 2026-07-28
+        c = Http(g.port)
+        c.send('GET', headers={'Accept': 'text/event-stream', 'MCP-Protocol-Version': MODERN},
+               token=tok)
+        code, hdrs, _ = c.response()
+        assert code == 405 and hdrs['allow'] == 'POST', (code, hdrs)
+        # and the matching request is served
+        code, _, out = _modern(g.port, json.loads(json.dumps(call)), tok)
+        assert code == 200 and json.loads(out)['result']['content'][0]['text'] == 'Echo: x', out
+
+
+def test_2026_progress_and_subscriptions_listen_and_a_2025_session_side_by_side():
+    with _fake_gw() as g:
+        tok = make_token(unique_user())
+        sid = _session(g.port, tok)                 # a 2025 client of the same user
+        listen = Http(g.port)
+        body = {'jsonrpc': '2.0', 'id': 'L', 'method': 'subscriptions/listen',
+                'params': {'_meta': {'io.modelcontextprotocol/protocolVersion': MODERN,
+                                     'io.modelcontextprotocol/clientCapabilities': {}}}}
+        listen.send('POST', headers={'Accept': 'text/event-stream', 'MCP-Protocol-Version': MODERN,
+                                     'Mcp-Method': 'subscriptions/listen'}, token=tok, body=body)
+        code, hdrs = listen.head()
+        assert code == 200 and hdrs['content-type'] == 'text/event-stream', hdrs
+        # the fake's flood tool sends notifications on its own: they reach the listener
+        code, _, out = _modern(g.port, {'jsonrpc': '2.0', 'id': 'f', 'method': 'tools/call',
+                                        'params': {'name': 'flood',
+                                                   'arguments': {'count': 3, 'size': 10}}}, tok)
+        assert code == 200 and json.loads(out)['id'] == 'f', out
+        events, _ = listen.events(until=lambda m: m.get('method') == 'notifications/message',
+                                  limit=10)
+        assert events[-1][1]['method'] == 'notifications/message', events
+        # the 2025 session of the same user goes on beside it
+        code, _, out = _post(g.port, {'jsonrpc': '2.0', 'id': 5, 'method': 'tools/call',
+                                      'params': {'name': 'flood',
+                                                 'arguments': {'count': 1, 'size': 5}}}, tok, sid)
+        assert code == 200 and json.loads(out)['id'] == 5, out
