@@ -213,6 +213,10 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
+    if (c->state == MCPGW_CONN_HTTP && c->mcp_stream) {
+        mcpgw_mcp_http_expire(c);
+        return;
+    }
     if (c->state == MCPGW_CONN_HTTP) {
         mcpgw_server *srv = c->srv;
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))

@@ -41,7 +41,7 @@
 #include "worker_board.h"
 
 #define SESSION_ID_HEX 32
-#define MAX_DETACHED_STREAMS 64     /* per session: streams nobody reads yet */
+#define MAX_DETACHED_STREAMS 16     /* per session: SSE answers whose reader left */
 #define MAX_TOKEN 8192
 
 /* JSON-RPC error codes of the transport's answers */
@@ -111,6 +111,7 @@ struct mcpgw_mcp_session {
 };
 
 static void stream_free(mcpgw_mcp_stream *st);
+static void prune_detached(mcpgw_mcp_session *s);
 static void session_end(mcpgw_mcp_session *s, const char *why);
 
 /* ------------------------------------------------------------ answers */
@@ -139,14 +140,18 @@ static void respond(mcpgw_conn *c, int status, const char *ctype, const char *ex
 {
     struct evbuffer *out = mcpgw_transport_out(c->transport);
 
+    char clen[48] = "";
+
+    if (status != 204)          /* RFC 9110 8.6: none on a 204 */
+        snprintf(clen, sizeof(clen), "Content-Length: %zu\r\n", len);
     evbuffer_add_printf(out,
                         "HTTP/1.1 %d %s\r\n"
                         "%s%s%s"
-                        "Content-Length: %zu\r\n"
+                        "%s"
                         "Cache-Control: no-store\r\n"
                         "%s%s\r\n",
                         status, mcpgw_http_reason(status), ctype ? "Content-Type: " : "",
-                        ctype ? ctype : "", ctype ? "\r\n" : "", len, extra ? extra : "",
+                        ctype ? ctype : "", ctype ? "\r\n" : "", clen, extra ? extra : "",
                         keep ? "" : "Connection: close\r\n");
     if (len)
         evbuffer_add(out, body, len);
@@ -193,17 +198,28 @@ static void write_chunk(mcpgw_conn *c, const char *p, size_t n)
     evbuffer_add(out, "\r\n", 2);
 }
 
+/* "Mcp-Session-Id: ID\r\n" for a 2025 session; nothing for 2026's */
+static const char *session_header(const mcpgw_mcp_session *s, char *buf, size_t cap)
+{
+    if (s->stateless)
+        return "";
+    snprintf(buf, cap, "Mcp-Session-Id: %s\r\n", s->id);
+    return buf;
+}
+
 static void write_sse_head(mcpgw_conn *c, const mcpgw_mcp_session *s, int keep)
 {
+    char sh[80];
+
     count_status(c, 200);
     evbuffer_add_printf(mcpgw_transport_out(c->transport),
                         "HTTP/1.1 200 OK\r\n"
                         "Content-Type: text/event-stream\r\n"
                         "Cache-Control: no-cache\r\n"
-                        "Mcp-Session-Id: %s\r\n"
+                        "%s"
                         "Transfer-Encoding: chunked\r\n"
                         "%s\r\n",
-                        s->id, keep ? "" : "Connection: close\r\n");
+                        session_header(s, sh, sizeof(sh)), keep ? "" : "Connection: close\r\n");
 }
 
 /* ------------------------------------------------------------ keys */
@@ -255,6 +271,16 @@ static mcpgw_mcp_stream *stream_new(mcpgw_mcp_session *s, int sse, int standalon
     return st;
 }
 
+static void stream_attach_timer(mcpgw_conn *c)
+{
+    mcpgw_conn_stop_linger(c);
+    if (c->valid_until) {
+        long long left = c->valid_until - (long long)mcpgw_clock_now(&c->srv->clock);
+        mcpgw_conn_start_linger(c, left <= 0 ? 0 : left > 86400 ? 86400000
+                                                                : (int)(left * 1000 + 1000));
+    }
+}
+
 static void stream_attach(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep)
 {
     mcpgw_endpoint_stats *e = st->sse ? ep_stats(c, st->s->ep) : NULL;
@@ -264,7 +290,9 @@ static void stream_attach(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep)
     st->conn = c;
     st->keep = keep;
     c->mcp_stream = st;
-    mcpgw_conn_stop_linger(c);      /* a stream lasts as long as it has to */
+    /* a stream lasts as long as it has to, or until the token that opened
+     * it ends (c->valid_until, set by the request) */
+    stream_attach_timer(c);
 }
 
 static void stream_detach(mcpgw_mcp_stream *st)
@@ -297,8 +325,12 @@ static void stream_finish(mcpgw_mcp_stream *st)
     int keep = st->keep;
 
     if (!c) {
-        if (!st->sse || st->sent_seq + 1 >= st->next_seq || st->s->ended)
+        /* nobody reads it: what was written may not have arrived, so an
+         * SSE answer waits for a Last-Event-ID (a bounded number of them) */
+        if (!st->sse || st->s->ended)
             stream_free(st);
+        else
+            prune_detached(st->s);
         return;
     }
     stream_detach(st);
@@ -310,14 +342,14 @@ static void stream_finish(mcpgw_mcp_stream *st)
         char extra[80];
         struct evbuffer *out = mcpgw_transport_out(c->transport);
 
-        snprintf(extra, sizeof(extra), "Mcp-Session-Id: %s\r\n", st->s->id);
         evbuffer_add_printf(out,
                             "HTTP/1.1 200 OK\r\n"
                             "Content-Type: application/json\r\n"
                             "Content-Length: %zu\r\n"
                             "Cache-Control: no-store\r\n"
                             "%s%s\r\n",
-                            n + (st->batch ? 2 : 0), extra, keep ? "" : "Connection: close\r\n");
+                            n + (st->batch ? 2 : 0), session_header(st->s, extra, sizeof(extra)),
+                            keep ? "" : "Connection: close\r\n");
         if (st->batch)
             evbuffer_add(out, "[", 1);
         evbuffer_add_buffer(out, st->json);
@@ -327,6 +359,22 @@ static void stream_finish(mcpgw_mcp_stream *st)
         mcpgw_upgrade_http_done(c, keep);
     }
     stream_free(st);
+}
+
+/* At most MAX_DETACHED_STREAMS SSE answers wait for a reader: the oldest
+ * goes first. */
+static void prune_detached(mcpgw_mcp_session *s)
+{
+    unsigned detached = 0;
+    mcpgw_mcp_stream *oldest = NULL;
+
+    for (mcpgw_mcp_stream *o = s->streams; o; o = o->next)
+        if (!o->conn && !o->standalone && o->sse) {
+            detached++;
+            oldest = o;             /* the list is newest first */
+        }
+    if (detached > MAX_DETACHED_STREAMS && oldest)
+        stream_free(oldest);
 }
 
 static void stream_free(mcpgw_mcp_stream *st)
@@ -1630,6 +1678,7 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
                       keep);
         return;
     }
+    c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
     if (ep->claim_name && !mcpgw_auth_claim_matches(claims, ep->claim_name, ep->claim_value)) {
         json_decref(claims);
         respond_error(c, req, 403, JSONRPC_SERVER_ERROR,
@@ -1688,21 +1737,42 @@ void mcpgw_mcp_http_conn_gone(mcpgw_conn *c)
         /* else: its answers still come, and go nowhere; freed at the last */
         return;
     }
-    if (!st->standalone && st->pending == st->cancelled) {
-        stream_free(st);
+    if (!st->standalone && st->pending && st->pending == st->cancelled) {
+        stream_free(st);            /* nothing more will come for it */
         return;
     }
-    {
-        unsigned detached = 0;
-        mcpgw_mcp_stream *oldest = NULL;
-        for (mcpgw_mcp_stream *o = st->s->streams; o; o = o->next)
-            if (!o->conn && !o->standalone) {
-                detached++;
-                oldest = o;         /* the list is newest first */
-            }
-        if (detached > MAX_DETACHED_STREAMS && oldest)
-            stream_free(oldest);
+    prune_detached(st->s);
+}
+
+void mcpgw_mcp_http_keepalive(mcpgw_conn *c)
+{
+    mcpgw_mcp_stream *st = c->mcp_stream;
+
+    if (st && st->sse)
+        write_chunk(c, ":\n\n", 2 + 1);
+}
+
+void mcpgw_mcp_http_expire(mcpgw_conn *c)
+{
+    mcpgw_mcp_stream *st = c->mcp_stream;
+    mcpgw_server *srv = c->srv;
+
+    if (!st)
+        return;
+    if (c->valid_until > (long long)mcpgw_clock_now(&srv->clock)) {
+        stream_attach_timer(c);     /* a far end: not yet */
+        return;
     }
+    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "mcp_stream_token_expired",
+                        json_pack("{s:s, s:s}", "endpoint", st->s->ep->type, "ip", c->peer),
+                        mcpgw_clock_iso(&srv->clock));
+    stream_detach(st);
+    if (st->sse)                    /* the end of the chunked body: resumable */
+        evbuffer_add(mcpgw_transport_out(c->transport), "0\r\n\r\n", 5);
+    mcpgw_upgrade_http_done(c, 0);
+    if (!st->sse && !st->pending)
+        stream_free(st);
 }
 
 void mcpgw_mcp_http_shutdown(mcpgw_server *srv)

@@ -54,6 +54,13 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const struct mcpgw_http_request *req,
                             const struct mcpgw_handler_config *ep, const char *body,
                             size_t body_len);
 
+/* The heartbeat: an SSE comment on a stream being written, so that proxies
+ * in between do not take a quiet stream for a dead one. */
+void mcpgw_mcp_http_keepalive(mcpgw_conn *c);
+/* The token of the request that opened the stream c writes has ended: the
+ * stream ends (the client resumes it with a fresh token). */
+void mcpgw_mcp_http_expire(mcpgw_conn *c);
+
 /* A TCP connection that was writing a stream is going (conn.c). */
 void mcpgw_mcp_http_conn_gone(mcpgw_conn *c);
 

@@ -212,6 +212,8 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
                 c->alive = 0;
                 mcpgw_conn_send_ping(c);
             }
+        } else if (c->mcp_stream) {
+            mcpgw_mcp_http_keepalive(c);  /* an SSE comment, for proxies */
         }
         c = next;
     }
