@@ -8,7 +8,6 @@
  */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,40 +27,149 @@ typedef struct parser {
 
 /* ---------------------------------------------------------------- errors */
 
-static void fail(parser *ps, const char *at, const char *fmt, ...)
+/*
+ * The texts are those of JSON.parse in Node 20 and later (V8 11+), which
+ * clients of the reference server see: positions count UTF-16 code units,
+ * not bytes; a token that no rule expected is quoted with up to ten
+ * characters of context either side of it.
+ */
+
+/* UTF-16 code units in s[0..n), as JavaScript counts the decoded text: a
+ * four-byte UTF-8 sequence is a surrogate pair, continuation bytes add none. */
+static size_t u16_count(const char *s, size_t n)
 {
-    va_list ap;
-    size_t pos = (size_t)(at - ps->start);
-    int n;
+    size_t units = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        unsigned char b = (unsigned char)s[i];
+        if ((b & 0xC0) != 0x80)
+            units += b >= 0xF0 ? 2 : 1;
+    }
+    return units;
+}
+
+/* Length of the UTF-8 sequence at s (at most n bytes), or 0 when it is not
+ * valid UTF-8. */
+static size_t utf8_char_len(const char *s, size_t n)
+{
+    unsigned char b = (unsigned char)*s;
+    size_t len = b < 0x80 ? 1 : b >= 0xF0 ? 4 : b >= 0xE0 ? 3 : b >= 0xC0 ? 2 : 0;
+
+    if (len == 0 || len > n || !mcpgw_utf8_valid((const uint8_t *)s, len))
+        return 0;
+    return len;
+}
+
+/* Appends the characters of the input whose UTF-16 index is in [from, to)
+ * to out (NUL-terminated, at most cap bytes); a byte that is not UTF-8, and
+ * NUL, become U+FFFD (as Buffer.toString() decodes them). */
+static void copy_units(const parser *ps, size_t from, size_t to, char *out, size_t cap)
+{
+    const char *q = ps->start;
+    size_t unit = 0, o = 0;
+
+    while (q < ps->end && unit < to) {
+        size_t n = utf8_char_len(q, (size_t)(ps->end - q));
+        const char *bytes = q;
+        size_t nb = n;
+
+        if (n == 0 || *q == '\0') {
+            bytes = "\xEF\xBF\xBD";
+            nb = 3;
+            n = 1;
+        }
+        if (unit >= from && o + nb < cap) {
+            memcpy(out + o, bytes, nb);
+            o += nb;
+        }
+        unit += n == 4 ? 2 : 1;
+        q += n;
+    }
+    out[o] = '\0';
+}
+
+/* "TEXT at position N", N in UTF-16 units up to `at`. */
+static void fail_at(parser *ps, const char *at, const char *text)
+{
+    if (!ps->err)
+        return;
+    ps->err->position = (size_t)(at - ps->start);
+    snprintf(ps->err->text, sizeof(ps->err->text), "%s at position %zu", text,
+             u16_count(ps->start, (size_t)(at - ps->start)));
+}
+
+/* "TEXT in JSON at position N": most of JSON.parse's texts. */
+static void fail(parser *ps, const char *at, const char *text)
+{
+    char with[96];
+
+    snprintf(with, sizeof(with), "%s in JSON", text);
+    fail_at(ps, at, with);
+}
+
+/* The input ended where more was needed. */
+static void fail_eos(parser *ps)
+{
+    if (!ps->err)
+        return;
+    ps->err->position = (size_t)(ps->end - ps->start);
+    snprintf(ps->err->text, sizeof(ps->err->text), "Unexpected end of JSON input");
+}
+
+/* The byte at `at` begins a token no rule expected (V8's
+ * ReportUnexpectedToken without a message of its own). */
+static void fail_token(parser *ps, const char *at)
+{
+    static const char *const special[] = { "NaN", "Infinity", "undefined", "[object Object]" };
+    size_t len, pos, from = 0, to;
+    const char *pre = "", *post = "";
+    char tok[8], context[96];
+    unsigned char ch;
 
     if (!ps->err)
         return;
-    ps->err->position = pos;
-    va_start(ap, fmt);
-    n = vsnprintf(ps->err->text, sizeof(ps->err->text), fmt, ap);
-    va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof(ps->err->text))
-        snprintf(ps->err->text + n, sizeof(ps->err->text) - (size_t)n,
-                 " in JSON at position %zu", pos);
-}
-
-/* The byte at `at` was not expected there (or the input ended). */
-static void fail_unexpected(parser *ps, const char *at)
-{
-    unsigned char ch;
-
     if (at >= ps->end) {
-        if (ps->err) {
-            snprintf(ps->err->text, sizeof(ps->err->text), "Unexpected end of JSON input");
-            ps->err->position = (size_t)(ps->end - ps->start);
-        }
+        fail_eos(ps);
         return;
     }
     ch = (unsigned char)*at;
-    if (ch >= 0x20 && ch < 0x7F)
-        fail(ps, at, "Unexpected token '%c'", ch);
-    else
-        fail(ps, at, "Unexpected byte 0x%02X", ch);
+    if (ch == '"') {
+        fail(ps, at, "Unexpected string");
+        return;
+    }
+    if (ch == '-' || (ch >= '0' && ch <= '9')) {
+        fail(ps, at, "Unexpected number");
+        return;
+    }
+    ps->err->position = (size_t)(at - ps->start);
+    for (size_t i = 0; i < sizeof(special) / sizeof(special[0]); i++) {
+        if ((size_t)(ps->end - ps->start) == strlen(special[i]) &&
+            memcmp(ps->start, special[i], strlen(special[i])) == 0) {
+            snprintf(ps->err->text, sizeof(ps->err->text), "\"%s\" is not valid JSON",
+                     special[i]);
+            return;
+        }
+    }
+    len = u16_count(ps->start, (size_t)(ps->end - ps->start));
+    pos = u16_count(ps->start, (size_t)(at - ps->start));
+    to = len;
+    if (len > 20) {                 /* ten characters of context either side */
+        if (pos < 10) {
+            to = pos + 10;
+            post = "...";
+        } else if (pos < len - 10) {
+            from = pos - 10;
+            to = pos + 10;
+            pre = post = "...";
+        } else {
+            from = pos - 10;
+            pre = "...";
+        }
+    }
+    copy_units(ps, pos, pos + 1, tok, sizeof(tok));
+    copy_units(ps, from, to, context, sizeof(context));
+    snprintf(ps->err->text, sizeof(ps->err->text),
+             "Unexpected token '%s', %s\"%s\"%s is not valid JSON", tok, pre, context, post);
 }
 
 /* --------------------------------------------------------------- helpers */
@@ -92,6 +200,11 @@ static int scratch_put(parser *ps, size_t *len, const char *s, size_t n)
     memcpy(ps->scratch + *len, s, n);
     *len += n;
     return 0;
+}
+
+static int hex4_digit(char c)
+{
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
 static int hex4(const char *s, unsigned *out)
@@ -149,7 +262,7 @@ static int read_escape(parser *ps, size_t *len)
     char c;
 
     if (ps->end - at < 2) {
-        fail_unexpected(ps, ps->end);
+        fail_eos(ps);
         return -1;
     }
     c = at[1];
@@ -166,11 +279,15 @@ static int read_escape(parser *ps, size_t *len)
     case 'u':
         break;
     default:
-        fail(ps, at, "Bad escaped character");
+        fail(ps, at + 1, "Bad escaped character");
         return -1;
     }
     if (ps->end - ps->p < 4 || hex4(ps->p, &cp) != 0) {
-        fail(ps, at, "Bad Unicode escape");
+        const char *bad = ps->p;    /* JSON.parse names the first non-hex digit */
+
+        while (bad < ps->end && bad < ps->p + 4 && hex4_digit(*bad))
+            bad++;
+        fail(ps, bad, "Bad Unicode escape");
         return -1;
     }
     ps->p += 4;
@@ -222,7 +339,7 @@ static int read_string(parser *ps, const char **s, size_t *n, int *decoded)
         high = 0;
         ps->p = q;
         if (q >= ps->end) {
-            fail_unexpected(ps, ps->end);
+            fail(ps, ps->end, "Unterminated string");
             return -1;
         }
         if (ch < 0x20) {
@@ -274,12 +391,16 @@ static json_t *read_number(parser *ps)
     if (*q == '-')
         q++;
     if (q >= ps->end || *q < '0' || *q > '9') {
-        fail_unexpected(ps, q);
+        fail(ps, q, "No number after minus sign");  /* only '-' gets here */
         return NULL;
     }
     if (*q == '0') {
         q++;
         digits = 1;
+        if (q < ps->end && *q >= '0' && *q <= '9') {
+            fail(ps, q, "Unexpected number");       /* a leading zero */
+            return NULL;
+        }
     } else {
         while (q < ps->end && *q >= '0' && *q <= '9') {
             q++;
@@ -290,7 +411,7 @@ static json_t *read_number(parser *ps)
         is_int = 0;
         q++;
         if (q >= ps->end || *q < '0' || *q > '9') {
-            fail_unexpected(ps, q);
+            fail(ps, q, "Unterminated fractional number");
             return NULL;
         }
         while (q < ps->end && *q >= '0' && *q <= '9')
@@ -302,7 +423,7 @@ static json_t *read_number(parser *ps)
         if (q < ps->end && (*q == '+' || *q == '-'))
             q++;
         if (q >= ps->end || *q < '0' || *q > '9') {
-            fail_unexpected(ps, q);
+            fail(ps, q, "Exponent part is missing a number");
             return NULL;
         }
         while (q < ps->end && *q >= '0' && *q <= '9')
@@ -358,7 +479,7 @@ static json_t *read_literal(parser *ps, const char *word, size_t n, json_t *valu
 {
     for (size_t i = 0; i < n; i++) {
         if (ps->p + i >= ps->end || ps->p[i] != word[i]) {
-            fail_unexpected(ps, ps->p + i);
+            fail_token(ps, ps->p + i);
             return NULL;
         }
     }
@@ -379,7 +500,8 @@ static int next_member(parser *ps, char close)
         ps->p++;
         return 0;
     }
-    fail_unexpected(ps, ps->p);
+    fail(ps, ps->p, close == ']' ? "Expected ',' or ']' after array element"
+                                 : "Expected ',' or '}' after property value");
     return -1;
 }
 
@@ -432,7 +554,7 @@ static json_t *read_object(parser *ps)
         ps->p++;
         return obj;
     }
-    for (;;) {
+    for (int first = 1;; first = 0) {
         const char *key, *key_at;
         size_t klen;
         int decoded;
@@ -440,7 +562,8 @@ static json_t *read_object(parser *ps)
 
         skip_ws(ps);
         if (ps->p >= ps->end || *ps->p != '"') {
-            fail_unexpected(ps, ps->p);
+            fail(ps, ps->p, first ? "Expected property name or '}'"
+                                  : "Expected double-quoted property name");
             goto fail;
         }
         key_at = ps->p;
@@ -461,7 +584,11 @@ static json_t *read_object(parser *ps)
         }
         skip_ws(ps);
         if (ps->p >= ps->end || *ps->p != ':') {
-            fail_unexpected(ps, ps->p);
+            /* V8 names the colon only after the first key */
+            if (first)
+                fail(ps, ps->p, "Expected ':' after property name");
+            else
+                fail_token(ps, ps->p);
             goto fail;
         }
         ps->p++;
@@ -492,7 +619,7 @@ static json_t *read_value(parser *ps)
 
     skip_ws(ps);
     if (ps->p >= ps->end) {
-        fail_unexpected(ps, ps->p);
+        fail_eos(ps);
         return NULL;
     }
     switch (*ps->p) {
@@ -527,7 +654,7 @@ static json_t *read_value(parser *ps)
     default:
         if (*ps->p == '-' || (*ps->p >= '0' && *ps->p <= '9'))
             return read_number(ps);
-        fail_unexpected(ps, ps->p);
+        fail_token(ps, ps->p);
         return NULL;
     }
 }
@@ -546,7 +673,7 @@ json_t *mcpgw_json_read(const char *text, size_t len, mcpgw_json_read_error *err
     if (v) {
         skip_ws(&ps);
         if (ps.p != ps.end) {
-            fail_unexpected(&ps, ps.p);
+            fail_at(&ps, ps.p, "Unexpected non-whitespace character after JSON");
             json_decref(v);
             v = NULL;
         }

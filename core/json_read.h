@@ -17,9 +17,13 @@
  *     surrogate escape is an error;
  *   - containers nest at most MCPGW_JSON_READ_MAX_DEPTH deep.
  *
- * Error texts follow JSON.parse's ("Unexpected token 'x' in JSON at position
- * 12", "Unexpected end of JSON input"), which clients of the reference
- * server already see.
+ * Error texts are JSON.parse's in Node 20 and later ("Unexpected token 'o',
+ * \"not json\" is not valid JSON", "Unexpected end of JSON input",
+ * "Expected ',' or '}' after property value in JSON at position 12",
+ * positions in UTF-16 code units), which clients of the reference server
+ * see. JSON.parse accepts what this parser refuses (\u0000, a lone
+ * surrogate, a number beyond double's range, deeper nesting); those texts
+ * are the gateway's own, in the same "... in JSON at position N" form.
  *
  * Ownership: the returned value is a new reference the caller decrefs.
  * Thread-safe (no shared state).
@@ -33,7 +37,7 @@
 #define MCPGW_JSON_READ_MAX_DEPTH 2048
 
 typedef struct mcpgw_json_read_error {
-    char text[96];          /* what was wrong, for the client's error reply */
+    char text[160];         /* what was wrong, for the client's error reply */
     size_t position;        /* byte offset where it was found */
 } mcpgw_json_read_error;
 
