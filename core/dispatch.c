@@ -221,6 +221,154 @@ static void log_unknown_type(mcpgw_conn *conn, const char *type)
                         mcpgw_clock_iso(&srv->clock));
 }
 
+/* "Unknown message type: TYPE", TYPE cut to at most 256 bytes on a UTF-8
+ * character boundary (a cut character would make the reply invalid JSON). */
+static void unknown_type_text(char *text, size_t cap, const char *type)
+{
+    size_t n = strlen(type);
+
+    if (n > 256) {
+        n = 256;
+        while (n > 0 && ((unsigned char)type[n] & 0xC0) == 0x80)
+            n--;
+    }
+    snprintf(text, cap, "Unknown message type: %.*s", (int)n, type);
+}
+
+/* The reference's answer to a type no handler serves (id: borrowed, may be NULL). */
+static void send_unknown_type(mcpgw_conn *conn, json_t *id, const char *text)
+{
+    mcpgw_server *srv = conn->srv;
+    json_t *err = json_object();
+
+    json_object_set_new(err, "type", json_string("error"));
+    if (id)
+        json_object_set(err, "id", id);
+    json_object_set_new(err, "message", json_string(text));
+    json_object_set_new(err, "timestamp", json_string(mcpgw_clock_iso(&srv->clock)));
+    mcpgw_conn_send_json(conn, err);
+    json_decref(err);
+}
+
+/* Appends s[0..len) to out[*n..cap-1), keeping it NUL-terminated. */
+static void js_put(char *out, size_t cap, size_t *n, const char *s, size_t len)
+{
+    if (*n + 1 >= cap)
+        return;
+    if (len > cap - 1 - *n)
+        len = cap - 1 - *n;
+    memcpy(out + *n, s, len);
+    *n += len;
+    out[*n] = '\0';
+}
+
+/* JavaScript's Number.prototype.toString() of d (ECMA-262 Number::toString):
+ * the shortest digits that read back to d, positional from 1e-7 up to 1e21,
+ * d.ddde+N outside it. out has room for 32 bytes. */
+static void js_number_text(double d, char *out)
+{
+    char e[40], digits[20];
+    int k = 0, n, o = 0;
+    const char *p;
+
+    if (d == 0) {                   /* also -0 */
+        strcpy(out, "0");
+        return;
+    }
+    for (int prec = 0; prec <= 16; prec++) {
+        snprintf(e, sizeof(e), "%.*e", prec, d);
+        if (prec == 16 || strtod(e, NULL) == d)
+            break;
+    }
+    p = e;
+    if (*p == '-')
+        out[o++] = *p++;
+    for (; *p != 'e'; p++)
+        if (*p != '.')
+            digits[k++] = *p;
+    while (k > 1 && digits[k - 1] == '0')
+        k--;
+    n = atoi(p + 1) + 1;            /* |d| = 0.DIGITS x 10^n */
+    if (k <= n && n <= 21) {        /* an integer: the digits, then zeros */
+        for (int i = 0; i < n; i++)
+            out[o++] = i < k ? digits[i] : '0';
+    } else if (0 < n && n <= 21) {  /* the point inside the digits */
+        for (int i = 0; i < k; i++) {
+            if (i == n)
+                out[o++] = '.';
+            out[o++] = digits[i];
+        }
+    } else if (-6 < n && n <= 0) {  /* 0.000DIGITS */
+        out[o++] = '0';
+        out[o++] = '.';
+        for (int i = 0; i < -n; i++)
+            out[o++] = '0';
+        for (int i = 0; i < k; i++)
+            out[o++] = digits[i];
+    } else {                        /* D.DDDe+N */
+        out[o++] = digits[0];
+        if (k > 1)
+            out[o++] = '.';
+        for (int i = 1; i < k; i++)
+            out[o++] = digits[i];
+        o += sprintf(out + o, "e%c%d", n - 1 < 0 ? '-' : '+', n - 1 < 0 ? 1 - n : n - 1);
+    }
+    out[o] = '\0';
+}
+
+/* What the reference's `${message.type}` gives for a parsed JSON value
+ * (NULL: undefined): numbers as JavaScript writes them, an object as
+ * "[object Object]", an array as its elements' texts joined by ","
+ * (null inside an array as ""). Appended to out[*n..cap). */
+static void js_text(const json_t *v, char *out, size_t cap, size_t *n)
+{
+    char num[32];
+
+    switch (v ? json_typeof(v) : JSON_NULL) {
+    case JSON_STRING:
+        js_put(out, cap, n, json_string_value(v), json_string_length(v));
+        return;
+    case JSON_INTEGER: {
+        json_int_t i = json_integer_value(v);
+        /* beyond 2^53 JavaScript holds the nearest double */
+        if (i > 9007199254740992LL || i < -9007199254740992LL)
+            js_number_text((double)i, num);
+        else
+            snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, i);
+        js_put(out, cap, n, num, strlen(num));
+        return;
+    }
+    case JSON_REAL:
+        js_number_text(json_real_value(v), num);
+        js_put(out, cap, n, num, strlen(num));
+        return;
+    case JSON_TRUE:
+        js_put(out, cap, n, "true", 4);
+        return;
+    case JSON_FALSE:
+        js_put(out, cap, n, "false", 5);
+        return;
+    case JSON_OBJECT:
+        js_put(out, cap, n, "[object Object]", 15);
+        return;
+    case JSON_ARRAY:
+        for (size_t i = 0; i < json_array_size(v) && *n + 1 < cap; i++) {
+            json_t *el = json_array_get(v, i);
+            if (i)
+                js_put(out, cap, n, ",", 1);
+            if (!json_is_null(el))
+                js_text(el, out, cap, n);
+        }
+        return;
+    case JSON_NULL:
+        if (v)
+            js_put(out, cap, n, "null", 4);
+        else
+            js_put(out, cap, n, "undefined", 9);
+        return;
+    }
+}
+
 /* Routes msg (an object with a string type) to its handler. Takes req. */
 static void request_run(mcpgw_request *req, json_t *msg, const char *type)
 {
@@ -232,28 +380,11 @@ static void request_run(mcpgw_request *req, json_t *msg, const char *type)
 
     if (!e) {
         log_unknown_type(req->conn, type);
-        {
-            /* At most 256 bytes of the type, cut on a UTF-8 character boundary
-             * (a cut character would make the reply invalid JSON text). */
-            size_t n = strlen(type);
-            if (n > 256) {
-                n = 256;
-                while (n > 0 && ((unsigned char)type[n] & 0xC0) == 0x80)
-                    n--;
-            }
-            snprintf(text, sizeof(text), "Unknown message type: %.*s", (int)n, type);
-        }
+        unknown_type_text(text, sizeof(text), type);
         if (req->parent) {
             mcpgw_request_fail(req, text);
         } else {
-            json_t *err = json_object();
-            json_object_set_new(err, "type", json_string("error"));
-            if (req->id)
-                json_object_set(err, "id", req->id);
-            json_object_set_new(err, "message", json_string(text));
-            json_object_set_new(err, "timestamp", json_string(mcpgw_clock_iso(&srv->clock)));
-            mcpgw_conn_send_json(req->conn, err);
-            json_decref(err);
+            send_unknown_type(req->conn, req->id, text);
             request_free(req);
         }
         return;
@@ -325,14 +456,24 @@ void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
         send_processing_error(conn, NULL, jerr.text[0] ? jerr.text : "Invalid JSON");
         return;
     }
-    if (!json_is_object(msg)) {
-        send_processing_error(conn, NULL, "Message must be a JSON object");
+    if (json_is_null(msg)) {
+        /* the reference reads null.type and reports V8's TypeError */
+        send_processing_error(conn, NULL, "Cannot read properties of null (reading 'type')");
         goto out;
     }
+    /* Any other value without a string type is, for the reference, a type
+     * no case matches: "Unknown message type: ${message.type}" (undefined
+     * for an array, a number, a string or an object without type). */
     type = json_object_get(msg, "type");
     if (!json_is_string(type)) {
-        send_processing_error(conn, json_object_get(msg, "id"),
-                              type ? "Message type must be a string" : "Message has no type");
+        char shown[300], text[320];
+        size_t n = 0;
+
+        shown[0] = '\0';
+        js_text(type, shown, sizeof(shown), &n);
+        log_unknown_type(conn, shown);
+        unknown_type_text(text, sizeof(text), shown);
+        send_unknown_type(conn, json_object_get(msg, "id"), text);
         goto out;
     }
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
