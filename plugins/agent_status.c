@@ -10,7 +10,10 @@
  *
  * Options: include_sender (default true: the sender also gets the update,
  * as in the reference protocol); agent_id_claim = CLAIM (a sender may only
- * report the agentId its token's CLAIM names: equal, or in the list).
+ * report the agentId its token's CLAIM names: equal, or in the list);
+ * require_status (default false: as in the reference, a report without
+ * status is broadcast without one, and any status value is passed on;
+ * true refuses a missing, null or empty status).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +24,7 @@ typedef struct agent_status_instance {
     const mcpgw_host *host;
     mcpgw_plugin_ctx *ctx;
     int include_sender;
+    int require_status;
     const char *agent_id_claim;     /* NULL: any agentId */
 } agent_status_instance;
 
@@ -42,8 +46,12 @@ static int agent_status_handle(mcpgw_request *req, json_t *msg, json_t **out, vo
     const char *ts = host->timestamp(ai->ctx);
     mcpgw_conn *sender = host->request_conn(req);
 
-    if (!usable(agent) || !usable(status)) {
+    if (ai->require_status && (!usable(agent) || !usable(status))) {
         *out = json_string("agent_status requires agentId and status");
+        return MCPGW_HANDLER_FAILED;
+    }
+    if (!usable(agent)) {
+        *out = json_string("agent_status requires agentId");
         return MCPGW_HANDLER_FAILED;
     }
     if (!json_is_string(agent) && !json_is_integer(agent)) {
@@ -69,7 +77,8 @@ static int agent_status_handle(mcpgw_request *req, json_t *msg, json_t **out, vo
     update = json_object();
     json_object_set_new(update, "type", json_string("agent_status_update"));
     json_object_set(update, "agentId", agent);
-    json_object_set(update, "status", status);
+    if (status)
+        json_object_set(update, "status", status);
     json_object_set_new(update, "from", json_string(host->conn_user(sender)));
     json_object_set_new(update, "timestamp", json_string(ts));
     host->broadcast(ai->ctx, update, ai->include_sender ? NULL : sender);
@@ -85,11 +94,29 @@ static int agent_status_handle(mcpgw_request *req, json_t *msg, json_t **out, vo
     return MCPGW_HANDLER_DONE;
 }
 
+/* Reads the boolean key `key` into *out (left alone when unset). 0 or -1. */
+static int bool_key(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, const char *key, int *out,
+                    char *err, size_t err_len)
+{
+    const char *v = host->config_get(ctx, key);
+
+    if (!v)
+        return 0;
+    if (!strcmp(v, "true") || !strcmp(v, "yes") || !strcmp(v, "1"))
+        *out = 1;
+    else if (!strcmp(v, "false") || !strcmp(v, "no") || !strcmp(v, "0"))
+        *out = 0;
+    else {
+        snprintf(err, err_len, "%s must be true or false, not '%s'", key, v);
+        return -1;
+    }
+    return 0;
+}
+
 static int agent_status_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instance,
                              char *err, size_t err_len)
 {
     agent_status_instance *ai = calloc(1, sizeof(*ai));
-    const char *inc = host->config_get(ctx, "include_sender");
 
     if (!ai) {
         snprintf(err, err_len, "out of memory");
@@ -98,17 +125,12 @@ static int agent_status_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void
     ai->host = host;
     ai->ctx = ctx;
     ai->include_sender = 1;
+    ai->require_status = 0;
     ai->agent_id_claim = host->config_get(ctx, "agent_id_claim");
-    if (inc) {
-        if (!strcmp(inc, "true") || !strcmp(inc, "yes") || !strcmp(inc, "1"))
-            ai->include_sender = 1;
-        else if (!strcmp(inc, "false") || !strcmp(inc, "no") || !strcmp(inc, "0"))
-            ai->include_sender = 0;
-        else {
-            snprintf(err, err_len, "include_sender must be true or false, not '%s'", inc);
-            free(ai);       /* fini() only runs after a successful init() */
-            return -1;
-        }
+    if (bool_key(host, ctx, "include_sender", &ai->include_sender, err, err_len) != 0 ||
+        bool_key(host, ctx, "require_status", &ai->require_status, err, err_len) != 0) {
+        free(ai);           /* fini() only runs after a successful init() */
+        return -1;
     }
     if (host->register_handler(ctx, host->handler_type(ctx), agent_status_handle, ai) != 0) {
         snprintf(err, err_len, "cannot register type '%s'", host->handler_type(ctx));
@@ -124,7 +146,8 @@ static void agent_status_fini(void *instance)
     free(instance);
 }
 
-static const char *const agent_status_keys[] = { "include_sender", "agent_id_claim", NULL };
+static const char *const agent_status_keys[] = { "include_sender", "agent_id_claim",
+                                                  "require_status", NULL };
 
 MCPGW_PLUGIN_DEFINE_KEYS("agent_status", "1.1.0",
                          "broadcasts agent status updates to every connection",

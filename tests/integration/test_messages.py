@@ -98,12 +98,31 @@ def test_unknown_type_text_is_escaped():
 
 
 def test_invalid_json():
-    assert_failed(ask('{"type": "ping", '))
+    r = ask('{"type": "ping", ')
+    assert_failed(r)
+    # JSON.parse's text in Node 20, as the reference server sends it
+    assert r['error'] == 'Expected double-quoted property name in JSON at position 17', r
+    r = ask('not json')
+    assert r['error'] == 'Unexpected token \'o\', "not json" is not valid JSON', r
+
+
+def assert_unknown(reply, shown, id_=None):
+    """The reference's answer to a message whose type no case matches."""
+    assert reply.get('type') == 'error', reply
+    assert reply.get('message') == 'Unknown message type: ' + shown, reply
+    assert reply.get('id') == id_, reply
+    assert 'error' not in reply, reply
+    assert ISO_MS_RE.match(reply.get('timestamp', '')), reply
 
 
 def test_not_an_object():
-    for text in ('[1, 2, 3]', '42', '"ping"', 'null', 'true', '[]'):
-        assert_failed(ask(text))
+    """A value that is not an object has no type: undefined, as message.type
+    is for the reference; null is the reference's TypeError."""
+    for text in ('[1, 2, 3]', '42', '"ping"', 'true', '[]'):
+        assert_unknown(ask(text), 'undefined')
+    r = ask('null')
+    assert_failed(r)
+    assert r['error'] == "Cannot read properties of null (reading 'type')", r
 
 
 def test_deeply_nested_json():
@@ -118,12 +137,20 @@ def test_type_with_nul_is_not_ping():
 
 
 def test_object_without_type():
-    assert_failed(ask({'id': 'nt'}))
+    assert_unknown(ask({'id': 'nt'}), 'undefined', 'nt')
 
 
 def test_type_not_a_string():
-    for t in (1, None, ['ping'], {'a': 1}, True):
-        assert_failed(ask({'type': t, 'id': 'tt'}))
+    """Never dispatched (the reference's switch compares with ===), answered
+    with `${type}` as JavaScript writes it."""
+    for text, shown in (('5', '5'), ('null', 'null'), ('["ping"]', 'ping'),
+                        ('{"a":1}', '[object Object]'), ('true', 'true'), ('1.5', '1.5'),
+                        ('2.0', '2'), ('-0', '0'), ('1e21', '1e+21'), ('1e-7', '1e-7'),
+                        ('123e-20', '1.23e-18'), ('0.000001', '0.000001'),
+                        ('[1,[2,null],{}]', '1,2,,[object Object]'),
+                        ('9007199254740993', '9007199254740992'),
+                        ('100000000000000000000', '100000000000000000000')):
+        assert_unknown(ask('{"type":%s,"id":"tt"}' % text), shown, 'tt')
 
 
 def test_empty_text_message():
@@ -331,14 +358,54 @@ def test_slow_consumer_close_comes_after_every_queued_message():
             sender.close_cleanly()
 
 
+def test_agent_status_without_status_as_the_reference():
+    """By default a report without status is broadcast without one and
+    acknowledged, as the reference does."""
+    with Gateway() as g:
+        ws = client(g)
+        other = client(g)
+        try:
+            ws.send_json({'type': 'agent_status', 'id': 'ns', 'agentId': 'a1'})
+            upd = other.recv_type('agent_status_update')
+            assert upd['agentId'] == 'a1' and 'status' not in upd, upd
+            ack = ws.recv_type('agent_status_ack')
+            assert ack['id'] == 'ns' and ack['agentId'] == 'a1', ack
+            ws.send_json({'type': 'agent_status', 'id': 'nl', 'agentId': 'a1', 'status': None})
+            upd = other.recv_type('agent_status_update')
+            assert 'status' in upd and upd['status'] is None, upd
+        finally:
+            ws.close_cleanly()
+            other.close_cleanly()
+
+
+def test_agent_status_require_status():
+    with Gateway({'handler.agent_status': {'require_status': 'true'}}) as g:
+        ws = client(g)
+        try:
+            for bad in ({'type': 'agent_status', 'id': 'm2', 'agentId': 'a'},
+                        {'type': 'agent_status', 'id': 'm3', 'agentId': 'a', 'status': ''}):
+                ws.send_json(bad)
+                r = ws.recv_json()
+                assert_failed(r)
+                assert r['error'] == 'agent_status requires agentId and status', r
+        finally:
+            ws.close_cleanly()
+    from harness import check_config
+    rc, out, err = check_config({'handler.agent_status': {'plugin': 'agent_status',
+                                                          'require_status': 'maybe'}})
+    assert rc != 0 and 'require_status must be true or false' in err, (rc, out, err)
+
+
 def test_agent_status_missing_fields():
     ws = client(gw())
     other = client(gw())
     try:
         for bad in ({'type': 'agent_status', 'id': 'm1', 'status': 'online'},
-                    {'type': 'agent_status', 'id': 'm2', 'agentId': 'a'}):
+                    {'type': 'agent_status', 'id': 'm2', 'agentId': None, 'status': 'x'}):
             ws.send_json(bad)
-            assert_failed(ws.recv_json())
+            r = ws.recv_json()
+            assert_failed(r)
+            assert r['error'] == 'agent_status requires agentId', r
         other.send_json({'type': 'ping', 'id': 'fence'})
         first = other.recv_json()
         assert first['type'] == 'pong', 'no broadcast expected, got %r' % first
