@@ -22,6 +22,7 @@
 
 #define BUS_MAX_WORKERS 64
 #define REC_PAD 1u
+#define REC_CTL 2u                  /* a control message (mcpgw_bus_send) */
 #define ALIGN16(n) (((n) + 15) & ~(size_t)15)
 
 typedef struct {
@@ -209,8 +210,8 @@ size_t mcpgw_bus_max_message(const mcpgw_bus *b)
 }
 
 /* Appends one record to worker w's ring; 1, or 0 when it does not fit. */
-static int ring_put(mcpgw_bus *b, int w, const char *user, size_t ulen, const char *text,
-                    size_t tlen)
+static int ring_put(mcpgw_bus *b, int w, uint32_t flags, const char *user, size_t ulen,
+                    const char *text, size_t tlen)
 {
     ring_head *r = ring_of(b, w);
     unsigned char *data = data_of(b, w);
@@ -246,7 +247,7 @@ static int ring_put(mcpgw_bus *b, int w, const char *user, size_t ulen, const ch
         off = 0;
     }
     h.size = (uint32_t)need;
-    h.flags = 0;
+    h.flags = flags;
     h.user_len = (uint32_t)ulen;
     h.text_len = (uint32_t)tlen;
     memcpy(data + off, &h, sizeof(h));
@@ -275,11 +276,24 @@ int mcpgw_bus_publish(mcpgw_bus *b, int from, const char *user, const char *text
 
     for (int w = 0; w < b->n; w++)
         if (w != from)
-            reached += ring_put(b, w, user, ulen, text, len);
+            reached += ring_put(b, w, 0, user, ulen, text, len);
     return reached;
 }
 
-int mcpgw_bus_peek(mcpgw_bus *b, int w, const char **user, const char **text, size_t *len)
+int mcpgw_bus_send(mcpgw_bus *b, int to, const char *text, size_t len)
+{
+    if (to < 0 || to >= b->n)
+        return 0;
+    return ring_put(b, to, REC_CTL, NULL, 0, text, len);
+}
+
+int mcpgw_bus_workers(const mcpgw_bus *b)
+{
+    return b->n;
+}
+
+int mcpgw_bus_peek(mcpgw_bus *b, int w, const char **user, const char **text, size_t *len,
+                   int *control)
 {
     ring_head *r = ring_of(b, w);
     unsigned char *data = data_of(b, w);
@@ -299,6 +313,7 @@ int mcpgw_bus_peek(mcpgw_bus *b, int w, const char **user, const char **text, si
         *user = h.user_len ? (const char *)p + sizeof(h) : NULL;
         *text = (const char *)p + sizeof(h) + h.user_len;
         *len = h.text_len;
+        *control = (h.flags & REC_CTL) != 0;
         r->peeked = h.size;
         return 1;
     }

@@ -41,9 +41,18 @@ size_t mcpgw_bus_max_message(const mcpgw_bus *b);
  * (user NULL) or one user's. Returns how many workers' rings took it. */
 int mcpgw_bus_publish(mcpgw_bus *b, int from, const char *user, const char *text, size_t len);
 
+/* Sends a control message text[0..len) to worker `to` alone (the admin
+ * API's requests and answers between workers, admin_ops.c). 1 if its ring
+ * took it, else 0. */
+int mcpgw_bus_send(mcpgw_bus *b, int to, const char *text, size_t len);
+/* How many workers the bus serves. */
+int mcpgw_bus_workers(const mcpgw_bus *b);
+
 /* The reader's side, for worker: 1 and the oldest message (user NULL for
- * all connections), or 0 when the ring is empty. */
-int mcpgw_bus_peek(mcpgw_bus *b, int worker, const char **user, const char **text, size_t *len);
+ * all connections; *control set for a mcpgw_bus_send message), or 0 when
+ * the ring is empty. */
+int mcpgw_bus_peek(mcpgw_bus *b, int worker, const char **user, const char **text, size_t *len,
+                   int *control);
 /* Releases the message peek returned. */
 void mcpgw_bus_done(mcpgw_bus *b, int worker);
 /* The ring is empty and the reader goes to sleep: 1 if it really is empty

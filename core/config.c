@@ -652,6 +652,11 @@ static void set_admin(parse_ctx *p, const char *name, const char *value)
             bad_value(p, name, value, "bytes 1..1073741824, optionally with suffix k or m");
         else
             cfg->admin_max_body_bytes = (size_t)v;
+    } else if (strcmp(name, "agent_silence_s") == 0) {
+        if (!parse_int_range(value, 0, 86400, &v))
+            bad_value(p, name, value, "seconds 0..86400 (0: never)");
+        else
+            cfg->admin_agent_silence_s = (int)v;
     } else {
         line_error(p, "unknown key '%s' in [%s]", name, p->section);
     }
@@ -1296,6 +1301,7 @@ static mcpgw_config *config_new(void)
     cfg->drain_timeout_ms = 30000;
     cfg->rate_limit_max_violations = 20;
     cfg->admin_max_body_bytes = 1048576;
+    cfg->admin_agent_silence_s = 60;
     /* The reference server's perMessageDeflate settings. */
     cfg->compression.enabled = 1;
     cfg->compression.level = 6;

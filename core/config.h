@@ -114,6 +114,7 @@ typedef struct mcpgw_config {
     char *admin_claim;              /* "role": the claim an admin token must carry */
     char *admin_value;              /* "admin": ... with this value (or in this list) */
     size_t admin_max_body_bytes;    /* 1048576: larger /api bodies get 413 */
+    int admin_agent_silence_s;      /* 60: the status page greys an agent silent this long (0: never) */
     /* [compression] */
     mcpgw_pmd_config compression;
     /* [heartbeat] */

@@ -62,6 +62,7 @@ struct mcpgw_conn {
     int http_head;                  /* a HEAD request: answers carry no body */
     double accepted_at;             /* clock seconds of the TCP accept (access log) */
     const struct mcpgw_http_request *http_req; /* the request being answered, or NULL */
+    int api_pending;                /* an admin request waits for other workers (admin_ops.c) */
     long long valid_until;          /* the token's exp + leeway (s); 0: it never ends */
     const mcpgw_protocol *protocol; /* set by the upgrade */
     int http_reading;               /* inside read_http: it looks for the next request */
@@ -87,6 +88,9 @@ struct mcpgw_conn {
     int close_sent;
     unsigned close_code_sent;
     unsigned close_code_received;   /* 0 until a close frame arrives */
+    uint64_t messages[2];           /* data messages by direction (MCPGW_DIR_*) */
+    uint64_t wire_bytes[2];         /* their bytes as received / sent (after compression) */
+    long long opened_at;            /* Unix seconds of the upgrade */
 
     /* -- the gateway protocol (protocol.c, dispatch.c) */
     int warned_unknown_type;        /* logged one unknown type at warn already */

@@ -1,7 +1,9 @@
 /*
  * http_api.c - the plain HTTP endpoints served beside the WebSocket path:
  * /healthz, /readyz, /metrics, /status and the admin API (/api/broadcast,
- * /api/connections). Every answer closes the connection after it.
+ * /api/connections[?detail=1], DELETE /api/connections/ID,
+ * POST /api/users/USER/disconnect; what acts on every worker's connections
+ * is admin_ops.c). Every answer closes the connection after it.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 
 #include <event2/buffer.h>
 
+#include "admin_ops.h"
 #include "auth.h"
 #include "conn.h"
 #include "http.h"
@@ -66,8 +69,14 @@ void mcpgw_http_api_error(mcpgw_conn *c, int status, const char *msg)
     respond_error(c, status, msg);
 }
 
-/* Does the request carry an admin token? Answers 401/403 itself when not. */
-static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
+void mcpgw_http_api_answer(mcpgw_conn *c, int status, json_t *body)
+{
+    respond_json(c, status, body);
+}
+
+/* Does the request carry an admin token? Answers 401/403 itself when not.
+ * who (may be NULL) gets the admin's user id. */
+static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req, char *who, size_t who_cap)
 {
     mcpgw_server *srv = c->srv;
     size_t tlen = 0;
@@ -99,6 +108,8 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req)
     }
     ok = mcpgw_auth_claim_matches(claims, srv->gw->cfg->admin_claim, srv->gw->cfg->admin_value);
     json_decref(claims);
+    if (ok && who)
+        snprintf(who, who_cap, "%s", user);
     if (!ok) {
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "admin_auth_failed",
@@ -153,23 +164,172 @@ static void add_user(const char *user, int count, void *arg)
     json_object_set_new(arg, user, json_integer(count));
 }
 
-static void api_connections(mcpgw_conn *c)
+/* Is reason one of the token's (an authentication failure)? */
+static int auth_reason(const char *reason)
+{
+    if (!strcmp(reason, "missing_token") || !strcmp(reason, "malformed_token"))
+        return 1;
+    for (int r = MCPGW_AUTH_MALFORMED; r <= MCPGW_AUTH_NO_EXP; r++)
+        if (!strcmp(reason, mcpgw_auth_result_name((mcpgw_auth_result)r)))
+            return 1;
+    return 0;
+}
+
+static json_t *close_codes(const uint64_t *table)
+{
+    json_t *o = json_object();
+    char code[16];
+
+    for (int i = 0; o && i <= MCPGW_CLOSE_CODES; i++) {
+        if (!table[i])
+            continue;
+        if (i < MCPGW_CLOSE_CODES)
+            snprintf(code, sizeof(code), "%d", 1000 + i);
+        else
+            snprintf(code, sizeof(code), "other");
+        json_object_set_new(o, code, json_integer((json_int_t)table[i]));
+    }
+    return o;
+}
+
+/* The error counters of every worker, for the status page's errors panel
+ * (totals since the start; the page keeps the recent history). */
+static json_t *error_counts(const mcpgw_metrics *m)
+{
+    json_t *auth = json_object(), *other = json_object();
+
+    for (int i = 0; i < MCPGW_REJECT_REASONS && m->reject_reason[i]; i++)
+        if (m->reject_count[i])
+            json_object_set_new(auth_reason(m->reject_reason[i]) ? auth : other,
+                                m->reject_reason[i], json_integer((json_int_t)m->reject_count[i]));
+    return json_pack("{s:{s:o, s:o}, s:o, s:o, s:I, s:I, s:{s:I, s:I, s:I, s:I}}",
+                     "close_codes", "sent", close_codes(m->close_sent), "received",
+                     close_codes(m->close_received), "auth_failures", auth, "rejected", other,
+                     "slow_consumer_closes", (json_int_t)m->slow_consumer_closes,
+                     "heartbeat_timeouts", (json_int_t)m->heartbeat_timeouts, "kinds", "server",
+                     (json_int_t)m->errors[MCPGW_ERR_SERVER], "network",
+                     (json_int_t)m->errors[MCPGW_ERR_NETWORK], "protocol",
+                     (json_int_t)m->errors[MCPGW_ERR_PROTOCOL], "auth",
+                     (json_int_t)m->errors[MCPGW_ERR_AUTH]);
+}
+
+/* ?detail=1 and ?limit=N: 0 and the values, or -1 after answering 400. */
+static int list_params(mcpgw_conn *c, const mcpgw_http_request *req, int *detail, size_t *limit)
+{
+    char v[32];
+    long n = mcpgw_http_query_param(&req->query, "detail", v, sizeof(v));
+
+    *detail = 0;
+    *limit = MCPGW_ADMIN_LIST_DEFAULT;
+    if (n != -2) {
+        if (n > 0 && (!strcmp(v, "1") || !strcmp(v, "true")))
+            *detail = 1;
+        else if (n <= 0 || (strcmp(v, "0") != 0 && strcmp(v, "false") != 0)) {
+            respond_error(c, 400, "Bad detail parameter: 1, true, 0 or false");
+            return -1;
+        }
+    }
+    n = mcpgw_http_query_param(&req->query, "limit", v, sizeof(v));
+    if (n != -2) {
+        char *end = NULL;
+        long long l = n > 0 && v[0] >= '0' && v[0] <= '9' ? strtoll(v, &end, 10) : 0;
+        if (!end || *end || l < 1 || l > MCPGW_ADMIN_LIST_MAX) {
+            respond_error(c, 400, "Bad limit parameter: an integer 1..1000");
+            return -1;
+        }
+        *limit = (size_t)l;
+    }
+    return 0;
+}
+
+static void api_connections(mcpgw_conn *c, const mcpgw_http_request *req)
 {
     mcpgw_server *srv = c->srv;
-    json_t *per_user = json_object();
+    json_t *per_user, *answer;
     mcpgw_metrics sum;
     uint64_t tcp_open, ws_open;
+    size_t limit;
+    int detail;
 
+    if (list_params(c, req, &detail, &limit) != 0)
+        return;
+    per_user = json_object();
     mcpgw_metrics_gather(srv, &sum, &tcp_open, &ws_open, NULL, NULL);
     mcpgw_limits_foreach_user(srv->gw->limits, add_user, per_user);
-    respond_json(c, 200, json_pack("{s:I, s:I, s:o, s:I, s:I, s:I}",
-                                   "connections", (json_int_t)mcpgw_limits_total(srv->gw->limits),
-                                   "users", (json_int_t)mcpgw_limits_users(srv->gw->limits),
-                                   "per_user", per_user,
-                                   "messages_in", (json_int_t)sum.messages[MCPGW_DIR_IN],
-                                   "messages_out", (json_int_t)sum.messages[MCPGW_DIR_OUT],
-                                   "uptime_s", (json_int_t)(mcpgw_clock_now(&srv->clock) -
-                                                            srv->gw->started)));
+    answer = json_pack("{s:I, s:I, s:o, s:I, s:I, s:I}",
+                       "connections", (json_int_t)mcpgw_limits_total(srv->gw->limits),
+                       "users", (json_int_t)mcpgw_limits_users(srv->gw->limits),
+                       "per_user", per_user,
+                       "messages_in", (json_int_t)sum.messages[MCPGW_DIR_IN],
+                       "messages_out", (json_int_t)sum.messages[MCPGW_DIR_OUT],
+                       "uptime_s", (json_int_t)(mcpgw_clock_now(&srv->clock) - srv->gw->started));
+    if (!detail) {
+        respond_json(c, 200, answer);
+        return;
+    }
+    if (answer) {
+        json_object_set_new(answer, "errors", error_counts(&sum));
+        json_object_set_new(answer, "agent_silence_s",
+                            json_integer(srv->gw->cfg->admin_agent_silence_s));
+        json_object_set_new(answer, "workers",
+                            json_integer(srv->gw->board ? srv->gw->board->n_workers : 1));
+    }
+    mcpgw_admin_list(c, answer, limit);
+}
+
+/* DELETE /api/connections/ID */
+static void api_close_conn(mcpgw_conn *c, const char *id_text, size_t len, const char *admin)
+{
+    uint64_t id = 0;
+
+    if (len == 0 || len > 19) {
+        respond_error(c, 400, "Bad connection id: a positive integer");
+        return;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (id_text[i] < '0' || id_text[i] > '9') {
+            respond_error(c, 400, "Bad connection id: a positive integer");
+            return;
+        }
+        id = id * 10 + (uint64_t)(id_text[i] - '0');
+    }
+    if (id == 0) {
+        respond_error(c, 400, "Bad connection id: a positive integer");
+        return;
+    }
+    mcpgw_admin_close_conn(c, id, admin);
+}
+
+static int hex_digit(int ch)
+{
+    if (ch >= '0' && ch <= '9')
+        return ch - '0';
+    ch |= 32;
+    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+}
+
+/* Percent-decodes one path segment; its length, or -1 (a bad escape, a
+ * NUL, empty, or too long). */
+static long segment_decode(const char *p, size_t n, char *out, size_t cap)
+{
+    size_t o = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)p[i];
+        if (ch == '%') {
+            int hi, lo;
+            if (n - i < 3 || (hi = hex_digit((unsigned char)p[i + 1])) < 0 ||
+                (lo = hex_digit((unsigned char)p[i + 2])) < 0)
+                return -1;
+            ch = hi << 4 | lo;
+            i += 2;
+        }
+        if (ch == 0 || o + 1 >= cap)
+            return -1;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return o ? (long)o : -1;
 }
 
 static int path_is(const mcpgw_http_request *req, const char *path)
@@ -180,6 +340,29 @@ static int path_is(const mcpgw_http_request *req, const char *path)
 static int method_is(const mcpgw_http_request *req, const char *m)
 {
     return req->method.len == strlen(m) && memcmp(req->method.p, m, req->method.len) == 0;
+}
+
+#define CONN_PREFIX "/api/connections/"
+#define USERS_PREFIX "/api/users/"
+#define DISCONNECT_SUFFIX "/disconnect"
+
+static int path_starts(const mcpgw_http_request *req, const char *prefix)
+{
+    size_t n = strlen(prefix);
+
+    return req->path.len >= n && memcmp(req->path.p, prefix, n) == 0;
+}
+
+/* /api/users/USER/disconnect, USER one non-empty segment */
+static int user_disconnect_path(const mcpgw_http_request *req)
+{
+    size_t pre = strlen(USERS_PREFIX), suf = strlen(DISCONNECT_SUFFIX);
+    const char *user = req->path.p + pre;
+
+    if (!path_starts(req, USERS_PREFIX) || req->path.len <= pre + suf ||
+        memcmp(req->path.p + req->path.len - suf, DISCONNECT_SUFFIX, suf) != 0)
+        return 0;
+    return memchr(user, '/', req->path.len - pre - suf) == NULL;
 }
 
 int mcpgw_http_api_body_needed(const mcpgw_server *srv, const mcpgw_http_request *req,
@@ -271,13 +454,34 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
         allow = "POST";
         if (!method_is(req, "POST"))
             goto not_allowed;
-        if (admin_ok(c, req))
+        if (admin_ok(c, req, NULL, 0))
             api_broadcast(c, req, body, body_len);
     } else if (path_is(req, "/api/connections")) {
         if (!method_is(req, "GET") && !method_is(req, "HEAD"))
             goto not_allowed;
-        if (admin_ok(c, req))
-            api_connections(c);
+        if (admin_ok(c, req, NULL, 0))
+            api_connections(c, req);
+    } else if (path_starts(req, CONN_PREFIX)) {
+        char who[256];
+        allow = "DELETE";
+        if (!method_is(req, "DELETE"))
+            goto not_allowed;
+        if (admin_ok(c, req, who, sizeof(who)))
+            api_close_conn(c, req->path.p + strlen(CONN_PREFIX),
+                           req->path.len - strlen(CONN_PREFIX), who);
+    } else if (user_disconnect_path(req)) {
+        char who[256], user[256];
+        size_t ulen = req->path.len - strlen(USERS_PREFIX) - strlen(DISCONNECT_SUFFIX);
+        allow = "POST";
+        if (!method_is(req, "POST"))
+            goto not_allowed;
+        if (!admin_ok(c, req, who, sizeof(who)))
+            return;
+        if (segment_decode(req->path.p + strlen(USERS_PREFIX), ulen, user, sizeof(user)) < 0) {
+            respond_error(c, 400, "Bad user in the path: a percent-encoded user id");
+            return;
+        }
+        mcpgw_admin_close_user(c, user, who);
     } else {
         mcpgw_metrics_reject(srv->metrics, "not_found");
         respond_error(c, 404, "Not Found");
@@ -300,5 +504,5 @@ int mcpgw_http_api_is_endpoint(const mcpgw_http_request *req)
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         if (path_is(req, paths[i]))
             return 1;
-    return 0;
+    return path_starts(req, CONN_PREFIX) || user_disconnect_path(req);
 }

@@ -1,13 +1,15 @@
 /*
  * http_api.h - the plain HTTP endpoints beside the WebSocket path:
  * GET /healthz, GET /readyz, GET /metrics, GET /status and, with an admin
- * token ([admin] claim and value), POST /api/broadcast[?user=U] and
- * GET /api/connections.
+ * token ([admin] claim and value), POST /api/broadcast[?user=U],
+ * GET /api/connections[?detail=1&limit=N], DELETE /api/connections/ID and
+ * POST /api/users/USER/disconnect.
  */
 #ifndef MCPGW_HTTP_API_H
 #define MCPGW_HTTP_API_H
 
 #include <stddef.h>
+#include <jansson.h>
 #include "http.h"
 
 typedef struct mcpgw_conn mcpgw_conn;
@@ -21,6 +23,8 @@ int mcpgw_http_api_body_needed(const mcpgw_server *srv, const mcpgw_http_request
                                size_t *len);
 /* Answers with {"error": msg} and this status. */
 void mcpgw_http_api_error(mcpgw_conn *c, int status, const char *msg);
+/* Answers with body (stolen) as JSON and this status. */
+void mcpgw_http_api_answer(mcpgw_conn *c, int status, json_t *body);
 /* Answers the request (the caller then drains and closes). */
 void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const char *body,
                            size_t body_len);

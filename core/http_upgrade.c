@@ -239,6 +239,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     c->endpoint = ep;
     c->ep_ctx = ep_ctx;
     c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
+    c->opened_at = (long long)mcpgw_clock_now(&srv->clock);
 
     srv->metrics->upgrades_accepted++;
     mcpgw_access_log(c, req, 101, strlen(resp), user, NULL);
@@ -303,6 +304,11 @@ static int read_http(mcpgw_conn *c)
     const mcpgw_handler_config *ep;
     const char *reason, *body;
 
+    if (c->api_pending) {
+        /* an admin request waits for other workers: nothing more is read */
+        evbuffer_drain(in, avail);
+        return 0;
+    }
     if (!buf || c->mcp_stream)     /* busy answering the previous request */
         return 0;
     if (c->transport->not_tls) {
@@ -373,6 +379,11 @@ static int read_http(mcpgw_conn *c)
             return 1;
         }
         mcpgw_http_api_handle(c, &req, buf + req.head_len, body_len);
+        if (c->api_pending) {
+            /* answered later (admin_ops.c): the request is read */
+            evbuffer_drain(in, req.head_len + body_len);
+            return 0;
+        }
         mcpgw_conn_drain(c);
         return 1;
     }

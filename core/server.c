@@ -24,6 +24,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "admin_ops.h"
 #include "bus.h"
 #include "conn.h"
 #include "payload.h"
@@ -369,14 +370,17 @@ static void bus_cb(evutil_socket_t fd, short what, void *arg)
     mcpgw_bus *bus = srv->gw->bus;
     const char *user, *text;
     size_t len, bytes = 0;
-    int n = 0;
+    int n = 0, control = 0;
 
     (void)fd;
     (void)what;
     for (;;) {
         while (n < BUS_BUDGET && bytes < BUS_BUDGET_BYTES &&
-               mcpgw_bus_peek(bus, srv->worker_id, &user, &text, &len)) {
-            deliver_text(srv, text, len, NULL, user);
+               mcpgw_bus_peek(bus, srv->worker_id, &user, &text, &len, &control)) {
+            if (control)
+                mcpgw_admin_bus_message(srv, text, len);
+            else
+                deliver_text(srv, text, len, NULL, user);
             mcpgw_bus_done(bus, srv->worker_id);
             n++;
             bytes += len;
@@ -792,6 +796,7 @@ void mcpgw_server_free(mcpgw_server *srv)
 {
     mcpgw_posted *p;
 
+    mcpgw_admin_ops_free(srv);
     while (srv->conns)
         mcpgw_conn_terminate(srv->conns, "shutdown");
     mcpgw_mcp_http_shutdown(srv);

@@ -79,6 +79,8 @@ typedef struct mcpgw_server {
     mcpgw_posted *post_head, *post_tail;
 
     mcpgw_conn *conns;              /* every TCP connection, newest first */
+    struct mcpgw_admin_op *admin_ops; /* admin requests waiting for other workers */
+    uint64_t admin_seq;             /* their ids (admin_ops.c) */
     struct mcpgw_child *children;   /* plugins' child processes (child.c) */
     struct mcpgw_timer *timers;     /* plugins' pending timers (host_api.c) */
     mcpgw_policy policy;            /* per-user rates of [handler.*] (policy.h) */

@@ -67,11 +67,15 @@ static void conn_slow_consumer(mcpgw_conn *c)
     mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, "Slow consumer");
 }
 
-static inline void count_out(mcpgw_server *srv, size_t payload, size_t wire)
+static inline void count_out(mcpgw_conn *c, size_t payload, size_t wire)
 {
+    mcpgw_server *srv = c->srv;
+
     srv->metrics->messages[MCPGW_DIR_OUT]++;
     srv->metrics->payload_bytes[MCPGW_DIR_OUT] += payload;
     srv->metrics->wire_bytes[MCPGW_DIR_OUT] += wire;
+    c->messages[MCPGW_DIR_OUT]++;
+    c->wire_bytes[MCPGW_DIR_OUT] += wire;
 }
 
 static void free_dumped(const void *data, size_t len, void *arg)
@@ -118,11 +122,11 @@ int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
             free(z);
             return -1;
         }
-        count_out(c->srv, len, hlen + zlen);
+        count_out(c, len, hlen + zlen);
     } else if (send_frame(c, MCPGW_WS_OP_TEXT, text, len) != 0) {
         return -1;
     } else {
-        count_out(c->srv, len, len + (len < 126 ? 2 : len < 65536 ? 4 : 10));
+        count_out(c, len, len + (len < 126 ? 2 : len < 65536 ? 4 : 10));
     }
     if (output_over_cap(c))
         conn_slow_consumer(c);
@@ -153,7 +157,7 @@ int mcpgw_conn_send_payload(mcpgw_conn *c, mcpgw_payload *p)
         return -1;
     if (mcpgw_transport_queue_frame(c->transport, p) != 0)
         return -1;
-    count_out(c->srv, p->payload_len, p->len);
+    count_out(c, p->payload_len, p->len);
     if (output_over_cap(c))
         conn_slow_consumer(c);
     return 0;
@@ -381,6 +385,8 @@ static int message_complete(mcpgw_conn *c)
     c->srv->metrics->messages[MCPGW_DIR_IN]++;
     c->srv->metrics->payload_bytes[MCPGW_DIR_IN] += data_len;
     c->srv->metrics->wire_bytes[MCPGW_DIR_IN] += c->msg_len;
+    c->messages[MCPGW_DIR_IN]++;
+    c->wire_bytes[MCPGW_DIR_IN] += c->msg_len;
     if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
         int gone;
         mcpgw_conn_ref(c);
