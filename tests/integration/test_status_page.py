@@ -184,7 +184,7 @@ def test_status_page_shows_agent_status_live():
 
         info = assert_token_kept_private(b, gw, token)
         assert info['websockets'] == ['ws://127.0.0.1:%d/ws' % gw.port], info['websockets']
-        assert any(u.endswith('/api/connections') for u in info['requests']), info['requests']
+        assert any('/api/connections?detail=1' in u for u in info['requests']), info['requests']
 
 
 def test_status_page_without_admin_claim():
@@ -237,3 +237,143 @@ def test_status_page_bad_token_and_disconnect():
         n = len(gw.logs('websocket_auth_failed'))
         time.sleep(2.5)
         assert len(gw.logs('websocket_auth_failed')) == n, 'the page kept reconnecting'
+
+
+# ---------------------------------------------------------------- managing (issue 17)
+
+def _conn_id(gw, ws):
+    peer = '127.0.0.1:%d' % ws.sock.getsockname()[1]
+    return gw.wait_log('websocket_connection', lambda r: r.get('ip') == peer)['connection']
+
+
+def _wait_row(b, cid, present=True, timeout=10):
+    expr = "!!document.querySelector('#conns tr[data-conn=\"%d\"]')" % cid
+    b.wait(expr if present else '!' + expr, timeout,
+           what='connection %d %s the list' % (cid, 'in' if present else 'gone from'))
+
+
+def _agent_state(b, agent_id):
+    return b.eval("(Array.from(document.querySelectorAll('#agents tbody tr[data-agent]'))"
+                  ".find(r => r.cells[0].textContent === %s) || {}).dataset?.state || null"
+                  % js(agent_id))
+
+
+def test_status_page_manages_connections():
+    """With two workers: the list shows a live connection (whichever worker
+    holds it), its Disconnect button closes it (the client sees 1008), "All
+    of user" closes a user's connections on both workers, Send broadcasts,
+    the errors panel counts the 1008 closes, and agents grey out when silent
+    or when their sender has left."""
+    b = the_browser()
+    sections = dict(ADMIN, server={'workers': 2}, auth={'max_connections_per_user': 20},
+                    admin={'claim': 'role', 'value': 'admin', 'agent_silence_s': 3})
+    with Gateway(sections) as gw:
+        token = make_token(unique_user('ops'), extra={'role': 'admin'})
+        open_page(b, gw, token)
+        b.wait("!document.getElementById('conns-panel').classList.contains('hidden')",
+               what='the connections panel')
+
+        # One connection, listed, then closed from the page.
+        target = client(gw)
+        cid = _conn_id(gw, target)
+        _wait_row(b, cid)
+        row = b.eval("Array.from(document.querySelector('#conns tr[data-conn=\"%d\"]').cells)"
+                     ".map(c => c.textContent)" % cid)
+        assert row[1].startswith('user-') and row[2].startswith('127.0.0.1:'), row
+        assert row[7] in ('0', '1'), row      # the worker column (two workers)
+        b.click('#conns tr[data-conn="%d"] button[data-action="close"]' % cid)
+        code, reason = target.expect_protocol_close(1008)
+        assert (code, reason) == (1008, b'Closed by an administrator'), (code, reason)
+        msg = b.wait("document.getElementById('action-result').textContent", what='a result')
+        assert 'Closed connection %d' % cid in msg, msg
+        _wait_row(b, cid, present=False)
+
+        # All of a user's connections, on both workers.
+        carol = unique_user('carol')
+        carols, ids, workers = [], [], set()
+        while len(carols) < 4 or len(workers) < 2:
+            assert len(carols) < 20, 'carol never reached both workers'
+            carols.append(client(gw, carol))
+            ids.append(_conn_id(gw, carols[-1]))
+            workers |= {r['worker'] for r in gw.logs('websocket_connection')
+                        if r.get('connection') == ids[-1]}
+        for i in ids:
+            _wait_row(b, i)
+        b.click('#conns tr[data-conn="%d"] button[data-action="user"]' % ids[0])
+        for ws in carols:
+            assert ws.expect_protocol_close(1008)[0] == 1008
+        msg = b.wait("/Closed [0-9]+ connections of/.test(document.getElementById('action-result')"
+                     ".textContent) && document.getElementById('action-result').textContent",
+                     what='the user result')
+        assert msg.startswith('Closed %d connections of %s' % (len(carols), carol)), msg
+        for i in ids:
+            _wait_row(b, i, present=False)
+
+        # The errors panel counts the 1008s we sent (recent and total).
+        recent = b.wait("(r => r && parseInt(r.cells[1].textContent, 10) >= 5 && r.cells[1].textContent)"
+                        "(document.querySelector('#errors tr[data-error=\"close.sent.1008\"]'))",
+                        what='five 1008 closes in the errors panel')
+        assert int(recent) >= 5, recent
+        assert b.eval("!!document.querySelector('#errors tr[data-error=\"slow\"]')")
+
+        # Broadcast from the page.
+        listener = client(gw)
+        b.fill('#broadcast-body', '{"type":"notice","text":"from the page"}')
+        b.click('#broadcast-send')
+        assert listener.recv_type('notice') == {'type': 'notice', 'text': 'from the page'}
+        msg = b.wait("/^Sent to/.test(document.getElementById('action-result').textContent) && "
+                     "document.getElementById('action-result').textContent", what='sent')
+        assert re.match(r'^Sent to \d+ recipients?\.$', msg), msg
+        b.fill('#broadcast-body', '[1, 2]')
+        b.click('#broadcast-send')
+        assert 'JSON object' in b.eval("document.getElementById('action-result').textContent")
+
+        # Agents: one whose sender leaves is greyed at once ("gone"), one that
+        # keeps quiet greys after agent_silence_s (3 s).
+        leaver = client(gw)
+        leaver.send_json({'type': 'agent_status', 'id': 1, 'agentId': 'leaver', 'status': 'busy'})
+        wait_agent(b, 'leaver', 'busy')
+        listener.send_json({'type': 'agent_status', 'id': 2, 'agentId': 'quiet', 'status': 'busy'})
+        wait_agent(b, 'quiet', 'busy')
+        assert _agent_state(b, 'quiet') == 'live'
+        leaver.close_cleanly()
+        b.wait("(r => r && r.dataset.state === 'gone')(Array.from(document.querySelectorAll("
+               "'#agents tbody tr[data-agent]')).find(r => r.cells[0].textContent === 'leaver'))",
+               timeout=10, what='the agent whose sender left greyed as gone')
+        b.wait("(r => r && r.dataset.state === 'silent')(Array.from(document.querySelectorAll("
+               "'#agents tbody tr[data-agent]')).find(r => r.cells[0].textContent === 'quiet'))",
+               timeout=10, what='the quiet agent greyed as silent')
+        listener.send_json({'type': 'agent_status', 'id': 3, 'agentId': 'quiet', 'status': 'idle'})
+        b.wait("(r => r && r.dataset.state === 'live')(Array.from(document.querySelectorAll("
+               "'#agents tbody tr[data-agent]')).find(r => r.cells[0].textContent === 'quiet'))",
+               what='the agent live again after an update')
+        listener.close_cleanly()
+        assert_token_kept_private(b, gw, token)
+        adm = gw.logs('admin_disconnect') + gw.logs('admin_disconnect_user')
+        assert len(adm) == 2 and all('admin' in r for r in adm), adm
+
+
+def test_status_page_greys_out_when_the_gateway_is_gone():
+    b = the_browser()
+    gw = Gateway(ADMIN)
+    try:
+        token = make_token(unique_user('ops'), extra={'role': 'admin'})
+        open_page(b, gw, token)
+        b.wait("/^[0-9]+$/.test(document.getElementById('connections').textContent)",
+               what='a polled count')
+        opacity = "parseFloat(getComputedStyle(document.getElementById('connections')).opacity)"
+        assert b.eval("document.getElementById('main').dataset.lost") == '0'
+        assert b.eval(opacity) == 1
+        assert b.eval("document.getElementById('lost').classList.contains('hidden')")
+        gw.stop()
+        b.wait("document.getElementById('main').dataset.lost === '1'", timeout=10,
+               what='the page to notice it lost the gateway')
+        assert b.eval(opacity) < 0.5
+        note = b.eval("document.getElementById('lost').textContent")
+        assert note.startswith('Lost the gateway') and \
+            not b.eval("document.getElementById('lost').classList.contains('hidden')"), note
+        # The stale numbers stay visible (greyed), not erased.
+        assert re.match(r'^[0-9]+$', b.eval("document.getElementById('connections').textContent"))
+        b.click('#disconnect')
+    finally:
+        gw.close()
