@@ -87,6 +87,15 @@ def test_bad_log_level():
     assert_error_at('[log]\nlevel = loud\n', [2])
 
 
+def test_bad_agent_silence():
+    assert_error_at('[admin]\nagent_silence_s = soon\n', [2])
+    assert_error_at('[admin]\nagent_silence_s = -1\n', [2])
+    assert_error_at('[admin]\n\nagent_silence_s = 86401\n', [3])
+    for good in ('0', '1', '86400'):
+        rc, out, err = check_config({'admin': {'agent_silence_s': good}})
+        assert rc == 0, (good, err)
+
+
 def test_bad_heartbeat_interval():
     assert_error_at('[heartbeat]\ninterval_ms = often\n', [2])
 
