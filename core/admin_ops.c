@@ -5,17 +5,21 @@
  * HTTP answers that wait for them.
  *
  * Between workers, control messages are JSON objects:
- *   {"op":"list","req":R,"from":W,"limit":L}
- *   {"op":"close","req":R,"from":W,"id":ID}
- *   {"op":"close_user","req":R,"from":W,"user":U}
+ *   {"op":"list","req":R,"from":W,"until":T,"limit":L}
+ *   {"op":"close","req":R,"from":W,"until":T,"id":ID}
+ *   {"op":"close_user","req":R,"from":W,"until":T,"user":U}
  * answered to worker W alone with
  *   {"op":"reply","req":R,"worker":w,"count":N,"list":[...]}   (list)
  *   {"op":"reply","req":R,"worker":w,"closed":N}               (closes)
  * R is unique within worker W; an answer that comes after its operation
- * was answered finds no operation and is dropped.
+ * was answered finds no operation and is dropped. T is when worker W stops
+ * waiting (CLOCK_MONOTONIC, ms, the same clock in every process): a worker
+ * that reads the request later (it was stopped or stuck) ignores it, so
+ * that nothing is closed after the answer said it was not.
  */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <event2/event.h>
 
@@ -135,6 +139,14 @@ static size_t local_close_user(mcpgw_server *srv, const char *user)
 
 /* ------------------------------------------------------------ the bus */
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Sends msg (stolen) to worker `to`; 1 if its ring took it. */
 static int bus_send(mcpgw_server *srv, int to, json_t *msg)
 {
@@ -152,6 +164,7 @@ static int bus_send(mcpgw_server *srv, int to, json_t *msg)
 static int ask_others(mcpgw_server *srv, admin_op *op)
 {
     const mcpgw_worker_board *board = srv->gw->board;
+    int64_t until = now_ms() + MCPGW_ADMIN_WAIT_MS;
     int asked = 0, n;
 
     if (!srv->gw->bus || !board)
@@ -161,8 +174,8 @@ static int ask_others(mcpgw_server *srv, admin_op *op)
         json_t *msg;
         if (w == srv->worker_id || board->slot[w].pid == 0)
             continue;
-        msg = json_pack("{s:s, s:I, s:i}", "op", op_names[op->kind], "req", (json_int_t)op->req,
-                        "from", srv->worker_id);
+        msg = json_pack("{s:s, s:I, s:i, s:I}", "op", op_names[op->kind], "req",
+                        (json_int_t)op->req, "from", srv->worker_id, "until", (json_int_t)until);
         if (!msg)
             continue;
         if (op->kind == OP_LIST)
@@ -268,6 +281,13 @@ static void op_finish(admin_op *op)
             answer = json_pack("{s:I, s:I, s:s?, s:i, s:s}", "id", (json_int_t)op->id, "closed",
                                (json_int_t)1, "user", op->user, "code", MCPGW_WS_CLOSE_POLICY,
                                "reason", MCPGW_ADMIN_CLOSE_REASON);
+        } else if (partial) {
+            /* it may be on the worker that did not answer (which will not
+             * act on the request later: see "until") */
+            status = 503;
+            answer = json_pack("{s:s, s:I}", "error",
+                               "Not found on the workers that answered; a worker did not answer",
+                               "id", (json_int_t)op->id);
         } else {
             status = 404;
             answer = json_pack("{s:s, s:I}", "error", "No such connection", "id",
@@ -450,6 +470,15 @@ void mcpgw_admin_bus_message(mcpgw_server *srv, const char *text, size_t len)
     }
     if (strcmp(op, "reply") == 0) {
         on_reply(srv, msg);
+        json_decref(msg);
+        return;
+    }
+    if (now_ms() > json_integer_value(json_object_get(msg, "until"))) {
+        /* its worker has answered without us: acting now would contradict it */
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "admin_request_expired",
+                            json_pack("{s:s, s:I}", "op", op, "from", from),
+                            mcpgw_clock_iso(&srv->clock));
         json_decref(msg);
         return;
     }

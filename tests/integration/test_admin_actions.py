@@ -5,19 +5,24 @@ connections, bounded by limit), DELETE /api/connections/ID (closes one with
 and with two workers (a connection held by the other worker than the one
 that answers the request), and their 400/401/403/404/405 answers."""
 import json
+import os
+import signal
+import socket
+import time
 import urllib.parse
 
-from harness import Gateway, client, http_request, make_token, unique_user, wait_until
+from harness import (Gateway, assert_healthy, client, http_request, make_token, unique_user,
+                     wait_until)
 
 ADMIN_CLOSE = (1008, 'Closed by an administrator')
 
 
-def _call(port, path, method='GET', token=None, body=None):
+def _call(port, path, method='GET', token=None, body=None, timeout=5):
     hdrs = 'Authorization: Bearer %s\r\n' % token if token else ''
     if body is not None or method == 'POST':
         hdrs += 'Content-Length: %d\r\n' % len(body or b'')
     raw = ('%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n' % (method, path, hdrs)).encode()
-    status, headers, data = http_request(port, raw + (body or b''))
+    status, headers, data = http_request(port, raw + (body or b''), timeout=timeout)
     if headers.get('content-type') != 'application/json':
         return status, headers, data        # the gateway's plain-text 404 for unknown paths
     return status, headers, json.loads(data)
@@ -189,6 +194,7 @@ def test_disconnect_user_on_every_worker():
         assert (body['code'], body['reason']) == ADMIN_CLOSE, body
         for ws in bobs:
             assert ws.expect_protocol_close(1008) == (1008, ADMIN_CLOSE[1].encode())
+            ws.close()
         rec = g.wait_log('admin_disconnect_user', since=mark)
         assert rec['user'] == bob and rec['closed'] == len(bobs), rec
         bystander.ping_roundtrip('untouched')
@@ -211,3 +217,78 @@ def test_disconnect_user_on_every_worker():
         status, _, _ = _call(g.port, '/api/users/x/other', 'POST', token)
         assert status == 404
         bystander.close_cleanly()
+
+
+def test_answers_that_wait_for_the_other_worker_are_logged_and_closed():
+    """With two workers most list answers wait for the other one: they still
+    get their access line (method, path, status), a HEAD gets no body, and
+    the connection closes after the answer like any other."""
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info', 'access': 'true'}}) as g:
+        token = _admin()
+        ws = client(g)
+        mark = g.mark()
+        for _ in range(4):
+            status, headers, body = _call(g.port, '/api/connections?detail=1', token=token)
+            assert status == 200 and headers.get('connection') == 'close', headers
+            assert len(body['list']) >= 1, body
+        raw = ('HEAD /api/connections?detail=1 HTTP/1.1\r\nHost: x\r\n'
+               'Authorization: Bearer %s\r\n\r\n' % token).encode()
+        status, headers, data = http_request(g.port, raw)
+        assert status == 200 and data == b'' and int(headers['content-length']) > 0, (status, data)
+        lines = wait_until(lambda: [r for r in g.logs('access', since=mark)
+                                    if r.get('path') == '/api/connections'][4:] and
+                           [r for r in g.logs('access', since=mark)
+                            if r.get('path') == '/api/connections'],
+                           what='five access lines')
+        assert [r['method'] for r in lines] == ['GET'] * 4 + ['HEAD'], lines
+        assert all(r['status'] == 200 for r in lines), lines
+        assert {r['worker'] for r in lines} <= {0, 1}
+        assert token not in g.stderr_text()
+        ws.close_cleanly()
+
+
+def test_a_worker_that_does_not_answer_is_not_waited_for():
+    """One worker stopped (SIGSTOP): the other answers after at most about
+    a second, with what it has and "workers_unanswered": 1 (a close by id
+    that it could not find: 503, not 404). Once resumed, the stopped worker
+    does not act on the requests it was sent meanwhile (its connection stays
+    open) and the gateway goes on."""
+    with Gateway({'server': {'workers': 2}, 'log': {'level': 'info'}}) as g:
+        token = _admin()
+        conns = _clients_on_both_workers(g)
+        held_by_1 = _id_of(g, conns[1][0])
+        status, _, ready = _call(g.port, '/readyz')
+        pid1 = [w['pid'] for w in ready['workers'] if w['worker'] == 1][0]
+        os.kill(pid1, signal.SIGSTOP)
+        try:
+            got_list = got_close = None
+            for _ in range(40):
+                t0 = time.monotonic()
+                try:
+                    if got_list is None:
+                        status, _, body = _call(g.port, '/api/connections?detail=1', token=token,
+                                                timeout=3)
+                        got_list = (status, body, time.monotonic() - t0)
+                    else:
+                        status, _, body = _call(g.port, '/api/connections/%d' % held_by_1,
+                                                'DELETE', token, timeout=3)
+                        got_close = (status, body, time.monotonic() - t0)
+                        break
+                except (socket.timeout, AssertionError, OSError):
+                    continue        # landed on the stopped worker
+            assert got_list and got_close, (got_list, got_close)
+            status, body, took = got_list
+            assert status == 200 and body['workers_unanswered'] == 1, body
+            assert {e['worker'] for e in body['list']} == {0}, body['list']
+            assert 0.8 <= took < 2.5, took
+            status, body, took = got_close
+            assert status == 503 and body['workers_unanswered'] == 1, body
+            assert 'did not answer' in body['error'], body
+        finally:
+            os.kill(pid1, signal.SIGCONT)
+        g.wait_log('admin_request_expired', lambda r: r.get('worker') == 1)
+        conns[1][0].ping_roundtrip('alive-after-sigcont')
+        assert_healthy(g)
+        for v in conns.values():
+            for ws in v:
+                ws.close()
