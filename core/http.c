@@ -366,16 +366,16 @@ static int hex_value(unsigned char c)
     return -1;
 }
 
-/* Decodes a query value (%XY escapes, '+' as space) into out (cap bytes,
- * NUL included). Returns the length, or -1 for a bad escape, a decoded NUL
- * (which a C string would silently cut) or no room. */
-static long query_decode(const char *p, size_t n, char *out, size_t cap)
+/* Decodes a query value (%XY escapes, '+' as space unless in a path) into
+ * out (cap bytes, NUL included). Returns the length, or -1 for a bad
+ * escape, a decoded NUL (which a C string would silently cut) or no room. */
+static long percent_decode(const char *p, size_t n, char *out, size_t cap, int plus_is_space)
 {
     size_t o = 0;
 
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)p[i];
-        if (c == '+') {
+        if (c == '+' && plus_is_space) {
             c = ' ';
         } else if (c == '%') {
             int hi, lo;
@@ -393,6 +393,11 @@ static long query_decode(const char *p, size_t n, char *out, size_t cap)
         return -1;
     out[o] = '\0';
     return (long)o;
+}
+
+long mcpgw_http_segment_decode(const char *p, size_t n, char *out, size_t cap)
+{
+    return percent_decode(p, n, out, cap, 0);
 }
 
 /* The raw value of the first "name=" pair of query, or NULL. */
@@ -430,7 +435,7 @@ long mcpgw_http_query_param(const mcpgw_str *query, const char *name, char *out,
             out[0] = '\0';
         return 0;
     }
-    return query_decode(raw, len, out, cap);
+    return percent_decode(raw, len, out, cap, 1);
 }
 
 const char *mcpgw_http_bearer_token(const mcpgw_http_request *req, size_t *len)

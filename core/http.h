@@ -82,6 +82,9 @@ int mcpgw_str_eq_nocase(const mcpgw_str *s, const char *lit);
  * '+'-decoded into out (cap bytes, NUL included). Returns its length (0 for
  * "name="), -1 for a bad escape, a decoded NUL or no room, -2 if absent. */
 long mcpgw_http_query_param(const mcpgw_str *query, const char *name, char *out, size_t cap);
+/* Percent-decodes one path segment p[0..n) ('+' stays '+') into out (cap
+ * bytes, NUL included): its length, or -1 as for a query value. */
+long mcpgw_http_segment_decode(const char *p, size_t n, char *out, size_t cap);
 
 /* The credentials of an "Authorization: Bearer <token>" header (scheme
  * case-insensitive), pointing into the request, or NULL. */

@@ -300,38 +300,6 @@ static void api_close_conn(mcpgw_conn *c, const char *id_text, size_t len, const
     mcpgw_admin_close_conn(c, id, admin);
 }
 
-static int hex_digit(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    ch |= 32;
-    return ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
-}
-
-/* Percent-decodes one path segment; its length, or -1 (a bad escape, a
- * NUL, empty, or too long). */
-static long segment_decode(const char *p, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        int ch = (unsigned char)p[i];
-        if (ch == '%') {
-            int hi, lo;
-            if (n - i < 3 || (hi = hex_digit((unsigned char)p[i + 1])) < 0 ||
-                (lo = hex_digit((unsigned char)p[i + 2])) < 0)
-                return -1;
-            ch = hi << 4 | lo;
-            i += 2;
-        }
-        if (ch == 0 || o + 1 >= cap)
-            return -1;
-        out[o++] = (char)ch;
-    }
-    out[o] = '\0';
-    return o ? (long)o : -1;
-}
-
 static int path_is(const mcpgw_http_request *req, const char *path)
 {
     return req->path.len == strlen(path) && memcmp(req->path.p, path, req->path.len) == 0;
@@ -477,7 +445,8 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
             goto not_allowed;
         if (!admin_ok(c, req, who, sizeof(who)))
             return;
-        if (segment_decode(req->path.p + strlen(USERS_PREFIX), ulen, user, sizeof(user)) < 0) {
+        if (mcpgw_http_segment_decode(req->path.p + strlen(USERS_PREFIX), ulen, user,
+                                      sizeof(user)) <= 0) {
             respond_error(c, 400, "Bad user in the path: a percent-encoded user id");
             return;
         }
