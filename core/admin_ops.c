@@ -31,6 +31,7 @@
 #include "json_read.h"
 #include "json_write.h"
 #include "log.h"
+#include "mcp_http.h"
 #include "metrics.h"
 #include "server.h"
 #include "ws_frame.h"
@@ -87,6 +88,8 @@ static json_t *conn_entry(mcpgw_server *srv, const mcpgw_conn *c)
                   c->pmd.enabled ? "permessage-deflate" : "none");
     if (e && several_workers(srv))
         json_object_set_new(e, "worker", json_integer(srv->worker_id));
+    if (e)
+        json_object_set_new(e, "transport", json_string(c->mcp_session ? "http" : "websocket"));
     return e;
 }
 
@@ -104,6 +107,11 @@ static json_t *local_list(mcpgw_server *srv, size_t limit, uint64_t *count)
         if (list && json_array_size(list) < limit)
             json_array_append_new(list, conn_entry(srv, c));
     }
+    for (mcpgw_conn *v = mcpgw_mcp_http_next(srv, NULL); v; v = mcpgw_mcp_http_next(srv, v)) {
+        n++;                        /* Streamable HTTP sessions */
+        if (list && json_array_size(list) < limit)
+            json_array_append_new(list, conn_entry(srv, v));
+    }
     *count = n;
     return list;
 }
@@ -119,6 +127,12 @@ static int local_close_id(mcpgw_server *srv, uint64_t id, char **user)
         mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, MCPGW_ADMIN_CLOSE_REASON);
         return 1;
     }
+    for (mcpgw_conn *v = mcpgw_mcp_http_next(srv, NULL); v; v = mcpgw_mcp_http_next(srv, v))
+        if (v->id == id) {          /* a Streamable HTTP session */
+            if (user && !*user && v->user)
+                *user = strdup(v->user);
+            return mcpgw_mcp_http_end(srv, id, NULL) > 0;
+        }
     return 0;
 }
 
@@ -134,7 +148,7 @@ static size_t local_close_user(mcpgw_server *srv, const char *user)
         mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, MCPGW_ADMIN_CLOSE_REASON);
         n++;
     }
-    return n;
+    return n + mcpgw_mcp_http_end(srv, 0, user);   /* and its Streamable HTTP sessions */
 }
 
 /* ------------------------------------------------------------ the bus */

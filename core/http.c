@@ -264,6 +264,71 @@ const mcpgw_str *mcpgw_http_header_get(const mcpgw_http_request *req, const char
     return NULL;
 }
 
+/* Does the parameter list p[0..end) (after a media range: ";a=b; q=0")
+ * give q as zero? */
+static int q_is_zero(const char *p, const char *end)
+{
+    while (p < end) {
+        const char *v, *stop;
+        while (p < end && (*p == ';' || *p == ' ' || *p == '\t'))
+            p++;
+        stop = p;
+        while (stop < end && *stop != ';')
+            stop++;
+        if (stop - p >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            v = p + 2;
+            while (stop > v && (stop[-1] == ' ' || stop[-1] == '\t'))
+                stop--;
+            if (v == stop || *v != '0')
+                return 0;
+            if (++v == stop)
+                return 1;
+            if (*v++ != '.')
+                return 0;
+            while (v < stop && *v == '0')
+                v++;
+            return v == stop;
+        }
+        p = stop;
+    }
+    return 0;
+}
+
+int mcpgw_http_accepts(const mcpgw_str *accept, const char *type)
+{
+    const char *slash = strchr(type, '/');
+    size_t tlen = strlen(type), major = slash ? (size_t)(slash - type) : tlen;
+    const char *p, *end;
+
+    if (!accept || !accept->p)
+        return 0;
+    p = accept->p;
+    end = p + accept->len;
+    while (p < end) {
+        const char *next = memchr(p, ',', (size_t)(end - p));
+        const char *r = p, *rend;
+        size_t n;
+        int match;
+
+        if (!next)
+            next = end;
+        while (r < next && (*r == ' ' || *r == '\t'))
+            r++;
+        rend = r;
+        while (rend < next && *rend != ';' && *rend != ' ' && *rend != '\t')
+            rend++;
+        n = (size_t)(rend - r);
+        match = (n == 3 && memcmp(r, "*/*", 3) == 0) ||
+                (n == tlen && strncasecmp(r, type, n) == 0) ||
+                (slash && n == major + 2 && strncasecmp(r, type, major + 1) == 0 &&
+                 r[n - 1] == '*');
+        if (match && !q_is_zero(rend, next))
+            return 1;
+        p = next + 1;
+    }
+    return 0;
+}
+
 int mcpgw_http_list_has_token(const mcpgw_str *value, const char *token)
 {
     size_t tlen = strlen(token);

@@ -75,6 +75,12 @@ const mcpgw_str *mcpgw_http_header_get(const mcpgw_http_request *req, const char
  * case-insensitively? */
 int mcpgw_http_list_has_token(const mcpgw_str *value, const char *token);
 
+/* Does an Accept header value take the media type `type` ("text/event-stream"):
+ * the type itself, its major type's wildcard range or the any-type range,
+ * case-insensitively, unless that range says q=0? accept may be NULL (no
+ * header: 0). */
+int mcpgw_http_accepts(const mcpgw_str *accept, const char *type);
+
 /* Case-insensitive equality of s with a NUL-terminated string. */
 int mcpgw_str_eq_nocase(const mcpgw_str *s, const char *lit);
 

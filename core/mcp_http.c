@@ -689,6 +689,7 @@ static int session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_plug
     vc->state = MCPGW_CONN_OPEN;
     vc->id = mcpgw_limits_next_conn_id(srv->gw->limits);
     vc->accepted_at = mcpgw_clock_seconds(&srv->clock);
+    vc->opened_at = (long long)mcpgw_clock_now(&srv->clock);
     memcpy(vc->peer, c->peer, sizeof(vc->peer));
     vc->claims = claims;
     claims = NULL;
@@ -951,35 +952,9 @@ int mcpgw_mcp_http_body(const mcpgw_conn *c, const mcpgw_http_request *req, size
     return 0;
 }
 
-/* Does an Accept header take this media type (or a wildcard for it)? */
 static int accepts(const mcpgw_http_request *req, const char *type)
 {
-    const mcpgw_str *a = mcpgw_http_header_get(req, "Accept");
-    const char *slash = strchr(type, '/');
-    size_t i = 0;
-
-    if (!a)
-        return 0;
-    while (i < a->len) {
-        size_t start, end;
-        while (i < a->len && (a->p[i] == ' ' || a->p[i] == ','))
-            i++;
-        start = i;
-        while (i < a->len && a->p[i] != ',' && a->p[i] != ';' && a->p[i] != ' ')
-            i++;
-        end = i;
-        while (i < a->len && a->p[i] != ',')
-            i++;
-        if (end - start == 3 && memcmp(a->p + start, "*/*", 3) == 0)
-            return 1;
-        if (end - start == strlen(type) && strncasecmp(a->p + start, type, end - start) == 0)
-            return 1;
-        if (slash && end - start == (size_t)(slash - type) + 2 &&
-            strncasecmp(a->p + start, type, (size_t)(slash - type) + 1) == 0 &&
-            a->p[end - 1] == '*')
-            return 1;
-    }
-    return 0;
+    return mcpgw_http_accepts(mcpgw_http_header_get(req, "Accept"), type);
 }
 
 /* DNS rebinding: a browser's Origin must be allowed ([server]
@@ -1773,6 +1748,32 @@ void mcpgw_mcp_http_expire(mcpgw_conn *c)
     mcpgw_upgrade_http_done(c, 0);
     if (!st->sse && !st->pending)
         stream_free(st);
+}
+
+mcpgw_conn *mcpgw_mcp_http_next(mcpgw_server *srv, mcpgw_conn *after)
+{
+    mcpgw_mcp_session *s = after && after->mcp_session ? after->mcp_session->next
+                                                       : srv->mcp_sessions;
+
+    while (s && (s->ended || !s->vc))
+        s = s->next;
+    return s ? s->vc : NULL;
+}
+
+size_t mcpgw_mcp_http_end(mcpgw_server *srv, uint64_t id, const char *user)
+{
+    size_t n = 0;
+
+    for (mcpgw_mcp_session *s = srv->mcp_sessions, *next; s; s = next) {
+        next = s->next;
+        if (s->ended || !s->vc || (user && strcmp(s->vc->user, user) != 0) ||
+            (!user && s->vc->id != id))
+            continue;
+        session_end(s, "closed_by_admin");
+        n++;
+        next = srv->mcp_sessions;   /* ending may have changed the list */
+    }
+    return n;
 }
 
 void mcpgw_mcp_http_shutdown(mcpgw_server *srv)

@@ -24,6 +24,7 @@
 #define MCPGW_MCP_HTTP_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct mcpgw_conn mcpgw_conn;
 typedef struct mcpgw_server mcpgw_server;
@@ -68,6 +69,12 @@ void mcpgw_mcp_http_conn_gone(mcpgw_conn *c);
 int mcpgw_mcp_session_emit(mcpgw_conn *vc, const char *text, size_t len);
 void mcpgw_mcp_session_close(mcpgw_conn *vc, unsigned code, const char *reason);
 size_t mcpgw_mcp_session_queued(const mcpgw_conn *vc);
+
+/* The admin API: this worker's sessions one by one (their session conns:
+ * NULL after the last; after: the previous one or NULL), and ending the
+ * one with connection id `id`, or all of `user`'s. Returns how many ended. */
+mcpgw_conn *mcpgw_mcp_http_next(mcpgw_server *srv, mcpgw_conn *after);
+size_t mcpgw_mcp_http_end(mcpgw_server *srv, uint64_t id, const char *user);
 
 /* Ends every session (shutdown; their streams' answers are completed). */
 void mcpgw_mcp_http_shutdown(mcpgw_server *srv);

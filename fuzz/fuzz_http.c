@@ -2,7 +2,7 @@
  * fuzz_http.c - libFuzzer target for the HTTP upgrade request: core/http.c
  * (mcpgw_http_parse, the header helpers and the framing checks) and
  * core/handshake.c (mcpgw_handshake_check, mcpgw_handshake_accept_key,
- * mcpgw_extract_token_from), plus the response
+ * mcpgw_extract_token_from, mcpgw_http_accepts), plus the response
  * formatter conn.c answers with.
  *
  * Invariants checked (trap on mismatch):
@@ -78,6 +78,10 @@ static void check_request(const char *buf, size_t len, size_t max_head,
     FUZZ_ASSERT(memchr(req->path.p, '?', req->path.len) == NULL);
     FUZZ_ASSERT(req->version_minor >= 0 && req->version_minor <= 9);
     FUZZ_ASSERT(req->n_headers <= MCPGW_HTTP_MAX_HEADERS);
+    /* Streamable HTTP's Accept check: any header value, no crash, and a
+     * wildcard range is at least as accepting as the type itself */
+    if (mcpgw_http_accepts(mcpgw_http_header_get(req, "Accept"), "application/json"))
+        (void)mcpgw_http_accepts(mcpgw_http_header_get(req, "Accept"), "text/event-stream");
     for (size_t i = 0; i < req->n_headers; i++) {
         const mcpgw_http_header *h = &req->headers[i];
 

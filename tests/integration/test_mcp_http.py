@@ -608,3 +608,27 @@ def test_2026_progress_and_subscriptions_listen_and_a_2025_session_side_by_side(
                                       'params': {'name': 'flood',
                                                  'arguments': {'count': 1, 'size': 5}}}, tok, sid)
         assert code == 200 and json.loads(out)['id'] == 5, out
+
+
+def test_admin_api_lists_and_ends_http_sessions():
+    """An HTTP session is a connection to the admin API: listed with
+    transport "http", and ended by the user's disconnect."""
+    with _fake_gw() as g:
+        user = unique_user()
+        tok = make_token(user)
+        sid = _session(g.port, tok)
+        admin = make_token(unique_user('admin'), extra={'role': 'admin'})
+        c = Http(g.port)
+        c.send('GET', path='/api/connections?detail=1', token=admin)
+        code, _, body = c.response()
+        listed = [e for e in json.loads(body)['list'] if e['user'] == user]
+        assert code == 200 and len(listed) == 1 and listed[0]['transport'] == 'http', body
+        assert listed[0]['path'] == PATH, listed
+        c = Http(g.port)
+        c.send('POST', path='/api/users/%s/disconnect' % user, token=admin,
+               headers={'Content-Length': '0'})
+        code, _, body = c.response()
+        assert code == 200 and json.loads(body)['closed'] == 1, body
+        code, _, _ = _post(g.port, {'jsonrpc': '2.0', 'id': 1, 'method': 'ping'}, tok, sid)
+        assert code == 404, 'the session has ended'
+        assert any(r.get('reason') == 'closed_by_admin' for r in g.logs('mcp_session_ended'))

@@ -419,6 +419,11 @@ TEST(test_endpoints)
         CHECK_EQ_STR(e->claim_value, "a:b");
         /* only the plugin's keys are options */
         CHECK(e->options && strcmp(e->options->key, "command") == 0 && !e->options->next);
+        /* Streamable HTTP's defaults */
+        CHECK_EQ_INT(e->http, 1);
+        CHECK_EQ_INT(e->http_response, MCPGW_HTTP_RESPONSE_AUTO);
+        CHECK_EQ_INT(e->session_idle_ms, 600000);
+        CHECK(e->replay_bytes == 262144);
     }
     CHECK(mcpgw_config_endpoint(cfg, "/mcp/everythin", 14) == NULL);
     e = mcpgw_config_endpoint(cfg, "/v1", 3);
@@ -440,6 +445,25 @@ TEST(test_endpoints)
                 "t.ini:3: [endpoint.a] path /api/x is taken by the gateway's own HTTP endpoints");
     CHECK_ERROR("[endpoint.a]\npath = /a\nplugin = p\nrequire_claim = role\n",
                 "t.ini:4: bad value for [endpoint.a] require_claim: 'role' (expected CLAIM:VALUE)");
+    CHECK_ERROR("[endpoint.a]\npath = /a\nplugin = p\nhttp_response = xml\n",
+                "t.ini:4: bad value for [endpoint.a] http_response: 'xml' (expected auto, json "
+                "or sse)");
+    CHECK_ERROR("[endpoint.a]\npath = /a\nplugin = p\nsession_idle_ms = 10\n",
+                "t.ini:4: bad value for [endpoint.a] session_idle_ms: '10' (expected an integer "
+                "1000..86400000)");
+    CHECK_ERROR("[endpoint.a]\npath = /a\nplugin = p\nhttp = maybe\n",
+                "t.ini:4: bad value for [endpoint.a] http: 'maybe' (expected on or off)");
+    cfg = load("[endpoint.a]\npath = /a\nplugin = p\nhttp = off\nhttp_response = sse\n"
+               "session_idle_ms = 5000\nreplay_bytes = 1m\n", &errors);
+    CHECK(cfg && !errors);
+    free(errors);
+    errors = NULL;
+    if (cfg) {
+        e = mcpgw_config_endpoint(cfg, "/a", 2);
+        CHECK(e && !e->http && e->http_response == MCPGW_HTTP_RESPONSE_SSE &&
+              e->session_idle_ms == 5000 && e->replay_bytes == 1048576 && !e->options);
+        mcpgw_config_free(cfg);
+    }
     CHECK_ERROR("[endpoint.a b]\npath = /a\n",
                 "t.ini:1: bad endpoint name in [endpoint.a b] (expected [endpoint.NAME] with "
                 "NAME of [A-Za-z0-9_-])");

@@ -368,6 +368,35 @@ TEST(list_tokens)
     CHECK(!mcpgw_http_list_has_token(&empty, "upgrade"));
 }
 
+static int acc(const char *value, const char *type)
+{
+    mcpgw_str v = { value, strlen(value) };
+    return mcpgw_http_accepts(&v, type);
+}
+
+TEST(accepts)
+{
+    CHECK(acc("application/json, text/event-stream", "application/json"));
+    CHECK(acc("application/json, text/event-stream", "text/event-stream"));
+    CHECK(acc("Text/Event-Stream", "text/event-stream"));
+    CHECK(acc("*/*", "text/event-stream"));
+    CHECK(acc("text/*;q=0.5", "text/event-stream"));
+    CHECK(acc("application/json;charset=utf-8", "application/json"));
+    CHECK(acc("  application/json  ;  q=1", "application/json"));
+    CHECK(acc("x/y,,application/json", "application/json"));
+    CHECK(acc("application/json; q=0.001", "application/json"));
+    CHECK(!acc("application/json;q=0", "application/json"));
+    CHECK(!acc("application/json; q=0.000", "application/json"));
+    CHECK(!acc("*/*;q=0", "application/json"));
+    CHECK(!acc("text/html", "text/event-stream"));
+    CHECK(!acc("text/event-streams", "text/event-stream"));
+    CHECK(!acc("application/*", "text/event-stream"));
+    CHECK(!acc("application/jso", "application/json"));
+    CHECK(!acc("", "application/json"));
+    CHECK(!acc(",", "application/json"));
+    CHECK(!mcpgw_http_accepts(NULL, "application/json"));
+}
+
 TEST(str_eq_nocase)
 {
     mcpgw_str s = { "Content-Length", 14 };
@@ -589,6 +618,7 @@ int main(void)
     RUN(methods);
     RUN(query_split);
     RUN(list_tokens);
+    RUN(accepts);
     RUN(str_eq_nocase);
     RUN(reasons);
     RUN(format_response);
