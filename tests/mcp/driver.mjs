@@ -258,7 +258,7 @@ class Conn {
 // http://), the token always as an Authorization header.
 function httpTransport() {
     const u = new URL(url0);
-    u.protocol = u.protocol === 'wss:' ? 'https:' : 'http:';
+    u.protocol = u.protocol === 'wss:' || u.protocol === 'https:' ? 'https:' : 'http:';
     const h = opt.token ? { Authorization: `Bearer ${opt.token}` } : {};
     return new StreamableHTTPClientTransport(u, { requestInit: { headers: h } });
 }
