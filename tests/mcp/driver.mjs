@@ -18,6 +18,11 @@
 //   [--stdio-cpu LIST]   with --stdio: start the server under taskset -c LIST
 //   [--cpu-pid NAME=PID ...]  bench/rate: report PID's CPU seconds (utime +
 //                        stime from /proc) over the measured window as NAME
+//   [--cpu-tree NAME=PID ...]  the same for PID's descendants, looked up when
+//                        each phase starts (children spawned by the session)
+//   [--transport ws|http]  http: Streamable HTTP (StreamableHTTPClientTransport)
+//   [--http-fetch fetch|node]  http: POSTs through Node's fetch (the default)
+//                        or node:http (cheaper; see nodeHttpPost)
 //
 // --bench: closed loop, C workers each with one tools/call echo in flight;
 //   calls/s, latency p50/p99. --warmup S first runs S seconds unrecorded.
@@ -56,7 +61,8 @@
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
+import http from 'node:http';
 import WS from 'ws';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { WebSocketClientTransport } from '@modelcontextprotocol/sdk/client/websocket.js';
@@ -85,7 +91,8 @@ function usage(msg) {
         '  [--scenario NAME ...] [--timeout S] [--concurrent N] [--expect-env-keys K1,K2]\n' +
         '  [--forbid-env KEY ...] [--stdio-env K=V ...] [--cycles N]\n' +
         '  [--bench SECONDS [--concurrency C | --rate R | --phases cN,rR,...] [--connections K] [--warmup S]] [--hold N [--hold-seconds S]]\n' +
-        '  [--stdio-cpu LIST] [--cpu-pid NAME=PID ...] [--verbose]\n' +
+        '  [--stdio-cpu LIST] [--cpu-pid NAME=PID ...] [--cpu-tree NAME=PID ...] [--verbose]\n' +
+        '  [--transport ws|http] [--http-fetch fetch|node]\n' +
         `  scenarios: ${ALL_SCENARIOS.join(' ')}\n`);
     process.exit(2);
 }
@@ -98,6 +105,7 @@ try {
             token: { type: 'string' },
             'token-in': { type: 'string', default: 'query' },
             transport: { type: 'string', default: 'ws' },
+            'http-fetch': { type: 'string', default: 'fetch' },
             scenario: { type: 'string', multiple: true },
             timeout: { type: 'string', default: '20' },
             concurrent: { type: 'string', default: '20' },
@@ -116,6 +124,7 @@ try {
             'hold-seconds': { type: 'string', default: '120' },
             'stdio-cpu': { type: 'string' },
             'cpu-pid': { type: 'string', multiple: true },
+            'cpu-tree': { type: 'string', multiple: true },
             verbose: { type: 'boolean', default: false },
             help: { type: 'boolean', default: false },
         },
@@ -131,6 +140,7 @@ if (opt.stdio && url0) usage('give either URL or --stdio, not both');
 if (args.positionals.length > 1) usage(`unexpected argument ${args.positionals[1]}`);
 if (!['query', 'header'].includes(opt['token-in'])) usage('--token-in must be query or header');
 if (!['ws', 'http'].includes(opt.transport)) usage('--transport must be ws or http');
+if (!['fetch', 'node'].includes(opt['http-fetch'])) usage('--http-fetch must be fetch or node');
 const HTTP = opt.transport === 'http';
 const posInt = (s, name) => {
     const n = Number(s);
@@ -260,7 +270,53 @@ function httpTransport() {
     const u = new URL(url0);
     u.protocol = u.protocol === 'wss:' || u.protocol === 'https:' ? 'https:' : 'http:';
     const h = opt.token ? { Authorization: `Bearer ${opt.token}` } : {};
-    return new StreamableHTTPClientTransport(u, { requestInit: { headers: h } });
+    const f = opt['http-fetch'] === 'node' ? nodeHttpPost : opt.bench !== undefined ? signalPerPost : undefined;
+    return new StreamableHTTPClientTransport(u, { requestInit: { headers: h }, ...(f ? { fetch: f } : {}) });
+}
+// --bench: the SDK gives every fetch the transport's one AbortSignal. Node
+// 20's fetch (undici) adds an abort listener to it per request, removed only
+// once the request is garbage-collected, and resets the signal's listener
+// limit (1,500) and its warned flag on every request: past 1,500 live
+// listeners each call prints a MaxListenersExceededWarning, and the client,
+// not the server, sets the pace (~4 ms of client CPU per call). Each POST
+// gets its own signal, tied to the transport's while the fetch is pending.
+function signalPerPost(u, init = {}) {
+    const shared = init.signal;
+    if (!shared || init.method !== 'POST') return fetch(u, init);
+    const ac = new AbortController();
+    const abort = () => ac.abort(shared.reason);
+    shared.addEventListener('abort', abort, { once: true });
+    return fetch(u, { ...init, signal: ac.signal }).finally(() => shared.removeEventListener('abort', abort));
+}
+// --http-fetch node: POSTs through node:http (a keep-alive agent), the
+// answer read whole, then handed to the SDK as a Response (an SSE answer
+// stream ends with its last answer); GETs (the long-lived stream) through
+// fetch. Node 20's fetch costs ~1 ms of client CPU per request here, so with
+// it the client, not the server, sets the pace of a closed loop.
+const keepAlive = new http.Agent({ keepAlive: true });
+function nodeHttpPost(u, init = {}) {
+    if (init.method !== 'POST') return fetch(u, init);
+    const sig = init.signal;
+    let req;
+    const abort = () => req.destroy(new Error('aborted'));
+    return new Promise((resolve, reject) => {
+        req = http.request(new URL(u), { method: 'POST', agent: keepAlive,
+            headers: Object.fromEntries(new Headers(init.headers)) }, (res) => {
+            const chunks = [];
+            res.on('data', (d) => chunks.push(d));
+            res.on('error', reject);
+            res.on('end', () => {
+                const body = Buffer.concat(chunks);
+                const headers = new Headers();
+                for (const [k, v] of Object.entries(res.headers)) headers.set(k, Array.isArray(v) ? v.join(', ') : v);
+                resolve(new Response(body.length && ![204, 304].includes(res.statusCode) ? body : null,
+                    { status: res.statusCode, statusText: res.statusMessage, headers }));
+            });
+        });
+        req.on('error', reject);
+        sig?.addEventListener('abort', abort, { once: true });
+        req.end(init.body);
+    }).finally(() => sig?.removeEventListener('abort', abort));
 }
 
 let conn = null;
@@ -582,13 +638,28 @@ function procCpuS(pid) {
         return null;
     }
 }
+// the descendants of pid, from /proc/PID/task/*/children
+function descendants(pid) {
+    const out = [];
+    let tasks = [];
+    try { tasks = readdirSync(`/proc/${pid}/task`); } catch { return out; }
+    for (const t of tasks) {
+        let kids = '';
+        try { kids = readFileSync(`/proc/${pid}/task/${t}/children`, 'utf8'); } catch { continue; }
+        for (const k of kids.split(' ').filter(Boolean).map(Number)) out.push(k, ...descendants(k));
+    }
+    return out;
+}
 // NAME -> [pid, ...] (a NAME given twice sums its processes)
 function cpuPids(conns) {
     const out = {};
-    for (const kv of opt['cpu-pid'] ?? []) {
-        const i = kv.indexOf('=');
-        if (i <= 0 || !(Number(kv.slice(i + 1)) > 0)) usage(`--cpu-pid wants NAME=PID, got ${kv}`);
-        (out[kv.slice(0, i)] ??= []).push(Number(kv.slice(i + 1)));
+    for (const o of ['cpu-pid', 'cpu-tree']) {
+        for (const kv of opt[o] ?? []) {
+            const i = kv.indexOf('=');
+            const pid = Number(kv.slice(i + 1));
+            if (i <= 0 || !(pid > 0)) usage(`--${o} wants NAME=PID, got ${kv}`);
+            (out[kv.slice(0, i)] ??= []).push(...(o === 'cpu-pid' ? [pid] : descendants(pid)));
+        }
     }
     if (opt.stdio) out.server = conns.map((c) => c.pid).filter(Boolean);
     return out;
