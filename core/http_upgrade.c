@@ -288,6 +288,34 @@ static void handover(mcpgw_conn *c, int owner)
     mcpgw_conn_terminate(c, "handed_over");
 }
 
+/* The body of req (body_len bytes after its head): 1 with *buf at the head
+ * once all of it is here, 0 while more is needed (a client that sent
+ * "Expect: 100-continue" is told to go on, once), -1 after a refusal. The
+ * request is parsed again: pulling the body up may move the head. */
+static int read_body(mcpgw_conn *c, mcpgw_http_request *req, size_t body_len, const char **buf)
+{
+    struct evbuffer *in = c->transport->in;
+    const mcpgw_str *expect;
+
+    if (evbuffer_get_length(in) < req->head_len + body_len) {
+        expect = mcpgw_http_header_get(req, "Expect");
+        if (expect && !c->http_continued && mcpgw_str_eq_nocase(expect, "100-continue")) {
+            c->http_continued = 1;
+            evbuffer_add(mcpgw_transport_out(c->transport), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        }
+        mcpgw_transport_set_read_limit(c->transport, req->head_len + body_len + 1);
+        return 0;
+    }
+    c->http_continued = 0;
+    *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(req->head_len + body_len));
+    if (!*buf || mcpgw_http_parse(*buf, req->head_len, c->srv->gw->cfg->max_header_bytes, req) !=
+                     MCPGW_HTTP_OK) {
+        http_reject(c, 500, NULL, "Internal Server Error", "http_request_rejected", "internal");
+        return -1;
+    }
+    return 1;
+}
+
 /* Reads the request head; returns 1 when the connection moved on (upgraded
  * or answered), 0 when more bytes are needed. */
 static int read_http(mcpgw_conn *c)
@@ -367,17 +395,9 @@ static int read_http(mcpgw_conn *c)
             mcpgw_conn_drain(c);
             return 1;
         }
-        if (avail < req.head_len + body_len) {
-            /* Wait for the body (bounded by max_body_bytes). */
-            mcpgw_transport_set_read_limit(c->transport, req.head_len + body_len + 1);
-            return 0;
-        }
-        buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(req.head_len + body_len));
-        if (!buf || mcpgw_http_parse(buf, req.head_len, srv->gw->cfg->max_header_bytes, &req) !=
-                        MCPGW_HTTP_OK) {
-            http_reject(c, 500, NULL, "Internal Server Error", "http_request_rejected", "internal");
-            return 1;
-        }
+        /* the body: bounded by max_body_bytes */
+        if ((b = read_body(c, &req, body_len, &buf)) <= 0)
+            return -b;
         mcpgw_http_api_handle(c, &req, buf + req.head_len, body_len);
         if (c->api_pending) {
             /* answered later (admin_ops.c): the request is read */
@@ -390,7 +410,6 @@ static int read_http(mcpgw_conn *c)
     if (mcpgw_mcp_http_wants(&req, ep)) {
         size_t body_len = 0;
         int st, owner = mcpgw_mcp_http_owner(c, &req);
-        const mcpgw_str *expect;
 
         if (owner >= 0) {
             handover(c, owner);
@@ -405,24 +424,9 @@ static int read_http(mcpgw_conn *c)
                         "http_request_rejected", st == 413 ? "body_too_large" : "bad_body");
             return 1;
         }
-        if (avail < req.head_len + body_len) {
-            /* wait for the body (at most max_payload) */
-            expect = mcpgw_http_header_get(&req, "Expect");
-            if (expect && !c->http_continued && mcpgw_str_eq_nocase(expect, "100-continue")) {
-                c->http_continued = 1;
-                evbuffer_add(mcpgw_transport_out(c->transport), "HTTP/1.1 100 Continue\r\n\r\n",
-                             25);
-            }
-            mcpgw_transport_set_read_limit(c->transport, req.head_len + body_len + 1);
-            return 0;
-        }
-        buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)(req.head_len + body_len));
-        if (!buf || mcpgw_http_parse(buf, req.head_len, srv->gw->cfg->max_header_bytes, &req) !=
-                        MCPGW_HTTP_OK) {
-            http_reject(c, 500, NULL, "Internal Server Error", "http_request_rejected", "internal");
-            return 1;
-        }
-        c->http_continued = 0;
+        /* the body: at most max_payload */
+        if ((st = read_body(c, &req, body_len, &buf)) <= 0)
+            return -st;
         c->http_reading = 1;
         mcpgw_mcp_http_request(c, &req, ep, buf + req.head_len, body_len);
         c->http_reading = 0;

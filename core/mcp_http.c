@@ -273,7 +273,6 @@ static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
                         const mcpgw_handler_config *ep, mcpgw_plugin_ctx *ctx, const char *user,
                         json_t *claims, const char *body, size_t len, int keep)
 {
-    mcpgw_server *srv = c->srv;
     const mcpgw_str *ctype = mcpgw_http_header_get(req, "Content-Type");
     int acc_json = accepts(req, "application/json");
     int acc_sse = accepts(req, "text/event-stream");
@@ -428,15 +427,8 @@ static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
         if (tok && mcpgw_mcp_id_key(tok, key, sizeof(key)))
             json_object_set_new(s->progress, key, json_integer(st->no));
     }
-    mcpgw_mcp_stream_attach(st, c, keep);
     mcpgw_access_log(c, req, 200, 0, user, NULL);
-    if (sse) {
-        char prime[64];
-        int pn = snprintf(prime, sizeof(prime), "id: %u-0\nretry: 1000\ndata: \n\n", st->no);
-        mcpgw_mcp_write_sse_head(c, s, keep);
-        mcpgw_mcp_write_chunk(c, prime, (size_t)pn);
-    }
-    (void)srv;
+    mcpgw_mcp_stream_open(st, c, keep, 0);
     /* the plugin may answer at once: st may be gone when this returns */
     mcpgw_jsonrpc_deliver(s->vc, msg, body, len);
 out:
@@ -452,8 +444,6 @@ static void handle_get(mcpgw_conn *c, const mcpgw_http_request *req, const mcpgw
     mcpgw_mcp_stream *st;
     mcpgw_endpoint_stats *e;
     unsigned long long no = 0, seq = 0;
-    char prime[64];
-    int pn;
 
     if (!accepts(req, "text/event-stream")) {
         mcpgw_mcp_respond_error(c, req, 406, MCPGW_JSONRPC_SERVER_ERROR,
@@ -499,10 +489,7 @@ static void handle_get(mcpgw_conn *c, const mcpgw_http_request *req, const mcpgw
         return;
     }
     mcpgw_access_log(c, req, 200, 0, user, NULL);
-    mcpgw_mcp_stream_attach(st, c, keep);
-    mcpgw_mcp_write_sse_head(c, s, keep);
-    pn = snprintf(prime, sizeof(prime), "id: %u-%llu\nretry: 1000\ndata: \n\n", st->no, seq);
-    mcpgw_mcp_write_chunk(c, prime, (size_t)pn);
+    mcpgw_mcp_stream_open(st, c, keep, seq);
     if (last && (e = mcpgw_mcp_ep_stats(c, ep))) {
         e->sse_resumed++;
         if (seq + 1 < st->next_seq && (!st->ev_head || st->ev_head->seq > seq + 1))

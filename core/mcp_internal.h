@@ -112,6 +112,9 @@ mcpgw_mcp_stream *mcpgw_mcp_stream_find(mcpgw_mcp_session *s, unsigned no);
 /* Connection c writes st from now on (keep: it serves another request
  * after) */
 void mcpgw_mcp_stream_attach(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep);
+/* Attaches c and, for SSE, writes the answer's head and a first, empty
+ * event with id "no-seq" (it primes the client's Last-Event-ID) */
+void mcpgw_mcp_stream_open(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep, uint64_t seq);
 /* Writes st's kept events after number `after` to its connection */
 void mcpgw_mcp_stream_replay(mcpgw_mcp_stream *st, uint64_t after);
 /* st has said everything: its answer ends where someone reads it */

@@ -155,6 +155,19 @@ void mcpgw_mcp_stream_attach(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep)
     stream_attach_timer(c);
 }
 
+void mcpgw_mcp_stream_open(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep, uint64_t seq)
+{
+    mcpgw_mcp_stream_attach(st, c, keep);
+    if (st->sse) {
+        char prime[64];
+        int n = snprintf(prime, sizeof(prime), "id: %u-%llu\nretry: 1000\ndata: \n\n", st->no,
+                         (unsigned long long)seq);
+
+        mcpgw_mcp_write_sse_head(c, st->s, keep);
+        mcpgw_mcp_write_chunk(c, prime, (size_t)n);
+    }
+}
+
 static void stream_detach(mcpgw_mcp_stream *st)
 {
     if (st->conn) {

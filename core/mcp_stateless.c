@@ -267,8 +267,7 @@ void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
             return;
         }
         mcpgw_access_log(c, req, 200, 0, user, NULL);
-        mcpgw_mcp_stream_attach(st, c, keep);
-        mcpgw_mcp_write_sse_head(c, s, keep);
+        mcpgw_mcp_stream_open(st, c, keep, st->sent_seq);
         mcpgw_mcp_stream_replay(st, st->sent_seq);
         return;
     }
@@ -299,14 +298,8 @@ void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
                             json_string(our));
         json_object_set_new(s->progress, key, json_integer(st->no));
     }
-    mcpgw_mcp_stream_attach(st, c, keep);
     mcpgw_access_log(c, req, 200, 0, user, NULL);
-    if (sse) {
-        char prime[64];
-        int pn = snprintf(prime, sizeof(prime), "id: %u-0\nretry: 1000\ndata: \n\n", st->no);
-        mcpgw_mcp_write_sse_head(c, s, keep);
-        mcpgw_mcp_write_chunk(c, prime, (size_t)pn);
-    }
+    mcpgw_mcp_stream_open(st, c, keep, 0);
     if (s->ready)
         modern_forward(s, m); /* st may be gone when this returns */
     else
