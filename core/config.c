@@ -102,7 +102,8 @@ typedef enum {
     SEC_ENDPOINT,
     SEC_TLS,
     SEC_COMPRESSION,
-    SEC_ADMIN
+    SEC_ADMIN,
+    SEC_CLUSTER
 } section_kind;
 
 typedef enum {
@@ -662,6 +663,113 @@ static void set_admin(parse_ctx *p, const char *name, const char *value)
     }
 }
 
+/* redis://HOST:PORT[/DB] (PORT defaults to 6379) or unix:PATH. 0 or -1. */
+static int parse_redis_address(mcpgw_config *cfg, const char *v)
+{
+    const char *hp, *end, *colon, *slash;
+    long long port = 6379, db = 0;
+    char *host;
+
+    if (strncmp(v, "unix:", 5) == 0) {
+        if (v[5] != '/' || strlen(v + 5) > 100)
+            return -1;
+        if (!(host = strdup(v + 5)))
+            return -1;
+        free(cfg->cluster_host);
+        cfg->cluster_host = host;
+        cfg->cluster_unix = 1;
+        cfg->cluster_port = 0;
+        cfg->cluster_db = 0;
+        return 0;
+    }
+    if (strncmp(v, "redis://", 8) != 0)
+        return -1;
+    hp = v + 8;
+    slash = strchr(hp, '/');
+    end = slash ? slash : hp + strlen(hp);
+    colon = memchr(hp, ':', (size_t)(end - hp));
+    if (strchr(hp, '@'))
+        return -1;                  /* credentials go in password_file */
+    if (colon) {
+        char buf[16];
+        size_t n = (size_t)(end - colon - 1);
+        if (n == 0 || n >= sizeof(buf))
+            return -1;
+        memcpy(buf, colon + 1, n);
+        buf[n] = '\0';
+        if (!parse_int_range(buf, 1, 65535, &port))
+            return -1;
+    }
+    if (slash && slash[1] && !parse_int_range(slash + 1, 0, 1000, &db))
+        return -1;
+    if ((colon ? colon : end) == hp)
+        return -1;
+    if (!(host = strndup(hp, (size_t)((colon ? colon : end) - hp))))
+        return -1;
+    free(cfg->cluster_host);
+    cfg->cluster_host = host;
+    cfg->cluster_unix = 0;
+    cfg->cluster_port = (int)port;
+    cfg->cluster_db = (int)db;
+    return 0;
+}
+
+static void set_cluster(parse_ctx *p, const char *name, const char *value)
+{
+    mcpgw_config *cfg = p->cfg;
+    long long v;
+
+    if (strcmp(name, "redis") == 0) {
+        if (parse_redis_address(cfg, value) != 0)
+            bad_value(p, name, value, "redis://HOST:PORT[/DB] or unix:/PATH (no password: "
+                      "use password_file)");
+        else
+            set_string(p, &cfg->cluster_redis, value);
+    } else if (strcmp(name, "password_file") == 0) {
+        size_t len = 0;
+        char *secret = *value ? read_config_file(p, value, 4096, &len, NULL) : NULL;
+        if (!*value)
+            bad_value(p, name, value, "a file path");
+        if (secret) {
+            while (len && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+                secret[--len] = '\0';
+            if (!len || strlen(secret) != len) {
+                /* the message names the file, never what it holds */
+                line_error(p, "bad value for [%s] %s: the file %s must hold a non-empty "
+                           "password without NUL bytes", p->section, name, value);
+                free_secret(secret);
+            } else {
+                free_secret(cfg->cluster_password);
+                cfg->cluster_password = secret;
+            }
+        }
+    } else if (strcmp(name, "node_id") == 0) {
+        if (!*value || strlen(value) > 128 || strchr(value, '|') || strchr(value, ' '))
+            bad_value(p, name, value, "1..128 characters without '|' or spaces");
+        else
+            set_string(p, &cfg->cluster_node_id, value);
+    } else if (strcmp(name, "key_prefix") == 0) {
+        if (strlen(value) > 64)
+            bad_value(p, name, value, "at most 64 characters");
+        else
+            set_string(p, &cfg->cluster_key_prefix, value);
+    } else if (strcmp(name, "lease_ms") == 0) {
+        if (!parse_int_range(value, 300, 3600000, &v))
+            bad_value(p, name, value, "milliseconds 300..3600000");
+        else
+            cfg->cluster_lease_ms = (int)v;
+    } else if (strcmp(name, "on_redis_down") == 0) {
+        if (strcmp(value, "local") == 0)
+            cfg->cluster_reject_when_down = 0;
+        else if (strcmp(value, "reject") == 0)
+            cfg->cluster_reject_when_down = 1;
+        else
+            bad_value(p, name, value, "local or reject");
+    } else {
+        line_error(p, "unknown key '%s' in [%s]", name, p->section);
+    }
+}
+
 static void set_tls(parse_ctx *p, const char *name, const char *value)
 {
     mcpgw_config *cfg = p->cfg;
@@ -1067,6 +1175,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     case SEC_ADMIN:
         set_admin(p, name, value);
         break;
+    case SEC_CLUSTER:
+        set_cluster(p, name, value);
+        break;
     }
     return 1;   /* errors are collected here, never reported through inih */
 }
@@ -1106,6 +1217,7 @@ static void enter_section(parse_ctx *p, const char *name, size_t len)
         { "server", SEC_SERVER }, { "auth", SEC_AUTH }, { "heartbeat", SEC_HEARTBEAT },
         { "log", SEC_LOG }, { "plugins", SEC_PLUGINS }, { "tls", SEC_TLS },
         { "compression", SEC_COMPRESSION }, { "admin", SEC_ADMIN },
+        { "cluster", SEC_CLUSTER },
     };
     char *copy = strndup(name, len);
 
@@ -1302,6 +1414,7 @@ static mcpgw_config *config_new(void)
     cfg->rate_limit_max_violations = 20;
     cfg->admin_max_body_bytes = 1048576;
     cfg->admin_agent_silence_s = 60;
+    cfg->cluster_lease_ms = 15000;
     /* The reference server's perMessageDeflate settings. */
     cfg->compression.enabled = 1;
     cfg->compression.level = 6;
@@ -1424,6 +1537,22 @@ static mcpgw_config *finish(mcpgw_config *cfg, errbuf *errs, const char *name, c
                            name, jwt_alg_str((jwt_alg_t)cfg->algorithms[i]));
                 break;
             }
+        if ((cfg->cluster_password || cfg->cluster_node_id || cfg->cluster_key_prefix) &&
+            !cfg->cluster_redis)
+            errbuf_add(errs, "%s: [cluster] needs redis = redis://HOST:PORT[/DB] or unix:PATH",
+                       name);
+        if (cfg->cluster_redis && !cfg->cluster_key_prefix &&
+            !(cfg->cluster_key_prefix = strdup("mcpgw:")))
+            errs->oom = 1;
+        if (cfg->cluster_redis && !cfg->cluster_node_id) {
+            char id[300], host[256];
+            if (gethostname(host, sizeof(host)) != 0)
+                snprintf(host, sizeof(host), "%s", cfg->listen_host);
+            host[sizeof(host) - 1] = '\0';
+            snprintf(id, sizeof(id), "%.120s:%d", host, cfg->listen_port);
+            if (!(cfg->cluster_node_id = strdup(id)))
+                errs->oom = 1;
+        }
         if (!cfg->tls_cert != !cfg->tls_key)
             errbuf_add(errs, "%s: [tls] needs both cert and key", name);
         if (cfg->tls_chain && !cfg->tls_cert)
@@ -1609,6 +1738,11 @@ void mcpgw_config_free(mcpgw_config *cfg)
     free(cfg->audience);
     free(cfg->admin_claim);
     free(cfg->admin_value);
+    free(cfg->cluster_redis);
+    free(cfg->cluster_host);
+    free_secret(cfg->cluster_password);
+    free(cfg->cluster_node_id);
+    free(cfg->cluster_key_prefix);
     free_sections(cfg->handlers);
     free_sections(cfg->endpoints);
     free(cfg);

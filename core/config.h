@@ -94,6 +94,17 @@ typedef struct mcpgw_config {
     int handler_watchdog_ms;        /* 5000: a handler running longer aborts its worker; 0 off */
     int drain_timeout_ms;           /* 30000: after a binary upgrade, how long old workers
                                        keep their clients before closing them 1001 */
+    /* [cluster] (cluster.h): absent, cluster_redis is NULL and nothing changes */
+    char *cluster_redis;            /* "redis://HOST:PORT[/DB]" or "unix:PATH" as written */
+    char *cluster_host;             /* parsed: host, or the socket path for unix: */
+    int cluster_port;               /* 0 for unix: */
+    int cluster_db;                 /* 0 */
+    int cluster_unix;               /* 1: cluster_host is a socket path */
+    char *cluster_password;         /* from password_file; never logged */
+    char *cluster_node_id;          /* default "listen_host:listen_port" */
+    char *cluster_key_prefix;       /* "mcpgw:" */
+    int cluster_lease_ms;           /* 15000 */
+    int cluster_reject_when_down;   /* on_redis_down = reject (1) | local (0, default) */
     /* [tls] */
     char *tls_cert;                 /* PEM certificate; with tls_key makes [server] listen TLS */
     char *tls_key;
