@@ -18,6 +18,7 @@
 #include <openssl/ssl.h>
 
 #include "conn.h"
+#include "cluster.h"
 #include "log.h"
 #include "mcp_http.h"
 #include "protocol.h"
@@ -48,6 +49,7 @@ void mcpgw_conn_unref(mcpgw_conn *c)
     if (--c->refs > 0)
         return;
     free(c->user);
+    free(c->lease);
     json_decref(c->claims);
     free(c->msg);
     mcpgw_pmd_state_free(&c->pmd_state);
@@ -338,6 +340,12 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     if (was_ws && c->protocol && c->protocol->closed)
         c->protocol->closed(c, c->close_code_received ? c->close_code_received
                                : code ? code : MCPGW_WS_CLOSE_ABNORMAL);
+    if (c->lease) {
+        if (srv->cluster)
+            mcpgw_cluster_release(srv->cluster, c);
+        free(c->lease);
+        c->lease = NULL;
+    }
     if (c->holds_user_slot) {
         if (mcpgw_limits_release(srv->gw->limits, c->user, srv->worker_id) < 0)
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "user_slot_release_failed",

@@ -67,6 +67,9 @@ struct mcpgw_conn {
     const mcpgw_protocol *protocol; /* set by the upgrade */
     int http_reading;               /* inside read_http: it looks for the next request */
     int http_continued;             /* sent "100 Continue" for the request being read */
+    int cluster_verdict;            /* MCPGW_CLUSTER_* (cluster.h) for this upgrade */
+    int cluster_wait;               /* a lease request is out: nothing is read meanwhile */
+    char *lease;                    /* its lease member in Redis while it holds one (owned) */
 
     /* -- the WebSocket session (ws_session.c) */
     uint8_t *msg;                   /* reassembly of a data message */

@@ -17,6 +17,7 @@
 #include "conn.h"
 #include "http.h"
 #include "http_api.h"
+#include "cluster.h"
 #include "json_read.h"
 #include "json_write.h"
 #include "log.h"
@@ -251,6 +252,22 @@ static void api_connections(mcpgw_conn *c, const mcpgw_http_request *req)
     size_t limit;
     int detail;
 
+    char scope[16];
+    long sn = mcpgw_http_query_param(&req->query, "scope", scope, sizeof(scope));
+    int cluster = 0;
+
+    if (sn != -2) {
+        if (sn > 0 && strcmp(scope, "cluster") == 0)
+            cluster = 1;
+        else if (sn <= 0 || strcmp(scope, "node") != 0) {
+            respond_error(c, 400, "Bad scope parameter: node or cluster");
+            return;
+        }
+    }
+    if (cluster && !srv->cluster) {
+        respond_error(c, 400, "scope=cluster needs a [cluster] section");
+        return;
+    }
     if (list_params(c, req, &detail, &limit) != 0)
         return;
     per_user = json_object();
@@ -263,6 +280,11 @@ static void api_connections(mcpgw_conn *c, const mcpgw_http_request *req)
                        "messages_in", (json_int_t)sum.messages[MCPGW_DIR_IN],
                        "messages_out", (json_int_t)sum.messages[MCPGW_DIR_OUT],
                        "uptime_s", (json_int_t)(mcpgw_clock_now(&srv->clock) - srv->gw->started));
+    if (cluster && answer) {
+        /* this node's numbers, and every node's from Redis (answered later) */
+        mcpgw_cluster_connections(srv->cluster, c, answer);
+        return;
+    }
     if (!detail) {
         respond_json(c, 200, answer);
         return;
@@ -390,6 +412,16 @@ void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const c
                                                       (json_int_t)b->slot[i].stats.ws_open));
             json_object_set_new(answer, "answered_by", json_integer(srv->worker_id));
             json_object_set_new(answer, "workers", list);
+        }
+        if (answer && srv->cluster) {
+            /* serving, but cut off from the other nodes: "degraded" (200) */
+            int up = srv->stats->cluster_up != 0;
+            for (int i = 0; srv->gw->board && i < srv->gw->board->n_workers; i++)
+                if (srv->gw->board->slot[i].pid && !srv->gw->board->slot[i].stats.cluster_up)
+                    up = 0;
+            json_object_set_new(answer, "cluster", mcpgw_cluster_status(srv->cluster));
+            if (ready && !up)
+                json_object_set_new(answer, "status", json_string("degraded"));
         }
         respond_json(c, ready ? 200 : 503, answer);
     } else if (path_is(req, "/metrics")) {

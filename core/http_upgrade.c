@@ -27,6 +27,7 @@
 #include "server.h"
 #include "transport.h"
 #include "http_upgrade.h"
+#include "cluster.h"
 #include "ws_frame.h"
 #include "ws_session.h"
 
@@ -78,8 +79,53 @@ static int origin_allowed(const mcpgw_config *cfg, const mcpgw_str *origin)
     return 0;
 }
 
-static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
-                    const mcpgw_handler_config *ep)
+/* The cluster-wide limit (cluster.h): 1 when the answer is awaited (the
+ * request stays buffered and is read again with the verdict), -1 after
+ * refusing the upgrade, 0 to go on. */
+static int cluster_verdict(mcpgw_conn *c, const char *user, json_t *claims)
+{
+    mcpgw_server *srv = c->srv;
+    const mcpgw_config *cfg = srv->gw->cfg;
+
+    if (!srv->cluster)
+        return 0;
+    if (c->cluster_verdict == MCPGW_CLUSTER_UNDECIDED &&
+        mcpgw_cluster_acquire(srv->cluster, c, user) == 0)
+        return 1;
+    if (c->cluster_verdict == MCPGW_CLUSTER_UNDECIDED)
+        c->cluster_verdict = MCPGW_CLUSTER_DOWN;
+    if (c->cluster_verdict == MCPGW_CLUSTER_DOWN) {
+        srv->metrics->cluster_upgrades_redis_down++;
+        if (cfg->cluster_reject_when_down) {
+            json_decref(claims);
+            http_reject(c, 503, NULL, "Service Unavailable: the cluster is unreachable",
+                        "websocket_handshake_rejected", "cluster_unavailable");
+            return -1;
+        }
+        /* on_redis_down = local: the local limits alone; the lease is
+         * written by the next refresh once Redis is back */
+        mcpgw_cluster_hold(srv->cluster, c);
+        return 0;
+    }
+    if (c->cluster_verdict == MCPGW_CLUSTER_FULL) {
+        json_decref(claims);
+        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
+            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
+                            json_pack("{s:s, s:s, s:i, s:s, s:i, s:s}", "reason",
+                                      "connection_limit", "user", user, "limit",
+                                      cfg->max_connections_per_user, "scope", "cluster",
+                                      "status", 429, "ip", c->peer),
+                            mcpgw_clock_iso(&srv->clock));
+        http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
+                    "connection_limit");
+        return -1;
+    }
+    return 0;                       /* granted: c->lease is held */
+}
+
+/* 1 when it waits for the cluster (nothing was answered), else 0. */
+static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
+                   const mcpgw_handler_config *ep)
 {
     mcpgw_server *srv = c->srv;
     mcpgw_handshake_verdict v;
@@ -103,22 +149,22 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     mcpgw_handshake_check(req, &v);
     if (v.status) {
         http_reject(c, v.status, v.extra_headers, v.body, "websocket_handshake_rejected", v.reason);
-        return;
+        return 0;
     }
     if (srv->shutting_down) {
         http_reject(c, 503, NULL, "Service Unavailable: shutting down", "websocket_handshake_rejected",
                     "shutting_down");
-        return;
+        return 0;
     }
     if (!origin_allowed(srv->gw->cfg, mcpgw_http_header_get(req, "Origin"))) {
         http_reject(c, 403, NULL, "Forbidden: Origin not allowed", "websocket_handshake_rejected",
                     "origin_not_allowed");
-        return;
+        return 0;
     }
     if (mcpgw_limits_total(srv->gw->limits) >= srv->gw->cfg->max_connections) {
         http_reject(c, 503, NULL, "Service Unavailable: too many connections",
                     "websocket_handshake_rejected", "server_full");
-        return;
+        return 0;
     }
 
     tlen = mcpgw_extract_token_from(req, token, sizeof(token), &tsrc);
@@ -126,7 +172,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         http_reject(c, 401, NULL,
                     tlen == 0 ? "Unauthorized: Missing token" : "Unauthorized: Invalid token",
                     "websocket_auth_failed", tlen == 0 ? "missing_token" : "malformed_token");
-        return;
+        return 0;
     }
     /* The subprotocol this path answers (when offered). A browser that
      * sends its token as a subprotocol fails the connection (1006) unless
@@ -144,7 +190,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
                  "the subprotocol %s offered alongside",
                  subprotocol ? subprotocol : "(none)");
         http_reject(c, 400, NULL, body, "websocket_handshake_rejected", "subprotocol_missing");
-        return;
+        return 0;
     }
     ar = mcpgw_auth_verify(&srv->gw->auth, token, mcpgw_clock_now(&srv->clock), &claims,
                            user, sizeof(user));
@@ -152,7 +198,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     if (ar != MCPGW_AUTH_OK) {
         http_reject(c, 401, NULL, "Unauthorized: Invalid token", "websocket_auth_failed",
                     mcpgw_auth_result_name(ar));
-        return;
+        return 0;
     }
 
     if (ep && ep->claim_name && !mcpgw_auth_claim_matches(claims, ep->claim_name, ep->claim_value)) {
@@ -165,7 +211,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
                             mcpgw_clock_iso(&srv->clock));
         http_reject(c, 403, NULL, "Forbidden: this endpoint requires another claim",
                     "websocket_handshake_rejected", "claim_required");
-        return;
+        return 0;
     }
     if (ep && ep->protocol == MCPGW_ENDPOINT_JSONRPC) {
         ep_ctx = mcpgw_plugins_find_section(&srv->plugins, ep);
@@ -173,23 +219,32 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
             json_decref(claims);
             http_reject(c, 503, NULL, "Service Unavailable: endpoint plugin not loaded",
                         "websocket_handshake_rejected", "endpoint_unavailable");
-            return;
+            return 0;
         }
     }
 
+    switch (cluster_verdict(c, user, claims)) {
+    case 1:
+        json_decref(claims);        /* verified again when the answer comes */
+        return 1;
+    case -1:
+        return 0;
+    }
     lr = mcpgw_limits_acquire(srv->gw->limits, user, srv->worker_id,
                               srv->gw->cfg->max_connections_per_user,
                               srv->gw->cfg->max_connections, &count);
     if (lr != MCPGW_LIMIT_OK) {
         json_decref(claims);
+        if (c->lease && srv->cluster)
+            mcpgw_cluster_release(srv->cluster, c);
         if (lr == MCPGW_LIMIT_SERVER) {
             http_reject(c, 503, NULL, "Service Unavailable: too many connections",
                         "websocket_handshake_rejected", "server_full");
-            return;
+            return 0;
         }
         if (lr == MCPGW_LIMIT_ERROR) {
             http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "bad_user_id");
-            return;
+            return 0;
         }
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
@@ -201,14 +256,14 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
                             mcpgw_clock_iso(&srv->clock));
         http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
                     "connection_limit");
-        return;
+        return 0;
     }
     c->user = strdup(user);
     c->claims = claims;
     c->holds_user_slot = 1;
     if (!c->user) {
         http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "out_of_memory");
-        return;
+        return 0;
     }
 
     key = mcpgw_http_header_get(req, "Sec-WebSocket-Key");
@@ -256,6 +311,7 @@ static void upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
                         mcpgw_clock_iso(&srv->clock));
     }
     proto->opened(c);
+    return 0;
 }
 
 /* A Streamable HTTP session lives in one worker: a request for one held by
@@ -337,6 +393,8 @@ static int read_http(mcpgw_conn *c)
         evbuffer_drain(in, avail);
         return 0;
     }
+    if (c->cluster_wait)            /* Redis has the lease request: wait */
+        return 0;
     if (!buf || c->mcp_stream)     /* busy answering the previous request */
         return 0;
     if (c->transport->not_tls) {
@@ -436,7 +494,8 @@ static int read_http(mcpgw_conn *c)
         /* idle again with the next request already here: read it now */
         return c->state == MCPGW_CONN_HTTP && !c->mcp_stream && evbuffer_get_length(in) ? 2 : 1;
     }
-    upgrade(c, &req, ep);
+    if (upgrade(c, &req, ep))
+        return 0;               /* the cluster answers later: the request stays */
     /* req points into the input buffer: drop the head only now. */
     if (c->state != MCPGW_CONN_GONE)
         evbuffer_drain(in, req.head_len);

@@ -60,6 +60,7 @@ const char *const mcpgw_endpoint_restart_reasons[MCPGW_EP_RESTART_REASONS] = {
 void mcpgw_stats_clear_gauges(mcpgw_worker_stats *s)
 {
     s->tcp_open = s->ws_open = 0;
+    s->cluster_up = s->cluster_queued = s->cluster_lag_ms = 0;
     for (unsigned i = 0; i < MCPGW_ENDPOINTS_MAX; i++) {
         s->endpoints[i].sessions_open = 0;
         s->endpoints[i].children = 0;
@@ -285,6 +286,14 @@ static void add_metrics(mcpgw_metrics *sum, const mcpgw_metrics *m)
     sum->http_requests += m->http_requests;
     sum->handovers_in += m->handovers_in;
     sum->handovers_failed += m->handovers_failed;
+    sum->cluster_published += m->cluster_published;
+    sum->cluster_publish_errors += m->cluster_publish_errors;
+    sum->cluster_publish_dropped += m->cluster_publish_dropped;
+    sum->cluster_received += m->cluster_received;
+    sum->cluster_duplicates += m->cluster_duplicates;
+    sum->cluster_disconnects += m->cluster_disconnects;
+    sum->cluster_lease_refresh_failures += m->cluster_lease_refresh_failures;
+    sum->cluster_upgrades_redis_down += m->cluster_upgrades_redis_down;
     if (m->reloads > sum->reloads)
         sum->reloads = m->reloads;
     if (m->reload_failures > sum->reload_failures)
@@ -334,6 +343,63 @@ void mcpgw_metrics_gather(const mcpgw_server *srv, mcpgw_metrics *sum, uint64_t 
     }
     if (n_hist)
         *n_hist = n;
+}
+
+/* [cluster]: the gauges per worker (Redis up counts the workers whose two
+ * connections answer), the counters summed. */
+static void cluster_metrics(const mcpgw_server *srv, const mcpgw_metrics *m, struct evbuffer *out)
+{
+    const mcpgw_worker_board *b = srv->gw->board;
+    uint64_t up = 0, queued = 0, lag = 0;
+    int n = b ? b->n_workers : 1;
+
+    for (int i = 0; i < n; i++) {
+        const mcpgw_worker_stats *s = b ? &b->slot[i].stats : srv->stats;
+        if (b && !b->slot[i].pid)
+            continue;
+        up += s->cluster_up;
+        queued += s->cluster_queued;
+        if (s->cluster_lag_ms > lag)
+            lag = s->cluster_lag_ms;
+    }
+    family(out, "mcpgw_cluster_redis_up", "gauge",
+           "1 when every worker's Redis connections answer (0 while any does not).");
+    evbuffer_add_printf(out, "mcpgw_cluster_redis_up %d\n", up == (uint64_t)n);
+    family(out, "mcpgw_cluster_workers_connected", "gauge", "Workers whose Redis connections answer.");
+    evbuffer_add_printf(out, "mcpgw_cluster_workers_connected %llu\n", (unsigned long long)up);
+    family(out, "mcpgw_cluster_published_total", "counter", "Broadcasts this node handed to Redis.");
+    evbuffer_add_printf(out, "mcpgw_cluster_published_total %llu\n",
+                        (unsigned long long)m->cluster_published);
+    family(out, "mcpgw_cluster_publish_failures_total", "counter",
+           "Broadcasts other nodes will not see: refused by Redis, or dropped from the full queue.");
+    evbuffer_add_printf(out, "mcpgw_cluster_publish_failures_total{reason=\"refused\"} %llu\n"
+                             "mcpgw_cluster_publish_failures_total{reason=\"queue_full\"} %llu\n",
+                        (unsigned long long)m->cluster_publish_errors,
+                        (unsigned long long)m->cluster_publish_dropped);
+    family(out, "mcpgw_cluster_publish_queued", "gauge", "Broadcasts waiting for Redis.");
+    evbuffer_add_printf(out, "mcpgw_cluster_publish_queued %llu\n", (unsigned long long)queued);
+    family(out, "mcpgw_cluster_delivered_total", "counter",
+           "Broadcasts from other nodes delivered here (once per worker).");
+    evbuffer_add_printf(out, "mcpgw_cluster_delivered_total %llu\n",
+                        (unsigned long long)m->cluster_received);
+    family(out, "mcpgw_cluster_duplicates_total", "counter",
+           "Stream entries dropped as already delivered (sent again after a reconnection).");
+    evbuffer_add_printf(out, "mcpgw_cluster_duplicates_total %llu\n",
+                        (unsigned long long)m->cluster_duplicates);
+    family(out, "mcpgw_cluster_catchup_lag_seconds", "gauge",
+           "Age of the last stream entry read, when read (largest over the workers).");
+    evbuffer_add_printf(out, "mcpgw_cluster_catchup_lag_seconds %.3f\n", (double)lag / 1000.0);
+    family(out, "mcpgw_cluster_redis_disconnects_total", "counter", "Redis connections lost.");
+    evbuffer_add_printf(out, "mcpgw_cluster_redis_disconnects_total %llu\n",
+                        (unsigned long long)m->cluster_disconnects);
+    family(out, "mcpgw_cluster_lease_refresh_failures_total", "counter",
+           "Lease refreshes that failed or could not be sent.");
+    evbuffer_add_printf(out, "mcpgw_cluster_lease_refresh_failures_total %llu\n",
+                        (unsigned long long)m->cluster_lease_refresh_failures);
+    family(out, "mcpgw_cluster_upgrades_redis_down_total", "counter",
+           "Upgrades decided without Redis (on_redis_down).");
+    evbuffer_add_printf(out, "mcpgw_cluster_upgrades_redis_down_total %llu\n",
+                        (unsigned long long)m->cluster_upgrades_redis_down);
 }
 
 /* Every worker's endpoint stats, merged by endpoint name. */
@@ -633,5 +699,7 @@ void mcpgw_metrics_render(mcpgw_server *srv, struct evbuffer *out)
     evbuffer_add_printf(out, "mcpgw_config_reloads_total{result=\"ok\"} %llu\n"
                              "mcpgw_config_reloads_total{result=\"failed\"} %llu\n",
                         (unsigned long long)m->reloads, (unsigned long long)m->reload_failures);
+    if (srv->gw->cfg->cluster_redis)
+        cluster_metrics(srv, m, out);
     process_metrics(srv, out);
 }

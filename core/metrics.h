@@ -59,6 +59,15 @@ typedef struct mcpgw_metrics {
     uint64_t reloads, reload_failures;
     uint64_t handovers_in;                  /* connections another worker handed us */
     uint64_t handovers_failed;              /* ... that we could not hand over */
+    /* [cluster] (cluster.c) */
+    uint64_t cluster_published;             /* broadcasts Redis took */
+    uint64_t cluster_publish_errors;        /* ... it refused */
+    uint64_t cluster_publish_dropped;       /* ... that the bounded queue dropped */
+    uint64_t cluster_received;              /* other nodes' broadcasts delivered here */
+    uint64_t cluster_duplicates;            /* ... dropped as already delivered */
+    uint64_t cluster_disconnects;           /* Redis connections lost */
+    uint64_t cluster_lease_refresh_failures;
+    uint64_t cluster_upgrades_redis_down;   /* upgrades decided without Redis */
 } mcpgw_metrics;
 
 /* One worker's counters, gauges and handler histograms. A worker's lives in
@@ -109,6 +118,9 @@ typedef struct mcpgw_worker_stats {
     mcpgw_metrics m;
     uint64_t tcp_open;                      /* gauges: TCP connections, */
     uint64_t ws_open;                       /* upgraded ones */
+    uint64_t cluster_up;                    /* gauges: both Redis connections answer, */
+    uint64_t cluster_queued;                /* broadcasts waiting for Redis, */
+    uint64_t cluster_lag_ms;                /* age of the last entry read from the stream */
     unsigned n_hist;
     mcpgw_type_histogram hist[MCPGW_HIST_TYPES];
     unsigned n_endpoints;

@@ -26,6 +26,7 @@
 
 #include "admin_ops.h"
 #include "bus.h"
+#include "cluster.h"
 #include "conn.h"
 #include "payload.h"
 #include "server.h"
@@ -299,6 +300,8 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
         return 0;
     }
     sent = deliver_text(srv, buf.data, buf.len, except, user);
+    if (srv->cluster)
+        mcpgw_cluster_publish(srv->cluster, user, buf.data, buf.len);
     if (srv->gw->bus) {
         mcpgw_limits *l = srv->gw->limits;
         if (mcpgw_bus_publish(srv->gw->bus, srv->worker_id, user, buf.data, buf.len) > 0) {
@@ -327,6 +330,11 @@ size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except
 size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *user)
 {
     return deliver(srv, msg, NULL, user);
+}
+
+void mcpgw_server_deliver_remote(mcpgw_server *srv, const char *user, const char *text, size_t len)
+{
+    deliver_text(srv, text, len, NULL, user);
 }
 
 /* ------------------------------------------------------------------ bus */
@@ -716,6 +724,8 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
     if (!srv->post_ev || !srv->heartbeat_ev || !srv->sigterm_ev || (!spec && !srv->sigint_ev) ||
         !srv->sighup_ev)
         return -1;
+    if (cfg->cluster_redis && !(srv->cluster = mcpgw_cluster_new(srv)))
+        return -1;
     set_heartbeat(srv);
     event_add(srv->sigterm_ev, NULL);
     if (srv->sigint_ev)
@@ -797,6 +807,12 @@ void mcpgw_server_free(mcpgw_server *srv)
     mcpgw_posted *p;
 
     mcpgw_admin_ops_free(srv);
+    if (srv->cluster) {
+        /* its pending lease requests are answered "down" and read again */
+        mcpgw_cluster *cl = srv->cluster;
+        srv->cluster = NULL;
+        mcpgw_cluster_free(cl);
+    }
     while (srv->conns)
         mcpgw_conn_terminate(srv->conns, "shutdown");
     mcpgw_mcp_http_shutdown(srv);

@@ -74,6 +74,7 @@ typedef struct mcpgw_server {
     struct event *bus_ev;           /* messages from other workers (gw->bus) */
     struct event *bus_again_ev;     /* the rest of them, after the next poll */
     struct event *handover_ev;      /* connections other workers hand us (bus.h) */
+    struct mcpgw_cluster *cluster;  /* [cluster]: this worker's Redis side (cluster.h), or NULL */
 
     pthread_mutex_t post_lock;
     mcpgw_posted *post_head, *post_tail;
@@ -145,6 +146,10 @@ size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except
 /* Sends msg (borrowed, serialised once) to every open connection of user.
  * Returns the number of recipients. */
 size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *user);
+
+/* A broadcast (user NULL) or send-to-user another node published (the
+ * cluster's stream): delivered to this worker's connections only. */
+void mcpgw_server_deliver_remote(mcpgw_server *srv, const char *user, const char *text, size_t len);
 
 /* Tells systemd (Type=notify) about our state: "READY=1", "STOPPING=1",
  * "RELOADING=1". Nothing happens without $NOTIFY_SOCKET. */
