@@ -1,0 +1,530 @@
+"""
+test_cluster.py - several gateways over Redis ([cluster]): broadcasts and
+send-to-user reach every node exactly once and in order, the per-user limit
+holds over the nodes, a killed node's slots come free within lease_ms, and
+Redis stopping, restarting, dropping a connection, refusing the password or
+being absent costs local traffic nothing.
+
+Each test starts its own redis-server (Debian's, on a free loopback port in
+a temporary directory, no persistence) and stops it.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+
+from harness import (Gateway, HandshakeError, check_config, client, free_port, http_request,
+                     make_token, unique_user, wait_until, ws_handshake)
+
+REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
+LEASE_MS = 1500
+
+
+class Redis:
+    """A redis-server of our own, and a tiny RESP client for it."""
+
+    def __init__(self, password=None, port=None):
+        self.dir = tempfile.mkdtemp(prefix='mcpgw-redis-')
+        self.port = port or free_port()
+        self.password = password
+        self.proc = None
+        self.start()
+
+    def start(self):
+        args = [REDIS_SERVER, '--port', str(self.port), '--bind', '127.0.0.1', '--save', '',
+                '--appendonly', 'no', '--dir', self.dir, '--daemonize', 'no']
+        if self.password:
+            args += ['--requirepass', self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._answers, timeout=10, what='redis-server answers')
+
+    def _answers(self):
+        try:
+            return self.cmd('PING') == 'PONG'
+        except OSError:
+            return False
+
+    def cmd(self, *args, timeout=5):
+        s = socket.create_connection(('127.0.0.1', self.port), timeout=timeout)
+        try:
+            f = s.makefile('rb')
+            if self.password:
+                s.sendall(_resp('AUTH', self.password))
+                _read(f)
+            s.sendall(_resp(*args))
+            return _read(f)
+        finally:
+            s.close()
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+    def close(self):
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+
+def _resp(*args):
+    out = [b'*%d\r\n' % len(args)]
+    for a in args:
+        a = a if isinstance(a, bytes) else str(a).encode()
+        out.append(b'$%d\r\n%s\r\n' % (len(a), a))
+    return b''.join(out)
+
+
+def _read(f):
+    line = f.readline()
+    if not line:
+        raise OSError('redis closed the connection')
+    kind, rest = line[:1], line[1:-2]
+    if kind == b'+':
+        return rest.decode()
+    if kind == b'-':
+        return RuntimeError(rest.decode())
+    if kind == b':':
+        return int(rest)
+    if kind == b'$':
+        n = int(rest)
+        if n < 0:
+            return None
+        data = f.read(n + 2)[:-2]
+        return data.decode()
+    if kind == b'*':
+        n = int(rest)
+        return None if n < 0 else [_read(f) for _ in range(n)]
+    raise OSError('bad RESP line %r' % line)
+
+
+def _node(redis, name, prefix, workers=1, limit=5, cluster=None, server=None, files=None):
+    c = {'redis': 'redis://127.0.0.1:%d' % redis.port, 'node_id': name, 'key_prefix': prefix,
+         'lease_ms': LEASE_MS}
+    c.update(cluster or {})
+    s = {'workers': workers}
+    s.update(server or {})
+    g = Gateway({'server': s, 'auth': {'max_connections_per_user': limit}, 'cluster': c,
+                 'log': {'level': 'info'}}, files=files, name=name)
+    return g
+
+
+def _wait_connected(g, timeout=10):
+    """Every worker's two Redis connections answer."""
+    wait_until(lambda: len([r for r in g.logs('cluster_redis_connected')]) >= 2 * g.n_workers(),
+               timeout=timeout, what='%s connected to redis' % g.name)
+
+
+def _admin():
+    return {'Authorization': 'Bearer ' + make_token(unique_user('admin'), extra={'role': 'admin'})}
+
+
+def _http(port, path, method='GET', body=b'', headers=None):
+    hdrs = ''.join('%s: %s\r\n' % kv for kv in (headers or {}).items())
+    if body or method == 'POST':
+        hdrs += 'Content-Length: %d\r\n' % len(body)
+    raw = ('%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\n%s\r\n' % (method, path, hdrs)).encode() + body
+    return http_request(port, raw)
+
+
+def _broadcast(port, obj, user=None, admin=None):
+    path = '/api/broadcast' + ('?user=%s' % user if user else '')
+    status, _, body = _http(port, path, 'POST', json.dumps(obj).encode(), admin or _admin())
+    assert status == 200, (status, body)
+    return json.loads(body)
+
+
+def _collect(ws, n, timeout=20):
+    """n messages of type 'seq' in arrival order (others skipped)."""
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        try:
+            m = ws.recv_json(left)
+        except (AssertionError, OSError):
+            break
+        if m.get('type') == 'seq':
+            got.append(m['n'])
+    return got
+
+
+def _no_more(ws, wait=0.5):
+    try:
+        m = ws.recv_json(wait)
+    except (AssertionError, OSError):
+        return None
+    return m
+
+
+def _prefix():
+    return 'mcpgw-test-%s:' % unique_user('p')
+
+
+def _close(*things):
+    for t in things:
+        try:
+            t.close()
+        except Exception:
+            pass
+
+
+# ---------------------------------------------------------------- configuration
+
+def test_cluster_section_checked_by_t():
+    d = tempfile.mkdtemp(prefix='mcpgw-pw-')
+    try:
+        pw = os.path.join(d, 'pw')
+        with open(pw, 'w') as f:
+            f.write('s3cr3t-never-logged\n')
+        rc, out, err = check_config({'cluster': {'redis': 'redis://127.0.0.1:6390/2',
+                                                 'password_file': pw, 'lease_ms': '3000',
+                                                 'on_redis_down': 'reject'}})
+        assert rc == 0, out + err
+        assert 's3cr3t' not in out + err
+        for bad in ({'redis': 'http://x'}, {'redis': 'redis://user:pw@h:1'},
+                    {'redis': 'redis://127.0.0.1:6390', 'lease_ms': '10'},
+                    {'redis': 'redis://127.0.0.1:6390', 'on_redis_down': 'maybe'},
+                    {'redis': 'redis://127.0.0.1:6390', 'password_file': '/nonexistent/pw'},
+                    {'node_id': 'a'}, {'redis': 'unix:relative'}):
+            rc, out, err = check_config({'cluster': bad})
+            assert rc != 0, (bad, out, err)
+            assert 'cluster' in err or 'cannot read' in err, err
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- delivery
+
+def test_broadcasts_reach_every_node_once_in_order():
+    """1,000 broadcasts from node A: every client on B and C (two workers
+    each) gets each exactly once and in order; A's own client too (the
+    origin delivers at once, never again from the stream)."""
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p)
+        b = _node(r, 'B', p, workers=2)
+        c = _node(r, 'C', p, workers=2)
+        try:
+            for g in (a, b, c):
+                _wait_connected(g)
+            clients = [client(g) for g in (a, b, b, b, c, c, c)]
+            admin = _admin()
+            n = 1000
+            for i in range(n):
+                _broadcast(a.port, {'type': 'seq', 'n': i}, admin=admin)
+            for ws in clients:
+                got = _collect(ws, n)
+                assert got == list(range(n)), (len(got), got[:5], got[-5:])
+                assert _no_more(ws) is None
+        finally:
+            _close(a, b, c)
+
+
+def test_send_to_user_reaches_every_node():
+    with Redis() as r:
+        p = _prefix()
+        a, b, c = _node(r, 'A', p), _node(r, 'B', p), _node(r, 'C', p)
+        try:
+            for g in (a, b, c):
+                _wait_connected(g)
+            user = unique_user('u')
+            mine = [ws_handshake(g.port, make_token(user)) for g in (b, c)]
+            other = client(b)
+            _broadcast(a.port, {'type': 'seq', 'n': 7}, user=user)
+            for ws in mine:
+                assert _collect(ws, 1, timeout=5) == [7]
+            assert _no_more(other) is None
+            # presence: Redis knows which nodes hold the user
+            members = r.cmd('ZRANGE', p + 'user:' + user, 0, -1)
+            assert sorted(m.split('|')[0] for m in members) == ['B', 'C'], members
+        finally:
+            _close(a, b, c)
+
+
+# ---------------------------------------------------------------- the limit
+
+def test_per_user_limit_over_three_nodes():
+    """50 concurrent upgrades of one user spread over three nodes: exactly
+    the limit (5) succeed."""
+    with Redis() as r:
+        p = _prefix()
+        nodes = [_node(r, 'A', p, workers=2), _node(r, 'B', p, workers=2), _node(r, 'C', p)]
+        try:
+            for g in nodes:
+                _wait_connected(g)
+            user = unique_user('racer')
+            token = make_token(user)
+            start = threading.Barrier(50)
+            ok, refused, held = [], [], []
+            lock = threading.Lock()
+
+            def attempt(i):
+                start.wait()
+                try:
+                    ws = ws_handshake(nodes[i % 3].port, token, timeout=10)
+                    with lock:
+                        ok.append(i)
+                        held.append(ws)
+                except HandshakeError as e:
+                    with lock:
+                        refused.append(e.status)
+
+            ts = [threading.Thread(target=attempt, args=(i,)) for i in range(50)]
+            for t in ts:
+                t.start()
+            for t in ts:
+                t.join(30)
+            assert len(ok) == 5 and refused == [429] * 45, (len(ok), sorted(set(refused)))
+            assert r.cmd('ZCARD', p + 'user:' + user) == 5
+            # one closes: its slot is free again, on any node
+            held.pop().close_cleanly()
+            wait_until(lambda: r.cmd('ZCARD', p + 'user:' + user) == 4, what='lease released')
+            held.append(ws_handshake(nodes[2].port, token))
+            for ws in held:
+                ws.close()
+        finally:
+            _close(*nodes)
+
+
+def test_killed_node_frees_its_slots_within_lease():
+    with Redis() as r:
+        p = _prefix()
+        a, b = _node(r, 'A', p, limit=2), _node(r, 'B', p, limit=2)
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            user = unique_user('k')
+            token = make_token(user)
+            held = [ws_handshake(b.port, token) for _ in range(2)]
+            try:
+                ws_handshake(a.port, token)
+                raise AssertionError('a third connection was accepted')
+            except HandshakeError as e:
+                assert e.status == 429
+            b.kill()                        # SIGKILL, supervisor and workers
+            t0 = time.monotonic()
+
+            def admitted():
+                try:
+                    held.append(ws_handshake(a.port, token))
+                    return True
+                except HandshakeError:
+                    return False
+
+            wait_until(admitted, timeout=LEASE_MS / 1000.0 + 2, interval=0.1,
+                       what='slots of the killed node freed')
+            assert time.monotonic() - t0 <= LEASE_MS / 1000.0 + 0.5, time.monotonic() - t0
+        finally:
+            _close(a, b)
+
+
+def test_restarted_node_clears_its_stale_leases():
+    with Redis() as r:
+        p = _prefix()
+        user = unique_user('s')
+        # leases of a previous life of node A (worker 0, another epoch)
+        r.cmd('ZADD', p + 'user:' + user, int(time.time() * 1000) + 600000, 'A|0|dead|1')
+        r.cmd('SADD', p + 'held:A|0', user)
+        a = _node(r, 'A', p, limit=1, cluster={'lease_ms': 60000})
+        try:
+            _wait_connected(a)
+            a.wait_log('cluster_stale_leases_cleared', timeout=5)
+            ws_handshake(a.port, make_token(user)).close()
+        finally:
+            _close(a)
+
+
+# ---------------------------------------------------------------- Redis failures
+
+def _ping_times(ws, seconds):
+    times = []
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        t = time.monotonic()
+        ws.ping_roundtrip('p%d' % i, timeout=5)
+        times.append(time.monotonic() - t)
+        i += 1
+        time.sleep(0.01)
+    return sorted(times)
+
+
+def test_redis_stopped_local_traffic_goes_on_then_catches_up():
+    """SIGSTOP Redis for 5 s: local pings keep their p99 under 50 ms, local
+    broadcasts are delivered at once; after SIGCONT what A published
+    meanwhile reaches B, once and in order."""
+    with Redis() as r:
+        p = _prefix()
+        a, b = _node(r, 'A', p), _node(r, 'B', p)
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            wa, wb, pinger = client(a), client(b), client(a)
+            admin = _admin()
+            _broadcast(a.port, {'type': 'seq', 'n': 0}, admin=admin)
+            assert _collect(wb, 1) == [0]
+            assert _collect(wa, 1) == [0]
+            r.proc.send_signal(signal.SIGSTOP)
+            try:
+                for i in range(1, 21):
+                    _broadcast(a.port, {'type': 'seq', 'n': i}, admin=admin)
+                assert _collect(wa, 20, timeout=2) == list(range(1, 21))
+                times = _ping_times(pinger, 4.0)
+                p99 = times[int(len(times) * 0.99) - 1]
+                assert p99 < 0.05, 'p99 %.1f ms over %d pings' % (p99 * 1000, len(times))
+                # a new connection while Redis does not answer: local limits
+                client(a).close()
+            finally:
+                r.proc.send_signal(signal.SIGCONT)
+            assert _collect(wb, 20, timeout=15) == list(range(1, 21))
+            assert _no_more(wb) is None
+            status, _, body = _http(a.port, '/readyz')
+            assert status == 200
+        finally:
+            _close(a, b)
+
+
+def test_redis_restart_delivery_resumes():
+    with Redis() as r:
+        p = _prefix()
+        a, b = _node(r, 'A', p), _node(r, 'B', p)
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            wb = client(b)
+            admin = _admin()
+            mark_a, mark_b = a.mark(), b.mark()
+            r.stop()
+            a.wait_log('cluster_redis_disconnected', since=mark_a, timeout=5)
+            status, _, body = _http(a.port, '/readyz')
+            assert status == 200 and json.loads(body)['status'] == 'degraded', body
+            r.start()
+            wait_until(lambda: len(a.logs('cluster_redis_connected')[0:]) >= 4 and
+                       len(b.logs('cluster_redis_connected')) >= 4, timeout=10,
+                       what='reconnected')
+            wait_until(lambda: json.loads(_http(a.port, '/readyz')[2])['status'] == 'ready',
+                       timeout=10, what='ready again')
+            del mark_b
+            for i in range(50):
+                _broadcast(a.port, {'type': 'seq', 'n': i}, admin=admin)
+            assert _collect(wb, 50) == list(range(50))
+        finally:
+            _close(a, b)
+
+
+def test_client_kill_mid_stream_loses_nothing():
+    with Redis() as r:
+        p = _prefix()
+        a, b = _node(r, 'A', p), _node(r, 'B', p)
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            wb = client(b)
+            admin = _admin()
+            n = 400
+            for i in range(n):
+                _broadcast(a.port, {'type': 'seq', 'n': i}, admin=admin)
+                if i in (100, 250):
+                    # B's stream reader, then A's command connection
+                    name = 'mcpgw-B-w0-stream' if i == 100 else 'mcpgw-A-w0-command'
+                    killed = r.cmd('CLIENT', 'KILL', 'USER', 'default') if False else None
+                    del killed
+                    for line in r.cmd('CLIENT', 'LIST').splitlines():
+                        fields = dict(kv.split('=', 1) for kv in line.split(' ') if '=' in kv)
+                        if fields.get('name') == name:
+                            r.cmd('CLIENT', 'KILL', 'ID', fields['id'])
+            got = _collect(wb, n, timeout=20)
+            assert got == list(range(n)), (len(got), [x for x in range(n) if x not in got][:10])
+            assert _no_more(wb) is None
+            assert len(a.logs('cluster_redis_disconnected')) >= 1
+            assert len(b.logs('cluster_redis_disconnected')) >= 1
+        finally:
+            _close(a, b)
+
+
+def test_wrong_password_and_unreachable_redis():
+    with Redis(password='right-one') as r:
+        d = tempfile.mkdtemp(prefix='mcpgw-pw-')
+        pw = os.path.join(d, 'pw')
+        with open(pw, 'w') as f:
+            f.write('wrong-one\n')
+        p = _prefix()
+        local = _node(r, 'W', p, cluster={'password_file': pw})
+        reject = _node(r, 'X', p, cluster={'redis': 'redis://127.0.0.1:%d' % free_port(),
+                                           'on_redis_down': 'reject'})
+        try:
+            rec = local.wait_log('cluster_redis_auth_failed', timeout=5)
+            assert 'wrong-one' not in local.stderr_text()
+            assert rec.get('redis') == '127.0.0.1:%d' % r.port, rec
+            rec = reject.wait_log('cluster_redis_unreachable', timeout=5)
+            assert 'refused' in rec.get('reason', '').lower(), rec
+            # on_redis_down = local: served with the local limits
+            client(local).close()
+            # on_redis_down = reject: 503
+            try:
+                client(reject)
+                raise AssertionError('upgrade accepted with Redis unreachable and reject')
+            except HandshakeError as e:
+                assert e.status == 503, e.status
+            for g in (local, reject):
+                status, _, body = _http(g.port, '/readyz')
+                assert status == 200 and json.loads(body)['status'] == 'degraded', body
+            status, _, body = _http(local.port, '/metrics')
+            assert b'mcpgw_cluster_redis_up 0' in body, body[-2000:]
+        finally:
+            _close(local, reject)
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def test_connections_scope_cluster_and_metrics():
+    with Redis() as r:
+        p = _prefix()
+        a, b = _node(r, 'A', p), _node(r, 'B', p, workers=2)
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            held = [client(a), client(b), client(b)]
+            admin = _admin()
+
+            def view():
+                status, _, body = _http(a.port, '/api/connections?scope=cluster', headers=admin)
+                assert status == 200, (status, body)
+                return json.loads(body)
+
+            wait_until(lambda: view().get('cluster_connections') == 3, timeout=LEASE_MS / 1000 + 3,
+                       what='cluster view counts 3')
+            v = view()
+            assert v['nodes']['A']['connections'] == 1 and v['nodes']['B']['connections'] == 2, v
+            assert v['connections'] == 1, v           # this node's own count
+            status, _, _ = _http(a.port, '/api/connections?scope=bogus', headers=admin)
+            assert status == 400
+            _broadcast(a.port, {'type': 'seq', 'n': 1}, admin=admin)
+            for ws in held[1:]:
+                assert _collect(ws, 1) == [1]
+            status, _, body = _http(b.port, '/metrics')
+            text = body.decode()
+            assert 'mcpgw_cluster_redis_up 1' in text, text
+            assert 'mcpgw_cluster_delivered_total 2' in text, text   # two workers of B
+            status, _, body = _http(a.port, '/metrics')
+            assert 'mcpgw_cluster_published_total 1' in body.decode()
+        finally:
+            _close(a, b)
