@@ -179,7 +179,29 @@ def _prefix():
     return 'mcpgw-test-%s:' % unique_user('p')
 
 
+_socks = []
+
+
+def _client(g, user=None, **kw):
+    ws = client(g, user, **kw)
+    _socks.append(ws)
+    return ws
+
+
+def _hs(port, token, **kw):
+    ws = ws_handshake(port, token, **kw)
+    _socks.append(ws)
+    return ws
+
+
 def _close(*things):
+    """Clients first (a gateway's graceful shutdown would wait for them),
+    then the gateways."""
+    while _socks:
+        try:
+            _socks.pop().abort()
+        except Exception:
+            pass
     for t in things:
         try:
             t.close()
@@ -226,7 +248,7 @@ def test_broadcasts_reach_every_node_once_in_order():
         try:
             for g in (a, b, c):
                 _wait_connected(g)
-            clients = [client(g) for g in (a, b, b, b, c, c, c)]
+            clients = [_client(g) for g in (a, b, b, b, c, c, c)]
             admin = _admin()
             n = 1000
             for i in range(n):
@@ -247,8 +269,8 @@ def test_send_to_user_reaches_every_node():
             for g in (a, b, c):
                 _wait_connected(g)
             user = unique_user('u')
-            mine = [ws_handshake(g.port, make_token(user)) for g in (b, c)]
-            other = client(b)
+            mine = [_hs(g.port, make_token(user)) for g in (b, c)]
+            other = _client(b)
             _broadcast(a.port, {'type': 'seq', 'n': 7}, user=user)
             for ws in mine:
                 assert _collect(ws, 1, timeout=5) == [7]
@@ -280,7 +302,7 @@ def test_per_user_limit_over_three_nodes():
             def attempt(i):
                 start.wait()
                 try:
-                    ws = ws_handshake(nodes[i % 3].port, token, timeout=10)
+                    ws = _hs(nodes[i % 3].port, token, timeout=10)
                     with lock:
                         ok.append(i)
                         held.append(ws)
@@ -298,7 +320,7 @@ def test_per_user_limit_over_three_nodes():
             # one closes: its slot is free again, on any node
             held.pop().close_cleanly()
             wait_until(lambda: r.cmd('ZCARD', p + 'user:' + user) == 4, what='lease released')
-            held.append(ws_handshake(nodes[2].port, token))
+            held.append(_hs(nodes[2].port, token))
             for ws in held:
                 ws.close()
         finally:
@@ -314,9 +336,9 @@ def test_killed_node_frees_its_slots_within_lease():
                 _wait_connected(g)
             user = unique_user('k')
             token = make_token(user)
-            held = [ws_handshake(b.port, token) for _ in range(2)]
+            held = [_hs(b.port, token) for _ in range(2)]
             try:
-                ws_handshake(a.port, token)
+                _hs(a.port, token)
                 raise AssertionError('a third connection was accepted')
             except HandshakeError as e:
                 assert e.status == 429
@@ -325,7 +347,7 @@ def test_killed_node_frees_its_slots_within_lease():
 
             def admitted():
                 try:
-                    held.append(ws_handshake(a.port, token))
+                    held.append(_hs(a.port, token))
                     return True
                 except HandshakeError:
                     return False
@@ -348,7 +370,7 @@ def test_restarted_node_clears_its_stale_leases():
         try:
             _wait_connected(a)
             a.wait_log('cluster_stale_leases_cleared', timeout=5)
-            ws_handshake(a.port, make_token(user)).close()
+            _hs(a.port, make_token(user)).close()
         finally:
             _close(a)
 
@@ -378,7 +400,7 @@ def test_redis_stopped_local_traffic_goes_on_then_catches_up():
         try:
             for g in (a, b):
                 _wait_connected(g)
-            wa, wb, pinger = client(a), client(b), client(a)
+            wa, wb, pinger = _client(a), _client(b), _client(a)
             admin = _admin()
             _broadcast(a.port, {'type': 'seq', 'n': 0}, admin=admin)
             assert _collect(wb, 1) == [0]
@@ -392,7 +414,7 @@ def test_redis_stopped_local_traffic_goes_on_then_catches_up():
                 p99 = times[int(len(times) * 0.99) - 1]
                 assert p99 < 0.05, 'p99 %.1f ms over %d pings' % (p99 * 1000, len(times))
                 # a new connection while Redis does not answer: local limits
-                client(a).close()
+                _client(a).close()
             finally:
                 r.proc.send_signal(signal.SIGCONT)
             assert _collect(wb, 20, timeout=15) == list(range(1, 21))
@@ -410,7 +432,7 @@ def test_redis_restart_delivery_resumes():
         try:
             for g in (a, b):
                 _wait_connected(g)
-            wb = client(b)
+            wb = _client(b)
             admin = _admin()
             mark_a, mark_b = a.mark(), b.mark()
             r.stop()
@@ -438,7 +460,7 @@ def test_client_kill_mid_stream_loses_nothing():
         try:
             for g in (a, b):
                 _wait_connected(g)
-            wb = client(b)
+            wb = _client(b)
             admin = _admin()
             n = 400
             for i in range(n):
@@ -478,10 +500,10 @@ def test_wrong_password_and_unreachable_redis():
             rec = reject.wait_log('cluster_redis_unreachable', timeout=5)
             assert 'refused' in rec.get('reason', '').lower(), rec
             # on_redis_down = local: served with the local limits
-            client(local).close()
+            _client(local).close()
             # on_redis_down = reject: 503
             try:
-                client(reject)
+                _client(reject)
                 raise AssertionError('upgrade accepted with Redis unreachable and reject')
             except HandshakeError as e:
                 assert e.status == 503, e.status
@@ -502,7 +524,7 @@ def test_connections_scope_cluster_and_metrics():
         try:
             for g in (a, b):
                 _wait_connected(g)
-            held = [client(a), client(b), client(b)]
+            held = [_client(a), _client(b), _client(b)]
             admin = _admin()
 
             def view():
