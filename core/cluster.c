@@ -121,6 +121,7 @@ typedef struct {
 typedef struct acq {
     mcpgw_cluster *cl;
     mcpgw_conn *conn;               /* referenced until the answer */
+    char user[256];                 /* c->user is set only once upgraded */
 } acq;
 
 typedef struct nodes_req {
@@ -143,7 +144,6 @@ struct mcpgw_cluster {
     char my_pfx[200];               /* "node|w|epoch|" */
     char origin[64];                /* "w:epoch" */
     int lease_ms;
-    int limit_reject;               /* on_redis_down = reject */
 
     rconn cmd, rd;
     struct event *tick_ev;
@@ -716,7 +716,9 @@ static void acquire_cb(redisAsyncContext *ac, void *reply_, void *priv)
     mcpgw_conn *c = a->conn;
     rconn *r = rc_of(ac);
     int verdict = MCPGW_CLUSTER_DOWN;
+    char user[256];
 
+    memcpy(user, a->user, sizeof(user));
     free(a);
     if (r && reply)
         rc_answered(r);
@@ -727,10 +729,14 @@ static void acquire_cb(redisAsyncContext *ac, void *reply_, void *priv)
         log_line(cl, MCPGW_LOG_ERROR, "cluster_lease_failed", json_pack("{s:s}", "error", reply->str));
     c->cluster_wait = 0;
     c->cluster_verdict = verdict;
+    if (verdict != MCPGW_CLUSTER_GRANTED) {
+        free(c->lease);             /* none was written */
+        c->lease = NULL;
+    }
     if (c->state != MCPGW_CONN_HTTP || !c->transport) {
         /* the client left meanwhile */
         if (verdict == MCPGW_CLUSTER_GRANTED)
-            mcpgw_cluster_release(cl, c);
+            mcpgw_cluster_release(cl, c, user);
     } else {
         /* the request is still buffered: read it again, with the verdict */
         c->transport->cbs->readable(c->transport->owner);
@@ -755,12 +761,13 @@ int mcpgw_cluster_acquire(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
     acq *a;
     char limit[16], lease[16];
 
-    if (!r->up || !r->ac || make_lease(cl, c) != 0)
+    if (!r->up || !r->ac || strlen(user) >= sizeof(a->user) || make_lease(cl, c) != 0)
         return -1;
     if (!(a = calloc(1, sizeof(*a))))
         return -1;
     a->cl = cl;
     a->conn = c;
+    memcpy(a->user, user, strlen(user) + 1);
     snprintf(limit, sizeof(limit), "%d", cl->srv->gw->cfg->max_connections_per_user);
     snprintf(lease, sizeof(lease), "%d", cl->lease_ms);
     if (redisAsyncCommand(r->ac, acquire_cb, a, "EVAL %s 2 %s%s %s %s %s %s %s", LUA_ACQUIRE,
@@ -788,15 +795,17 @@ static void ignore_cb(redisAsyncContext *ac, void *reply_, void *priv)
         rc_answered(r);
 }
 
-void mcpgw_cluster_release(mcpgw_cluster *cl, mcpgw_conn *c)
+void mcpgw_cluster_release(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
 {
     rconn *r = &cl->cmd;
 
     if (!c->lease)
         return;
+    if (!user)
+        user = c->user;
     /* while Redis is away the lease runs out by itself */
-    if (r->up && r->ac && c->user) {
-        redisAsyncCommand(r->ac, ignore_cb, cl, "ZREM %s%s %s", cl->k_user, c->user, c->lease);
+    if (r->up && r->ac && user) {
+        redisAsyncCommand(r->ac, ignore_cb, cl, "ZREM %s%s %s", cl->k_user, user, c->lease);
         rc_sent(r);
     }
     free(c->lease);
@@ -1042,7 +1051,6 @@ mcpgw_cluster *mcpgw_cluster_new(mcpgw_server *srv)
     cl->db = cfg->cluster_db;
     cl->is_unix = cfg->cluster_unix;
     cl->lease_ms = cfg->cluster_lease_ms;
-    cl->limit_reject = cfg->cluster_reject_when_down;
     if (getrandom(&epoch, sizeof(epoch), 0) != sizeof(epoch))
         epoch = (uint64_t)getpid() * 2654435761u ^ (uint64_t)time(NULL);
     epoch &= 0xffffffffffffull;

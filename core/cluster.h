@@ -62,8 +62,9 @@ int mcpgw_cluster_acquire(mcpgw_cluster *cl, mcpgw_conn *c, const char *user);
 /* c had a lease counted locally (granted, or taken while Redis was down):
  * it is refreshed from now on. */
 void mcpgw_cluster_hold(mcpgw_cluster *cl, mcpgw_conn *c);
-/* c closes (or its upgrade failed after a grant): gives its lease back. */
-void mcpgw_cluster_release(mcpgw_cluster *cl, mcpgw_conn *c);
+/* c closes (or its upgrade failed after a grant): gives its lease back.
+ * user: whose it is (NULL: c->user, set once upgraded). */
+void mcpgw_cluster_release(mcpgw_cluster *cl, mcpgw_conn *c, const char *user);
 
 /* GET /api/connections?scope=cluster: answers c later (admin). */
 void mcpgw_cluster_connections(mcpgw_cluster *cl, mcpgw_conn *c, json_t *local);

@@ -342,7 +342,7 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
                                : code ? code : MCPGW_WS_CLOSE_ABNORMAL);
     if (c->lease) {
         if (srv->cluster)
-            mcpgw_cluster_release(srv->cluster, c);
+            mcpgw_cluster_release(srv->cluster, c, NULL);
         free(c->lease);
         c->lease = NULL;
     }

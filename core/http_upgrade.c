@@ -236,7 +236,7 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     if (lr != MCPGW_LIMIT_OK) {
         json_decref(claims);
         if (c->lease && srv->cluster)
-            mcpgw_cluster_release(srv->cluster, c);
+            mcpgw_cluster_release(srv->cluster, c, user);
         if (lr == MCPGW_LIMIT_SERVER) {
             http_reject(c, 503, NULL, "Service Unavailable: too many connections",
                         "websocket_handshake_rejected", "server_full");

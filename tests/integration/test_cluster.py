@@ -19,7 +19,7 @@ import threading
 import time
 
 from harness import (Gateway, HandshakeError, check_config, client, free_port, http_request,
-                     make_token, unique_user, wait_until, ws_handshake)
+                     make_token, sanitized_build, unique_user, wait_until, ws_handshake)
 
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
 LEASE_MS = 1500
@@ -412,7 +412,8 @@ def test_redis_stopped_local_traffic_goes_on_then_catches_up():
                 assert _collect(wa, 20, timeout=2) == list(range(1, 21))
                 times = _ping_times(pinger, 4.0)
                 p99 = times[int(len(times) * 0.99) - 1]
-                assert p99 < 0.05, 'p99 %.1f ms over %d pings' % (p99 * 1000, len(times))
+                bound = 0.2 if sanitized_build() else 0.05      # ASan slows every step
+                assert p99 < bound, 'p99 %.1f ms over %d pings' % (p99 * 1000, len(times))
                 # a new connection while Redis does not answer: local limits
                 _client(a).close()
             finally:
