@@ -325,21 +325,7 @@ static void op_finish(admin_op *op)
         /* still inside the handler: the caller drains the connection */
         mcpgw_http_api_answer(c, status, answer);
     } else {
-        if (c->state == MCPGW_CONN_HTTP && c->transport) {
-            mcpgw_http_request req;
-            memset(&req, 0, sizeof(req));
-            req.method.p = op->method;
-            req.method.len = strlen(op->method);
-            req.path.p = op->path;
-            req.path.len = strlen(op->path);
-            c->http_req = &req;     /* for the access log */
-            c->api_pending = 0;
-            mcpgw_http_api_answer(c, status, answer);
-            c->http_req = NULL;
-            mcpgw_conn_drain(c);
-        } else {
-            json_decref(answer);    /* the client left meanwhile */
-        }
+        mcpgw_http_api_answer_deferred(c, op->method, op->path, status, answer);
         mcpgw_conn_unref(c);
     }
     op_free(op);

@@ -975,21 +975,7 @@ static void nodes_cb(redisAsyncContext *ac, void *reply_, void *priv)
         json_decref(answer);
         answer = json_pack("{s:s}", "error", "Redis did not answer: the cluster view is unavailable");
     }
-    if (c->state == MCPGW_CONN_HTTP && c->transport) {
-        mcpgw_http_request req;
-        memset(&req, 0, sizeof(req));
-        req.method.p = q->method;
-        req.method.len = strlen(q->method);
-        req.path.p = q->path;
-        req.path.len = strlen(q->path);
-        c->http_req = &req;         /* for the access log */
-        c->api_pending = 0;
-        mcpgw_http_api_answer(c, status, answer);
-        c->http_req = NULL;
-        mcpgw_conn_drain(c);
-    } else {
-        json_decref(answer);
-    }
+    mcpgw_http_api_answer_deferred(c, q->method, q->path, status, answer);
     mcpgw_conn_unref(c);
     free(q);
 }

@@ -663,6 +663,29 @@ static void set_admin(parse_ctx *p, const char *name, const char *value)
     }
 }
 
+/* A secret read from the file named by value (a trailing newline dropped)
+ * into *slot; a bad one is reported by the file's name, never its text. */
+static void set_secret_file(parse_ctx *p, const char *name, const char *value, size_t max,
+                            char **slot)
+{
+    size_t len = 0;
+    char *secret = *value ? read_config_file(p, value, max, &len, NULL) : NULL;
+
+    if (!*value)
+        bad_value(p, name, value, "a file path");
+    if (!secret)
+        return;
+    while (len && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
+        secret[--len] = '\0';
+    if (!len || strlen(secret) != len) {
+        bad_value(p, name, value, "a file holding a non-empty secret without NUL bytes");
+        free_secret(secret);
+        return;
+    }
+    free_secret(*slot);
+    *slot = secret;
+}
+
 /* redis://HOST:PORT[/DB] (PORT defaults to 6379) or unix:PATH. 0 or -1. */
 static int parse_redis_address(mcpgw_config *cfg, const char *v)
 {
@@ -726,23 +749,7 @@ static void set_cluster(parse_ctx *p, const char *name, const char *value)
         else
             set_string(p, &cfg->cluster_redis, value);
     } else if (strcmp(name, "password_file") == 0) {
-        size_t len = 0;
-        char *secret = *value ? read_config_file(p, value, 4096, &len, NULL) : NULL;
-        if (!*value)
-            bad_value(p, name, value, "a file path");
-        if (secret) {
-            while (len && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
-                secret[--len] = '\0';
-            if (!len || strlen(secret) != len) {
-                /* the message names the file, never what it holds */
-                line_error(p, "bad value for [%s] %s: the file %s must hold a non-empty "
-                           "password without NUL bytes", p->section, name, value);
-                free_secret(secret);
-            } else {
-                free_secret(cfg->cluster_password);
-                cfg->cluster_password = secret;
-            }
-        }
+        set_secret_file(p, name, value, 4096, &cfg->cluster_password);
     } else if (strcmp(name, "node_id") == 0) {
         if (!*value || strlen(value) > 128 || strchr(value, '|') || strchr(value, ' '))
             bad_value(p, name, value, "1..128 characters without '|' or spaces");
@@ -842,21 +849,7 @@ static void set_auth(parse_ctx *p, const char *name, const char *value)
             cfg->jwt_secret = copy;
         }
     } else if (strcmp(name, "jwt_secret_file") == 0) {
-        size_t len = 0;
-        char *secret = *value ? read_config_file(p, value, 65536, &len, NULL) : NULL;
-        if (!*value)
-            bad_value(p, name, value, "a file path");
-        if (secret) {
-            while (len && (secret[len - 1] == '\n' || secret[len - 1] == '\r'))
-                secret[--len] = '\0';
-            if (!len || strlen(secret) != len) {
-                bad_value(p, name, value, "a file holding a non-empty secret without NUL bytes");
-                free_secret(secret);
-            } else {
-                free_secret(cfg->jwt_secret);
-                cfg->jwt_secret = secret;
-            }
-        }
+        set_secret_file(p, name, value, 65536, &cfg->jwt_secret);
     } else if (strcmp(name, "public_key_file") == 0) {
         size_t len = 0;
         char *pem = *value ? read_config_file(p, value, 65536, &len, NULL) : NULL;

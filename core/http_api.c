@@ -380,6 +380,27 @@ int mcpgw_http_api_body_needed(const mcpgw_server *srv, const mcpgw_http_request
     return 0;
 }
 
+void mcpgw_http_api_answer_deferred(mcpgw_conn *c, const char *method, const char *path,
+                                    int status, json_t *body)
+{
+    mcpgw_http_request req;
+
+    if (c->state != MCPGW_CONN_HTTP || !c->transport) {
+        json_decref(body);          /* the client left meanwhile */
+        return;
+    }
+    memset(&req, 0, sizeof(req));
+    req.method.p = method;
+    req.method.len = strlen(method);
+    req.path.p = path;
+    req.path.len = strlen(path);
+    c->http_req = &req;             /* for the access log */
+    c->api_pending = 0;
+    mcpgw_http_api_answer(c, status, body);
+    c->http_req = NULL;
+    mcpgw_conn_drain(c);
+}
+
 void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const char *body,
                            size_t body_len)
 {

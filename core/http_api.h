@@ -25,6 +25,11 @@ int mcpgw_http_api_body_needed(const mcpgw_server *srv, const mcpgw_http_request
 void mcpgw_http_api_error(mcpgw_conn *c, int status, const char *msg);
 /* Answers with body (stolen) as JSON and this status. */
 void mcpgw_http_api_answer(mcpgw_conn *c, int status, json_t *body);
+/* Answers a request whose answer was deferred (c->api_pending), then
+ * drains c; method and path are its own, for the access log. When the
+ * client left meanwhile, body is dropped. body is stolen. */
+void mcpgw_http_api_answer_deferred(mcpgw_conn *c, const char *method, const char *path,
+                                    int status, json_t *body);
 /* Answers the request (the caller then drains and closes). */
 void mcpgw_http_api_handle(mcpgw_conn *c, const mcpgw_http_request *req, const char *body,
                            size_t body_len);

@@ -10,6 +10,7 @@ a temporary directory, no persistence) and stops it.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -420,6 +421,11 @@ def test_redis_stopped_local_traffic_goes_on_then_catches_up():
                 r.proc.send_signal(signal.SIGCONT)
             assert _collect(wb, 20, timeout=15) == list(range(1, 21))
             assert _no_more(wb) is None
+            # XADDs sent before the stop and unanswered went again once A
+            # reconnected; Redis may have run the first copies too
+            dup = re.search(r'^mcpgw_cluster_duplicates_total (\d+)$',
+                            _http(b.port, '/metrics')[2].decode(), re.M)
+            assert dup is not None
             status, _, body = _http(a.port, '/readyz')
             assert status == 200
         finally:
@@ -435,7 +441,7 @@ def test_redis_restart_delivery_resumes():
                 _wait_connected(g)
             wb = _client(b)
             admin = _admin()
-            mark_a, mark_b = a.mark(), b.mark()
+            mark_a = a.mark()
             r.stop()
             a.wait_log('cluster_redis_disconnected', since=mark_a, timeout=5)
             status, _, body = _http(a.port, '/readyz')
@@ -446,7 +452,6 @@ def test_redis_restart_delivery_resumes():
                        what='reconnected')
             wait_until(lambda: json.loads(_http(a.port, '/readyz')[2])['status'] == 'ready',
                        timeout=10, what='ready again')
-            del mark_b
             for i in range(50):
                 _broadcast(a.port, {'type': 'seq', 'n': i}, admin=admin)
             assert _collect(wb, 50) == list(range(50))
@@ -469,8 +474,6 @@ def test_client_kill_mid_stream_loses_nothing():
                 if i in (100, 250):
                     # B's stream reader, then A's command connection
                     name = 'mcpgw-B-w0-stream' if i == 100 else 'mcpgw-A-w0-command'
-                    killed = r.cmd('CLIENT', 'KILL', 'USER', 'default') if False else None
-                    del killed
                     for line in r.cmd('CLIENT', 'LIST').splitlines():
                         fields = dict(kv.split('=', 1) for kv in line.split(' ') if '=' in kv)
                         if fields.get('name') == name:
