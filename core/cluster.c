@@ -26,6 +26,7 @@
 #include "cluster.h"
 #include "conn.h"
 #include "http_api.h"
+#include "mcp_http.h"
 #include "server.h"
 
 #define TICK_MS 100
@@ -883,10 +884,17 @@ static void refresh(mcpgw_cluster *cl)
     mcpgw_conn *batch[REFRESH_BATCH];
     int n = 0, first = 1;
 
-    for (mcpgw_conn *c = cl->srv->conns; c; c = c->next) {
-        if (!holds_lease(c))
+    /* the WebSocket connections, then the Streamable HTTP sessions */
+    mcpgw_conn *c = cl->srv->conns, *v = NULL;
+
+    for (;;) {
+        mcpgw_conn *h = c ? c : (v = mcpgw_mcp_http_next(cl->srv, v));
+        if (!h)
+            break;
+        c = c ? c->next : NULL;
+        if (!holds_lease(h))
             continue;
-        batch[n++] = c;
+        batch[n++] = h;
         if (n == REFRESH_BATCH) {
             refresh_send(cl, batch, n, first);
             first = 0;

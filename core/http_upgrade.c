@@ -486,10 +486,12 @@ static int read_http(mcpgw_conn *c)
         if ((st = read_body(c, &req, body_len, &buf)) <= 0)
             return -st;
         c->http_reading = 1;
-        mcpgw_mcp_http_request(c, &req, ep, buf + req.head_len, body_len);
+        st = mcpgw_mcp_http_request(c, &req, ep, buf + req.head_len, body_len);
         c->http_reading = 0;
         if (c->state == MCPGW_CONN_GONE)
             return 1;
+        if (st)
+            return 0; /* the cluster answers later: the request stays */
         evbuffer_drain(in, req.head_len + body_len);
         /* idle again with the next request already here: read it now */
         return c->state == MCPGW_CONN_HTTP && !c->mcp_stream && evbuffer_get_length(in) ? 2 : 1;

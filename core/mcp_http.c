@@ -269,7 +269,7 @@ int mcpgw_mcp_header_is(const mcpgw_str *h, const char *v)
     return h && v && h->len == strlen(v) && memcmp(h->p, v, h->len) == 0;
 }
 
-static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
+static int handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
                         const mcpgw_handler_config *ep, mcpgw_plugin_ctx *ctx, const char *user,
                         json_t *claims, const char *body, size_t len, int keep)
 {
@@ -281,7 +281,7 @@ static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
     mcpgw_mcp_session *s = NULL;
     mcpgw_mcp_stream *st;
     size_t n, i;
-    int n_req = 0, init = 0, sse, status;
+    int n_req = 0, init = 0, sse, status, wait = 0;
     const char *why = NULL;
     char key[256];
 
@@ -332,7 +332,8 @@ static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
         if (mcpgw_mcp_header_is(pv, MCPGW_MCP_STATELESS) ||
             (!pv && mv && !strcmp(mv, MCPGW_MCP_STATELESS) &&
              !mcpgw_http_header_get(req, "Mcp-Session-Id"))) {
-            mcpgw_mcp_stateless_post(c, req, ep, ctx, user, claims, msg, acc_json, acc_sse, keep);
+            wait = mcpgw_mcp_stateless_post(c, req, ep, ctx, user, claims, msg, acc_json, acc_sse,
+                                            keep);
             claims = NULL;
             goto out;
         }
@@ -353,6 +354,10 @@ static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
         }
         status = mcpgw_mcp_session_new(c, ep, ctx, user, claims, &s, &why);
         claims = NULL;
+        if (status == MCPGW_MCP_WAIT) {
+            wait = 1;
+            goto out;
+        }
         if (status) {
             mcpgw_mcp_respond_error(c, req, status, MCPGW_JSONRPC_SERVER_ERROR,
                                     status == 429   ? "Too Many Connections"
@@ -434,6 +439,7 @@ static void handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
 out:
     json_decref(claims);
     json_decref(msg);
+    return wait;
 }
 
 static void handle_get(mcpgw_conn *c, const mcpgw_http_request *req, const mcpgw_handler_config *ep,
@@ -505,7 +511,7 @@ bad_last:
                             keep);
 }
 
-void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
+int mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
                             const mcpgw_handler_config *ep, const char *body, size_t body_len)
 {
     mcpgw_server *srv = c->srv;
@@ -529,12 +535,12 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
     if (!method_is(req, "POST") && !method_is(req, "GET") && !method_is(req, "DELETE")) {
         mcpgw_mcp_respond_error(c, req, 405, MCPGW_JSONRPC_SERVER_ERROR, "Method Not Allowed",
                                 "bad_method", "Allow: GET, POST, DELETE\r\n", keep);
-        return;
+        return 0;
     }
     if (!origin_ok(c, req)) {
         mcpgw_mcp_respond_error(c, req, 403, MCPGW_JSONRPC_SERVER_ERROR,
                                 "Forbidden: Origin not allowed", "origin_not_allowed", NULL, keep);
-        return;
+        return 0;
     }
     tlen = mcpgw_extract_token_from(req, token, sizeof(token), &tsrc);
     if (tlen <= 0) {
@@ -545,7 +551,7 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
             tlen == 0 ? "WWW-Authenticate: Bearer realm=\"mcpgw\"\r\n"
                       : "WWW-Authenticate: Bearer realm=\"mcpgw\", error=\"invalid_token\"\r\n",
             keep);
-        return;
+        return 0;
     }
     ar = mcpgw_auth_verify(&srv->gw->auth, token, mcpgw_clock_now(&srv->clock), &claims, user,
                            sizeof(user));
@@ -555,7 +561,7 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
             c, req, 401, MCPGW_JSONRPC_SERVER_ERROR, "Unauthorized: Invalid token",
             mcpgw_auth_result_name(ar),
             "WWW-Authenticate: Bearer realm=\"mcpgw\", error=\"invalid_token\"\r\n", keep);
-        return;
+        return 0;
     }
     c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
     if (ep->claim_name && !mcpgw_auth_claim_matches(claims, ep->claim_name, ep->claim_value)) {
@@ -564,7 +570,7 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
             c, req, 403, MCPGW_JSONRPC_SERVER_ERROR,
             "Forbidden: this endpoint requires another claim", "claim_required",
             "WWW-Authenticate: Bearer realm=\"mcpgw\", error=\"insufficient_scope\"\r\n", keep);
-        return;
+        return 0;
     }
     ctx = mcpgw_plugins_find_section(&srv->plugins, ep);
     if (!ctx) {
@@ -572,12 +578,11 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
         mcpgw_mcp_respond_error(c, req, 503, MCPGW_JSONRPC_SERVER_ERROR,
                                 "Service Unavailable: endpoint plugin not loaded",
                                 "endpoint_unavailable", NULL, keep);
-        return;
+        return 0;
     }
 
     if (method_is(req, "POST")) {
-        handle_post(c, req, ep, ctx, user, claims, body, body_len, keep);
-        return;
+        return handle_post(c, req, ep, ctx, user, claims, body, body_len, keep);
     }
     json_decref(claims);
     if (mcpgw_mcp_header_is(mcpgw_http_header_get(req, "MCP-Protocol-Version"),
@@ -586,19 +591,20 @@ void mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
                                 "Method Not Allowed: 2026-07-28 has no sessions and no GET stream "
                                 "(POST subscriptions/listen)",
                                 "bad_method", "Allow: POST\r\n", keep);
-        return;
+        return 0;
     }
     if (method_is(req, "GET")) {
         handle_get(c, req, ep, user, keep);
-        return;
+        return 0;
     }
     /* DELETE */
     {
         mcpgw_mcp_session *s = request_session(c, req, ep, user, keep);
         if (!s)
-            return;
+            return 0;
         mcpgw_access_log(c, req, 204, 0, user, NULL);
         mcpgw_mcp_respond(c, 204, NULL, NULL, NULL, 0, keep);
         mcpgw_mcp_session_end(s, "deleted");
     }
+    return 0;
 }

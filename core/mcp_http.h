@@ -50,8 +50,10 @@ int mcpgw_mcp_http_body(const mcpgw_conn *c, const struct mcpgw_http_request *re
 /* Answers one request (its body[0..body_len) complete). Either the answer
  * is complete when this returns (the connection is idle again, or
  * draining), or c->mcp_stream is set and the connection is busy until that
- * stream ends. req and body are valid only during the call. */
-void mcpgw_mcp_http_request(mcpgw_conn *c, const struct mcpgw_http_request *req,
+ * stream ends. req and body are valid only during the call. Returns 1 when
+ * nothing was answered because the cluster decides on the user's limit
+ * first: the request stays buffered and is read again with the verdict. */
+int mcpgw_mcp_http_request(mcpgw_conn *c, const struct mcpgw_http_request *req,
                             const struct mcpgw_handler_config *ep, const char *body,
                             size_t body_len);
 

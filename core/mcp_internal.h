@@ -25,6 +25,7 @@
 
 #define MCPGW_MCP_SESSION_ID_HEX 32      /* the first byte names the worker */
 #define MCPGW_MCP_STATELESS "2026-07-28" /* no session, no initialize */
+#define MCPGW_MCP_WAIT 1 /* mcpgw_mcp_session_new: the cluster answers later */
 #define MCPGW_MCP_INIT_KEY "smcpgw-init" /* the hidden session's own initialize */
 
 /* JSON-RPC error codes of the transport's answers */
@@ -94,7 +95,9 @@ struct mcpgw_mcp_session {
 
 /* ---- sessions and streams (mcp_session.c) */
 /* A session for user (claims: owned), its plugin side opened. 0 and
- * *out, or the HTTP status to refuse with and *why its reason */
+ * *out; MCPGW_MCP_WAIT while the cluster decides on the user's limit (the
+ * request stays buffered and is read again); or the HTTP status to refuse
+ * with and *why its reason */
 int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_plugin_ctx *ctx,
                           const char *user, json_t *claims, mcpgw_mcp_session **out,
                           const char **why);
@@ -150,8 +153,9 @@ int mcpgw_mcp_header_is(const mcpgw_str *h, const char *v);
 /* ---- 2026-07-28 (mcp_stateless.c) */
 /* A string of the message's params._meta, or NULL */
 const char *mcpgw_mcp_meta_string(const json_t *m, const char *name);
-/* Answers a stateless POST (claims owned, m borrowed) */
-void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
+/* Answers a stateless POST (claims owned, m borrowed); 1 when it waits for
+ * the cluster (nothing was answered: the request is read again), else 0 */
+int mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
                               const mcpgw_handler_config *ep, mcpgw_plugin_ctx *ctx,
                               const char *user, json_t *claims, json_t *m, int acc_json,
                               int acc_sse, int keep);

@@ -16,6 +16,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "cluster.h"
 #include "conn_limits.h"
 #include "http_upgrade.h"
 #include "json_read.h"
@@ -493,6 +494,8 @@ void mcpgw_mcp_session_end(mcpgw_mcp_session *s, const char *why)
             mcpgw_limits_release(srv->gw->limits, vc->user, srv->worker_id);
             vc->holds_user_slot = 0;
         }
+        if (vc->lease && srv->cluster)
+            mcpgw_cluster_release(srv->cluster, vc, vc->user);
     }
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "mcp_session_ended",
@@ -515,6 +518,38 @@ static void session_end_posted(void *arg)
 
 /* Creates a session for user (claims: owned) and opens the plugin's side.
  * 0, or the HTTP status to refuse with (*why its reason). */
+/* The cluster-wide limit (cluster.h) before a session is made for user: 0
+ * to go on (c->lease is held when Redis granted one), MCPGW_MCP_WAIT while
+ * Redis decides (the request stays buffered and is read again with the
+ * verdict), or the HTTP status to refuse with. At the limit, one of the
+ * user's idle sessions here makes room as for the local limit. */
+static int cluster_admit(mcpgw_conn *c, const char *user, const char **why)
+{
+    mcpgw_server *srv = c->srv;
+    int v = c->cluster_verdict;
+
+    c->cluster_verdict = MCPGW_CLUSTER_UNDECIDED; /* the next request asks again */
+    if (v == MCPGW_CLUSTER_FULL && session_evict_for(srv, user))
+        v = MCPGW_CLUSTER_UNDECIDED; /* its lease went first: ask again */
+    if (v == MCPGW_CLUSTER_UNDECIDED) {
+        if (mcpgw_cluster_acquire(srv->cluster, c, user) == 0)
+            return MCPGW_MCP_WAIT;
+        v = MCPGW_CLUSTER_DOWN;
+    }
+    if (v == MCPGW_CLUSTER_FULL) {
+        *why = "connection_limit";
+        return 429;
+    }
+    if (v == MCPGW_CLUSTER_DOWN) {
+        srv->metrics->cluster_upgrades_redis_down++;
+        if (srv->gw->cfg->cluster_reject_when_down) {
+            *why = "cluster_unavailable";
+            return 503;
+        }
+    }
+    return 0;
+}
+
 int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_plugin_ctx *ctx,
                           const char *user, json_t *claims, mcpgw_mcp_session **out,
                           const char **why)
@@ -532,6 +567,13 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
         json_decref(claims);
         return 503;
     }
+    if (srv->cluster) {
+        int w = cluster_admit(c, user, why);
+        if (w) {
+            json_decref(claims);
+            return w;
+        }
+    }
     lr = mcpgw_limits_acquire(srv->gw->limits, user, srv->worker_id,
                               srv->gw->cfg->max_connections_per_user, srv->gw->cfg->max_connections,
                               &count);
@@ -540,6 +582,8 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
                                   srv->gw->cfg->max_connections_per_user,
                                   srv->gw->cfg->max_connections, &count);
     if (lr != MCPGW_LIMIT_OK) {
+        if (c->lease && srv->cluster)   /* granted cluster-wide, refused here */
+            mcpgw_cluster_release(srv->cluster, c, user);
         json_decref(claims);
         *why = lr == MCPGW_LIMIT_SERVER  ? "server_full"
                : lr == MCPGW_LIMIT_ERROR ? "bad_user_id"
@@ -572,6 +616,16 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
     vc->endpoint = ep;
     vc->ep_ctx = ctx;
     vc->mcp_session = s;
+    if (srv->cluster) { /* the cluster lease is the session's from now on */
+        if (c->lease) {
+            vc->lease = c->lease;
+            c->lease = NULL;
+        } else {
+            mcpgw_cluster_hold(srv->cluster, vc); /* Redis was away: the next refresh writes it */
+        }
+    }
+    if ((e = mcpgw_stats_endpoint(srv->stats, ep->type)))
+        e->http_sessions_open++;
 
     s->next = srv->mcp_sessions;
     if (srv->mcp_sessions)
@@ -586,8 +640,6 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
         mcpgw_mcp_session_end(s, "open_failed");
         return 503;
     }
-    if ((e = mcpgw_stats_endpoint(srv->stats, ep->type)))
-        e->http_sessions_open++;
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "mcp_session_started",
                         json_pack("{s:s, s:s, s:I, s:s, s:i}", "user", user, "endpoint", ep->type,
@@ -612,6 +664,8 @@ fail:
         free(s);
     }
     mcpgw_limits_release(srv->gw->limits, user, srv->worker_id);
+    if (c->lease && srv->cluster)
+        mcpgw_cluster_release(srv->cluster, c, user);
     *why = "out_of_memory";
     return 500;
 }

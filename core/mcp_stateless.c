@@ -178,7 +178,7 @@ static const char *request_name(const json_t *m)
 /* A 2026-07-28 POST: no session, no initialize; the headers name what the
  * body does, for proxies that route without reading it, and must say the
  * same as the body. */
-void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
+int mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
                               const mcpgw_handler_config *ep, mcpgw_plugin_ctx *ctx,
                               const char *user, json_t *claims, json_t *m, int acc_json,
                               int acc_sse, int keep)
@@ -201,7 +201,7 @@ void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
         mcpgw_mcp_respond_error(c, req, 400, MCPGW_JSONRPC_INVALID_REQUEST,
                                 "Invalid Request: 2026-07-28 has no batches", "bad_jsonrpc", NULL,
                                 keep);
-        return;
+        return 0;
     }
     if (!mcpgw_mcp_header_is(pv, MCPGW_MCP_STATELESS) ||
         (mv && strcmp(mv, MCPGW_MCP_STATELESS) != 0))
@@ -214,14 +214,16 @@ void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
         json_decref(claims);
         mcpgw_mcp_respond_error(c, req, 400, MCPGW_JSONRPC_HEADER_MISMATCH, mismatch,
                                 "header_mismatch", NULL, keep);
-        return;
+        return 0;
     }
     s = modern_session(c, ep, ctx, user, claims, m, &status, &why);
+    if (!s && status == MCPGW_MCP_WAIT)
+        return 1; /* the cluster decides on the user's limit: read again later */
     if (!s) {
         mcpgw_mcp_respond_error(c, req, status ? status : 503, MCPGW_JSONRPC_SERVER_ERROR,
                                 status == 429 ? "Too Many Connections" : "Service Unavailable",
                                 why ? why : "endpoint_unavailable", NULL, keep);
-        return;
+        return 0;
     }
 
     if (kind != 1) { /* notifications (and stray responses): 202 */
@@ -248,7 +250,7 @@ void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
         mcpgw_mcp_respond(c, 202, NULL, NULL, NULL, 0, keep);
         if (s->ready)
             modern_forward(s, m);
-        return;
+        return 0;
     }
     if (!strcmp(method, "subscriptions/listen")) {
         /* what the server says on its own, as one SSE answer that lasts */
@@ -257,19 +259,19 @@ void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
                 c, req, 406, MCPGW_JSONRPC_SERVER_ERROR,
                 "Not Acceptable: subscriptions/listen answers text/event-stream", "not_acceptable",
                 NULL, keep);
-            return;
+            return 0;
         }
         st = s->standalone ? s->standalone : mcpgw_mcp_stream_new(s, 1, 1);
         if (!st || st->conn) {
             mcpgw_mcp_respond_error(c, req, 409, MCPGW_JSONRPC_SERVER_ERROR,
                                     "Conflict: this user already listens on this worker",
                                     "stream_busy", NULL, keep);
-            return;
+            return 0;
         }
         mcpgw_access_log(c, req, 200, 0, user, NULL);
         mcpgw_mcp_stream_open(st, c, keep, st->sent_seq);
         mcpgw_mcp_stream_replay(st, st->sent_seq);
-        return;
+        return 0;
     }
 
     /* a request: our id (and progress token) for it, the client's back in
@@ -282,7 +284,7 @@ void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
     if (!st) {
         mcpgw_mcp_respond_error(c, req, 500, MCPGW_JSONRPC_SERVER_ERROR, "Internal Server Error",
                                 "out_of_memory", NULL, keep);
-        return;
+        return 0;
     }
     snprintf(our, sizeof(our), "mcpgw-%llu", (unsigned long long)++s->next_gid);
     snprintf(key, sizeof(key), "s%s", our);
@@ -304,4 +306,5 @@ void mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
         modern_forward(s, m); /* st may be gone when this returns */
     else
         json_array_append_new(s->queue, json_pack("[I, O]", (json_int_t)st->no, m));
+    return 0;
 }

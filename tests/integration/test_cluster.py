@@ -115,14 +115,17 @@ def _read(f):
     raise OSError('bad RESP line %r' % line)
 
 
-def _node(redis, name, prefix, workers=1, limit=5, cluster=None, server=None, files=None):
+def _node(redis, name, prefix, workers=1, limit=5, cluster=None, server=None, files=None,
+          sections=None):
     c = {'redis': 'redis://127.0.0.1:%d' % redis.port, 'node_id': name, 'key_prefix': prefix,
          'lease_ms': LEASE_MS}
     c.update(cluster or {})
     s = {'workers': workers}
     s.update(server or {})
-    g = Gateway({'server': s, 'auth': {'max_connections_per_user': limit}, 'cluster': c,
-                 'log': {'level': 'info'}}, files=files, name=name)
+    secs = {'server': s, 'auth': {'max_connections_per_user': limit}, 'cluster': c,
+            'log': {'level': 'info'}}
+    secs.update(sections or {})
+    g = Gateway(secs, files=files, name=name)
     return g
 
 
@@ -552,5 +555,62 @@ def test_connections_scope_cluster_and_metrics():
             assert 'mcpgw_cluster_delivered_total 2' in text, text   # two workers of B
             status, _, body = _http(a.port, '/metrics')
             assert 'mcpgw_cluster_published_total 1' in body.decode()
+        finally:
+            _close(a, b)
+
+
+def test_http_sessions_hold_cluster_leases():
+    """A Streamable HTTP session holds a cluster lease like a WebSocket: the
+    user's limit (2) counts both over two nodes; at the limit an idle HTTP
+    session of the user on the asking node makes room; a DELETE gives its
+    lease back."""
+    fake = os.path.join(os.path.dirname(__file__), '..', 'mcp', 'fake_server.py')
+    ep = {'endpoint.fake': {'path': '/mcp/fake', 'protocol': 'jsonrpc', 'plugin': 'mcp_stdio',
+                            'command': '/usr/bin/python3 %s' % os.path.abspath(fake)}}
+    with Redis() as r:
+        p = _prefix()
+        a, b = _node(r, 'A', p, limit=2, sections=ep), _node(r, 'B', p, limit=2, sections=ep)
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            user = unique_user('mixed')
+            token = make_token(user)
+            init = json.dumps({'jsonrpc': '2.0', 'id': 1, 'method': 'initialize',
+                               'params': {'protocolVersion': '2025-06-18', 'capabilities': {},
+                                          'clientInfo': {'name': 't', 'version': '1'}}}).encode()
+            h = {'Authorization': 'Bearer ' + token, 'Content-Type': 'application/json',
+                 'Accept': 'application/json, text/event-stream', 'Connection': 'close'}
+
+            def post(g, body, extra=None):
+                return _http(g.port, '/mcp/fake', 'POST', body, dict(h, **(extra or {})))
+
+            status, hdrs, _ = post(a, init)
+            assert status == 200, status
+            sid = hdrs['mcp-session-id']
+            listen = socket.create_connection(('127.0.0.1', a.port))   # A's session is busy
+            listen.sendall(('GET /mcp/fake HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n'
+                            'Accept: text/event-stream\r\nMcp-Session-Id: %s\r\n\r\n'
+                            % (token, sid)).encode())
+            assert listen.recv(100).startswith(b'HTTP/1.1 200'), 'GET stream open'
+            ws = _hs(b.port, token)                                    # 2 of 2, over two nodes
+            assert r.cmd('ZCARD', p + 'user:' + user) == 2
+            status, _, body = post(b, init)
+            assert status == 429, (status, body)                       # nothing idle on B
+            ws.close()
+            wait_until(lambda: r.cmd('ZCARD', p + 'user:' + user) == 1, what='ws lease back')
+            status, hdrs, _ = post(b, init)
+            assert status == 200, status
+            sid_b = hdrs['mcp-session-id']
+            status, _, _ = post(b, init)                               # B's idle one makes room
+            assert status == 200, status
+            assert any(x.get('reason') == 'evicted_for_new_session'
+                       for x in b.logs('mcp_session_ended')), b.logs('mcp_session_ended')
+            listen.close()
+            status, _, _ = _http(a.port, '/mcp/fake', 'DELETE', b'',
+                                 {'Authorization': 'Bearer ' + token, 'Mcp-Session-Id': sid,
+                                  'Connection': 'close'})
+            assert status == 204, status
+            wait_until(lambda: r.cmd('ZCARD', p + 'user:' + user) == 1, what='DELETE lease back')
+            assert sid_b
         finally:
             _close(a, b)
