@@ -269,14 +269,20 @@ static int ring_put(mcpgw_bus *b, int w, uint32_t flags, const char *user, size_
     return 1;
 }
 
-int mcpgw_bus_publish(mcpgw_bus *b, int from, const char *user, const char *text, size_t len)
+int mcpgw_bus_publish(mcpgw_bus *b, int from, const char *user, const char *text, size_t len,
+                      uint64_t *took)
 {
     size_t ulen = user ? strlen(user) + 1 : 0;
     int reached = 0;
 
+    if (took)
+        *took = 0;
     for (int w = 0; w < b->n; w++)
-        if (w != from)
-            reached += ring_put(b, w, 0, user, ulen, text, len);
+        if (w != from && ring_put(b, w, 0, user, ulen, text, len)) {
+            reached++;
+            if (took)
+                *took |= (uint64_t)1 << w;
+        }
     return reached;
 }
 

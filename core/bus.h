@@ -38,8 +38,10 @@ int mcpgw_bus_fd(const mcpgw_bus *b, int worker);
 size_t mcpgw_bus_max_message(const mcpgw_bus *b);
 
 /* Publishes text[0..len) to every worker but `from`, for all connections
- * (user NULL) or one user's. Returns how many workers' rings took it. */
-int mcpgw_bus_publish(mcpgw_bus *b, int from, const char *user, const char *text, size_t len);
+ * (user NULL) or one user's. Returns how many workers' rings took it;
+ * took (may be NULL) gets them as a mask, bit w for worker w. */
+int mcpgw_bus_publish(mcpgw_bus *b, int from, const char *user, const char *text, size_t len,
+                      uint64_t *took);
 
 /* Sends a control message text[0..len) to worker `to` alone (the admin
  * API's requests and answers between workers, admin_ops.c). 1 if its ring

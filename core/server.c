@@ -304,11 +304,17 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
         mcpgw_cluster_publish(srv->cluster, user, buf.data, buf.len);
     if (srv->gw->bus) {
         mcpgw_limits *l = srv->gw->limits;
-        if (mcpgw_bus_publish(srv->gw->bus, srv->worker_id, user, buf.data, buf.len) > 0) {
-            long n = user ? mcpgw_limits_user_count(l, user) -
-                                mcpgw_limits_user_count_on(l, user, srv->worker_id)
-                          : mcpgw_limits_total(l) - mcpgw_limits_worker_total(l, srv->worker_id);
-            elsewhere = n > 0 ? (size_t)n : 0;
+        uint64_t took;
+
+        /* the matching connections of the workers whose ring took it (a
+         * worker far behind misses it, and it is not counted) */
+        mcpgw_bus_publish(srv->gw->bus, srv->worker_id, user, buf.data, buf.len, &took);
+        for (int w = 0; took; w++, took >>= 1) {
+            long n;
+            if (!(took & 1))
+                continue;
+            n = user ? mcpgw_limits_user_count_on(l, user, w) : mcpgw_limits_worker_total(l, w);
+            elsewhere += n > 0 ? (size_t)n : 0;
         }
     }
     mcpgw_jbuf_free(&buf);

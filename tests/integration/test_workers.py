@@ -351,6 +351,40 @@ def test_admin_broadcast_and_send_to_user_reach_every_worker():
         _close_all(mine)
 
 
+def test_admin_broadcast_counts_only_the_workers_that_took_it():
+    """A stopped worker's ring fills up: it misses the broadcasts that do
+    not fit, and the admin API's recipients count does not include its
+    connections for those (issue 11: the count assumed every ring took it)."""
+    import json
+    # the listeners do not read: room for all of it in their output
+    with Gateway({'server': {'workers': 2, 'max_outbound_bytes': '64m'},
+                  'log': {'level': 'info'}}) as g:
+        conns = _clients_on_every_worker(g, 2, at_least=1)
+        status, _, ready = http_request(g.port, b'GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n')
+        pid1 = [w['pid'] for w in json.loads(ready)['workers'] if w['worker'] == 1][0]
+        big = json.dumps({'type': 'notice', 'pad': 'x' * 900000})
+        raw = ('POST /api/broadcast HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json\r\n'
+               'Content-Length: %d\r\n\r\n%s' % (_admin_header(), len(big), big)).encode()
+        os.kill(pid1, signal.SIGSTOP)
+        counts = []
+        try:
+            for _ in range(80):             # a request that lands on the stopped worker waits
+                try:
+                    st, _, body = http_request(g.port, raw, timeout=0.5)
+                except (OSError, AssertionError):
+                    continue
+                if st == 200:
+                    counts.append(json.loads(body)['recipients'])
+                if len(counts) >= 14 or (counts and counts[-1] == 1):
+                    break
+        finally:
+            os.kill(pid1, signal.SIGCONT)
+        # 8 MiB ring: the first ones reach both workers, the later ones only worker 0
+        assert counts and counts[0] == 2 and counts[-1] == 1, counts
+        assert all(c in (1, 2) for c in counts), counts
+        _close_all(conns)
+
+
 def test_a_stuck_worker_does_not_hold_up_the_others():
     d = plugin_dir_with_shipped(misbehave=built_test_plugin('misbehave'))
     with Gateway({'server': {'workers': 2, 'handler_watchdog_ms': 0},
