@@ -88,6 +88,7 @@ static struct {
     double connect_timeout;
     int server_pid;
     int compression;
+    int echo;                   /* ping mode on an echo endpoint: no welcome, replies = requests */
     int inflate_every;          /* --compression, no context takeover: inflate 1 in N in full */
     int status_size;            /* broadcast: ~bytes of the status object (0: a short string) */
     int tls;                    /* wss: TLS client, no verification */
@@ -770,7 +771,8 @@ static void on_message(conn *c, const uint8_t *p, size_t len, uint64_t t)
             th->msgs++;
             if (opt.mode == M_BATCH)
                 th->subs += (uint64_t)opt.batch;
-            if (!find_mem(p, len < 40 ? len : 40, opt.mode == M_PING ? "pong" : "batch_response"))
+            if (!find_mem(p, len < 40 ? len : 40,
+                          opt.echo ? "\"ping\"" : opt.mode == M_PING ? "pong" : "batch_response"))
                 th->bad++;
         }
         send_request(c, t);
@@ -1143,6 +1145,11 @@ static void conn_read_some(conn *c)
             c->state = CS_OPEN;
             data += head;
             len -= head;
+            if (opt.echo) {         /* an echo endpoint sends no welcome */
+                c->welcomed = 1;
+                for (int i = 0; i < opt.inflight; i++)
+                    send_request(c, t);
+            }
         }
         if (opt.mode == M_RAW)
             used = process_lines(c, data, len, t);
@@ -1878,6 +1885,8 @@ static void usage(FILE *f)
 "  --src-addrs N       spread connections over N loopback source addresses\n"
 "  --server-pid PID    read the server's VmRSS before and after (idle)\n"
 "  --compression       offer permessage-deflate (idle, broadcast); inflate RSV1 messages\n"
+"  --echo              ping mode against a protocol = echo endpoint: no welcome is awaited,\n"
+"                      each reply is the request echoed (the transport without JSON)\n"
 "  --status-size N     broadcast: a realistic status object of ~N bytes (default: a short string)\n"
 "  --inflate-every N   --compression without context takeover: inflate 1 message in N in full,\n"
 "                      the others only as far as their type and send time (default 1: all)\n"
@@ -1904,6 +1913,7 @@ int main(int argc, char **argv)
         { "connect-timeout", required_argument, NULL, 'O' }, { "help", no_argument, NULL, 'h' },
         { "status-size", required_argument, NULL, 'Z' },
         { "inflate-every", required_argument, NULL, 'I' },
+        { "echo", no_argument, NULL, 'e' },
         { NULL, 0, NULL, 0 }
     };
     const char *url = NULL;
@@ -1967,6 +1977,7 @@ int main(int argc, char **argv)
         case 'z': opt.compression = 1; break;
         case 'Z': opt.status_size = atoi(optarg); break;
         case 'I': opt.inflate_every = atoi(optarg); break;
+        case 'e': opt.echo = 1; break;
         case 'L': opt.tls = 1; break;
         case 'l': opt.label = optarg; break;
         case 'E': return run_echo_server(atoi(optarg));

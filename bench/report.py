@@ -79,7 +79,7 @@ def main():
     zrows = [r for r in allrows if r.get("mode") == "broadcast" and r.get("status_size")]
     rows = [r for r in allrows if not (r.get("mode") == "broadcast" and r.get("status_size"))]
 
-    P = dict(connections=a.ping_c, inflight=a.ping_p)
+    P = dict(connections=a.ping_c, inflight=a.ping_p, size=64)
     gp, np_, rp = (best(rows, "mcpgw", "ping", "msgs_per_s", **P), best(rows, "node", "ping", "msgs_per_s", **P),
                    best(rows, "raw", "raw", "msgs_per_s", **P))
     gb, nb = best(rows, "mcpgw", "batch", "sub_msgs_per_s"), best(rows, "node", "batch", "sub_msgs_per_s")
@@ -141,6 +141,15 @@ def main():
     row("ping latency p50 (us)", "lat_p50_us", gp, np_, rp_alias, as_ratio=True)
     row("ping latency p99 (us)", "lat_p99_us", gp, np_, rp_alias, as_ratio=True)
     row("ping latency p99.9 (us)", "lat_p999_us", gp, np_, rp_alias, as_ratio=True)
+    # the echo endpoint ([endpoint.echo] protocol = echo): the transport
+    # without the JSON layer, against the raw TCP echo of the same size
+    for sz, name in ((64, "64 B"), (1024, "1 KiB")):
+        E = dict(connections=a.ping_c, inflight=a.ping_p, size=sz)
+        ge, re_ = best(rows, "mcpgw-echo", "ping", "msgs_per_s", **E), best(rows, "raw", "raw", "msgs_per_s", **E)
+        if ge:
+            row("echo endpoint %dx%d, %s: msgs/s" % (a.ping_c, a.ping_p, name), "msgs_per_s", ge, None, re_)
+            row("echo endpoint, %s: msgs per server CPU-second" % name, "msgs_per_server_cpu_s", ge, None,
+                re_)
     row("batch of %s: sub-messages/s" % (g(gb, "batch") or "?"), "sub_msgs_per_s", gb, nb)
     row("broadcast to %d, window %d: deliveries/s" % (a.bcast_c, wmax), "deliveries_per_s", gc, nc, None,
         ">= 10x Node")

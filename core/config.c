@@ -1076,8 +1076,10 @@ static void set_endpoint(parse_ctx *p, const char *name, const char *value)
             h->protocol = MCPGW_ENDPOINT_JSONRPC;
         else if (strcmp(value, "mcpgw") == 0)
             h->protocol = MCPGW_ENDPOINT_MCPGW;
+        else if (strcmp(value, "echo") == 0)
+            h->protocol = MCPGW_ENDPOINT_ECHO;
         else
-            bad_value(p, name, value, "jsonrpc or mcpgw");
+            bad_value(p, name, value, "jsonrpc, mcpgw or echo");
     } else if (strcmp(name, "subprotocol") == 0) {
         /* an RFC 7230 token, as Sec-WebSocket-Protocol needs */
         if (!*value || !all_chars_in(value, "!#$%&'*+-.^_`|~"))
@@ -1468,6 +1470,11 @@ static void check_endpoints(mcpgw_config *cfg, errbuf *errs)
         if (h->protocol == MCPGW_ENDPOINT_JSONRPC && !h->plugin)
             errbuf_add(errs, "%s:%d: missing key 'plugin' in [endpoint.%s] (a jsonrpc "
                        "endpoint hands its messages to a plugin)", h->file, h->line, h->type);
+        if (h->protocol == MCPGW_ENDPOINT_ECHO && (h->plugin || h->options))
+            errbuf_add(errs, "%s:%d: [endpoint.%s] speaks protocol echo: it sends every "
+                       "message back, so it takes no plugin and no plugin keys "
+                       "(only path, protocol, subprotocol, require_claim)",
+                       h->file, h->line, h->type);
         if (h->protocol == MCPGW_ENDPOINT_MCPGW && (h->plugin || h->options))
             errbuf_add(errs, "%s:%d: [endpoint.%s] speaks protocol mcpgw: its messages go "
                        "to the [handler.*] table, so it takes no plugin and no plugin keys "

@@ -35,7 +35,8 @@ typedef struct mcpgw_kv {
 /* What an endpoint speaks ([endpoint.NAME] protocol). */
 typedef enum {
     MCPGW_ENDPOINT_MCPGW = 0,       /* the gateway protocol: {"type"} messages, handler table */
-    MCPGW_ENDPOINT_JSONRPC          /* JSON-RPC 2.0 objects and batches, handed to the plugin */
+    MCPGW_ENDPOINT_JSONRPC,         /* JSON-RPC 2.0 objects and batches, handed to the plugin */
+    MCPGW_ENDPOINT_ECHO             /* every message back with its opcode (benchmarks) */
 } mcpgw_endpoint_protocol;
 
 /* How a POST with requests is answered on a Streamable HTTP endpoint. */

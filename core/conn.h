@@ -136,6 +136,9 @@ int mcpgw_conn_send_json(mcpgw_conn *c, json_t *msg);
 /* Sends text[0..len) as one text frame, compressed when negotiated and at
  * least the threshold. 0 or -1. */
 int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len);
+/* Sends data[0..len) as one message with opcode (MCPGW_WS_OP_TEXT or
+ * _BINARY), compressed when negotiated and at least the threshold. 0 or -1. */
+int mcpgw_conn_send_message(mcpgw_conn *c, int opcode, const void *data, size_t len);
 /* Queues a shared frame (broadcast). 0 or -1. */
 int mcpgw_conn_send_payload(mcpgw_conn *c, mcpgw_payload *p);
 /* Queues a ping frame for the heartbeat. */

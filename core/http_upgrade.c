@@ -179,6 +179,8 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
      * the 101 names one of its offers: it must offer this one too. */
     if (ep && ep->protocol == MCPGW_ENDPOINT_JSONRPC)
         proto = &mcpgw_protocol_jsonrpc;
+    else if (ep && ep->protocol == MCPGW_ENDPOINT_ECHO)
+        proto = &mcpgw_protocol_echo;
     subprotocol = ep && ep->subprotocol ? ep->subprotocol : proto->subprotocol;
     if (tsrc == MCPGW_TOKEN_SUBPROTOCOL &&
         (!subprotocol || !mcpgw_handshake_offers_subprotocol(req, subprotocol))) {

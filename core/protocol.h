@@ -57,6 +57,10 @@ extern const mcpgw_protocol mcpgw_protocol_jsonrpc;
  * bytes) to the connection's endpoint plugin (Streamable HTTP's way in). */
 void mcpgw_jsonrpc_deliver(mcpgw_conn *c, struct json_t *msg, const char *text, size_t len);
 
+/* Echo on an [endpoint.NAME] with protocol echo: each message back with its
+ * opcode, no welcome, no JSON (benchmarks and conformance suites). */
+extern const mcpgw_protocol mcpgw_protocol_echo;
+
 /* The plugin serving ctx's endpoint is going (a reload removed the section):
  * each of its connections gets its conn_close now and is closed 1001. */
 typedef struct mcpgw_server mcpgw_server;

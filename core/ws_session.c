@@ -101,14 +101,22 @@ static int send_frame(mcpgw_conn *c, int opcode, const void *body, size_t len)
 
 int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
 {
-    uint8_t header[MCPGW_WS_MAX_HEADER];
-    struct evbuffer *out;
-    size_t hlen;
-
     if (c->state != MCPGW_CONN_OPEN)
         return -1;
     if (c->mcp_session)             /* a Streamable HTTP session: routed there */
         return mcpgw_mcp_session_emit(c, text, len);
+    return mcpgw_conn_send_message(c, MCPGW_WS_OP_TEXT, text, len);
+}
+
+int mcpgw_conn_send_message(mcpgw_conn *c, int opcode, const void *data, size_t len)
+{
+    uint8_t header[MCPGW_WS_MAX_HEADER];
+    const char *text = data;
+    struct evbuffer *out;
+    size_t hlen;
+
+    if (c->state != MCPGW_CONN_OPEN || !c->transport)
+        return -1;
     out = mcpgw_transport_out(c->transport);
     if (c->pmd.enabled && len >= c->srv->gw->cfg->compression.threshold) {
         size_t zlen;
@@ -116,14 +124,14 @@ int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
                                        (const uint8_t *)text, len, &zlen);
         if (!z)
             return -1;
-        hlen = mcpgw_ws_encode_header(header, MCPGW_WS_OP_TEXT, 4, zlen);
+        hlen = mcpgw_ws_encode_header(header, opcode, 4, zlen);
         if (evbuffer_add(out, header, hlen) != 0 ||
             evbuffer_add_reference(out, z, zlen, free_dumped, NULL) != 0) {
             free(z);
             return -1;
         }
         count_out(c, len, hlen + zlen);
-    } else if (send_frame(c, MCPGW_WS_OP_TEXT, text, len) != 0) {
+    } else if (send_frame(c, opcode, text, len) != 0) {
         return -1;
     } else {
         count_out(c, len, len + (len < 126 ? 2 : len < 65536 ? 4 : 10));

@@ -442,7 +442,7 @@ def test_endpoint_configuration_errors():
         ({'endpoint.a': {'path': '/m', 'plugin': 'ping'}}, 'not a connection-level plugin'),
         ({'endpoint.a': {'path': '/metrics', 'plugin': 'mcp_stdio'}}, "gateway's own"),
         ({'endpoint.a': {'path': '/m', 'protocol': 'soap', 'plugin': 'mcp_stdio'}},
-         'jsonrpc or mcpgw'),
+         'jsonrpc, mcpgw or echo'),
         ({'endpoint.a': {'path': '/m', 'protocol': 'mcpgw', 'plugin': 'mcp_stdio'}},
          'takes no plugin'),
         (dict(('endpoint.e%d' % i, {'path': '/e%d' % i, 'protocol': 'mcpgw'}) for i in range(17)),
