@@ -87,6 +87,11 @@ static struct {
     double warmup;
     double connect_timeout;
     int server_pid;
+    int more_pids[8];           /* --server-pid P1,P2,...: more servers (a cluster's nodes) */
+    int n_more_pids;
+    int other_pid;              /* --other-pid: CPU reported apart (e.g. redis-server) */
+    int ports[16];              /* --ports: listeners spread over these ports of the host */
+    int n_ports;
     int compression;
     int echo;                   /* ping mode on an echo endpoint: no welcome, replies = requests */
     int inflate_every;          /* --compression, no context takeover: inflate 1 in N in full */
@@ -172,8 +177,37 @@ static int server_pids(int pid, int *out, int cap)
 static long rss_kb_one(int pid);
 static double cpu_s_one(int pid);
 
-/* VmRSS in KiB of the server and its workers. */
+static long rss_kb1(int pid);
+static double cpu_s1(int pid);
+
+/* VmRSS in KiB of the server(s) and their workers (with --server-pid P1,P2,...
+ * the sum over all of them, for the server's first pid). */
 static long rss_kb(int pid)
+{
+    long total = rss_kb1(pid);
+    if (pid != opt.server_pid)
+        return total;
+    for (int i = 0; i < opt.n_more_pids && total >= 0; i++) {
+        long kb = rss_kb1(opt.more_pids[i]);
+        total = kb < 0 ? -1 : total + kb;
+    }
+    return total;
+}
+
+/* CPU seconds of the server(s) and their workers (as rss_kb). */
+static double cpu_s(int pid)
+{
+    double total = cpu_s1(pid);
+    if (pid != opt.server_pid)
+        return total;
+    for (int i = 0; i < opt.n_more_pids && total >= 0; i++) {
+        double s = cpu_s1(opt.more_pids[i]);
+        total = s < 0 ? -1 : total + s;
+    }
+    return total;
+}
+
+static long rss_kb1(int pid)
 {
     int pids[128], n = server_pids(pid, pids, 128);
     long total = -1;
@@ -186,8 +220,7 @@ static long rss_kb(int pid)
     return total;
 }
 
-/* CPU seconds of the server and its workers. */
-static double cpu_s(int pid)
+static double cpu_s1(int pid)
 {
     int pids[128], n = server_pids(pid, pids, 128);
     double total = -1;
@@ -1233,12 +1266,13 @@ static void conn_readable(conn *c)
 static void send_upgrade(conn *c)
 {
     char req[1024];
+    int port = opt.n_ports > 0 && !c->is_sender ? opt.ports[c->index % opt.n_ports] : opt.port;
     const char *tok = opt.token ? opt.token : g_tokens[(c->index / opt.per_user) % g_n_users];
     int n = snprintf(req, sizeof(req),
                      "GET %s%stoken=%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n%s\r\n",
-                     opt.path, strchr(opt.path, '?') ? "&" : "?", tok, opt.host, opt.port,
+                     opt.path, strchr(opt.path, '?') ? "&" : "?", tok, opt.host, port,
                      opt.compression ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
     if (n <= 0 || (size_t)n >= sizeof(req))
         die("request too long");
@@ -1282,6 +1316,7 @@ static void conn_writable(conn *c)
 
 static void conn_start(conn *c)
 {
+    struct sockaddr_in dst;
     struct epoll_event ev;
     int one = 1;
     c->t_start = now_ns();
@@ -1302,7 +1337,11 @@ static void conn_start(conn *c)
         setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
         bind(c->fd, (struct sockaddr *)&src, sizeof(src));
     }
-    if (connect(c->fd, (struct sockaddr *)&g_dst, sizeof(g_dst)) < 0 && errno != EINPROGRESS) {
+    dst = g_dst;
+    /* --ports: listener i to port i mod n (the sender stays on the URL's) */
+    if (opt.n_ports > 0 && !c->is_sender)
+        dst.sin_port = htons((uint16_t)opt.ports[c->index % opt.n_ports]);
+    if (connect(c->fd, (struct sockaddr *)&dst, sizeof(dst)) < 0 && errno != EINPROGRESS) {
         conn_fail(c);
         return;
     }
@@ -1883,7 +1922,12 @@ static void usage(FILE *f)
 "  -t, --threads N     worker threads (default 1)\n"
 "  --concurrency N     handshakes in flight per thread (default 256)\n"
 "  --src-addrs N       spread connections over N loopback source addresses\n"
-"  --server-pid PID    read the server's VmRSS before and after (idle)\n"
+"  --server-pid PID    read the server's VmRSS before and after (idle) and its CPU time\n"
+"                      (with its workers); PID,PID,...: several servers (a cluster), summed\n"
+"  --other-pid PID     report another process's CPU time apart (other_cpu_s; e.g. redis-server)\n"
+"  --ports P,P,...     spread the connections (broadcast: the listeners; the sender stays on\n"
+"                      the URL's port) over these ports of the URL's host, connection i to\n"
+"                      the (i mod n)th\n"
 "  --compression       offer permessage-deflate (idle, broadcast); inflate RSV1 messages\n"
 "  --echo              ping mode against a protocol = echo endpoint: no welcome is awaited,\n"
 "                      each reply is the request echoed (the transport without JSON)\n"
@@ -1914,6 +1958,7 @@ int main(int argc, char **argv)
         { "status-size", required_argument, NULL, 'Z' },
         { "inflate-every", required_argument, NULL, 'I' },
         { "echo", no_argument, NULL, 'e' },
+        { "other-pid", required_argument, NULL, 'X' }, { "ports", required_argument, NULL, 'Q' },
         { NULL, 0, NULL, 0 }
     };
     const char *url = NULL;
@@ -1927,7 +1972,7 @@ int main(int argc, char **argv)
     uint64_t z_full = 0, z_wire_full = 0;
     int opened = 0, failed = 0, closed_early = 0, deflate = 0, conn_err = 0, tls_err = 0;
     long rss0, rss1 = -1;
-    double cpu0 = -1, cpu1 = -1, scpu, lcpu0 = -1, lcpu1 = -1;
+    double cpu0 = -1, cpu1 = -1, scpu, lcpu0 = -1, lcpu1 = -1, ocpu0 = -1, ocpu1 = -1;
     double meas_s, hs_s;
     int status[MAX_STATUS];
 
@@ -1973,7 +2018,29 @@ int main(int argc, char **argv)
         case 't': opt.threads = atoi(optarg); break;
         case 'C': opt.concurrency = atoi(optarg); break;
         case 'A': opt.src_addrs = atoi(optarg); break;
-        case 'P': opt.server_pid = atoi(optarg); break;
+        case 'P': {
+            char *e = optarg;
+            opt.server_pid = (int)strtol(e, &e, 10);
+            while (*e == ',' && opt.n_more_pids < 8)
+                opt.more_pids[opt.n_more_pids++] = (int)strtol(e + 1, &e, 10);
+            if (*e)
+                die("bad --server-pid (PID or PID,PID,... at most 9)");
+            break;
+        }
+        case 'X': opt.other_pid = atoi(optarg); break;
+        case 'Q': {
+            char *e = optarg;
+            opt.n_ports = 0;
+            do {
+                long v = strtol(*e == ',' ? e + 1 : e, &e, 10);
+                if (v < 1 || v > 65535 || opt.n_ports >= 16)
+                    die("bad --ports (PORT,PORT,... at most 16)");
+                opt.ports[opt.n_ports++] = (int)v;
+            } while (*e == ',');
+            if (*e)
+                die("bad --ports (PORT,PORT,... at most 16)");
+            break;
+        }
         case 'z': opt.compression = 1; break;
         case 'Z': opt.status_size = atoi(optarg); break;
         case 'I': opt.inflate_every = atoi(optarg); break;
@@ -2069,8 +2136,10 @@ int main(int argc, char **argv)
     rss0 = rss_kb(opt.server_pid);
     atomic_store(&g_phase, PH_CONNECT);
     t_conn0 = now_ns();
-    if (opt.mode == M_IDLE)
+    if (opt.mode == M_IDLE) {
         cpu0 = cpu_s(opt.server_pid);
+        ocpu0 = cpu_s(opt.other_pid);
+    }
     for (int i = 0; i < opt.threads; i++)
         if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0)
             die("pthread_create failed");
@@ -2078,8 +2147,10 @@ int main(int argc, char **argv)
     while (atomic_load(&g_done) < total && now_ns() < deadline)
         sleep_s(0.002);
     t_conn1 = now_ns();
-    if (opt.mode == M_IDLE)
+    if (opt.mode == M_IDLE) {
         cpu1 = cpu_s(opt.server_pid);
+        ocpu1 = cpu_s(opt.other_pid);
+    }
     if (opt.mode == M_IDLE) {
         atomic_store(&g_phase, PH_MEASURE);
         sleep_s(opt.duration);
@@ -2089,12 +2160,14 @@ int main(int argc, char **argv)
         sleep_s(opt.warmup);
         t_meas0 = now_ns();
         cpu0 = cpu_s(opt.server_pid);
+        ocpu0 = cpu_s(opt.other_pid);
         lcpu0 = cpu_s((int)getpid());
         atomic_store(&g_phase, PH_MEASURE);
         sleep_s(opt.duration);
         atomic_store(&g_phase, PH_STOP);
         t_meas1 = now_ns();
         cpu1 = cpu_s(opt.server_pid);
+        ocpu1 = cpu_s(opt.other_pid);
         lcpu1 = cpu_s((int)getpid());
     }
     atomic_store(&g_phase, PH_STOP);
@@ -2158,6 +2231,8 @@ int main(int argc, char **argv)
      * per wall second. */
     scpu = (cpu0 >= 0 && cpu1 >= 0) ? cpu1 - cpu0 : -1;
     printf(",\"server_cpu_s\":%.2f,\"loadavg1\":%.2f", scpu, loadavg1());
+    if (opt.other_pid > 0)
+        printf(",\"other_cpu_s\":%.3f", ocpu0 >= 0 && ocpu1 >= 0 ? ocpu1 - ocpu0 : -1.0);
     switch (opt.mode) {
     case M_PING:
     case M_RAW:
