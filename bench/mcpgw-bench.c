@@ -28,6 +28,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -273,6 +274,74 @@ static double cpu_s_one(int pid)
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return -1;
     return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* CPU seconds of every thread of pid from /proc/PID/task/T/schedstat
+ * (nanoseconds: fine enough for a process that works a few milliseconds in
+ * the window, e.g. redis-server); -1 if it cannot be read. */
+static double cpu_s_precise(int pid)
+{
+    char path[96];
+    double total = -1;
+    DIR *d;
+    struct dirent *e;
+    if (pid <= 0)
+        return -1;
+    snprintf(path, sizeof(path), "/proc/%d/task", pid);
+    d = opendir(path);
+    if (!d)
+        return -1;
+    while ((e = readdir(d)) != NULL) {
+        unsigned long long ns;
+        FILE *f;
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(path, sizeof(path), "/proc/%d/task/%.16s/schedstat", pid, e->d_name);
+        f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fscanf(f, "%llu", &ns) == 1)
+            total = (total < 0 ? 0 : total) + (double)ns / 1e9;
+        fclose(f);
+    }
+    closedir(d);
+    return total;
+}
+
+/* Write system calls (syscw of /proc/PID/io) of the server(s) and their
+ * workers so far; -1 if unreadable. */
+static long long syscw_one(int pid)
+{
+    char path[64], line[128];
+    long long v = -1;
+    FILE *f;
+    snprintf(path, sizeof(path), "/proc/%d/io", pid);
+    f = fopen(path, "r");
+    if (!f)
+        return -1;
+    while (fgets(line, sizeof(line), f))
+        if (strncmp(line, "syscw:", 6) == 0) {
+            v = strtoll(line + 6, NULL, 10);
+            break;
+        }
+    fclose(f);
+    return v;
+}
+
+static long long server_syscw(void)
+{
+    int pids[128], n;
+    long long total = 0;
+    for (int k = -1; k < opt.n_more_pids; k++) {
+        n = server_pids(k < 0 ? opt.server_pid : opt.more_pids[k], pids, 128);
+        for (int i = 0; i < n; i++) {
+            long long v = syscw_one(pids[i]);
+            if (v < 0)
+                return -1;
+            total += v;
+        }
+    }
+    return opt.server_pid > 0 ? total : -1;
 }
 
 /* ------------------------------------------------------- latency histogram */
@@ -1924,7 +1993,8 @@ static void usage(FILE *f)
 "  --src-addrs N       spread connections over N loopback source addresses\n"
 "  --server-pid PID    read the server's VmRSS before and after (idle) and its CPU time\n"
 "                      (with its workers); PID,PID,...: several servers (a cluster), summed\n"
-"  --other-pid PID     report another process's CPU time apart (other_cpu_s; e.g. redis-server)\n"
+"  --other-pid PID     report another process's CPU time apart (other_cpu_s, all its threads,\n"
+"                      from schedstat; e.g. redis-server)\n"
 "  --ports P,P,...     spread the connections (broadcast: the listeners; the sender stays on\n"
 "                      the URL's port) over these ports of the URL's host, connection i to\n"
 "                      the (i mod n)th\n"
@@ -1973,6 +2043,7 @@ int main(int argc, char **argv)
     int opened = 0, failed = 0, closed_early = 0, deflate = 0, conn_err = 0, tls_err = 0;
     long rss0, rss1 = -1;
     double cpu0 = -1, cpu1 = -1, scpu, lcpu0 = -1, lcpu1 = -1, ocpu0 = -1, ocpu1 = -1;
+    long long w0 = -1, w1 = -1;
     double meas_s, hs_s;
     int status[MAX_STATUS];
 
@@ -2138,7 +2209,7 @@ int main(int argc, char **argv)
     t_conn0 = now_ns();
     if (opt.mode == M_IDLE) {
         cpu0 = cpu_s(opt.server_pid);
-        ocpu0 = cpu_s(opt.other_pid);
+        ocpu0 = cpu_s_precise(opt.other_pid);
     }
     for (int i = 0; i < opt.threads; i++)
         if (pthread_create(&threads[i].tid, NULL, worker, &threads[i]) != 0)
@@ -2149,7 +2220,7 @@ int main(int argc, char **argv)
     t_conn1 = now_ns();
     if (opt.mode == M_IDLE) {
         cpu1 = cpu_s(opt.server_pid);
-        ocpu1 = cpu_s(opt.other_pid);
+        ocpu1 = cpu_s_precise(opt.other_pid);
     }
     if (opt.mode == M_IDLE) {
         atomic_store(&g_phase, PH_MEASURE);
@@ -2160,14 +2231,16 @@ int main(int argc, char **argv)
         sleep_s(opt.warmup);
         t_meas0 = now_ns();
         cpu0 = cpu_s(opt.server_pid);
-        ocpu0 = cpu_s(opt.other_pid);
+        ocpu0 = cpu_s_precise(opt.other_pid);
+        w0 = server_syscw();
         lcpu0 = cpu_s((int)getpid());
         atomic_store(&g_phase, PH_MEASURE);
         sleep_s(opt.duration);
         atomic_store(&g_phase, PH_STOP);
         t_meas1 = now_ns();
         cpu1 = cpu_s(opt.server_pid);
-        ocpu1 = cpu_s(opt.other_pid);
+        ocpu1 = cpu_s_precise(opt.other_pid);
+        w1 = server_syscw();
         lcpu1 = cpu_s((int)getpid());
     }
     atomic_store(&g_phase, PH_STOP);
@@ -2261,6 +2334,9 @@ int main(int argc, char **argv)
          * messages (payload as received, inflated) and uncompressed ones */
         /* the load generator's own CPU seconds: near duration_s, it was the limit */
         printf(",\"load_cpu_s\":%.2f", lcpu0 >= 0 && lcpu1 >= 0 ? lcpu1 - lcpu0 : -1.0);
+        /* the servers' write calls (syscw) in the window: deliveries per write
+         * call tells how many broadcasts one writev carried */
+        printf(",\"server_write_calls\":%lld", w0 >= 0 && w1 >= 0 ? w1 - w0 : -1LL);
         printf(",\"status_size\":%d,\"compression\":%s,\"deflate_negotiated\":%d,\"compressed_msgs\":%llu"
                ",\"compressed_wire_bytes_per_msg\":%.0f,\"inflated_bytes_per_msg\":%.0f,\"wire_ratio\":%.3f"
                ",\"inflate_errors\":%llu,\"plain_msgs\":%llu,\"plain_bytes_per_msg\":%.0f"
