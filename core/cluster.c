@@ -11,6 +11,8 @@
  * above the last one they delivered. Readers resume from the last id they
  * read, so a reader that was away catches up from the stream.
  */
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +35,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define XREAD_BLOCK_MS 500
-#define XREAD_COUNT "512"
+#define XREAD_COUNT "64" /* entries per read: a catch-up is delivered in steps, as the bus does */
 #define REFRESH_BATCH 200
 #define MAX_ORIGINS 256
 #define DOWN_LOG_EVERY_S 30.0
@@ -83,6 +85,19 @@ static const char LUA_CLEAN[] =
     "redis.call('DEL', KEYS[1]) "
     "return removed";
 
+/* A worker that exits: every lease of this process (its epoch) goes, so
+ * that its users need not wait lease_ms (a new generation of the same
+ * slot, in a binary upgrade, keeps its own). KEYS: held key. ARGV:
+ * "node|w|epoch|", user key prefix. */
+static const char LUA_DROP_MINE[] =
+    "local removed = 0 "
+    "for _, u in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  local k = ARGV[2] .. u "
+    "  for _, m in ipairs(redis.call('ZRANGE', k, 0, -1)) do "
+    "    if string.sub(m, 1, #ARGV[1]) == ARGV[1] then "
+    "      redis.call('ZREM', k, m) removed = removed + 1 end end end "
+    "return removed";
+
 /* KEYS: nodes hash. ARGV: lease_ms. The fresh entries (stale ones go). */
 static const char LUA_NODES[] =
     LUA_NOW
@@ -104,6 +119,8 @@ typedef struct rconn {
     double retry_at;                /* when to connect again (s) */
     int backoff_ms;
     int was_up;                     /* for the log: lost vs never reached */
+    int read_failed;                /* the stream's last XREAD was refused: a new
+                                       connection does not reset the backoff */
     double down_logged_at;
 } rconn;
 
@@ -144,6 +161,10 @@ struct mcpgw_cluster {
     char member_pfx[168];           /* "node|w|" */
     char my_pfx[200];               /* "node|w|epoch|" */
     char origin[64];                /* "w:epoch" */
+    uint64_t lease_seq;             /* this worker's leases so far (their names) */
+    char *ip;                       /* host's address, resolved once at start (or NULL) */
+    double read_error_logged_at;    /* error lines that could repeat: one in a while */
+    double publish_error_logged_at;
     int lease_ms;
 
     rconn cmd, rd;
@@ -222,7 +243,8 @@ static void rc_lost(rconn *r, const char *why)
     r->ac = NULL;
     r->up = 0;
     r->outstanding = 0;
-    cl->q_unsent = cl->q_head;      /* what was not answered goes again */
+    if (r == &cl->cmd)              /* what it did not answer goes again */
+        cl->q_unsent = cl->q_head;
     set_gauges(cl);
     rc_schedule(r);
     if (was_up) {
@@ -339,12 +361,14 @@ static void handshake_done_cb(redisAsyncContext *ac, void *reply_, void *priv)
     }
     cl = r->cl;
     r->up = 1;
-    r->backoff_ms = 0;
-    log_line(cl, MCPGW_LOG_INFO, "cluster_redis_connected",
-             json_pack("{s:s, s:s, s:s}", "redis", address(cl, addr, sizeof(addr)), "connection",
-                       r->role, "node", cl->node));
+    if (!r->read_failed) {
+        r->backoff_ms = 0;
+        log_line(cl, MCPGW_LOG_INFO, "cluster_redis_connected",
+                 json_pack("{s:s, s:s, s:s}", "redis", address(cl, addr, sizeof(addr)),
+                           "connection", r->role, "node", cl->node));
+        r->down_logged_at = 0;
+    }
     r->was_up = 1;
-    r->down_logged_at = 0;
     set_gauges(cl);
     if (r == &cl->cmd) {
         if (!cl->cleaned)
@@ -364,7 +388,10 @@ static void rc_connect(rconn *r)
     const char *argv[3];
     size_t argvlen[3];
 
-    ac = cl->is_unix ? redisAsyncConnectUnix(cl->host) : redisAsyncConnect(cl->host, cl->port);
+    /* hiredis resolves a host name with a blocking getaddrinfo(): connect
+     * to the address found at start instead (resolve_once) */
+    ac = cl->is_unix ? redisAsyncConnectUnix(cl->host)
+                     : redisAsyncConnect(cl->ip ? cl->ip : cl->host, cl->port);
     if (!ac || ac->err) {
         char why[160];
         snprintf(why, sizeof(why), "%s", ac ? ac->errstr : "out of memory");
@@ -442,8 +469,12 @@ static void pub_cb(redisAsyncContext *ac, void *reply_, void *priv)
         return;                     /* the connection went: it is sent again */
     rc_answered(r);
     if (reply->type == REDIS_REPLY_ERROR) {
-        cl->srv->metrics->cluster_publish_errors++;
-        log_line(cl, MCPGW_LOG_ERROR, "cluster_publish_failed", json_pack("{s:s}", "error", reply->str));
+        cl->srv->metrics->cluster_publish_errors++; /* counted each; logged once in a while */
+        if (now_s(cl) - cl->publish_error_logged_at >= DOWN_LOG_EVERY_S) {
+            log_line(cl, MCPGW_LOG_ERROR, "cluster_publish_failed",
+                     json_pack("{s:s}", "error", reply->str));
+            cl->publish_error_logged_at = now_s(cl);
+        }
     } else {
         cl->srv->metrics->cluster_published++;
     }
@@ -624,11 +655,21 @@ static void xread_cb(redisAsyncContext *ac, void *reply_, void *priv)
         return;
     rc_answered(r);
     if (reply->type == REDIS_REPLY_ERROR) {
-        log_line(cl, MCPGW_LOG_ERROR, "cluster_stream_read_failed",
-                 json_pack("{s:s}", "error", reply->str));
+        /* the key is not a stream (or Redis refuses): it will not heal by
+         * reconnecting at once, so this counts as a failed connection:
+         * backoff goes on growing, one log line in a while */
+        if (now_s(cl) - cl->read_error_logged_at >= DOWN_LOG_EVERY_S) {
+            log_line(cl, MCPGW_LOG_ERROR, "cluster_stream_read_failed",
+                     json_pack("{s:s}", "error", reply->str));
+            cl->read_error_logged_at = now_s(cl);
+        }
+        r->up = 0;                  /* rc_lost: not "was up", the backoff stays */
+        r->read_failed = 1;
+        r->down_logged_at = now_s(cl); /* and no "unreachable" line: it was reached */
         rc_drop(r, "XREAD refused");
         return;
     }
+    r->read_failed = 0;
     /* [[stream, [entry...]]], or nil when the block ran out */
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
         reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2) {
@@ -685,6 +726,8 @@ static void start_reading(mcpgw_cluster *cl)
 
 /* ------------------------------------------------------------ leases */
 
+static void drop_lease(mcpgw_conn *c);
+
 static void clean_cb(redisAsyncContext *ac, void *reply_, void *priv)
 {
     redisReply *reply = reply_;
@@ -730,10 +773,8 @@ static void acquire_cb(redisAsyncContext *ac, void *reply_, void *priv)
         log_line(cl, MCPGW_LOG_ERROR, "cluster_lease_failed", json_pack("{s:s}", "error", reply->str));
     c->cluster_wait = 0;
     c->cluster_verdict = verdict;
-    if (verdict != MCPGW_CLUSTER_GRANTED) {
-        free(c->lease);             /* none was written */
-        c->lease = NULL;
-    }
+    if (verdict != MCPGW_CLUSTER_GRANTED)
+        drop_lease(c);              /* none was written */
     if (c->state != MCPGW_CONN_HTTP || !c->transport) {
         /* the client left meanwhile */
         if (verdict == MCPGW_CLUSTER_GRANTED)
@@ -745,15 +786,32 @@ static void acquire_cb(redisAsyncContext *ac, void *reply_, void *priv)
     mcpgw_conn_unref(c);
 }
 
-static int make_lease(mcpgw_cluster *cl, mcpgw_conn *c)
+/* A lease member of its own for c ("node|w|epoch|n", n counting this
+ * worker's leases: a TCP connection may ask for several, one per Streamable
+ * HTTP session) and whose it is. */
+static int make_lease(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
 {
     char m[300];
 
     if (c->lease)
         return 0;
-    snprintf(m, sizeof(m), "%s%llu", cl->my_pfx, (unsigned long long)c->id);
+    snprintf(m, sizeof(m), "%s%llu", cl->my_pfx, (unsigned long long)++cl->lease_seq);
     c->lease = strdup(m);
-    return c->lease ? 0 : -1;
+    c->lease_user = user ? strdup(user) : NULL;
+    if (!c->lease || !c->lease_user) {
+        free(c->lease);
+        free(c->lease_user);
+        c->lease = c->lease_user = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void drop_lease(mcpgw_conn *c)
+{
+    free(c->lease);
+    free(c->lease_user);
+    c->lease = c->lease_user = NULL;
 }
 
 int mcpgw_cluster_acquire(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
@@ -762,7 +820,7 @@ int mcpgw_cluster_acquire(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
     acq *a;
     char limit[16], lease[16];
 
-    if (!r->up || !r->ac || strlen(user) >= sizeof(a->user) || make_lease(cl, c) != 0)
+    if (!r->up || !r->ac || strlen(user) >= sizeof(a->user) || make_lease(cl, c, user) != 0)
         return -1;
     if (!(a = calloc(1, sizeof(*a))))
         return -1;
@@ -782,9 +840,9 @@ int mcpgw_cluster_acquire(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
     return 0;
 }
 
-void mcpgw_cluster_hold(mcpgw_cluster *cl, mcpgw_conn *c)
+void mcpgw_cluster_hold(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
 {
-    (void)make_lease(cl, c);    /* without one it is refreshed never: local only */
+    (void)make_lease(cl, c, user); /* without one it is refreshed never: local only */
 }
 
 static void ignore_cb(redisAsyncContext *ac, void *reply_, void *priv)
@@ -803,14 +861,13 @@ void mcpgw_cluster_release(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
     if (!c->lease)
         return;
     if (!user)
-        user = c->user;
+        user = c->lease_user ? c->lease_user : c->user;
     /* while Redis is away the lease runs out by itself */
-    if (r->up && r->ac && user) {
-        redisAsyncCommand(r->ac, ignore_cb, cl, "ZREM %s%s %s", cl->k_user, user, c->lease);
+    if (r->up && r->ac && user &&
+        redisAsyncCommand(r->ac, ignore_cb, cl, "ZREM %s%s %s", cl->k_user, user, c->lease) ==
+            REDIS_OK)
         rc_sent(r);
-    }
-    free(c->lease);
-    c->lease = NULL;
+    drop_lease(c);
 }
 
 static void refresh_cb(redisAsyncContext *ac, void *reply_, void *priv)
@@ -849,7 +906,8 @@ static void refresh_send(mcpgw_cluster *cl, mcpgw_conn **batch, int n, int first
 #define ARG(s, l) (argv[argc] = (s), argvlen[argc] = (l), argc++)
     snprintf(nkeys, sizeof(nkeys), "%d", n + 2);
     snprintf(lease, sizeof(lease), "%d", cl->lease_ms);
-    snprintf(info, sizeof(info), "%llu", (unsigned long long)cl->srv->n_open);
+    snprintf(info, sizeof(info), "%llu",
+             (unsigned long long)(cl->srv->n_open + cl->srv->n_mcp_sessions));
     ARG("EVAL", 4);
     ARG(LUA_REFRESH, sizeof(LUA_REFRESH) - 1);
     ARG(nkeys, strlen(nkeys));
@@ -931,7 +989,7 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         cl->next_refresh = now + cl->lease_ms / 3000.0;
         if (cl->cmd.up && cl->cmd.ac)
             refresh(cl);
-        else if (cl->srv->n_open)
+        else if (cl->srv->n_open || cl->srv->n_mcp_sessions)
             cl->srv->metrics->cluster_lease_refresh_failures++;
     }
     set_gauges(cl);
@@ -1028,6 +1086,26 @@ int mcpgw_cluster_up(const mcpgw_cluster *cl)
 
 /* ------------------------------------------------------------ life */
 
+/* A host name is resolved here, once, before the loop serves anyone: the
+ * reconnects then never wait for DNS in the loop (hiredis 0.14 resolves
+ * synchronously). A name that does not resolve now is tried as it is. */
+static void resolve_once(mcpgw_cluster *cl)
+{
+    struct addrinfo hints, *res = NULL;
+    char ip[INET6_ADDRSTRLEN];
+
+    if (cl->is_unix)
+        return;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(cl->host, NULL, &hints, &res) != 0 || !res)
+        return;
+    if (getnameinfo(res->ai_addr, res->ai_addrlen, ip, sizeof(ip), NULL, 0, NI_NUMERICHOST) == 0)
+        cl->ip = strdup(ip);
+    freeaddrinfo(res);
+}
+
 mcpgw_cluster *mcpgw_cluster_new(mcpgw_server *srv)
 {
     const mcpgw_config *cfg = srv->gw->cfg;
@@ -1059,6 +1137,7 @@ mcpgw_cluster *mcpgw_cluster_new(mcpgw_server *srv)
         !(cl->k_stream = cat(cl->prefix, "broadcasts")) || !(cl->k_held = cat(cl->prefix, held)) ||
         !(cl->k_nodes = cat(cl->prefix, "nodes")) || !(cl->k_user = cat(cl->prefix, "user:")))
         goto fail;
+    resolve_once(cl);
     cl->cmd.cl = cl->rd.cl = cl;
     cl->cmd.role = "command";
     cl->rd.role = "stream";
@@ -1082,6 +1161,12 @@ void mcpgw_cluster_free(mcpgw_cluster *cl)
     if (cl->tick_ev)
         event_free(cl->tick_ev);
     cl->tick_ev = NULL;
+    /* this process's leases go with it: one script, written out now (the
+     * socket takes it without waiting; no answer is awaited) */
+    if (cl->cmd.up && cl->cmd.ac &&
+        redisAsyncCommand(cl->cmd.ac, NULL, NULL, "EVAL %s 1 %s %s %s", LUA_DROP_MINE, cl->k_held,
+                          cl->my_pfx, cl->k_user) == REDIS_OK)
+        redisAsyncHandleWrite(cl->cmd.ac);
     /* pending callbacks run with no reply (acquires answer "down") */
     for (rconn *r = &cl->cmd; r; r = r == &cl->cmd ? &cl->rd : NULL) {
         redisAsyncContext *ac = r->ac;
@@ -1099,6 +1184,7 @@ void mcpgw_cluster_free(mcpgw_cluster *cl)
         free(cl->password);
     }
     free(cl->host);
+    free(cl->ip);
     free(cl->node);
     free(cl->prefix);
     free(cl->k_stream);

@@ -61,7 +61,7 @@ void mcpgw_cluster_publish(mcpgw_cluster *cl, const char *user, const char *text
 int mcpgw_cluster_acquire(mcpgw_cluster *cl, mcpgw_conn *c, const char *user);
 /* c had a lease counted locally (granted, or taken while Redis was down):
  * it is refreshed from now on. */
-void mcpgw_cluster_hold(mcpgw_cluster *cl, mcpgw_conn *c);
+void mcpgw_cluster_hold(mcpgw_cluster *cl, mcpgw_conn *c, const char *user);
 /* c closes (or its upgrade failed after a grant): gives its lease back.
  * user: whose it is (NULL: c->user, set once upgraded). */
 void mcpgw_cluster_release(mcpgw_cluster *cl, mcpgw_conn *c, const char *user);

@@ -50,6 +50,7 @@ void mcpgw_conn_unref(mcpgw_conn *c)
         return;
     free(c->user);
     free(c->lease);
+    free(c->lease_user);
     json_decref(c->claims);
     free(c->msg);
     mcpgw_pmd_state_free(&c->pmd_state);
@@ -340,12 +341,10 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     if (was_ws && c->protocol && c->protocol->closed)
         c->protocol->closed(c, c->close_code_received ? c->close_code_received
                                : code ? code : MCPGW_WS_CLOSE_ABNORMAL);
-    if (c->lease) {
-        if (srv->cluster)
-            mcpgw_cluster_release(srv->cluster, c, NULL);
-        free(c->lease);
-        c->lease = NULL;
-    }
+    /* its cluster lease goes back, unless Redis is still deciding on it:
+     * then the answer finds the client gone and gives it back */
+    if (c->lease && !c->cluster_wait && srv->cluster)
+        mcpgw_cluster_release(srv->cluster, c, NULL);
     if (c->holds_user_slot) {
         if (mcpgw_limits_release(srv->gw->limits, c->user, srv->worker_id) < 0)
             mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "user_slot_release_failed",

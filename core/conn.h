@@ -70,6 +70,7 @@ struct mcpgw_conn {
     int cluster_verdict;            /* MCPGW_CLUSTER_* (cluster.h) for this upgrade */
     int cluster_wait;               /* a lease request is out: nothing is read meanwhile */
     char *lease;                    /* its lease member in Redis while it holds one (owned) */
+    char *lease_user;               /* whose it is (owned; set with lease) */
 
     /* -- the WebSocket session (ws_session.c) */
     uint8_t *msg;                   /* reassembly of a data message */

@@ -104,7 +104,7 @@ static int cluster_verdict(mcpgw_conn *c, const char *user, json_t *claims)
         }
         /* on_redis_down = local: the local limits alone; the lease is
          * written by the next refresh once Redis is back */
-        mcpgw_cluster_hold(srv->cluster, c);
+        mcpgw_cluster_hold(srv->cluster, c, user);
         return 0;
     }
     if (c->cluster_verdict == MCPGW_CLUSTER_FULL) {

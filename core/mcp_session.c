@@ -619,9 +619,11 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
     if (srv->cluster) { /* the cluster lease is the session's from now on */
         if (c->lease) {
             vc->lease = c->lease;
-            c->lease = NULL;
+            vc->lease_user = c->lease_user;
+            c->lease = c->lease_user = NULL;
         } else {
-            mcpgw_cluster_hold(srv->cluster, vc); /* Redis was away: the next refresh writes it */
+            /* Redis was away: the next refresh writes it */
+            mcpgw_cluster_hold(srv->cluster, vc, user);
         }
     }
     if ((e = mcpgw_stats_endpoint(srv->stats, ep->type)))

@@ -813,15 +813,16 @@ void mcpgw_server_free(mcpgw_server *srv)
     mcpgw_posted *p;
 
     mcpgw_admin_ops_free(srv);
+    while (srv->conns)
+        mcpgw_conn_terminate(srv->conns, "shutdown");
+    mcpgw_mcp_http_shutdown(srv);
     if (srv->cluster) {
-        /* its pending lease requests are answered "down" and read again */
+        /* after the connections: the leases they held go in one script;
+         * pending lease requests are answered "down" (nobody is read again) */
         mcpgw_cluster *cl = srv->cluster;
         srv->cluster = NULL;
         mcpgw_cluster_free(cl);
     }
-    while (srv->conns)
-        mcpgw_conn_terminate(srv->conns, "shutdown");
-    mcpgw_mcp_http_shutdown(srv);
     if (srv->listener)
         evconnlistener_free(srv->listener);
     if (srv->plain_listener)

@@ -20,7 +20,8 @@ import threading
 import time
 
 from harness import (Gateway, HandshakeError, check_config, client, free_port, http_request,
-                     make_token, sanitized_build, unique_user, wait_until, ws_handshake)
+                     make_token, sanitized_build, unique_user, upgrade_request, wait_until,
+                     ws_handshake)
 
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
 LEASE_MS = 1500
@@ -614,3 +615,161 @@ def test_http_sessions_hold_cluster_leases():
             assert sid_b
         finally:
             _close(a, b)
+
+
+# ------------------------------------------------ review findings (regressions)
+
+def test_a_client_that_leaves_while_redis_decides_leaves_no_lease():
+    """The client goes while its lease request is out (Redis paused): the
+    granted lease is given back when the answer comes, not kept lease_ms."""
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p, limit=1, cluster={'lease_ms': 10000})
+        try:
+            _wait_connected(a)
+            user = unique_user('leaver')
+            tok = make_token(user)
+            assert r.cmd('CLIENT', 'PAUSE', '800', 'ALL') == 'OK'
+            s = socket.create_connection(('127.0.0.1', a.port))
+            s.sendall(upgrade_request(token=tok))
+            time.sleep(0.2)
+            s.close()
+            wait_until(lambda: r.cmd('ZCARD', p + 'user:' + user) == 0, timeout=5,
+                       what='the lease given back')
+            time.sleep(0.3)
+            assert r.cmd('ZCARD', p + 'user:' + user) == 0
+            _hs(a.port, tok).close()        # the user's one slot is free
+        finally:
+            _close(a)
+
+
+def test_a_stream_reconnect_does_not_resend_published_broadcasts():
+    """Only the command connection's loss resends unanswered XADDs: losing
+    the stream reader while one is in flight adds no second copy."""
+    with Redis() as r:
+        p = _prefix()
+        a, b = _node(r, 'A', p), _node(r, 'B', p)
+        try:
+            _wait_connected(a)
+            _wait_connected(b)
+            wb = _client(b)
+            admin = _admin()
+            assert r.cmd('CLIENT', 'PAUSE', '700', 'WRITE') == 'OK'
+            _broadcast(a.port, {'type': 'seq', 'n': 1}, admin=admin)
+            time.sleep(0.1)
+            ids = [l.split()[0].split('=')[1] for l in r.cmd('CLIENT', 'LIST').splitlines()
+                   if 'name=mcpgw-A-w0-stream' in l]
+            r.cmd('CLIENT', 'KILL', 'ID', ids[0])
+            time.sleep(0.3)
+            _broadcast(a.port, {'type': 'seq', 'n': 2}, admin=admin)
+            got = _collect(wb, 2, timeout=5)
+            assert got == [1, 2], got
+            assert r.cmd('XLEN', p + 'broadcasts') == 2
+            wb.close()
+        finally:
+            _close(a, b)
+
+
+def test_two_http_sessions_on_one_connection_hold_two_leases():
+    fake = os.path.join(os.path.dirname(__file__), '..', 'mcp', 'fake_server.py')
+    ep = {'endpoint.fake': {'path': '/mcp/fake', 'protocol': 'jsonrpc', 'plugin': 'mcp_stdio',
+                            'command': '/usr/bin/python3 %s' % os.path.abspath(fake)}}
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p, limit=3, sections=ep)
+        try:
+            _wait_connected(a)
+            user = unique_user('ka')
+            token = make_token(user)
+            init = json.dumps({'jsonrpc': '2.0', 'id': 1, 'method': 'initialize',
+                               'params': {'protocolVersion': '2025-06-18', 'capabilities': {},
+                                          'clientInfo': {'name': 't', 'version': '1'}}}).encode()
+            req = ('POST /mcp/fake HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n'
+                   'Content-Type: application/json\r\nAccept: application/json, '
+                   'text/event-stream\r\nContent-Length: %d\r\n\r\n'
+                   % (token, len(init))).encode() + init
+            s = socket.create_connection(('127.0.0.1', a.port))
+            s.sendall(req + req)            # two sessions on one keep-alive connection
+            wait_until(lambda: len(a.logs('mcp_session_started')) == 2, timeout=10,
+                       what='two sessions')
+            wait_until(lambda: r.cmd('ZCARD', p + 'user:' + user) == 2, timeout=5,
+                       what='two leases')
+            s.close()
+        finally:
+            _close(a)
+
+
+def test_a_worker_that_exits_gives_its_leases_back():
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p, limit=1, cluster={'lease_ms': 10000},
+                  server={'shutdown_timeout_ms': 500})
+        try:
+            _wait_connected(a)
+            user = unique_user('stay')
+            ws = _hs(a.port, make_token(user))
+            assert r.cmd('ZCARD', p + 'user:' + user) == 1
+            a.signal(signal.SIGTERM)
+            a.wait_exit(10)
+            assert r.cmd('ZCARD', p + 'user:' + user) == 0, 'left behind for lease_ms'
+            ws.sock.close()
+        finally:
+            _close(a)
+
+
+def test_a_stream_key_of_the_wrong_type_backs_off_and_logs_once():
+    with Redis() as r:
+        p = _prefix()
+        r.cmd('SET', p + 'broadcasts', 'not-a-stream')
+        a = _node(r, 'A', p)
+        try:
+            time.sleep(3)
+            fails = len(a.logs('cluster_stream_read_failed'))
+            drops = len([x for x in a.logs('cluster_redis_disconnected')
+                         if x.get('connection') == 'stream'])
+            assert fails == 1, fails
+            assert drops <= 1, 'one line, not one per retry: %d' % drops
+            # the backoff grows: at most ~6 tries in 3 s (0.1, 0.2, 0.4, 0.8, 1.6 s)
+            tries = int(r.cmd('INFO', 'stats').split('total_connections_received:')[1].split()[0])
+            assert tries <= 12, tries
+            assert a.alive()
+        finally:
+            _close(a)
+
+
+def test_a_slow_resolver_does_not_stall_the_loop():
+    """hiredis resolves host names synchronously: the gateway resolves
+    [cluster] redis once at start, so that reconnects never wait for DNS
+    (a resolver shim that takes 2 s for the name)."""
+    d = tempfile.mkdtemp(prefix='mcpgw-dns-')
+    src, lib = os.path.join(d, 'slowdns.c'), os.path.join(d, 'slowdns.so')
+    with open(src, 'w') as f:
+        f.write('#define _GNU_SOURCE\n#include <dlfcn.h>\n#include <netdb.h>\n'
+                '#include <string.h>\n#include <unistd.h>\n'
+                'int getaddrinfo(const char *n, const char *s, const struct addrinfo *h,'
+                ' struct addrinfo **r) {\n'
+                '  static int (*real)(const char *, const char *, const struct addrinfo *,'
+                ' struct addrinfo **);\n'
+                '  if (!real) real = dlsym(RTLD_NEXT, "getaddrinfo");\n'
+                '  if (n && strcmp(n, "slowdns.test") == 0) { sleep(2); n = "127.0.0.1"; }\n'
+                '  return real(n, s, h, r);\n}\n')
+    subprocess.run(['gcc', '-shared', '-fPIC', '-o', lib, src, '-ldl'], check=True)
+    port = free_port()                      # nothing there: it keeps reconnecting
+    g = Gateway({'server': {'workers': 1},
+                 'cluster': {'redis': 'redis://slowdns.test:%d' % port, 'node_id': 'A',
+                             'lease_ms': 1500}},
+                env={'LD_PRELOAD': lib}, name='A', start=False)
+    try:
+        g.start(wait=True, timeout=20)
+        ws = client(g)
+        worst = 0
+        for _ in range(12):
+            t = time.monotonic()
+            ws.ping_roundtrip('dns')
+            worst = max(worst, time.monotonic() - t)
+            time.sleep(0.25)
+        assert worst < 0.5, 'a ping waited %.2f s' % worst
+        ws.close()
+    finally:
+        _close(g)
+        shutil.rmtree(d, ignore_errors=True)
