@@ -1067,7 +1067,15 @@ void mcpgw_cluster_connections(mcpgw_cluster *cl, mcpgw_conn *c, json_t *local)
         snprintf(q->path, sizeof(q->path), "%.*s", (int)c->http_req->path.len, c->http_req->path.p);
     }
     snprintf(lease, sizeof(lease), "%d", cl->lease_ms);
-    redisAsyncCommand(r->ac, nodes_cb, q, "EVAL %s 1 %s %s", LUA_NODES, cl->k_nodes, lease);
+    if (redisAsyncCommand(r->ac, nodes_cb, q, "EVAL %s 1 %s %s", LUA_NODES, cl->k_nodes, lease) !=
+        REDIS_OK) {
+        /* hiredis is closing the connection: no answer would ever come */
+        free(q);
+        json_decref(local);
+        mcpgw_http_api_answer(c, 503, json_pack("{s:s}", "error",
+                                                 "Redis is unreachable: the cluster view is unavailable"));
+        return;
+    }
     rc_sent(r);
     c->api_pending = 1;
     mcpgw_conn_ref(c);
