@@ -5,6 +5,7 @@
  */
 #include <dirent.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -402,6 +403,22 @@ static void cluster_metrics(const mcpgw_server *srv, const mcpgw_metrics *m, str
                         (unsigned long long)m->cluster_upgrades_redis_down);
 }
 
+/* A family with one uint64_t counter or gauge per endpoint: the field at
+ * offset in mcpgw_endpoint_stats. */
+static void ep_scalar(struct evbuffer *out, const mcpgw_endpoint_stats *all, unsigned n,
+                      const char *name, const char *type, const char *help, size_t offset)
+{
+    family(out, name, type, help);
+    for (unsigned k = 0; k < n; k++) {
+        uint64_t v;
+
+        memcpy(&v, (const char *)&all[k] + offset, sizeof(v));
+        evbuffer_add_printf(out, "%s{endpoint=\"", name);
+        label_value(out, all[k].name);
+        evbuffer_add_printf(out, "\"} %llu\n", (unsigned long long)v);
+    }
+}
+
 /* Every worker's endpoint stats, merged by endpoint name. */
 static void endpoint_metrics(const mcpgw_server *srv, struct evbuffer *out)
 {
@@ -453,18 +470,10 @@ static void endpoint_metrics(const mcpgw_server *srv, struct evbuffer *out)
         return;
 #define EP_LABEL(k) do { evbuffer_add_printf(out, "{endpoint=\""); label_value(out, all[k].name); \
                          evbuffer_add_printf(out, "\""); } while (0)
-    family(out, "mcpgw_endpoint_sessions_open", "gauge", "Open sessions per endpoint.");
-    for (unsigned k = 0; k < n; k++) {
-        evbuffer_add_printf(out, "mcpgw_endpoint_sessions_open");
-        EP_LABEL(k);
-        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sessions_open);
-    }
-    family(out, "mcpgw_endpoint_sessions_total", "counter", "Sessions opened per endpoint.");
-    for (unsigned k = 0; k < n; k++) {
-        evbuffer_add_printf(out, "mcpgw_endpoint_sessions_total");
-        EP_LABEL(k);
-        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sessions);
-    }
+    ep_scalar(out, all, n, "mcpgw_endpoint_sessions_open", "gauge", "Open sessions per endpoint.",
+              offsetof(mcpgw_endpoint_stats, sessions_open));
+    ep_scalar(out, all, n, "mcpgw_endpoint_sessions_total", "counter",
+              "Sessions opened per endpoint.", offsetof(mcpgw_endpoint_stats, sessions));
     family(out, "mcpgw_endpoint_children", "gauge", "Child processes running per endpoint.");
     for (unsigned k = 0; k < n; k++) {
         evbuffer_add_printf(out, "mcpgw_endpoint_children");
@@ -522,20 +531,12 @@ static void endpoint_metrics(const mcpgw_server *srv, struct evbuffer *out)
         EP_LABEL(k);
         evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].duration.count);
     }
-    family(out, "mcpgw_endpoint_http_sessions_open", "gauge",
-           "Open Streamable HTTP sessions per endpoint (also in sessions_open).");
-    for (unsigned k = 0; k < n; k++) {
-        evbuffer_add_printf(out, "mcpgw_endpoint_http_sessions_open");
-        EP_LABEL(k);
-        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].http_sessions_open);
-    }
-    family(out, "mcpgw_endpoint_sse_streams_open", "gauge",
-           "Streamable HTTP SSE answers being written per endpoint.");
-    for (unsigned k = 0; k < n; k++) {
-        evbuffer_add_printf(out, "mcpgw_endpoint_sse_streams_open");
-        EP_LABEL(k);
-        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sse_streams_open);
-    }
+    ep_scalar(out, all, n, "mcpgw_endpoint_http_sessions_open", "gauge",
+              "Open Streamable HTTP sessions per endpoint (also in sessions_open).",
+              offsetof(mcpgw_endpoint_stats, http_sessions_open));
+    ep_scalar(out, all, n, "mcpgw_endpoint_sse_streams_open", "gauge",
+              "Streamable HTTP SSE answers being written per endpoint.",
+              offsetof(mcpgw_endpoint_stats, sse_streams_open));
     family(out, "mcpgw_endpoint_http_requests_total", "counter",
            "Streamable HTTP requests, by method.");
     for (unsigned k = 0; k < n; k++)
@@ -560,20 +561,12 @@ static void endpoint_metrics(const mcpgw_server *srv, struct evbuffer *out)
                 evbuffer_add_printf(out, ",code=\"other\"} %llu\n",
                                     (unsigned long long)all[k].http_responses[m]);
         }
-    family(out, "mcpgw_endpoint_sse_resumed_total", "counter",
-           "SSE streams resumed with Last-Event-ID.");
-    for (unsigned k = 0; k < n; k++) {
-        evbuffer_add_printf(out, "mcpgw_endpoint_sse_resumed_total");
-        EP_LABEL(k);
-        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sse_resumed);
-    }
-    family(out, "mcpgw_endpoint_sse_replay_gaps_total", "counter",
-           "Resumptions that found some of the missed events no longer kept (replay_bytes).");
-    for (unsigned k = 0; k < n; k++) {
-        evbuffer_add_printf(out, "mcpgw_endpoint_sse_replay_gaps_total");
-        EP_LABEL(k);
-        evbuffer_add_printf(out, "} %llu\n", (unsigned long long)all[k].sse_replay_gaps);
-    }
+    ep_scalar(out, all, n, "mcpgw_endpoint_sse_resumed_total", "counter",
+              "SSE streams resumed with Last-Event-ID.",
+              offsetof(mcpgw_endpoint_stats, sse_resumed));
+    ep_scalar(out, all, n, "mcpgw_endpoint_sse_replay_gaps_total", "counter",
+              "Resumptions that found some of the missed events no longer kept (replay_bytes).",
+              offsetof(mcpgw_endpoint_stats, sse_replay_gaps));
 #undef EP_LABEL
 }
 
