@@ -60,7 +60,7 @@ void mcpgw_mcp_respond(mcpgw_conn *c, int status, const char *ctype, const char 
                         status, mcpgw_http_reason(status), ctype ? "Content-Type: " : "",
                         ctype ? ctype : "", ctype ? "\r\n" : "", clen, extra ? extra : "",
                         keep ? "" : "Connection: close\r\n");
-    if (len)
+    if (len && !c->http_head)
         evbuffer_add(out, body, len);
     mcpgw_mcp_count_status(c, status);
     mcpgw_upgrade_http_done(c, keep);
@@ -282,8 +282,9 @@ static int handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
     mcpgw_mcp_stream *st;
     size_t n, i;
     int n_req = 0, init = 0, sse, status, wait = 0;
+    json_t *seen = NULL;
     const char *why = NULL;
-    char key[256];
+    char key[1024];
 
     if (!ctype || ctype->len < 16 || strncasecmp(ctype->p, "application/json", 16) != 0 ||
         (ctype->len > 16 && ctype->p[16] != ';' && ctype->p[16] != ' ')) {
@@ -389,6 +390,7 @@ static int handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
         mcpgw_access_log(c, req, 202, 0, user, NULL);
         mcpgw_mcp_respond(c, 202, NULL, NULL, NULL, 0, keep);
         mcpgw_jsonrpc_deliver(s->vc, msg, body, len);
+        mcpgw_mcp_finish_cancelled(s); /* after the plugin heard of it */
         goto out;
     }
 
@@ -401,16 +403,26 @@ static int handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
             sse = json_object_get(json_object_get(json_object_get(m, "params"), "_meta"),
                                   "progressToken") != NULL;
         }
-    for (i = 0; i < n; i++) { /* ids must be new in the session */
+    /* ids must be new in the session and in the batch, and of a size we keep */
+    if (!(seen = json_object()))
+        goto out;
+    for (i = 0; i < n; i++) {
         m = json_is_array(msg) ? json_array_get(msg, i) : msg;
-        if (mcpgw_mcp_classify(m) == 1 &&
-            mcpgw_mcp_id_key(json_object_get(m, "id"), key, sizeof(key)) &&
-            json_object_get(s->pending, key)) {
+        if (mcpgw_mcp_classify(m) != 1)
+            continue;
+        if (!mcpgw_mcp_id_key(json_object_get(m, "id"), key, sizeof(key))) {
+            mcpgw_mcp_respond_error(c, req, 400, MCPGW_JSONRPC_INVALID_REQUEST,
+                                    "Invalid Request: an id of at most 1000 bytes",
+                                    "bad_id", NULL, keep);
+            goto out;
+        }
+        if (json_object_get(s->pending, key) || json_object_get(seen, key)) {
             mcpgw_mcp_respond_error(c, req, 400, MCPGW_JSONRPC_INVALID_REQUEST,
                                     "Invalid Request: a request with this id is still open",
                                     "duplicate_id", NULL, keep);
             goto out;
         }
+        json_object_set_new(seen, key, json_true());
     }
     st = mcpgw_mcp_stream_new(s, sse, 0);
     if (!st) {
@@ -437,6 +449,7 @@ static int handle_post(mcpgw_conn *c, const mcpgw_http_request *req,
     /* the plugin may answer at once: st may be gone when this returns */
     mcpgw_jsonrpc_deliver(s->vc, msg, body, len);
 out:
+    json_decref(seen);
     json_decref(claims);
     json_decref(msg);
     return wait;
@@ -532,6 +545,7 @@ int mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
                          : method_is(req, "DELETE") ? 2
                                                     : 3]++;
 
+    c->http_head = method_is(req, "HEAD"); /* its answer: the head alone */
     if (!method_is(req, "POST") && !method_is(req, "GET") && !method_is(req, "DELETE")) {
         mcpgw_mcp_respond_error(c, req, 405, MCPGW_JSONRPC_SERVER_ERROR, "Method Not Allowed",
                                 "bad_method", "Allow: GET, POST, DELETE\r\n", keep);

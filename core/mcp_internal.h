@@ -118,6 +118,10 @@ void mcpgw_mcp_stream_attach(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep);
 /* Attaches c and, for SSE, writes the answer's head and a first, empty
  * event with id "no-seq" (it primes the client's Last-Event-ID) */
 void mcpgw_mcp_stream_open(mcpgw_mcp_stream *st, mcpgw_conn *c, int keep, uint64_t seq);
+/* The JSON answers whose every open request the client cancelled end now
+ * (no answer is due to a cancelled request) with what they have (202 when
+ * nothing); an SSE answer stays open until its connection goes */
+void mcpgw_mcp_finish_cancelled(mcpgw_mcp_session *s);
 /* Writes st's kept events after number `after` to its connection */
 void mcpgw_mcp_stream_replay(mcpgw_mcp_stream *st, uint64_t after);
 /* st has said everything: its answer ends where someone reads it */

@@ -193,6 +193,18 @@ void mcpgw_mcp_stream_replay(mcpgw_mcp_stream *st, uint64_t after)
 /* The stream has said everything (or its session ended): the answer is
  * finished where someone reads it; a stream that nobody reads keeps its
  * events for a Last-Event-ID until the session ends. */
+void mcpgw_mcp_finish_cancelled(mcpgw_mcp_session *s)
+{
+    for (mcpgw_mcp_stream *st = s->streams, *next; st; st = next) {
+        next = st->next;
+        /* an SSE answer stays open, as the reference SDK server keeps it:
+         * a client that sees it end without its answer resumes it (and
+         * would find nothing); it goes with its connection */
+        if (!st->sse && st->pending && st->pending == st->cancelled)
+            mcpgw_mcp_stream_finish(st);
+    }
+}
+
 void mcpgw_mcp_stream_finish(mcpgw_mcp_stream *st)
 {
     mcpgw_conn *c = st->conn;
@@ -211,6 +223,8 @@ void mcpgw_mcp_stream_finish(mcpgw_mcp_stream *st)
     if (st->sse) {
         evbuffer_add(mcpgw_transport_out(c->transport), "0\r\n\r\n", 5);
         mcpgw_upgrade_http_done(c, keep);
+    } else if (!st->n_json) { /* every request cancelled: nothing to say */
+        mcpgw_mcp_respond(c, 202, NULL, NULL, NULL, 0, keep);
     } else {
         size_t n = evbuffer_get_length(st->json);
         char extra[80];
@@ -472,9 +486,12 @@ void mcpgw_mcp_session_end(mcpgw_mcp_session *s, const char *why)
 
         if (!st || no < 0)
             continue;
+        /* the client's own id (a 2026 request's was rewritten) */
         err = json_pack("{s:s, s:o, s:{s:i, s:s}}", "jsonrpc", "2.0", "id",
-                        key[0] == 's' ? json_string(key + 1)
-                                      : json_integer(strtoll(key + 1, NULL, 10)),
+                        s->orig && json_object_get(s->orig, key)
+                            ? json_incref(json_object_get(s->orig, key))
+                        : key[0] == 's' ? json_string(key + 1)
+                                        : json_integer(strtoll(key + 1, NULL, 10)),
                         "error", "code", MCPGW_JSONRPC_SERVER_ERROR, "message", "Session ended");
         t = err ? json_dumps(err, JSON_COMPACT) : NULL;
         if (t)
@@ -678,7 +695,7 @@ void mcpgw_mcp_route(mcpgw_mcp_session *s, json_t *msg, const char *text, size_t
     json_t *method = json_object_get(msg, "method");
     json_t *id = json_object_get(msg, "id");
     mcpgw_mcp_stream *st = NULL;
-    char key[256];
+    char key[1024];
 
     if (!method && id) { /* a response: to its request's stream */
         json_t *v;
@@ -838,7 +855,7 @@ void mcpgw_mcp_http_conn_gone(mcpgw_conn *c)
     /* a JSON answer cannot be resumed; an SSE stream waits for its reader
      * (a bounded number of them per session) */
     if (!st->sse) {
-        if (st->pending == 0)
+        if (st->pending == st->cancelled) /* nothing more will come for it */
             stream_free(st);
         /* else: its answers still come, and go nowhere; freed at the last */
         return;

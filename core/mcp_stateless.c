@@ -194,7 +194,7 @@ int mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
     mcpgw_mcp_session *s;
     mcpgw_mcp_stream *st;
     json_t *tok;
-    char key[256], our[48];
+    char key[1024], our[48];
 
     if (!json_is_object(m)) {
         json_decref(claims);
@@ -250,6 +250,7 @@ int mcpgw_mcp_stateless_post(mcpgw_conn *c, const mcpgw_http_request *req,
         mcpgw_mcp_respond(c, 202, NULL, NULL, NULL, 0, keep);
         if (s->ready)
             modern_forward(s, m);
+        mcpgw_mcp_finish_cancelled(s);
         return 0;
     }
     if (!strcmp(method, "subscriptions/listen")) {

@@ -470,10 +470,19 @@ static void shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
 /* The shutdown is complete when every connection has gone and every
  * pending request has finished (so plugins see no request at fini). */
+static void begin_shutdown_posted(void *arg)
+{
+    mcpgw_server_begin_shutdown(arg);
+}
+
 void mcpgw_server_conn_gone(mcpgw_server *srv)
 {
     if (srv->draining && !srv->shutting_down && srv->n_conns == 0 && srv->n_requests == 0) {
-        mcpgw_server_begin_shutdown(srv);     /* a drained worker has nothing to wait for */
+        /* a drained worker has nothing to wait for; from the loop, not from
+         * inside whatever closed the last connection (a plugin's send_text
+         * may be running: the shutdown ends every session) */
+        if (mcpgw_server_post(srv, begin_shutdown_posted, srv) != 0)
+            mcpgw_server_begin_shutdown(srv);
         return;
     }
     if (srv->shutting_down && srv->n_conns == 0 && srv->n_requests == 0)

@@ -632,3 +632,75 @@ def test_admin_api_lists_and_ends_http_sessions():
         code, _, _ = _post(g.port, {'jsonrpc': '2.0', 'id': 1, 'method': 'ping'}, tok, sid)
         assert code == 404, 'the session has ended'
         assert any(r.get('reason') == 'closed_by_admin' for r in g.logs('mcp_session_ended'))
+
+
+# ------------------------------------------------ review findings (regressions)
+
+def _answered(port, tok, sid, body, accept=BOTH, wait=5):
+    c = Http(port, timeout=wait)
+    c.send('POST', headers={'Accept': accept, 'Mcp-Session-Id': sid}, body=body, token=tok)
+    try:
+        return c.response()
+    finally:
+        c.close()
+
+
+def test_a_cancelled_request_ends_its_post():
+    """No answer is due to a cancelled request: its POST ends (a JSON answer
+    with 202, nothing else being due) instead of staying open forever."""
+    with _gw() as g:
+        tok = make_token(unique_user())
+        sid = _session(g.port, tok)
+        c = Http(g.port, timeout=10)
+        c.send('POST', headers={'Accept': 'application/json', 'Mcp-Session-Id': sid}, token=tok,
+               body={'jsonrpc': '2.0', 'id': 9, 'method': 'tools/call',
+                     'params': {'name': 'trigger-long-running-operation',
+                                'arguments': {'duration': 5, 'steps': 5}}})
+        time.sleep(1)
+        code, _, _ = _post(g.port, {'jsonrpc': '2.0', 'method': 'notifications/cancelled',
+                                    'params': {'requestId': 9}}, tok, sid)
+        assert code == 202
+        t0 = time.monotonic()
+        code, _, body = c.response()
+        assert code == 202 and not body and time.monotonic() - t0 < 3, (code, body)
+
+
+def test_ids_repeated_in_a_batch_or_too_long_are_refused():
+    with _fake_gw() as g:
+        tok = make_token(unique_user())
+        sid = _session(g.port, tok)
+        code, _, body = _answered(g.port, tok, sid, [{'jsonrpc': '2.0', 'id': 5, 'method': 'ping'},
+                                                     {'jsonrpc': '2.0', 'id': 5, 'method': 'ping'}])
+        assert code == 400 and 'still open' in json.loads(body)['error']['message'], body
+        code, _, body = _answered(g.port, tok, sid,
+                                  {'jsonrpc': '2.0', 'id': 'x' * 1100, 'method': 'ping'})
+        assert code == 400 and 'id' in json.loads(body)['error']['message'], body
+        code, _, body = _answered(g.port, tok, sid,
+                                  {'jsonrpc': '2.0', 'id': 'x' * 300, 'method': 'ping'})
+        assert code == 200 and json.loads(body)['id'] == 'x' * 300, body
+
+
+def test_a_stateless_request_open_when_the_session_ends_gets_its_own_id():
+    with _fake_gw() as g:
+        tok = make_token(unique_user())
+        h = {'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'crash',
+             'Accept': 'application/json'}
+        c = Http(g.port, timeout=10)
+        c.send('POST', headers=h, token=tok,
+               body={'jsonrpc': '2.0', 'id': 'client-7', 'method': 'tools/call',
+                     'params': {'name': 'crash', 'arguments': {}}})
+        code, _, body = c.response()
+        assert json.loads(body)['id'] == 'client-7', body
+
+
+def test_head_gets_the_head_alone():
+    with _fake_gw() as g:
+        tok = make_token(unique_user())
+        c = Http(g.port, timeout=3)
+        c.send('HEAD', token=tok)
+        code, hdrs = c.head()
+        assert code == 405, code
+        # nothing follows the head: the next answer on the connection is the next request's
+        c.send('POST', headers={'Accept': BOTH}, token=tok, body=INIT)
+        code, hdrs, body = c.response()
+        assert code == 200 and json.loads(body)['id'] == 1, (code, body[:100])
