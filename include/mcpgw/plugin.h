@@ -68,6 +68,15 @@
  *   The conn handle is valid from conn_open until conn_close returns; do not
  *   keep it past that. host->send_text() and host->close() may be called at
  *   any time in between (from a timer, a child's output, ...).
+ *   The same endpoint also serves MCP Streamable HTTP: then a conn is an
+ *   HTTP session (from initialize, or the gateway's own hidden session of
+ *   a 2026-07-28 client, to DELETE, idleness or host->close()), not one
+ *   TCP connection; the calls and their order are the same, and what
+ *   send_text() sends is routed by the gateway to the HTTP answer of its
+ *   request (host->conn_queued() then sums the bytes queued on those
+ *   answers). For a hidden session, conn_message() may run from inside the
+ *   plugin's own send_text() (the answer to the initialize the gateway
+ *   sent releases the requests that waited for it).
  *   A message is a JSON object or a non-empty JSON array (a batch) that
  *   parsed; the gateway answers everything else itself with the JSON-RPC
  *   errors -32700 (parse error) and -32600 (invalid request), and closes a
