@@ -31,6 +31,9 @@
 #include "mcp_http.h"
 #include "server.h"
 
+#include <openssl/sha.h>
+#include <stdarg.h>
+
 #define TICK_MS 100
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -108,6 +111,15 @@ static const char LUA_NODES[] =
     "  else redis.call('HDEL', KEYS[1], h[i]) end end "
     "return out";
 
+/* The scripts run by their SHA-1 (EVALSHA): each connection of ours loads
+ * them once (SCRIPT LOAD, pipelined behind its handshake), so a lease
+ * request carries its arguments, not the script's ~500 bytes. Redis keeps
+ * them until a restart (a new connection: loaded again) or SCRIPT FLUSH (a
+ * NOSCRIPT answer drops the connection, and the reconnect loads them). The
+ * exit script (LUA_DROP_MINE) is sent whole: it gets no second chance. */
+enum { S_ACQUIRE, S_REFRESH, S_CLEAN, S_NODES, S_COUNT };
+static const char *const SCRIPTS[S_COUNT] = { LUA_ACQUIRE, LUA_REFRESH, LUA_CLEAN, LUA_NODES };
+
 typedef struct rconn {
     struct mcpgw_cluster *cl;
     const char *role;               /* "command" | "stream": log lines, client names */
@@ -161,6 +173,7 @@ struct mcpgw_cluster {
     char member_pfx[168];           /* "node|w|" */
     char my_pfx[200];               /* "node|w|epoch|" */
     char origin[64];                /* "w:epoch" */
+    char sha[S_COUNT][41];          /* SCRIPTS' SHA-1, in hex */
     uint64_t lease_seq;             /* this worker's leases so far (their names) */
     char *ip;                       /* host's address, resolved once at start (or NULL) */
     double read_error_logged_at;    /* error lines that could repeat: one in a while */
@@ -286,6 +299,40 @@ static void rc_answered(rconn *r)
     if (r->outstanding)
         r->outstanding--;
     r->busy_since = now_s(r->cl);
+}
+
+/* Sends a command on r; counts it only if hiredis took it (it refuses
+ * while the connection closes). */
+static int rc_cmd(rconn *r, redisCallbackFn *fn, void *priv, const char *fmt, ...)
+{
+    va_list ap;
+    int rc;
+
+    if (!r->ac)
+        return REDIS_ERR;
+    va_start(ap, fmt);
+    rc = redisvAsyncCommand(r->ac, fn, priv, fmt, ap);
+    va_end(ap);
+    if (rc == REDIS_OK)
+        rc_sent(r);
+    return rc;
+}
+
+static int rc_cmd_argv(rconn *r, redisCallbackFn *fn, void *priv, int argc, const char **argv,
+                       const size_t *argvlen)
+{
+    if (!r->ac || redisAsyncCommandArgv(r->ac, fn, priv, argc, argv, argvlen) != REDIS_OK)
+        return REDIS_ERR;
+    rc_sent(r);
+    return REDIS_OK;
+}
+
+/* An error answer to EVALSHA: NOSCRIPT means Redis lost our scripts (SCRIPT
+ * FLUSH); the connection is dropped and its reconnect loads them again. */
+static void script_error(rconn *r, const redisReply *reply)
+{
+    if (r && reply && reply->type == REDIS_REPLY_ERROR && strncmp(reply->str, "NOSCRIPT", 8) == 0)
+        rc_drop(r, "scripts flushed");
 }
 
 /* Our callbacks run for r's current connection only: a reply on one we
@@ -418,21 +465,20 @@ static void rc_connect(rconn *r)
         argv[1] = cl->password;
         argvlen[0] = 4;
         argvlen[1] = strlen(cl->password);
-        redisAsyncCommandArgv(ac, handshake_step_cb, NULL, 2, argv, argvlen);
-        rc_sent(r);
+        rc_cmd_argv(r, handshake_step_cb, NULL, 2, argv, argvlen);
     }
     if (cl->db) {
-        redisAsyncCommand(ac, handshake_step_cb, NULL, "SELECT %d", cl->db);
-        rc_sent(r);
+        rc_cmd(r, handshake_step_cb, NULL, "SELECT %d", cl->db);
     }
     snprintf(name, sizeof(name), "mcpgw-%s-w%d-%s", cl->node, cl->srv->worker_id, r->role);
     for (char *p = name; *p; p++)
         if (*p == ' ')
             *p = '_';
-    redisAsyncCommand(ac, handshake_step_cb, NULL, "CLIENT SETNAME %s", name);
-    rc_sent(r);
-    redisAsyncCommand(ac, handshake_done_cb, NULL, "PING");
-    rc_sent(r);
+    rc_cmd(r, handshake_step_cb, NULL, "CLIENT SETNAME %s", name);
+    if (r == &cl->cmd)
+        for (int i = 0; i < S_COUNT; i++)
+            rc_cmd(r, handshake_step_cb, NULL, "SCRIPT LOAD %s", SCRIPTS[i]);
+    rc_cmd(r, handshake_done_cb, NULL, "PING");
 }
 
 /* ------------------------------------------------------------ publishing */
@@ -686,9 +732,8 @@ static void read_next(mcpgw_cluster *cl)
 
     if (!r->up || !r->ac)
         return;
-    redisAsyncCommand(r->ac, xread_cb, cl, "XREAD COUNT " XREAD_COUNT " BLOCK %d STREAMS %s %s",
-                      XREAD_BLOCK_MS, cl->k_stream, cl->last_id);
-    rc_sent(r);
+    rc_cmd(r, xread_cb, cl, "XREAD COUNT " XREAD_COUNT " BLOCK %d STREAMS %s %s", XREAD_BLOCK_MS,
+           cl->k_stream, cl->last_id);
 }
 
 /* The first time: from the stream's last entry (what came before this
@@ -720,8 +765,7 @@ static void start_reading(mcpgw_cluster *cl)
         read_next(cl);
         return;
     }
-    redisAsyncCommand(r->ac, last_id_cb, cl, "XREVRANGE %s + - COUNT 1", cl->k_stream);
-    rc_sent(r);
+    rc_cmd(r, last_id_cb, cl, "XREVRANGE %s + - COUNT 1", cl->k_stream);
 }
 
 /* ------------------------------------------------------------ leases */
@@ -743,13 +787,13 @@ static void clean_cb(redisAsyncContext *ac, void *reply_, void *priv)
             log_line(cl, MCPGW_LOG_INFO, "cluster_stale_leases_cleared",
                      json_pack("{s:I}", "leases", (json_int_t)reply->integer));
     }
+    script_error(r, reply);
 }
 
 static void clean_stale(mcpgw_cluster *cl)
 {
-    redisAsyncCommand(cl->cmd.ac, clean_cb, cl, "EVAL %s 1 %s %s %s %s", LUA_CLEAN, cl->k_held,
-                      cl->member_pfx, cl->my_pfx, cl->k_user);
-    rc_sent(&cl->cmd);
+    rc_cmd(&cl->cmd, clean_cb, cl, "EVALSHA %s 1 %s %s %s %s", cl->sha[S_CLEAN], cl->k_held,
+           cl->member_pfx, cl->my_pfx, cl->k_user);
 }
 
 static void acquire_cb(redisAsyncContext *ac, void *reply_, void *priv)
@@ -771,6 +815,7 @@ static void acquire_cb(redisAsyncContext *ac, void *reply_, void *priv)
         verdict = reply->element[0]->integer == 1 ? MCPGW_CLUSTER_GRANTED : MCPGW_CLUSTER_FULL;
     else if (reply && reply->type == REDIS_REPLY_ERROR)
         log_line(cl, MCPGW_LOG_ERROR, "cluster_lease_failed", json_pack("{s:s}", "error", reply->str));
+    script_error(r, reply);
     c->cluster_wait = 0;
     c->cluster_verdict = verdict;
     if (verdict != MCPGW_CLUSTER_GRANTED)
@@ -829,12 +874,11 @@ int mcpgw_cluster_acquire(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
     memcpy(a->user, user, strlen(user) + 1);
     snprintf(limit, sizeof(limit), "%d", cl->srv->gw->cfg->max_connections_per_user);
     snprintf(lease, sizeof(lease), "%d", cl->lease_ms);
-    if (redisAsyncCommand(r->ac, acquire_cb, a, "EVAL %s 2 %s%s %s %s %s %s %s", LUA_ACQUIRE,
-                          cl->k_user, user, cl->k_held, c->lease, limit, lease, user) != REDIS_OK) {
+    if (rc_cmd(r, acquire_cb, a, "EVALSHA %s 2 %s%s %s %s %s %s %s", cl->sha[S_ACQUIRE],
+               cl->k_user, user, cl->k_held, c->lease, limit, lease, user) != REDIS_OK) {
         free(a);
         return -1;
     }
-    rc_sent(r);
     mcpgw_conn_ref(c);
     c->cluster_wait = 1;
     return 0;
@@ -863,10 +907,8 @@ void mcpgw_cluster_release(mcpgw_cluster *cl, mcpgw_conn *c, const char *user)
     if (!user)
         user = c->lease_user ? c->lease_user : c->user;
     /* while Redis is away the lease runs out by itself */
-    if (r->up && r->ac && user &&
-        redisAsyncCommand(r->ac, ignore_cb, cl, "ZREM %s%s %s", cl->k_user, user, c->lease) ==
-            REDIS_OK)
-        rc_sent(r);
+    if (r->up && r->ac && user)
+        rc_cmd(r, ignore_cb, cl, "ZREM %s%s %s", cl->k_user, user, c->lease);
     drop_lease(c);
 }
 
@@ -885,6 +927,7 @@ static void refresh_cb(redisAsyncContext *ac, void *reply_, void *priv)
         cl->srv->metrics->cluster_lease_refresh_failures++;
         log_line(cl, MCPGW_LOG_ERROR, "cluster_lease_refresh_failed",
                  json_pack("{s:s}", "error", reply->str));
+        script_error(r, reply);
     }
 }
 
@@ -908,8 +951,8 @@ static void refresh_send(mcpgw_cluster *cl, mcpgw_conn **batch, int n, int first
     snprintf(lease, sizeof(lease), "%d", cl->lease_ms);
     snprintf(info, sizeof(info), "%llu",
              (unsigned long long)(cl->srv->n_open + cl->srv->n_mcp_sessions));
-    ARG("EVAL", 4);
-    ARG(LUA_REFRESH, sizeof(LUA_REFRESH) - 1);
+    ARG("EVALSHA", 7);
+    ARG(cl->sha[S_REFRESH], 40);
     ARG(nkeys, strlen(nkeys));
     ARG(cl->k_held, strlen(cl->k_held));
     ARG(cl->k_nodes, strlen(cl->k_nodes));
@@ -927,8 +970,7 @@ static void refresh_send(mcpgw_cluster *cl, mcpgw_conn **batch, int n, int first
         ARG(batch[i]->user, strlen(batch[i]->user));
     }
 #undef ARG
-    if (redisAsyncCommandArgv(cl->cmd.ac, refresh_cb, cl, argc, argv, argvlen) == REDIS_OK)
-        rc_sent(&cl->cmd);
+    rc_cmd_argv(&cl->cmd, refresh_cb, cl, argc, argv, argvlen);
 out:
     for (int i = 0; i < nk; i++)
         free(keys[i]);
@@ -1036,6 +1078,7 @@ static void nodes_cb(redisAsyncContext *ac, void *reply_, void *priv)
         json_object_set_new(answer, "cluster_connections", json_integer(total));
         json_object_set_new(answer, "nodes", nodes);
     } else {
+        script_error(r, reply);
         json_decref(nodes);
         status = 503;
         json_decref(answer);
@@ -1067,7 +1110,7 @@ void mcpgw_cluster_connections(mcpgw_cluster *cl, mcpgw_conn *c, json_t *local)
         snprintf(q->path, sizeof(q->path), "%.*s", (int)c->http_req->path.len, c->http_req->path.p);
     }
     snprintf(lease, sizeof(lease), "%d", cl->lease_ms);
-    if (redisAsyncCommand(r->ac, nodes_cb, q, "EVAL %s 1 %s %s", LUA_NODES, cl->k_nodes, lease) !=
+    if (rc_cmd(r, nodes_cb, q, "EVALSHA %s 1 %s %s", cl->sha[S_NODES], cl->k_nodes, lease) !=
         REDIS_OK) {
         /* hiredis is closing the connection: no answer would ever come */
         free(q);
@@ -1076,7 +1119,6 @@ void mcpgw_cluster_connections(mcpgw_cluster *cl, mcpgw_conn *c, json_t *local)
                                                  "Redis is unreachable: the cluster view is unavailable"));
         return;
     }
-    rc_sent(r);
     c->api_pending = 1;
     mcpgw_conn_ref(c);
 }
@@ -1145,6 +1187,12 @@ mcpgw_cluster *mcpgw_cluster_new(mcpgw_server *srv)
         !(cl->k_stream = cat(cl->prefix, "broadcasts")) || !(cl->k_held = cat(cl->prefix, held)) ||
         !(cl->k_nodes = cat(cl->prefix, "nodes")) || !(cl->k_user = cat(cl->prefix, "user:")))
         goto fail;
+    for (int i = 0; i < S_COUNT; i++) {
+        unsigned char md[SHA_DIGEST_LENGTH];
+        SHA1((const unsigned char *)SCRIPTS[i], strlen(SCRIPTS[i]), md);
+        for (int j = 0; j < SHA_DIGEST_LENGTH; j++)
+            snprintf(cl->sha[i] + 2 * j, 3, "%02x", md[j]);
+    }
     resolve_once(cl);
     cl->cmd.cl = cl->rd.cl = cl;
     cl->cmd.role = "command";

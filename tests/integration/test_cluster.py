@@ -20,7 +20,7 @@ import threading
 import time
 
 from harness import (Gateway, HandshakeError, check_config, client, free_port, http_request,
-                     make_token, sanitized_build, unique_user, upgrade_request, wait_until,
+                     make_token, metrics, sanitized_build, unique_user, upgrade_request, wait_until,
                      ws_handshake)
 
 REDIS_SERVER = shutil.which('redis-server') or '/usr/bin/redis-server'
@@ -778,3 +778,97 @@ def test_a_slow_resolver_does_not_stall_the_loop():
     finally:
         _close(g)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def test_a_resent_stream_entry_is_delivered_once():
+    """An entry appended twice (what a resent XADD after a lost answer
+    does) reaches B's client once: B drops the second by its (node, origin,
+    sequence) and counts it; the next broadcast still arrives, in order."""
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p)
+        b = _node(r, 'B', p)
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            ws = _client(b)
+            _broadcast(a.port, {'type': 'seq', 'n': 0})
+            assert _collect(ws, 1) == [0]
+            last = r.cmd('XREVRANGE', p + 'broadcasts', '+', '-', 'COUNT', '1')
+            fields = last[0][1]
+            assert 's' in fields[0::2] and 'n' in fields[0::2], fields
+            assert isinstance(r.cmd('XADD', p + 'broadcasts', '*', *fields), str)
+            assert _no_more(ws, 1.0) is None, 'the resent entry was delivered again'
+            wait_until(lambda: metrics(b.port).get('mcpgw_cluster_duplicates_total') == 1,
+                       timeout=5, what='B counts the duplicate')
+            _broadcast(a.port, {'type': 'seq', 'n': 1})
+            assert _collect(ws, 1) == [1]
+        finally:
+            _close(a, b)
+
+
+def _evals(r):
+    """(EVAL calls, EVALSHA calls) from Redis's command statistics."""
+    info = r.cmd('INFO', 'commandstats')
+    calls = {}
+    for m in re.finditer(r'cmdstat_(evalsha|eval):calls=(\d+)', info):
+        calls[m.group(1)] = int(m.group(2))
+    return calls.get('eval', 0), calls.get('evalsha', 0)
+
+
+def test_scripts_run_by_sha_and_a_flushed_script_cache_heals():
+    """The lease scripts are loaded once per connection and run with
+    EVALSHA (no script text per upgrade); after SCRIPT FLUSH the next one
+    finds NOSCRIPT, the connection is dropped and its reconnect loads them
+    again, and the limit holds exactly afterwards."""
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p, limit=2)
+        try:
+            _wait_connected(a)
+            user = unique_user('sha')
+            token = make_token(user)
+            r.cmd('CONFIG', 'RESETSTAT')
+            held = [_hs(a.port, token) for _ in range(2)]
+            with pytest_raises_status(429):
+                _hs(a.port, token)
+            ev, sha = _evals(r)
+            assert ev == 0 and sha >= 3, (ev, sha)
+            for ws in held:
+                ws.close()
+            wait_until(lambda: r.cmd('ZCARD', p + 'user:' + user) == 0, what='leases released')
+            assert r.cmd('SCRIPT', 'FLUSH') == 'OK'
+            connected = len(a.logs('cluster_redis_connected'))
+            # the first upgrade after the flush is decided locally (on_redis_down
+            # = local) while the command connection comes back with its scripts
+            first = _hs(a.port, token)
+            wait_until(lambda: len(a.logs('cluster_redis_connected')) > connected,
+                       what='command connection back')
+            wait_until(lambda: r.cmd('ZCARD', p + 'user:' + user) >= 1, timeout=5,
+                       what='the local lease written again by the refresh')
+            second = _hs(a.port, token)
+            with pytest_raises_status(429):
+                _hs(a.port, token)
+            assert r.cmd('ZCARD', p + 'user:' + user) == 2
+            ev, sha = _evals(r)
+            assert ev == 0, ev
+            for ws in (first, second):
+                ws.close()
+        finally:
+            _close(a)
+
+
+class pytest_raises_status:
+    """with pytest_raises_status(429): an upgrade that must be refused."""
+
+    def __init__(self, status):
+        self.status = status
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, e, tb):
+        assert kind is not None, 'the upgrade was accepted; expected %d' % self.status
+        if issubclass(kind, HandshakeError) and e.status == self.status:
+            return True
+        return False
