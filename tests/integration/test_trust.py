@@ -124,7 +124,10 @@ def test_refresh_with_another_users_or_a_bad_token_changes_nothing():
     with Gateway({'auth': {'leeway_s': '0'}}) as g:
         ws = ws_handshake(g.port, make_token(user, exp_in=2))
         ws.send_json({'type': 'auth', 'id': 'x', 'token': make_token(unique_user())})
-        m = ws.recv_type('error')
+        m = ws.recv_json(5)
+        while m.get('id') != 'x':
+            m = ws.recv_json(5)
+        assert m['type'] == 'error', 'another user\'s token was taken: %r' % m
         assert m['message'] == 'Authentication failed' and 'another user' in m['error'], m
         ws.send_json({'type': 'auth', 'id': 'y', 'token': make_token(user, secret='wrong')})
         m = ws.recv_type('error')
