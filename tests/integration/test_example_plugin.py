@@ -1,7 +1,8 @@
 """The README's plugin guide, end to end: install mcpgw into a temporary
 DESTDIR, build examples/echo-plugin out of tree against the installed headers
-with pkg-config mcpgw, install it into the installed plugin dir, and have the
-installed gateway load it from a [handler.echo] section."""
+with pkg-config mcpgw, build and run its unit test against the installed mock
+gateway (pkg-config mcpgw-mock), install it into the installed plugin dir, and
+have the installed gateway load it from a [handler.echo] section."""
 import glob
 import os
 import shutil
@@ -46,6 +47,17 @@ def test_example_plugin_builds_out_of_tree_and_loads():
         shutil.copytree(os.path.join(SRCDIR, 'examples', 'echo-plugin'), src)
         subprocess.run(['make', '-s', '-C', src, 'CFLAGS=-O2 -Wall -Wextra -Werror'],
                        env=env, check=True, capture_output=True)
+        # Its unit test, against the installed mock host only.
+        for path in ('mcpgw/mock_host.h',):
+            assert os.path.isfile(os.path.join(cflags.split('-I', 1)[1].split()[0], path))
+        check = subprocess.run(['make', '-s', '-C', src, 'check',
+                                'CFLAGS=-O2 -Wall -Wextra -Werror'],
+                               env=env, capture_output=True, text=True)
+        assert check.returncode == 0, check.stdout + check.stderr
+        assert 'test_echo: ok' in check.stdout, check.stdout + check.stderr
+        mock_l = subprocess.run(['pkg-config', '--libs-only-L', 'mcpgw-mock'], env=env,
+                                check=True, capture_output=True, text=True).stdout
+        assert dest in mock_l, mock_l      # the installed library, not the build tree's
         subprocess.run(['make', '-s', '-C', src, 'install', 'DESTDIR=' + dest,
                         'PLUGINDIR=' + plugindir], env=env, check=True, capture_output=True)
         assert os.path.isfile(os.path.join(installed_plugins, 'echo.so'))
@@ -71,5 +83,15 @@ def test_example_plugin_builds_out_of_tree_and_loads():
                 ws.close_cleanly()
         finally:
             harness.MCPGW = saved
+
+        # The example's test can fail: an echo that forgets the prefix.
+        with open(os.path.join(src, 'echo.c')) as f:
+            code = f.read()
+        with open(os.path.join(src, 'echo.c'), 'w') as f:
+            f.write(code.replace('"%s%s", e->prefix,', '"%.0s%s", e->prefix,'))
+        broken = subprocess.run(['make', '-s', '-C', src, 'check'], env=env,
+                                capture_output=True, text=True)
+        assert broken.returncode != 0, broken.stdout
+        assert 'test_echo: FAILED' in broken.stdout, broken.stdout + broken.stderr
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -190,6 +190,15 @@ def test_install_puts_every_file_in_its_directory():
     assert 'prefix=%s\n' % d['prefix'] in text, text
     assert re.search(r'^plugindir=\$\{libdir\}/mcpgw/plugins$', text, re.M), text
     assert re.search(r'^Version: %s$' % re.escape(d['version']), text, re.M), text
+    # The mock gateway for plugins' unit tests: header, library, mcpgw-mock.pc.
+    with open(_at('includedir', 'mcpgw', 'mock_host.h')) as f, \
+            open(os.path.join(SRCDIR, 'include', 'mcpgw', 'mock_host.h')) as g:
+        assert f.read() == g.read(), 'installed mock_host.h differs from include/mcpgw/mock_host.h'
+    assert os.path.exists(_at('libdir', 'libmcpgw-mock.so')), os.listdir(_at('libdir'))
+    with open(_at('libdir', 'pkgconfig', 'mcpgw-mock.pc')) as f:
+        text = f.read()
+    assert re.search(r'^Requires: mcpgw$', text, re.M), text
+    assert re.search(r'^Libs: .*-lmcpgw-mock$', text, re.M), text
     # The configuration, the unit and the man pages.
     assert sorted(os.listdir(_confd())) == _shipped_conf_names(), os.listdir(_confd())
     assert os.path.isfile(_unit_path()), 'no unit at %s' % _unit_path()
