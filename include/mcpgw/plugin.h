@@ -90,6 +90,12 @@
  *   group, default signal dispositions and no descriptor but its three
  *   pipes; stopping it signals the whole group.
  *
+ * TESTING
+ *   <mcpgw/mock_host.h> (libmcpgw-mock, pkg-config mcpgw-mock) is a mock
+ *   gateway implementing this whole host table, for a plugin's own unit
+ *   tests without a gateway: load the plugin, send it messages, drive its
+ *   timers and asynchronous completions by hand, and check what it did.
+ *
  * VERSIONING
  *   The descriptor carries the ABI major and minor the plugin was built
  *   against and its own size. The loader refuses a plugin whose major
