@@ -827,17 +827,19 @@ static mock_list *mocks;
 static void host_timer_cancel(mcpgw_timer *t)
 {
     mcpgw_mock *last = NULL;
+    int found = 0;
 
     if (!t)
         return;
-    for (mock_list *l = mocks; l; l = l->next) {
+    pthread_mutex_lock(&mocks_lock);
+    for (mock_list *l = mocks; l && !found; l = l->next) {
         last = l->m;
-        if (timer_unlink(l->m, t) == 0) {
-            free(t);
-            return;
-        }
+        found = timer_unlink(l->m, t) == 0;
     }
-    if (last)
+    pthread_mutex_unlock(&mocks_lock);
+    if (found)
+        free(t);
+    else if (last)
         violation(last, "timer_cancel() of a timer that has fired or was cancelled");
 }
 
