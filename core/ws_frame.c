@@ -2,9 +2,9 @@
  * ws_frame.c - RFC 6455 section 5 frame headers: parse, policy check,
  * (un)masking, server header encoding, and close-code validity (7.4).
  *
- * Owns only byte-level framing; no I/O, no allocation, no connection state.
- * Message-level rules (continuation sequencing, size limits, UTF-8) belong
- * to conn.c.
+ * Owns only byte-level framing, for both roles (server and client); no I/O,
+ * no allocation, no connection state. Message-level rules (continuation
+ * sequencing, size limits, UTF-8) belong to the connection code.
  */
 #include "ws_frame.h"
 
@@ -70,13 +70,15 @@ mcpgw_ws_parse_result mcpgw_ws_parse_header(const uint8_t *buf, size_t len,
     return MCPGW_WS_PARSE_OK;
 }
 
-int mcpgw_ws_frame_check(const mcpgw_ws_frame_header *h, unsigned allowed_rsv,
-                         const char **why)
+int mcpgw_ws_frame_check_role(const mcpgw_ws_frame_header *h, mcpgw_ws_role role,
+                              unsigned allowed_rsv, const char **why)
 {
     const char *reason = NULL;
 
-    if (!h->masked)
+    if (role == MCPGW_WS_ROLE_SERVER && !h->masked)
         reason = "client frame is not masked";
+    else if (role == MCPGW_WS_ROLE_CLIENT && h->masked)
+        reason = "masked frame from the server";
     else if (h->rsv & ~allowed_rsv & 4u)
         reason = "RSV1 set without a negotiated extension";
     else if (h->rsv & ~allowed_rsv & 2u)
@@ -89,12 +91,22 @@ int mcpgw_ws_frame_check(const mcpgw_ws_frame_header *h, unsigned allowed_rsv,
         reason = "fragmented control frame";
     else if (h->opcode >= 0x8 && h->payload_len > MCPGW_WS_MAX_CONTROL)
         reason = "control frame payload longer than 125 bytes";
+    else if ((h->rsv & 4u) && h->opcode == MCPGW_WS_OP_CONT)
+        reason = "RSV1 set on a continuation frame";
+    else if ((h->rsv & 4u) && h->opcode >= 0x8)
+        reason = "RSV1 set on a control frame";
 
     if (!reason)
         return 0;
     if (why)
         *why = reason;
     return MCPGW_WS_CLOSE_PROTOCOL_ERROR;
+}
+
+int mcpgw_ws_frame_check(const mcpgw_ws_frame_header *h, unsigned allowed_rsv,
+                         const char **why)
+{
+    return mcpgw_ws_frame_check_role(h, MCPGW_WS_ROLE_SERVER, allowed_rsv, why);
 }
 
 void mcpgw_ws_unmask(uint8_t *data, size_t len, const uint8_t mask[4], size_t offset)

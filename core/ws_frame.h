@@ -2,8 +2,9 @@
  * ws_frame.h - RFC 6455 section 5 frame headers: parse and encode.
  *
  * Pure functions over byte buffers: no I/O, no allocation, so they can be
- * unit-tested and fuzzed alone. The connection code (conn.c) feeds bytes
- * and enforces message-level rules (continuation, max_payload, UTF-8).
+ * unit-tested and fuzzed alone. Both ends use them: the gateway's
+ * ws_session.c and the client library feed bytes and enforce message-level
+ * rules (continuation, size limits, UTF-8).
  */
 #ifndef MCPGW_WS_FRAME_H
 #define MCPGW_WS_FRAME_H
@@ -62,10 +63,24 @@ typedef enum {
 mcpgw_ws_parse_result mcpgw_ws_parse_header(const uint8_t *buf, size_t len,
                                             mcpgw_ws_frame_header *h);
 
-/* Policy checks for a frame from a client (RFC 6455 5.1-5.5): mask required,
- * RSV bits zero unless allowed_rsv has them, known opcode, control frames
- * FIN and <= 125 bytes. Returns 0 if acceptable, else the close code to fail
- * the connection with (1002) and sets *why to a static description. */
+/* Which end of the connection checks the frame: the server reads client
+ * frames (masked), the client reads server frames (unmasked). */
+typedef enum {
+    MCPGW_WS_ROLE_SERVER = 0,
+    MCPGW_WS_ROLE_CLIENT = 1
+} mcpgw_ws_role;
+
+/* Policy checks for a received frame (RFC 6455 5.1-5.5) by the end `role`:
+ * masked exactly when it comes from a client (to a server), RSV bits zero
+ * unless allowed_rsv has them, known opcode, control frames FIN and <= 125
+ * bytes, and when RSV1 is allowed (permessage-deflate) it is set only on
+ * the first frame of a data message (RFC 7692 6.1). Returns 0 if
+ * acceptable, else the close code to fail the connection with (1002) and
+ * sets *why (if not NULL) to a static description. */
+int mcpgw_ws_frame_check_role(const mcpgw_ws_frame_header *h, mcpgw_ws_role role,
+                              unsigned allowed_rsv, const char **why);
+
+/* mcpgw_ws_frame_check_role for the server: a frame from a client. */
 int mcpgw_ws_frame_check(const mcpgw_ws_frame_header *h, unsigned allowed_rsv,
                          const char **why);
 

@@ -3,14 +3,17 @@
  * core/ws_frame.c (header parse, policy check, unmask, header encode, close
  * codes) and core/utf8.c (whole-buffer and incremental validation).
  *
- * The input is read as a stream of client frames, as conn.c reads them.
+ * The input is read as a stream of frames, as ws_session.c (the server role:
+ * client frames) or the client library (the client role) reads them; the
+ * first byte's bits choose RSV1 allowed (1) and the role (2).
  * For each frame it checks, and traps on a mismatch:
  *  - a parsed header is self-consistent (header_len matches the length form
  *    and mask bit, the length form is minimal) and every shorter prefix of
  *    it gives NEED_MORE; a PARSE_ERROR is exactly a non-minimal length or a
  *    64-bit length with the MSB set;
  *  - the server encoder round-trips through the parser;
- *  - mcpgw_ws_frame_check() agrees with an independent reading of RFC 6455;
+ *  - mcpgw_ws_frame_check_role() agrees with an independent reading of
+ *    RFC 6455 (and RFC 7692 6.1), and mcpgw_ws_frame_check() with it;
  *  - unmasking in random pieces equals unmasking at once, and twice is the
  *    identity;
  *  - mcpgw_utf8_feed() over random splits of the unmasked payload gives the
@@ -73,13 +76,14 @@ static int ref_close_code_valid(unsigned code)
     }
 }
 
-/* What RFC 6455 5.1-5.5 says of a client frame (no extension negotiated
- * beyond allowed_rsv). */
-static int ref_frame_ok(const mcpgw_ws_frame_header *h, unsigned allowed_rsv)
+/* What RFC 6455 5.1-5.5 says of a frame received by `role` (no extension
+ * negotiated beyond allowed_rsv), with RFC 7692 6.1 when RSV1 is allowed:
+ * RSV1 on the first frame of a data message only. */
+static int ref_frame_ok(const mcpgw_ws_frame_header *h, mcpgw_ws_role role, unsigned allowed_rsv)
 {
     int control = h->opcode >= 0x8;
 
-    if (!h->masked)
+    if (h->masked != (role == MCPGW_WS_ROLE_SERVER))
         return 0;
     if (h->rsv & ~allowed_rsv & 7u)
         return 0;
@@ -90,6 +94,8 @@ static int ref_frame_ok(const mcpgw_ws_frame_header *h, unsigned allowed_rsv)
         return 0;
     }
     if (control && (!h->fin || h->payload_len > 125))
+        return 0;
+    if ((h->rsv & 4u) && (control || h->opcode == 0x0))
         return 0;
     return 1;
 }
@@ -228,6 +234,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* The first byte chooses which RSV bits count as negotiated (as a
      * permessage-deflate connection would allow RSV1). */
     unsigned allowed_rsv = size ? (data[0] & 1u ? 4u : 0u) : 0u;
+    /* The second bit, which end reads the frames (the client: unmasked). */
+    mcpgw_ws_role role = size && (data[0] & 2u) ? MCPGW_WS_ROLE_CLIENT : MCPGW_WS_ROLE_SERVER;
 
     fuzz_rng_seed(&rng, data, size);
     if (size)
@@ -244,9 +252,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             break;
         check_encode(&h);
 
-        code = mcpgw_ws_frame_check(&h, allowed_rsv, &why);
+        code = mcpgw_ws_frame_check_role(&h, role, allowed_rsv, &why);
         FUZZ_ASSERT(code == 0 || code == MCPGW_WS_CLOSE_PROTOCOL_ERROR);
-        FUZZ_ASSERT((code == 0) == ref_frame_ok(&h, allowed_rsv));
+        FUZZ_ASSERT((code == 0) == ref_frame_ok(&h, role, allowed_rsv));
+        if (role == MCPGW_WS_ROLE_SERVER)
+            FUZZ_ASSERT(mcpgw_ws_frame_check(&h, allowed_rsv, NULL) == code);
         if (code)
             FUZZ_ASSERT(why && *why);
 

@@ -383,6 +383,83 @@ TEST(check_why_may_be_null)
     CHECK_EQ_INT(mcpgw_ws_frame_check(&h, 0, NULL), 1002);
 }
 
+/* A frame checked by the given role. */
+static int check_frame_role(mcpgw_ws_role role, int fin, unsigned rsv, int opcode, int masked,
+                            uint64_t len, unsigned allowed, const char **why)
+{
+    uint8_t buf[MCPGW_WS_MAX_HEADER];
+    mcpgw_ws_frame_header h;
+    size_t n = build_header(buf, fin, rsv, opcode, masked, len);
+
+    if (mcpgw_ws_parse_header(buf, n, &h) != MCPGW_WS_PARSE_OK)
+        return -12345;
+    *why = NULL;
+    return mcpgw_ws_frame_check_role(&h, role, allowed, why);
+}
+
+/* The client checks server frames: unmasked, otherwise the same rules. */
+TEST(check_client_role)
+{
+    static const int ops[] = {MCPGW_WS_OP_CONT, MCPGW_WS_OP_TEXT, MCPGW_WS_OP_BINARY,
+                              MCPGW_WS_OP_CLOSE, MCPGW_WS_OP_PING, MCPGW_WS_OP_PONG};
+    const mcpgw_ws_role C = MCPGW_WS_ROLE_CLIENT;
+    const char *why;
+    size_t i;
+    int op;
+
+    for (i = 0; i < sizeof ops / sizeof ops[0]; i++) {
+        CHECK_EQ_INT(check_frame_role(C, 1, 0, ops[i], 0, 125, 0, &why), 0);
+        CHECK(why == NULL);
+        CHECK_EQ_INT(check_frame_role(C, 1, 0, ops[i], 1, 0, 0, &why), 1002);
+        CHECK_EQ_STR(why, "masked frame from the server");
+        /* the server role refuses the very frames the client accepts */
+        CHECK_EQ_INT(check_frame_role(MCPGW_WS_ROLE_SERVER, 1, 0, ops[i], 0, 0, 0, &why), 1002);
+        CHECK_EQ_STR(why, "client frame is not masked");
+    }
+    CHECK_EQ_INT(check_frame_role(C, 0, 0, MCPGW_WS_OP_TEXT, 0, 1u << 20, 0, &why), 0);
+    for (op = 0; op < 16; op++) {
+        int known = op <= 2 || (op >= 8 && op <= 0xA);
+        CHECK_EQ_INT(check_frame_role(C, 1, 0, op, 0, 0, 0, &why), known ? 0 : 1002);
+        if (!known)
+            CHECK_EQ_STR(why, "unknown opcode");
+    }
+    CHECK_EQ_INT(check_frame_role(C, 0, 0, MCPGW_WS_OP_PING, 0, 0, 0, &why), 1002);
+    CHECK_EQ_STR(why, "fragmented control frame");
+    CHECK_EQ_INT(check_frame_role(C, 1, 0, MCPGW_WS_OP_CLOSE, 0, 126, 0, &why), 1002);
+    CHECK_EQ_STR(why, "control frame payload longer than 125 bytes");
+    CHECK_EQ_INT(check_frame_role(C, 1, 4, MCPGW_WS_OP_TEXT, 0, 1, 0, &why), 1002);
+    CHECK_EQ_STR(why, "RSV1 set without a negotiated extension");
+    CHECK_EQ_INT(check_frame_role(C, 1, 2, MCPGW_WS_OP_TEXT, 0, 1, 4, &why), 1002);
+    CHECK_EQ_STR(why, "RSV2 set without a negotiated extension");
+    CHECK_EQ_INT(mcpgw_ws_frame_check_role(&(mcpgw_ws_frame_header){.fin = 1, .masked = 1}, C,
+                                           0, NULL), 1002);
+}
+
+/* RFC 7692 6.1: with permessage-deflate (RSV1 allowed) the bit marks the
+ * first frame of a data message only, in both roles. */
+TEST(check_rsv1_first_frame_only)
+{
+    const char *why;
+    int r;
+
+    for (r = 0; r < 2; r++) {
+        mcpgw_ws_role role = r ? MCPGW_WS_ROLE_CLIENT : MCPGW_WS_ROLE_SERVER;
+        int masked = !r;
+        int op;
+
+        CHECK_EQ_INT(check_frame_role(role, 0, 4, MCPGW_WS_OP_TEXT, masked, 10, 4, &why), 0);
+        CHECK_EQ_INT(check_frame_role(role, 1, 4, MCPGW_WS_OP_BINARY, masked, 10, 4, &why), 0);
+        CHECK_EQ_INT(check_frame_role(role, 1, 0, MCPGW_WS_OP_CONT, masked, 10, 4, &why), 0);
+        CHECK_EQ_INT(check_frame_role(role, 1, 4, MCPGW_WS_OP_CONT, masked, 10, 4, &why), 1002);
+        CHECK_EQ_STR(why, "RSV1 set on a continuation frame");
+        for (op = 8; op <= 0xA; op++) {
+            CHECK_EQ_INT(check_frame_role(role, 1, 4, op, masked, 0, 4, &why), 1002);
+            CHECK_EQ_STR(why, "RSV1 set on a control frame");
+            CHECK_EQ_INT(check_frame_role(role, 1, 0, op, masked, 0, 4, &why), 0);
+        }
+    }
+}
+
 /* ------------------------------------------------------------- masking */
 
 static void ref_unmask(uint8_t *d, size_t len, const uint8_t m[4], size_t off)
@@ -612,6 +689,8 @@ int main(void)
     RUN(check_fragmented_control);
     RUN(check_control_too_long);
     RUN(check_why_may_be_null);
+    RUN(check_client_role);
+    RUN(check_rsv1_first_frame_only);
     RUN(unmask_matches_reference);
     RUN(unmask_split_equals_whole);
     RUN(unmask_involution);
