@@ -1,7 +1,8 @@
 /*
- * pmd.c - permessage-deflate (RFC 7692): offer parsing and negotiation,
- * pooled and per-connection zlib streams, compress and bounded inflate.
- * See pmd.h for the memory model.
+ * pmd.c - permessage-deflate (RFC 7692) for the server and the client:
+ * offer parsing and negotiation, checking the server's answer, pooled and
+ * per-connection zlib streams, compress and bounded inflate. See pmd.h for
+ * the memory model.
  */
 #include <ctype.h>
 #include <stdio.h>
@@ -215,7 +216,69 @@ int mcpgw_pmd_negotiate(const mcpgw_pmd_config *cfg, const char *value, size_t l
     }
 }
 
+int mcpgw_pmd_accept_response(const char *value, size_t len, mcpgw_pmd_params *out,
+                              const char **why)
+{
+    cursor c;
+    const char *name;
+    size_t nlen;
+    offer o;
+
+    memset(out, 0, sizeof(*out));
+    memset(&o, 0, sizeof(o));
+    c.p = value;
+    c.end = value + len;
+    skip_ows(&c);
+    nlen = value ? take_token(&c, &name) : 0;
+    if (nlen != 18 || strncasecmp(name, "permessage-deflate", 18) != 0) {
+        *why = "server selected an extension that was not offered";
+        return -1;
+    }
+    /* An answer names the window it chose: client_max_window_bits needs a value. */
+    if (parse_params(&c, &o) != 0 || !o.valid || o.client_bits < 0) {
+        *why = "invalid permessage-deflate parameters from the server";
+        return -1;
+    }
+    if (c.p < c.end) {                          /* stopped at a ',' */
+        *why = "server selected more than one extension";
+        return -1;
+    }
+    out->enabled = 1;
+    out->role = MCPGW_PMD_CLIENT;
+    out->server_no_context_takeover = o.server_nct;
+    out->client_no_context_takeover = o.client_nct;
+    out->server_window_bits = o.server_bits > 0 ? o.server_bits : 15;
+    out->client_window_bits = o.client_bits > 0 ? o.client_bits : 15;
+    return 0;
+}
+
 /* ------------------------------------------------------------ streams */
+
+/* Our side's parameters and the peer's, by role. */
+static int own_nct(const mcpgw_pmd_params *p)
+{
+    return p->role == MCPGW_PMD_CLIENT ? p->client_no_context_takeover
+                                       : p->server_no_context_takeover;
+}
+
+static int own_bits(const mcpgw_pmd_params *p)
+{
+    return p->role == MCPGW_PMD_CLIENT ? p->client_window_bits : p->server_window_bits;
+}
+
+static int peer_nct(const mcpgw_pmd_params *p)
+{
+    return p->role == MCPGW_PMD_CLIENT ? p->server_no_context_takeover
+                                       : p->client_no_context_takeover;
+}
+
+/* An 8-bit window is inflated with a 9-bit one: a larger window reads any
+ * stream a smaller one wrote. */
+static int peer_bits(const mcpgw_pmd_params *p)
+{
+    int b = p->role == MCPGW_PMD_CLIENT ? p->server_window_bits : p->client_window_bits;
+    return b < 9 ? 9 : b;
+}
 
 void mcpgw_pmd_pool_init(mcpgw_pmd_pool *pool, int level, int mem_level)
 {
@@ -290,11 +353,14 @@ static z_stream *new_inflater(int bits)
 static z_stream *deflater_for(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
                               const mcpgw_pmd_params *p)
 {
-    int i = p->server_window_bits - 8;
+    int bits = own_bits(p), i = bits - 8;
 
-    if (!p->server_no_context_takeover && st) {
+    /* zlib cannot produce a raw deflate stream with a 256-byte window. */
+    if (bits < 9 || bits > 15)
+        return NULL;
+    if (!own_nct(p) && st) {
         if (!st->deflater) {
-            st->deflater = new_deflater(pool->level, pool->mem_level, p->server_window_bits);
+            st->deflater = new_deflater(pool->level, pool->mem_level, bits);
         } else if (st->deflater_stale) {
             /* The peer's window has moved on with a message this stream did
              * not see: no back-reference into its old window may follow. The
@@ -306,7 +372,7 @@ static z_stream *deflater_for(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
         return st->deflater;
     }
     if (!pool->deflaters[i])
-        pool->deflaters[i] = new_deflater(pool->level, pool->mem_level, p->server_window_bits);
+        pool->deflaters[i] = new_deflater(pool->level, pool->mem_level, bits);
     else
         deflateReset(pool->deflaters[i]);
     return pool->deflaters[i];
@@ -315,15 +381,17 @@ static z_stream *deflater_for(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
 static z_stream *inflater_for(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
                               const mcpgw_pmd_params *p)
 {
-    int i = p->client_window_bits - 8;
+    int bits = peer_bits(p), i = bits - 8;
 
-    if (!p->client_no_context_takeover && st) {
+    if (bits > 15)
+        return NULL;
+    if (!peer_nct(p) && st) {
         if (!st->inflater)
-            st->inflater = new_inflater(p->client_window_bits);
+            st->inflater = new_inflater(bits);
         return st->inflater;
     }
     if (!pool->inflaters[i])
-        pool->inflaters[i] = new_inflater(p->client_window_bits);
+        pool->inflaters[i] = new_inflater(bits);
     else
         inflateReset(pool->inflaters[i]);
     return pool->inflaters[i];
@@ -360,76 +428,105 @@ uint8_t *mcpgw_pmd_deflate(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
     return out;
 }
 
-mcpgw_pmd_result mcpgw_pmd_inflate(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
-                                   const mcpgw_pmd_params *p, const uint8_t *in, size_t len,
-                                   size_t limit, uint8_t **out, size_t *out_len)
+/* Runs one message, then the tail the sender removed, through z into
+ * *buf (*used of *cap bytes filled). With grow the buffer is doubled up to
+ * limit + 1 bytes; without, limit is *cap and filling it is TOO_BIG. */
+static mcpgw_pmd_result inflate_run(z_stream *z, const uint8_t *in, size_t len, uint8_t **buf,
+                                    size_t *cap, size_t *used, size_t limit, int grow)
 {
     static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
-    z_stream *z = inflater_for(pool, st, p);
-    size_t cap = limit < 16384 ? limit + 1 : 16384;
-    size_t used = 0;
-    uint8_t *buf;
-    int pass;
 
-    *out = NULL;
-    *out_len = 0;
-    if (!z)
-        return MCPGW_PMD_NOMEM;
     if (len > 0xffffffffu)
         return MCPGW_PMD_TOO_BIG;
-    buf = malloc(cap);
-    if (!buf)
-        return MCPGW_PMD_NOMEM;
-
-    /* The message, then the tail the sender removed. */
-    for (pass = 0; pass < 2; pass++) {
+    for (int pass = 0; pass < 2; pass++) {
         z->next_in = (Bytef *)(pass == 0 ? in : tail);
         z->avail_in = (uInt)(pass == 0 ? len : sizeof(tail));
         for (;;) {
             int rc;
 
-            if (used == cap) {
+            if (*used == *cap) {
                 size_t ncap;
                 uint8_t *nb;
-                if (cap > limit)            /* already holds limit + 1 bytes */
-                    goto too_big;
-                ncap = cap * 2 > limit + 1 ? limit + 1 : cap * 2;
-                nb = realloc(buf, ncap);
-                if (!nb) {
-                    free(buf);
+                if (!grow || *cap > limit)  /* already holds limit + 1 bytes */
+                    return MCPGW_PMD_TOO_BIG;
+                ncap = *cap * 2 > limit + 1 ? limit + 1 : *cap * 2;
+                nb = realloc(*buf, ncap);
+                if (!nb)
                     return MCPGW_PMD_NOMEM;
-                }
-                buf = nb;
-                cap = ncap;
+                *buf = nb;
+                *cap = ncap;
             }
-            z->next_out = buf + used;
-            z->avail_out = (uInt)(cap - used);
+            z->next_out = *buf + *used;
+            z->avail_out = (uInt)(*cap - *used);
             rc = inflate(z, Z_SYNC_FLUSH);
-            used = cap - z->avail_out;
-            if (used > limit)
-                goto too_big;
+            *used = *cap - z->avail_out;
+            if (*used > limit)
+                return MCPGW_PMD_TOO_BIG;
             if (rc == Z_STREAM_END) {
                 /* BFINAL: the sender started afresh; so do we. */
                 inflateReset(z);
-                pass = 2;
-                break;
+                return MCPGW_PMD_OK;
             }
             if (rc == Z_BUF_ERROR || (rc == Z_OK && z->avail_in == 0 && z->avail_out != 0))
                 break;                      /* all input used */
-            if (rc != Z_OK) {
-                free(buf);
-                if (p->client_no_context_takeover || !st)
-                    inflateReset(z);
+            if (rc != Z_OK)
                 return MCPGW_PMD_CORRUPT;
-            }
         }
+    }
+    return MCPGW_PMD_OK;
+}
+
+/* After a failed message: a stream that outlives it starts afresh (the
+ * connection is failed anyway when it keeps context). */
+static void inflate_failed(z_stream *z, mcpgw_pmd_state *st, const mcpgw_pmd_params *p,
+                           mcpgw_pmd_result r)
+{
+    if (r == MCPGW_PMD_TOO_BIG || peer_nct(p) || !st)
+        inflateReset(z);
+}
+
+mcpgw_pmd_result mcpgw_pmd_inflate(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
+                                   const mcpgw_pmd_params *p, const uint8_t *in, size_t len,
+                                   size_t limit, uint8_t **out, size_t *out_len)
+{
+    z_stream *z = inflater_for(pool, st, p);
+    size_t cap = limit < 16384 ? limit + 1 : 16384;
+    size_t used = 0;
+    uint8_t *buf;
+    mcpgw_pmd_result r;
+
+    *out = NULL;
+    *out_len = 0;
+    if (!z)
+        return MCPGW_PMD_NOMEM;
+    buf = malloc(cap);
+    if (!buf)
+        return MCPGW_PMD_NOMEM;
+    r = inflate_run(z, in, len, &buf, &cap, &used, limit, 1);
+    if (r != MCPGW_PMD_OK) {
+        free(buf);
+        inflate_failed(z, st, p, r);
+        return r;
     }
     *out = buf;
     *out_len = used;
     return MCPGW_PMD_OK;
+}
 
-too_big:
-    free(buf);
-    inflateReset(z);
-    return MCPGW_PMD_TOO_BIG;
+mcpgw_pmd_result mcpgw_pmd_inflate_into(mcpgw_pmd_pool *pool, mcpgw_pmd_state *st,
+                                        const mcpgw_pmd_params *p, const uint8_t *in,
+                                        size_t len, uint8_t *out, size_t cap, size_t *out_len)
+{
+    z_stream *z = inflater_for(pool, st, p);
+    size_t used = 0;
+    mcpgw_pmd_result r;
+
+    *out_len = 0;
+    if (!z)
+        return MCPGW_PMD_NOMEM;
+    r = inflate_run(z, in, len, &out, &cap, &used, cap, 0);
+    if (r != MCPGW_PMD_OK)
+        inflate_failed(z, st, p, r);
+    *out_len = used;
+    return r;
 }
