@@ -29,6 +29,8 @@
 
 #define CLOSE_REASON_INTENTIONAL "Client closed connection"
 #define MAX_REJECT_BODY 4096
+/* Smaller messages go uncompressed: deflating them gains nothing. */
+#define PMD_THRESHOLD 64
 
 static void start_attempt(mcpgw_client *c);
 static void connection_over(mcpgw_client *c, int code, const char *reason, const char *error,
@@ -51,7 +53,8 @@ static void destroy(mcpgw_client *c)
         SSL_CTX_free(c->ssl_ctx);
     if (c->msg)
         evbuffer_free(c->msg);
-    mcpgw_cpmd_free(&c->pmd);
+    mcpgw_pmd_state_free(&c->pmd_state);
+    mcpgw_pmd_pool_free(&c->pmd_pool);
     mcpgw_cq_clear(&c->q);
     mcpgw_curl_clear(&c->url);
     free(c->target);
@@ -106,7 +109,9 @@ static void free_bev(mcpgw_client *c)
     if (c->msg)
         evbuffer_drain(c->msg, evbuffer_get_length(c->msg));
     c->in_msg = 0;
-    mcpgw_cpmd_free(&c->pmd);
+    mcpgw_pmd_state_free(&c->pmd_state);
+    mcpgw_pmd_pool_free(&c->pmd_pool);
+    memset(&c->pmd, 0, sizeof(c->pmd));
 }
 
 static void arm(struct event *ev, unsigned ms)
@@ -131,8 +136,10 @@ static int write_frame(mcpgw_client *c, int op, const void *data, size_t len)
 
     if (!c->bev)
         return -1;
-    if (c->pmd.active && (op == MCPGW_WS_OP_TEXT || op == MCPGW_WS_OP_BINARY)
-        && (z = mcpgw_cpmd_deflate(&c->pmd, data, len, &zlen)) != NULL) {
+    if (c->pmd.enabled && (op == MCPGW_WS_OP_TEXT || op == MCPGW_WS_OP_BINARY)
+        && len >= PMD_THRESHOLD
+        && (z = mcpgw_pmd_deflate(&c->pmd_pool, NULL, &c->pmd, data, len, &zlen)) != NULL
+        && zlen < len) {                            /* else no gain: send it plain */
         data = z;
         len = zlen;
         rsv = 4;                                    /* RSV1: compressed */
@@ -432,15 +439,16 @@ static void deliver_message(mcpgw_client *c)
     c->in_msg = 0;
     if (c->msg_compressed) {
         size_t plen = 0;
-        int zr = mcpgw_cpmd_inflate(&c->pmd, (const uint8_t *)text, len, c->o.max_message_bytes,
-                                    &plain, &plen);
+        mcpgw_pmd_result zr = mcpgw_pmd_inflate(&c->pmd_pool, &c->pmd_state, &c->pmd,
+                                                (const uint8_t *)text, len,
+                                                c->o.max_message_bytes, &plain, &plen);
         c->msg_compressed = 0;
         evbuffer_drain(c->msg, len);
-        if (zr == 1) {
+        if (zr == MCPGW_PMD_TOO_BIG) {
             fail_connection(c, MCPGW_WS_CLOSE_TOO_BIG, "message too big");
             return;
         }
-        if (zr != 0) {
+        if (zr != MCPGW_PMD_OK) {
             fail_connection(c, MCPGW_WS_CLOSE_INVALID_DATA, "corrupt compressed message");
             return;
         }
@@ -517,7 +525,8 @@ static void read_frames(mcpgw_client *c)
         mcpgw_ws_frame_header h;
         mcpgw_ws_parse_result pr;
         uint8_t *head;
-        int is_control;
+        const char *why = NULL;
+        int is_control, code;
 
         if (avail < 2)
             return;
@@ -531,26 +540,15 @@ static void read_frames(mcpgw_client *c)
             fail_connection(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "malformed frame length");
             return;
         }
+        /* unmasked, RSV1 only with permessage-deflate on a message's first
+         * frame, known opcodes, short unfragmented control frames */
+        code = mcpgw_ws_frame_check_role(&h, MCPGW_WS_ROLE_CLIENT, c->pmd.enabled ? 4u : 0u,
+                                         &why);
+        if (code) {
+            fail_connection(c, code, why);
+            return;
+        }
         is_control = (h.opcode & 0x8) != 0;
-        if (h.masked) {
-            fail_connection(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "masked frame from the server");
-            return;
-        }
-        if (h.rsv & ~((c->pmd.active && (h.opcode == MCPGW_WS_OP_TEXT
-                                           || h.opcode == MCPGW_WS_OP_BINARY)) ? 4u : 0u)) {
-            fail_connection(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "RSV bits set without an extension");
-            return;
-        }
-        if (h.opcode != MCPGW_WS_OP_CONT && h.opcode != MCPGW_WS_OP_TEXT
-            && h.opcode != MCPGW_WS_OP_BINARY && h.opcode != MCPGW_WS_OP_CLOSE
-            && h.opcode != MCPGW_WS_OP_PING && h.opcode != MCPGW_WS_OP_PONG) {
-            fail_connection(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "unknown opcode");
-            return;
-        }
-        if (is_control && (!h.fin || h.payload_len > MCPGW_WS_MAX_CONTROL)) {
-            fail_connection(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "bad control frame");
-            return;
-        }
         if (!is_control) {
             size_t have = c->in_msg ? evbuffer_get_length(c->msg) : 0;
             if (h.opcode == MCPGW_WS_OP_CONT && !c->in_msg) {
@@ -753,7 +751,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     if (what & BEV_EVENT_CONNECTED) {
         char *req = mcpgw_cup_request(c->url.host_header, c->target,
                                       c->o.token_in_header ? c->o.token : NULL, c->key,
-                                      c->o.compression ? MCPGW_CPMD_OFFER : NULL);
+                                      c->o.compression ? MCPGW_PMD_CLIENT_OFFER : NULL);
         if (!req) {
             if (emit_error(c, "out of memory"))
                 connection_over(c, MCPGW_WS_CLOSE_ABNORMAL, "", "out of memory", 0);
@@ -930,6 +928,7 @@ mcpgw_client *mcpgw_client_new(struct event_base *base, const char *url,
         mcpgw_client_opts_init(&c->o);
     c->o.token = NULL;
     c->o.ca_file = NULL;
+    mcpgw_pmd_pool_init(&c->pmd_pool, Z_DEFAULT_COMPRESSION, 8);
     if (mcpgw_curl_parse(url, &c->url, err, err_len) != 0)
         goto fail;
     if (c->o.reconnect_factor < 1.0 || c->o.reconnect_jitter < 0 || c->o.reconnect_jitter > 10
@@ -1058,7 +1057,7 @@ size_t mcpgw_client_outbound_bytes(const mcpgw_client *c)
 
 int mcpgw_client_compression_active(const mcpgw_client *c)
 {
-    return c && c->state == CS_OPEN && c->pmd.active;
+    return c && c->state == CS_OPEN && c->pmd.enabled;
 }
 
 int mcpgw_client_reconnect_attempt(const mcpgw_client *c)

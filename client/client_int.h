@@ -67,7 +67,13 @@ struct mcpgw_client {
     int msg_op;
     int in_msg;
     int msg_compressed;             /* RSV1 on its first frame */
-    mcpgw_cpmd pmd;                 /* permessage-deflate of this connection */
+    /* permessage-deflate of this connection (core/pmd.c, client role):
+     * outgoing messages with a stream reset for each, incoming ones with a
+     * stream reset for each too when the server answered
+     * server_no_context_takeover, else with pmd_state's own */
+    mcpgw_pmd_params pmd;           /* in force when pmd.enabled */
+    mcpgw_pmd_pool pmd_pool;
+    mcpgw_pmd_state pmd_state;
 
     /* close handshake bookkeeping */
     int close_sent;

@@ -2,7 +2,9 @@
 # libmcpgw-client (client, pool, batcher), mcpgw-cli, their tests and the
 # README example. The library's objects live in a convenience library so the
 # unit tests can reach internal functions; the installed library exports
-# only the public mcpgw_client_* / mcpgw_pool_* / mcpgw_batcher_* API.
+# only the public mcpgw_client_* / mcpgw_pool_* / mcpgw_batcher_* API. The
+# protocol itself (frames, permessage-deflate, the accept key) comes from
+# libmcpgw-proto (core/libmcpgwproto.la, see Makefile.am).
 
 CLIENT_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBEVENT_OPENSSL_CFLAGS) $(OPENSSL_CFLAGS) $(ZLIB_CFLAGS)
 CLIENT_LIBS = $(LIBEVENT_LIBS) $(LIBEVENT_OPENSSL_LIBS) $(OPENSSL_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) -lm
@@ -17,12 +19,10 @@ client_libmcpgwclient_impl_la_SOURCES = \
 	client/random.c client/random.h \
 	client/queue.c client/queue.h \
 	client/upgrade.c client/upgrade.h \
-	client/url.c client/url.h \
-	client/pmd.c client/pmd.h \
-	core/ws_frame.c core/ws_frame.h \
-	core/utf8.c core/utf8.h
+	client/url.c client/url.h
 client_libmcpgwclient_impl_la_CFLAGS = $(CLIENT_CFLAGS)
-client_libmcpgwclient_impl_la_LIBADD = $(CLIENT_LIBS)
+# Frames, UTF-8, permessage-deflate and the accept key: libmcpgw-proto.
+client_libmcpgwclient_impl_la_LIBADD = $(PROTO_LIBS) $(CLIENT_LIBS)
 
 lib_LTLIBRARIES += client/libmcpgw-client.la
 client_libmcpgw_client_la_SOURCES =

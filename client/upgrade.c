@@ -1,6 +1,7 @@
 /*
  * upgrade.c - the client side of the WebSocket upgrade: request head,
- * response head parsing, Sec-WebSocket-Accept check.
+ * response head parsing, and checking the response with libmcpgw-proto's
+ * accept key and permessage-deflate answer.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
+#include "handshake.h"
 #include "upgrade.h"
-
-static const char WS_GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 void mcpgw_cup_key(char key[25])
 {
@@ -27,21 +27,6 @@ void mcpgw_cup_key(char key[25])
             raw[i] = (unsigned char)(rand() & 0xff);
     }
     EVP_EncodeBlock((unsigned char *)key, raw, sizeof(raw));
-}
-
-void mcpgw_cup_accept(const char *key, char out[29])
-{
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int dlen = 0;
-    char buf[128];
-    int n = snprintf(buf, sizeof(buf), "%s%s", key, WS_GUID);
-
-    if (n < 0 || (size_t)n >= sizeof(buf)
-        || EVP_Digest(buf, (size_t)n, digest, &dlen, EVP_sha1(), NULL) != 1 || dlen != 20) {
-        out[0] = '\0';
-        return;
-    }
-    EVP_EncodeBlock((unsigned char *)out, digest, (int)dlen);
 }
 
 char *mcpgw_cup_request(const char *host_header, const char *target,
@@ -186,9 +171,9 @@ int mcpgw_cup_parse(const char *buf, size_t len, mcpgw_cup_response *r)
 }
 
 int mcpgw_cup_validate(const mcpgw_cup_response *r, const char *key, int offered_pmd,
-                       mcpgw_cpmd *pmd, const char **why)
+                       mcpgw_pmd_params *pmd, const char **why)
 {
-    char expect[29];
+    char expect[MCPGW_WS_ACCEPT_LEN + 1];
 
     if (r->status != 101) {
         *why = "not 101 Switching Protocols";
@@ -202,7 +187,7 @@ int mcpgw_cup_validate(const mcpgw_cup_response *r, const char *key, int offered
         *why = "missing Connection: upgrade";
         return -1;
     }
-    mcpgw_cup_accept(key, expect);
+    mcpgw_handshake_accept_key(key, strlen(key), expect);
     if (strcmp(expect, r->accept) != 0) {
         *why = "wrong Sec-WebSocket-Accept";
         return -1;
@@ -213,7 +198,7 @@ int mcpgw_cup_validate(const mcpgw_cup_response *r, const char *key, int offered
             *why = "server selected an extension that was not offered";
             return -1;
         }
-        if (mcpgw_cpmd_accept(r->extensions, strlen(r->extensions), pmd, why) != 0)
+        if (mcpgw_pmd_accept_response(r->extensions, strlen(r->extensions), pmd, why) != 0)
             return -1;
     }
     if (r->has_protocol) {

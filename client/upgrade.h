@@ -1,7 +1,8 @@
 /*
  * upgrade.h - the client side of the HTTP/1.1 WebSocket upgrade (RFC 6455
  * section 4.1): the request, parsing the server's response head, and
- * checking Sec-WebSocket-Accept.
+ * checking it (the accept key and the permessage-deflate answer are
+ * libmcpgw-proto's: core/handshake.c, core/pmd.c).
  *
  * Pure functions (the key generator reads OpenSSL's RNG). Ownership:
  * mcpgw_cup_request() returns a malloc'd string; the response struct holds
@@ -12,7 +13,7 @@
 
 #include <stddef.h>
 
-#include "pmd.h"
+#include "pmd.h"            /* core/pmd.h */
 
 #define MCPGW_CUP_MAX_HEAD 16384
 
@@ -32,9 +33,6 @@ typedef struct mcpgw_cup_response {
 /* A fresh Sec-WebSocket-Key: 16 random bytes in base64 (24 chars + NUL). */
 void mcpgw_cup_key(char key[25]);
 
-/* The Sec-WebSocket-Accept value the server must answer for key. */
-void mcpgw_cup_accept(const char *key, char out[29]);
-
 /* The request head. target is path + query as sent; bearer (may be NULL)
  * adds Authorization: Bearer; extensions (may be NULL) is offered in
  * Sec-WebSocket-Extensions. NULL on allocation failure. */
@@ -45,12 +43,13 @@ char *mcpgw_cup_request(const char *host_header, const char *target,
  * MCPGW_CUP_MAX_HEAD), 0 = parsed into *r, -1 = malformed or too large. */
 int mcpgw_cup_parse(const char *buf, size_t len, mcpgw_cup_response *r);
 
-/* For a 101: checks Upgrade, Connection, the accept value, that no
- * subprotocol was selected (none is offered), and that an extension was
- * selected only if permessage-deflate was offered (offered_pmd) and is a
- * valid answer, which fills *pmd (pmd->active stays 0 when none was
- * selected). 0, or -1 with a static reason in *why. */
+/* For a 101: checks Upgrade, Connection, the accept value
+ * (mcpgw_handshake_accept_key), that no subprotocol was selected (none is
+ * offered), and that an extension was selected only if permessage-deflate
+ * was offered (offered_pmd) and is a valid answer (mcpgw_pmd_accept_response),
+ * which fills *pmd (pmd->enabled stays 0 when none was selected). 0, or -1
+ * with a static reason in *why. */
 int mcpgw_cup_validate(const mcpgw_cup_response *r, const char *key, int offered_pmd,
-                       mcpgw_cpmd *pmd, const char **why);
+                       mcpgw_pmd_params *pmd, const char **why);
 
 #endif

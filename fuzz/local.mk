@@ -24,6 +24,9 @@ FUZZ_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DMCPGW_FUZZ_TEST_PLUGIN_DIR='"$(abs_top_builddir)/tests/plugins/.libs"'
 FUZZ_CFLAGS = $(core_libmcpgwcore_la_CFLAGS)
 FUZZ_LDADD = core/libmcpgwcore.la
+# The targets of pure code link libmcpgw-proto alone (see Makefile.am).
+FUZZ_PROTO_LDADD = $(PROTO_LIBS)
+FUZZ_JWT_LDADD = $(PROTO_JWT_LIBS)
 # fuzz_dispatch loads the shipped plugins (and the async test plugin) from the build tree.
 FUZZ_PLUGIN_DEPS = $(plugins_LTLIBRARIES) tests/plugins/async_echo.la
 
@@ -39,17 +42,17 @@ TESTS += $(FUZZ_REPLAY)
 fuzz_replay_ws_frame_SOURCES = fuzz/replay.c fuzz/fuzz_ws_frame.c fuzz/fuzz_common.h
 fuzz_replay_ws_frame_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/ws_frame"'
 fuzz_replay_ws_frame_CFLAGS = $(FUZZ_CFLAGS)
-fuzz_replay_ws_frame_LDADD = $(FUZZ_LDADD)
+fuzz_replay_ws_frame_LDADD = $(FUZZ_PROTO_LDADD)
 
 fuzz_replay_http_SOURCES = fuzz/replay.c fuzz/fuzz_http.c fuzz/fuzz_common.h
 fuzz_replay_http_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/http"'
 fuzz_replay_http_CFLAGS = $(FUZZ_CFLAGS)
-fuzz_replay_http_LDADD = $(FUZZ_LDADD)
+fuzz_replay_http_LDADD = $(FUZZ_PROTO_LDADD)
 
 fuzz_replay_token_SOURCES = fuzz/replay.c fuzz/fuzz_token.c fuzz/fuzz_common.h
 fuzz_replay_token_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/token"'
 fuzz_replay_token_CFLAGS = $(FUZZ_CFLAGS)
-fuzz_replay_token_LDADD = $(FUZZ_LDADD)
+fuzz_replay_token_LDADD = $(FUZZ_JWT_LDADD)
 
 fuzz_replay_dispatch_SOURCES = fuzz/replay.c fuzz/fuzz_dispatch.c fuzz/fuzz_common.h
 fuzz_replay_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/dispatch"'
@@ -60,12 +63,12 @@ EXTRA_fuzz_replay_dispatch_DEPENDENCIES = $(FUZZ_PLUGIN_DEPS)
 fuzz_replay_pmd_SOURCES = fuzz/replay.c fuzz/fuzz_pmd.c fuzz/fuzz_common.h
 fuzz_replay_pmd_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/pmd"'
 fuzz_replay_pmd_CFLAGS = $(FUZZ_CFLAGS)
-fuzz_replay_pmd_LDADD = $(FUZZ_LDADD)
+fuzz_replay_pmd_LDADD = $(FUZZ_PROTO_LDADD)
 
 fuzz_replay_json_SOURCES = fuzz/replay.c fuzz/fuzz_json.c fuzz/fuzz_common.h
 fuzz_replay_json_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/json"'
 fuzz_replay_json_CFLAGS = $(FUZZ_CFLAGS)
-fuzz_replay_json_LDADD = $(FUZZ_LDADD)
+fuzz_replay_json_LDADD = $(FUZZ_PROTO_LDADD)
 
 # ------------------------------------------------------------ libFuzzer targets
 if FUZZING
@@ -77,19 +80,19 @@ fuzz_fuzz_ws_frame_SOURCES = fuzz/fuzz_ws_frame.c fuzz/fuzz_common.h
 fuzz_fuzz_ws_frame_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_fuzz_ws_frame_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_ws_frame_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
-fuzz_fuzz_ws_frame_LDADD = $(FUZZ_LDADD)
+fuzz_fuzz_ws_frame_LDADD = $(FUZZ_PROTO_LDADD)
 
 fuzz_fuzz_http_SOURCES = fuzz/fuzz_http.c fuzz/fuzz_common.h
 fuzz_fuzz_http_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_fuzz_http_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_http_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
-fuzz_fuzz_http_LDADD = $(FUZZ_LDADD)
+fuzz_fuzz_http_LDADD = $(FUZZ_PROTO_LDADD)
 
 fuzz_fuzz_token_SOURCES = fuzz/fuzz_token.c fuzz/fuzz_common.h
 fuzz_fuzz_token_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_fuzz_token_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_token_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
-fuzz_fuzz_token_LDADD = $(FUZZ_LDADD)
+fuzz_fuzz_token_LDADD = $(FUZZ_JWT_LDADD)
 
 fuzz_fuzz_dispatch_SOURCES = fuzz/fuzz_dispatch.c fuzz/fuzz_common.h
 fuzz_fuzz_dispatch_CPPFLAGS = $(FUZZ_CPPFLAGS)
@@ -102,13 +105,13 @@ fuzz_fuzz_pmd_SOURCES = fuzz/fuzz_pmd.c fuzz/fuzz_common.h
 fuzz_fuzz_pmd_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_fuzz_pmd_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_pmd_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
-fuzz_fuzz_pmd_LDADD = $(FUZZ_LDADD)
+fuzz_fuzz_pmd_LDADD = $(FUZZ_PROTO_LDADD)
 
 fuzz_fuzz_json_SOURCES = fuzz/fuzz_json.c fuzz/fuzz_common.h
 fuzz_fuzz_json_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_fuzz_json_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_json_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
-fuzz_fuzz_json_LDADD = $(FUZZ_LDADD)
+fuzz_fuzz_json_LDADD = $(FUZZ_PROTO_LDADD)
 
 FUZZ_SECONDS = 60
 FUZZ_TARGETS = $(FUZZ_NAMES)
