@@ -2,13 +2,15 @@
  * bench/mcpgw-bench.c - the mcpgw load generator and the raw TCP echo ceiling.
  *
  * Owns: a self-contained epoll WebSocket client (handshake, masked client
- * frames, answering server pings and closes; frame headers parsed with
- * core/ws_frame.c), HS256 token minting with OpenSSL HMAC, the benchmark
- * modes (ping, batch, broadcast, idle, raw, ratio), a log-linear latency histogram,
- * the client side of permessage-deflate (RFC 7692: offer, answer parsing,
- * raw inflate of RSV1 messages with zlib; broadcast and idle modes),
+ * frames, answering server pings and closes), the benchmark modes (ping,
+ * batch, broadcast, idle, raw, ratio), a log-linear latency histogram,
+ * the use of permessage-deflate (offered in broadcast and idle modes; RSV1
+ * messages inflated into a per-thread buffer),
  * /proc RSS sampling of the server, and `--raw-echo-server PORT`, the tiny
- * newline-delimited TCP echo server that gives the loopback ceiling.
+ * newline-delimited TCP echo server that gives the loopback ceiling. The
+ * protocol is libmcpgw-proto's: frame headers (core/ws_frame.c), the
+ * permessage-deflate answer and inflating (core/pmd.c), HS256 tokens
+ * (core/auth.c).
  *
  * TLS (--tls or a wss:// URL): an OpenSSL client per connection on the same
  * nonblocking sockets and epoll loop: SSL_do_handshake after the TCP
@@ -50,10 +52,12 @@
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 #include <openssl/ssl.h>
-#include <zlib.h>
 
+#include <jwt.h>
+
+#include "auth.h"
+#include "pmd.h"
 #include "ws_frame.h"
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
@@ -408,50 +412,13 @@ static double hist_pct_us(const hist *h, double p)
 }
 
 /* -------------------------------------------------------------- HS256 JWT */
-static size_t b64url(char *out, const unsigned char *in, size_t len)
-{
-    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0, i;
-    for (i = 0; i + 2 < len; i += 3) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8 | in[i + 2];
-        out[o++] = tbl[v >> 18 & 63];
-        out[o++] = tbl[v >> 12 & 63];
-        out[o++] = tbl[v >> 6 & 63];
-        out[o++] = tbl[v & 63];
-    }
-    if (len - i == 1) {
-        unsigned v = (unsigned)in[i] << 16;
-        out[o++] = tbl[v >> 18 & 63];
-        out[o++] = tbl[v >> 12 & 63];
-    } else if (len - i == 2) {
-        unsigned v = (unsigned)in[i] << 16 | (unsigned)in[i + 1] << 8;
-        out[o++] = tbl[v >> 18 & 63];
-        out[o++] = tbl[v >> 12 & 63];
-        out[o++] = tbl[v >> 6 & 63];
-    }
-    out[o] = 0;
-    return o;
-}
-
 static char *mint_hs256(const char *secret, const char *user)
 {
-    char payload[256], buf[512];
-    unsigned char mac[EVP_MAX_MD_SIZE];
-    unsigned int maclen = 0;
-    size_t n;
-    long now = (long)time(NULL);
-    int plen = snprintf(payload, sizeof(payload), "{\"id\":\"%s\",\"iat\":%ld,\"exp\":%ld}",
-                        user, now, now + 7200);
-    if (plen <= 0 || (size_t)plen >= sizeof(payload))
-        die("user name too long");
-    n = b64url(buf, (const unsigned char *)"{\"alg\":\"HS256\",\"typ\":\"JWT\"}", 27);
-    buf[n++] = '.';
-    n += b64url(buf + n, (const unsigned char *)payload, (size_t)plen);
-    if (!HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)buf, n, mac, &maclen))
-        die("HMAC failed");
-    buf[n++] = '.';
-    n += b64url(buf + n, mac, maclen);
-    return strdup(buf);
+    char *t = mcpgw_auth_mint(JWT_ALG_HS256, (const unsigned char *)secret, strlen(secret), user,
+                              7200, time(NULL));
+    if (!t)
+        die("could not mint a token");
+    return t;
 }
 
 /* ------------------------------------------------------- representative JSON
@@ -540,10 +507,8 @@ typedef struct conn {
     int index;                  /* global connection number */
     int is_sender;              /* broadcast: the one sending agent_status */
     int welcomed;
-    int pmd;                    /* permessage-deflate answered by the server */
-    int pmd_bits;               /* server_max_window_bits in force (default 15) */
-    int pmd_nct;                /* server_no_context_takeover answered */
-    z_stream *zin;              /* own inflater (context takeover only) */
+    mcpgw_pmd_params pmd;       /* permessage-deflate answered by the server (pmd.enabled) */
+    mcpgw_pmd_state zst;        /* own inflater (context takeover only) */
     uint8_t mask[4];
     uint8_t *in;                /* unprocessed inbound bytes */
     size_t in_len, in_cap;
@@ -587,8 +552,7 @@ typedef struct thr {
     uint64_t plain_msgs;        /* uncompressed data messages (measured window) */
     uint64_t plain_bytes;
     uint64_t z_errors;          /* inflate failures (any phase) */
-    z_stream *zshared;          /* inflater shared by no-context-takeover connections */
-    int zshared_bits;
+    mcpgw_pmd_pool zpool;       /* inflaters shared by no-context-takeover connections */
     uint8_t zbuf[1 << 18];      /* inflated message */
     uint8_t rbuf[65536];
 } thr;
@@ -905,72 +869,37 @@ static void on_message(conn *c, const uint8_t *p, size_t len, uint64_t t)
     }
 }
 
-/* permessage-deflate, client side (RFC 7692 7.2.2): raw inflate of the
- * payload followed by 00 00 ff ff into th->zbuf. With server_no_context_takeover
- * answered the inflater is reset per message and shared by the thread's
- * connections (no per-connection zlib state); otherwise the connection keeps
- * its own. Returns the inflated length, or -1 (corrupt, or over zbuf). */
+/* permessage-deflate, client side: inflates into th->zbuf (at most cap
+ * bytes of it). With server_no_context_takeover answered the inflater is
+ * reset per message and shared by the thread's connections (no
+ * per-connection zlib state); otherwise the connection keeps its own.
+ * Returns the inflated length (cap when a prefix of cap bytes was asked
+ * for), or -1 (corrupt, or over zbuf). */
 static long inflate_msg(conn *c, const uint8_t *p, size_t len, size_t cap)
 {
-    static const uint8_t tail[4] = { 0x00, 0x00, 0xff, 0xff };
     thr *th = c->t;
-    z_stream *z;
-    int rc = Z_OK;
-    if (c->pmd_nct) {
-        if (th->zshared && th->zshared_bits != c->pmd_bits) {
-            inflateEnd(th->zshared);
-            free(th->zshared);
-            th->zshared = NULL;
-        }
-        if (!th->zshared) {
-            th->zshared = calloc(1, sizeof(z_stream));
-            if (!th->zshared || inflateInit2(th->zshared, -c->pmd_bits) != Z_OK)
-                die("inflateInit2 failed");
-            th->zshared_bits = c->pmd_bits;
-        } else if (inflateReset(th->zshared) != Z_OK) {
-            return -1;
-        }
-        z = th->zshared;
-    } else {
-        if (!c->zin) {
-            c->zin = calloc(1, sizeof(z_stream));
-            if (!c->zin || inflateInit2(c->zin, -c->pmd_bits) != Z_OK)
-                die("inflateInit2 failed");
-        }
-        z = c->zin;
+    size_t n = 0;
+
+    switch (mcpgw_pmd_inflate_into(&th->zpool, &c->zst, &c->pmd, p, len, th->zbuf, cap, &n)) {
+    case MCPGW_PMD_OK:
+        return (long)n;
+    case MCPGW_PMD_TOO_BIG:     /* a prefix was asked for, or larger than zbuf */
+        return cap < sizeof(th->zbuf) ? (long)cap : -1;
+    default:
+        return -1;
     }
-    z->next_out = th->zbuf;
-    z->avail_out = (uInt)cap;
-    for (int part = 0; part < 2; part++) {
-        z->next_in = (Bytef *)(part ? tail : p);
-        z->avail_in = (uInt)(part ? sizeof(tail) : len);
-        while (z->avail_in > 0) {
-            rc = inflate(z, Z_SYNC_FLUSH);
-            if (rc == Z_STREAM_END)
-                break;
-            if (rc != Z_OK && rc != Z_BUF_ERROR)
-                return -1;
-            if (z->avail_out == 0)      /* a prefix was asked for, or larger than zbuf */
-                return cap < sizeof(th->zbuf) ? (long)cap : -1;
-            if (rc == Z_BUF_ERROR)
-                break;
-        }
-        if (rc == Z_STREAM_END)
-            break;
-    }
-    return (long)(cap - z->avail_out);
 }
 
 static void data_message(conn *c, const mcpgw_ws_frame_header *h, const uint8_t *pl, uint64_t t)
 {
     thr *th = c->t;
     size_t len = (size_t)h->payload_len;
-    if (c->pmd && (h->rsv & 4)) {
+    if (c->pmd.enabled && (h->rsv & 4)) {
         /* Without context takeover each message stands alone: all but one
          * in --inflate-every are inflated only as far as their type and
          * send time (the first 256 bytes), so that inflating a thousand
          * copies of every broadcast does not make this core the limit. */
-        int full = !c->pmd_nct || opt.inflate_every <= 1 ||
+        int full = !c->pmd.server_no_context_takeover || opt.inflate_every <= 1 ||
                    th->z_seen++ % (uint64_t)opt.inflate_every == 0;
         long n = inflate_msg(c, pl, len, full ? sizeof(th->zbuf) : 256);
         if (n < 0) {
@@ -1104,18 +1033,17 @@ static void conn_fail(conn *c)
     conn_close(c);
 }
 
-/* The server's Sec-WebSocket-Extensions answer: permessage-deflate and its
- * server_no_context_takeover / server_max_window_bits parameters. */
+/* The server's Sec-WebSocket-Extensions answer to our offer; an invalid one
+ * leaves the connection uncompressed (its RSV1 messages count as bad). */
 static void parse_extensions(conn *c, const uint8_t *head, size_t len)
 {
     char buf[16385], *line, *v, *end;
+    const char *why;
     if (len >= sizeof(buf))
         len = sizeof(buf) - 1;
     memcpy(buf, head, len);
     buf[len] = 0;
-    c->pmd = 0;
-    c->pmd_bits = 15;
-    c->pmd_nct = 0;
+    memset(&c->pmd, 0, sizeof(c->pmd));
     line = strcasestr(buf, "\r\nSec-WebSocket-Extensions:");
     if (!line)
         return;
@@ -1123,22 +1051,9 @@ static void parse_extensions(conn *c, const uint8_t *head, size_t len)
     end = strstr(v, "\r\n");
     if (end)
         *end = 0;
-    if (!strcasestr(v, "permessage-deflate"))
-        return;
     if (!opt.compression)
         return;                 /* not offered: a protocol error, ignore it */
-    c->pmd = 1;
-    c->pmd_nct = strcasestr(v, "server_no_context_takeover") != NULL;
-    if ((v = strcasestr(v, "server_max_window_bits")) != NULL) {
-        v += 22;
-        while (*v == ' ' || *v == '=' || *v == '"')
-            v++;
-        if (*v >= '0' && *v <= '9') {
-            int b = atoi(v);
-            if (b >= 8 && b <= 15)
-                c->pmd_bits = b < 9 ? 9 : b;
-        }
-    }
+    mcpgw_pmd_accept_response(v, strlen(v), &c->pmd, &why);
 }
 
 /* Reads up to cap bytes: >0, 0 at EOF, or -1 with errno (EAGAIN: nothing
@@ -1243,7 +1158,7 @@ static void conn_read_some(conn *c)
                 return;
             }
             parse_extensions(c, data, head);
-            handshake_done(c, 101, c->pmd);
+            handshake_done(c, 101, c->pmd.enabled);
             c->state = CS_OPEN;
             data += head;
             len -= head;
@@ -1342,7 +1257,7 @@ static void send_upgrade(conn *c)
                      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
                      "Sec-WebSocket-Version: 13\r\n%s\r\n",
                      opt.path, strchr(opt.path, '?') ? "&" : "?", tok, opt.host, port,
-                     opt.compression ? "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n" : "");
+                     opt.compression ? "Sec-WebSocket-Extensions: " MCPGW_PMD_CLIENT_OFFER "\r\n" : "");
     if (n <= 0 || (size_t)n >= sizeof(req))
         die("request too long");
     out_append(c, req, (size_t)n);
@@ -1626,39 +1541,31 @@ static void build_request(void)
  * settings: zlib level 6, memLevel 8, 2^10-byte window, no context takeover
  * (every message compressed afresh), the 00 00 ff ff tail removed as on the
  * wire (RFC 7692 7.2.1). Each result is inflated back and compared. */
-static size_t deflate_once(z_stream *z, const char *in, size_t len, uint8_t *out, size_t cap)
+static const mcpgw_pmd_params ratio_server = { 1, 1, 1, 10, 10, MCPGW_PMD_SERVER };
+static const mcpgw_pmd_params ratio_client = { 1, 1, 1, 10, 10, MCPGW_PMD_CLIENT };
+
+/* One message as the gateway compresses it (core/pmd.c, pooled stream). */
+static size_t deflate_once(mcpgw_pmd_pool *pool, const char *in, size_t len, uint8_t *out,
+                           size_t cap)
 {
-    if (deflateReset(z) != Z_OK)
-        die("deflateReset failed");
-    z->next_in = (Bytef *)in;
-    z->avail_in = (uInt)len;
-    z->next_out = out;
-    z->avail_out = (uInt)cap;
-    if (deflate(z, Z_SYNC_FLUSH) != Z_OK || z->avail_in != 0 || z->avail_out == 0)
+    size_t zl = 0;
+    uint8_t *z = mcpgw_pmd_deflate(pool, NULL, &ratio_server, (const uint8_t *)in, len, &zl);
+    if (!z || zl > cap)
         die("deflate failed");
-    len = cap - z->avail_out;
-    if (len < 4 || memcmp(out + len - 4, "\x00\x00\xff\xff", 4) != 0)
-        die("deflate: no sync flush tail");
-    return len - 4;
+    memcpy(out, z, zl);
+    free(z);
+    return zl;
 }
 
-static void check_roundtrip(const uint8_t *z, size_t zlen, const char *orig, size_t len)
+/* ... and inflated back as a client does. */
+static void check_roundtrip(mcpgw_pmd_pool *pool, const uint8_t *z, size_t zlen, const char *orig,
+                            size_t len)
 {
     static uint8_t buf[1 << 17];
-    uint8_t in[1 << 17];
-    z_stream s;
-    memset(&s, 0, sizeof(s));
-    if (zlen + 4 > sizeof(in) || inflateInit2(&s, -10) != Z_OK)
-        die("inflateInit2 failed");
-    memcpy(in, z, zlen);
-    memcpy(in + zlen, "\x00\x00\xff\xff", 4);
-    s.next_in = in;
-    s.avail_in = (uInt)(zlen + 4);
-    s.next_out = buf;
-    s.avail_out = sizeof(buf);
-    if (inflate(&s, Z_SYNC_FLUSH) != Z_OK || sizeof(buf) - s.avail_out != len || memcmp(buf, orig, len) != 0)
+    size_t n = 0;
+    if (mcpgw_pmd_inflate_into(pool, NULL, &ratio_client, z, zlen, buf, sizeof(buf), &n)
+            != MCPGW_PMD_OK || n != len || memcmp(buf, orig, len) != 0)
         die("ratio: round trip failed");
-    inflateEnd(&s);
 }
 
 static size_t make_batch_response(char *buf, size_t cap, uint32_t seed)
@@ -1873,12 +1780,10 @@ static int run_ratio(void)
     };
     static char msg[1 << 16];
     static uint8_t zout[1 << 17];
-    z_stream z;
+    mcpgw_pmd_pool pool;
     uint64_t tot = 0, totz = 0, tot_above = 0, totz_above = 0;
     int first = 1;
-    memset(&z, 0, sizeof(z));
-    if (deflateInit2(&z, 6, Z_DEFLATED, -10, 8, Z_DEFAULT_STRATEGY) != Z_OK)
-        die("deflateInit2 failed");
+    mcpgw_pmd_pool_init(&pool, 6, 8);
     printf("{\"mode\":\"ratio\",\"label\":\"%s\",\"level\":6,\"window_bits\":10,\"mem_level\":8,"
            "\"context_takeover\":false,\"samples\":[", opt.label);
     for (int kind = 0; kind < 6; kind++) {
@@ -1901,9 +1806,9 @@ static int run_ratio(void)
                 len = make_tool_result(msg, sizeof(msg), 4096, (uint32_t)r + 1);
             }
             t0 = now_ns();
-            zl = deflate_once(&z, msg, len, zout, sizeof(zout));
+            zl = deflate_once(&pool, msg, len, zout, sizeof(zout));
             ns[r] = now_ns() - t0;
-            check_roundtrip(zout, zl, msg, len);
+            check_roundtrip(&pool, zout, zl, msg, len);
             b += len;
             zb += zl;
         }
@@ -1926,7 +1831,7 @@ static int run_ratio(void)
                (double)zb / (double)b, (double)med / 1000.0);
         first = 0;
     }
-    deflateEnd(&z);
+    mcpgw_pmd_pool_free(&pool);
     printf("],\"bytes\":%llu,\"compressed\":%llu,\"ratio\":%.3f,\"ratio_above_1k\":%.3f}\n",
            (unsigned long long)tot, (unsigned long long)totz, (double)totz / (double)tot,
            tot_above ? (double)totz_above / (double)tot_above : -1.0);
@@ -2184,6 +2089,7 @@ int main(int argc, char **argv)
         die("out of memory");
     for (int i = 0; i < opt.threads; i++) {
         threads[i].id = i;
+        mcpgw_pmd_pool_init(&threads[i].zpool, 6, 8);  /* inflaters only */
         threads[i].ep = epoll_create1(EPOLL_CLOEXEC);
         threads[i].conns = xmalloc(sizeof(conn *) * (size_t)(total / opt.threads + 2));
     }
@@ -2366,20 +2272,14 @@ int main(int argc, char **argv)
             SSL_free(c->ssl);
         if (c->fd >= 0)
             close(c->fd);
-        if (c->zin) {
-            inflateEnd(c->zin);
-            free(c->zin);
-        }
+        mcpgw_pmd_state_free(&c->zst);
         free(c->in);
         free(c->out);
         free(c->ts);
     }
     for (int i = 0; i < opt.threads; i++) {
         close(threads[i].ep);
-        if (threads[i].zshared) {
-            inflateEnd(threads[i].zshared);
-            free(threads[i].zshared);
-        }
+        mcpgw_pmd_pool_free(&threads[i].zpool);
         free(threads[i].conns);
     }
     for (int i = 0; i < g_n_users && g_tokens; i++)

@@ -4,7 +4,8 @@
 # unit tests can reach internal functions; the installed library exports
 # only the public mcpgw_client_* / mcpgw_pool_* / mcpgw_batcher_* API. The
 # protocol itself (frames, permessage-deflate, the accept key) comes from
-# libmcpgw-proto (core/libmcpgwproto.la, see Makefile.am).
+# libmcpgw-proto (core/libmcpgwproto.la, see Makefile.am); mcpgw-cli mints
+# tokens with its JWT half.
 
 CLIENT_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(LIBEVENT_OPENSSL_CFLAGS) $(OPENSSL_CFLAGS) $(ZLIB_CFLAGS)
 CLIENT_LIBS = $(LIBEVENT_LIBS) $(LIBEVENT_OPENSSL_LIBS) $(OPENSSL_LIBS) $(ZLIB_LIBS) $(JANSSON_LIBS) -lm
@@ -40,7 +41,8 @@ EXTRA_DIST += mcpgw-client.pc.in
 bin_PROGRAMS += tools/mcpgw-cli
 tools_mcpgw_cli_SOURCES = tools/mcpgw-cli.c
 tools_mcpgw_cli_CFLAGS = $(CLIENT_CFLAGS) $(LIBJWT_CFLAGS)
-tools_mcpgw_cli_LDADD = client/libmcpgw-client.la $(CLIENT_LIBS) $(LIBJWT_LIBS)
+tools_mcpgw_cli_LDADD = client/libmcpgw-client.la core/libmcpgwproto_jwt.la $(CLIENT_LIBS) \
+	$(LIBJWT_LIBS)
 
 # ---------------------------------------------------------------- README example
 noinst_PROGRAMS += examples/client/example

@@ -22,6 +22,8 @@
 
 #include <mcpgw/client.h>
 
+#include "auth.h"
+
 enum {
     EXIT_OK = 0,
     EXIT_CONN = 1,      /* could not connect, connection lost, reconnect failed */
@@ -102,23 +104,11 @@ static void usage(FILE *f)
             DEFAULT_EOF_WAIT_MS);
 }
 
+/* An HS256 development token (libmcpgw-proto's minter, core/auth.c). */
 static char *mint_token(const char *secret, const char *user, long ttl)
 {
-    jwt_t *jwt = NULL;
-    char *out = NULL;
-    time_t now = time(NULL);
-
-    if (jwt_new(&jwt) != 0)
-        return NULL;
-    if (jwt_add_grant(jwt, "id", user) != 0 || jwt_add_grant(jwt, "sub", user) != 0
-        || jwt_add_grant_int(jwt, "iat", (long)now) != 0
-        || jwt_add_grant_int(jwt, "exp", (long)now + ttl) != 0
-        || jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) != 0)
-        goto out;
-    out = jwt_encode_str(jwt);
-out:
-    jwt_free(jwt);
-    return out;
+    return mcpgw_auth_mint(JWT_ALG_HS256, (const unsigned char *)secret, strlen(secret), user,
+                           ttl, time(NULL));
 }
 
 /* ------------------------------------------------------------ ending */
