@@ -9,9 +9,13 @@
  *           from the settings byte. On acceptance the response value is
  *           NUL-terminated inside the buffer, starts with
  *           "permessage-deflate" and the parameters are in range; a tiny
- *           response buffer never overflows.
+ *           response buffer never overflows. The client's check of the
+ *           answer (mcpgw_pmd_accept_response) accepts that response with
+ *           the same parameters, and on P itself gives 0 with parameters
+ *           in range or -1 with a reason.
  *   mode 1  P is a compressed message; inflate with a 64 KiB limit: a
- *           result code, and on OK at most the limit.
+ *           result code, and on OK at most the limit. The client role's
+ *           inflate into a buffer agrees with it.
  *   mode 2  P is a message; deflate then inflate must give P back.
  */
 #include <stdlib.h>
@@ -80,6 +84,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             FUZZ_ASSERT(out.enabled);
             FUZZ_ASSERT(out.server_window_bits >= 8 && out.server_window_bits <= 15);
             FUZZ_ASSERT(out.client_window_bits >= 8 && out.client_window_bits <= 15);
+            {
+                mcpgw_pmd_params cli;
+                const char *why = NULL;
+                FUZZ_ASSERT(mcpgw_pmd_accept_response(resp, strlen(resp), &cli, &why) == 0);
+                FUZZ_ASSERT(cli.enabled && cli.role == MCPGW_PMD_CLIENT);
+                FUZZ_ASSERT(cli.server_window_bits == out.server_window_bits);
+                FUZZ_ASSERT(cli.client_window_bits == out.client_window_bits);
+                FUZZ_ASSERT(cli.server_no_context_takeover == out.server_no_context_takeover);
+                FUZZ_ASSERT(cli.client_no_context_takeover == out.client_no_context_takeover);
+            }
+        }
+        {
+            mcpgw_pmd_params cli;
+            const char *why = NULL;
+            r = mcpgw_pmd_accept_response(value, n, &cli, &why);
+            FUZZ_ASSERT(r == 0 || r == -1);
+            if (r == 0)
+                FUZZ_ASSERT(cli.enabled && cli.server_window_bits >= 8 &&
+                            cli.server_window_bits <= 15 && cli.client_window_bits >= 8 &&
+                            cli.client_window_bits <= 15);
+            else
+                FUZZ_ASSERT(!cli.enabled && why && *why);
         }
         memset(tiny, 'x', sizeof(tiny));
         (void)mcpgw_pmd_negotiate(&cfg, value, n, &out, tiny, sizeof(tiny));
@@ -94,6 +120,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     r == MCPGW_PMD_NOMEM);
         if (r == MCPGW_PMD_OK)
             FUZZ_ASSERT(out_len <= 65536);
+        {
+            /* the same stream read by a client: the server's window is prm's client one */
+            static uint8_t buf[65537];
+            mcpgw_pmd_params cli = prm;
+            size_t blen = 0;
+            mcpgw_pmd_result r2;
+
+            cli.role = MCPGW_PMD_CLIENT;
+            cli.server_window_bits = prm.client_window_bits;
+            r2 = mcpgw_pmd_inflate_into(&pool, NULL, &cli, p, n, buf, sizeof(buf), &blen);
+            FUZZ_ASSERT(blen <= sizeof(buf));
+            if (r == MCPGW_PMD_OK)
+                FUZZ_ASSERT(r2 == MCPGW_PMD_OK && blen == out_len &&
+                            (out_len == 0 || memcmp(buf, out, out_len) == 0));
+            if (r2 == MCPGW_PMD_OK && blen <= 65536)
+                FUZZ_ASSERT(r == MCPGW_PMD_OK);
+        }
         free(out);
     } else {
         mcpgw_pmd_params prm = params_from(s);
