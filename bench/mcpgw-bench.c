@@ -1020,7 +1020,8 @@ static void in_keep(conn *c, const uint8_t *p, size_t len)
         c->in = n;
         c->in_cap = cap;
     }
-    memmove(c->in, p, len);
+    if (len)                    /* c->in is NULL until something is kept */
+        memmove(c->in, p, len);
     c->in_len = len;
 }
 
