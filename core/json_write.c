@@ -204,6 +204,17 @@ static int write_value(mcpgw_jbuf *b, const json_t *v, int depth)
     return -1;
 }
 
+int mcpgw_json_write_string(mcpgw_jbuf *b, const char *s, size_t n)
+{
+    size_t mark = b->len;
+
+    if (write_string(b, s, n) != 0) {
+        b->len = mark;
+        return -1;
+    }
+    return 0;
+}
+
 int mcpgw_json_write(mcpgw_jbuf *b, const json_t *v)
 {
     size_t mark = b->len;

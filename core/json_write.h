@@ -37,6 +37,11 @@ typedef struct mcpgw_jbuf {
  * is back where it was. */
 int mcpgw_json_write(mcpgw_jbuf *b, const json_t *v);
 
+/* Appends s[0..n) as a JSON string, as the writer writes a string value.
+ * 0, or -1 (invalid UTF-8, out of memory); on -1 b->len is back where it
+ * was. */
+int mcpgw_json_write_string(mcpgw_jbuf *b, const char *s, size_t n);
+
 /* Makes room for n more bytes. 0 or -1. */
 int mcpgw_jbuf_reserve(mcpgw_jbuf *b, size_t n);
 /* Empties b, and gives back its memory when it grew past keep bytes (so one

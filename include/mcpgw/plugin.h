@@ -117,7 +117,7 @@ extern "C" {
 #endif
 
 #define MCPGW_PLUGIN_ABI_MAJOR 1
-#define MCPGW_PLUGIN_ABI_MINOR 3
+#define MCPGW_PLUGIN_ABI_MINOR 4
 
 /* Opaque handles. */
 typedef struct mcpgw_plugin_ctx mcpgw_plugin_ctx; /* one [handler.TYPE] section */
@@ -125,13 +125,15 @@ typedef struct mcpgw_conn mcpgw_conn;             /* one WebSocket client */
 typedef struct mcpgw_request mcpgw_request;       /* one message being handled */
 typedef struct mcpgw_timer mcpgw_timer;           /* a pending one-shot timer (1.3) */
 typedef struct mcpgw_child mcpgw_child;           /* a child process (1.3) */
+typedef struct mcpgw_view mcpgw_view;             /* a message read without a tree (1.4) */
 struct event_base;
 
 /* What a handler returns. */
 enum {
     MCPGW_HANDLER_DONE = 0,     /* *out = the reply (new reference), or NULL for none */
     MCPGW_HANDLER_PENDING = 1,  /* the plugin will call host->complete() or host->fail() later */
-    MCPGW_HANDLER_FAILED = -1   /* *out = a JSON string with the reason (new reference), or NULL */
+    MCPGW_HANDLER_FAILED = -1,  /* *out = a JSON string with the reason (new reference), or NULL */
+    MCPGW_HANDLER_DECLINED = 2  /* raw handlers only (1.4): run the type's tree handler instead */
 };
 
 /* Log levels for host->log(). */
@@ -167,6 +169,78 @@ typedef int (*mcpgw_handler_fn)(mcpgw_request *req, json_t *msg, json_t **out,
  * dispatch() call, possibly before dispatch() returns.
  */
 typedef void (*mcpgw_dispatch_cb)(void *cb_data, int status, json_t *result);
+
+/*
+ * HANDLERS WITHOUT A TREE (ABI 1.4)
+ *   A type's handler may have a raw twin (host->register_raw_handler) that
+ *   the gateway calls instead for a top-level message of that type: it gets
+ *   the message as received, behind a view that finds a top-level member by
+ *   key without building a jansson tree, and writes its reply as JSON text
+ *   itself. No value is allocated for the message nor for the reply. The
+ *   tree handler stays: it serves the messages of a batch (host->dispatch),
+ *   and whatever the raw handler declines.
+ *
+ *   The gateway has already checked, in its one pass over the text, that
+ *   the message is exactly what the tree handler would have been given: one
+ *   JSON object that its parser accepts (so an invalid message is refused
+ *   with the same error as ever), with a string "type", passing the
+ *   section's require_claim, max_message_bytes and broadcast_per_s. A
+ *   member the view finds is the one the tree would hold: for a duplicate
+ *   key the last, with keys compared after their escapes are decoded.
+ */
+
+/* A top-level member of a viewed message (host->view_get). */
+typedef struct mcpgw_member {
+    int kind;                   /* MCPGW_JSON_*; MCPGW_JSON_ABSENT: no such member */
+    const char *text;           /* its JSON text as received, text[0..len) (not
+                                   NUL-terminated): valid until the handler returns */
+    size_t len;
+    int64_t integer;            /* the value, when kind is MCPGW_JSON_INTEGER */
+} mcpgw_member;
+
+/* Member kinds: what the tree would hold (json_typeof). An integer that
+ * does not fit json_int_t is a REAL there, and so here. */
+enum {
+    MCPGW_JSON_ABSENT = 0,
+    MCPGW_JSON_OBJECT,
+    MCPGW_JSON_ARRAY,
+    MCPGW_JSON_STRING,
+    MCPGW_JSON_INTEGER,
+    MCPGW_JSON_REAL,
+    MCPGW_JSON_TRUE,
+    MCPGW_JSON_FALSE,
+    MCPGW_JSON_NULL
+};
+
+/* A growable text buffer the host's buf_* functions append to. A plugin
+ * may read data[0..len) and set len to a smaller value (0 empties it), and
+ * must leave data and cap alone: the host allocates. One the plugin keeps
+ * itself starts as { NULL, 0, 0 } and ends with host->buf_free(). */
+typedef struct mcpgw_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} mcpgw_buf;
+
+/*
+ * A raw handler (ABI 1.4). `msg` is the message's view, valid until the
+ * handler returns; `reply` is an empty buffer of the gateway's. It returns:
+ *   MCPGW_HANDLER_DONE      reply holds the reply, one JSON object as
+ *                           compact UTF-8 text the gateway sends as is (the
+ *                           handler wrote it; the buf_* functions write
+ *                           strings and members as the gateway's own writer
+ *                           does, byte for byte); empty: no reply;
+ *   MCPGW_HANDLER_FAILED    reply holds the reason as plain UTF-8 text (not
+ *                           JSON); empty: "Handler failed";
+ *   MCPGW_HANDLER_DECLINED  nothing was done: the gateway builds the tree and
+ *                           runs the type's tree handler (no policy is
+ *                           checked twice). Whatever was written is dropped.
+ * It answers at once: never PENDING (taken as FAILED), and it must not call
+ * host->complete() or host->fail() on req; return DECLINED to answer
+ * later from the tree handler.
+ */
+typedef int (*mcpgw_raw_handler_fn)(mcpgw_request *req, mcpgw_view *msg, mcpgw_buf *reply,
+                                    void *handler_data);
 
 /*
  * A child process to start (host->child_spawn, ABI 1.3). Everything is
@@ -332,6 +406,43 @@ typedef struct mcpgw_host {
      * equals it, a list holds it, a number or boolean prints as it ("3",
      * "true"): the rule require_claim applies everywhere in the gateway. */
     int (*claim_matches)(mcpgw_conn *conn, const char *claim, const char *value);
+
+    /* --- ABI 1.4: handlers without a tree (see HANDLERS WITHOUT A TREE) -- */
+    /* Gives the handler this ctx registered for `type` a raw twin. Only
+     * during init(), after register_handler() for the same type. 0, or -1
+     * (no such handler of this ctx, one twin already, bad arguments). */
+    int (*register_raw_handler)(mcpgw_plugin_ctx *ctx, const char *type,
+                                mcpgw_raw_handler_fn fn, void *handler_data);
+    /* Finds the top-level member `key` (a C string, compared with the
+     * decoded keys; the last of duplicates). Fills *m and returns its kind,
+     * MCPGW_JSON_ABSENT (0) when there is none. */
+    int (*view_get)(mcpgw_view *msg, const char *key, mcpgw_member *m);
+    /* The decoded text of a string member (escapes resolved; no NUL inside),
+     * NUL-terminated, *len (may be NULL) its length; NULL when m is not a
+     * string (or out of memory). Valid until the handler returns. */
+    const char *(*view_string)(mcpgw_view *msg, const mcpgw_member *m, size_t *len);
+    /* The whole message as received; valid until the handler returns. */
+    const char *(*view_text)(mcpgw_view *msg, size_t *len);
+    /* Appends bytes[0..len) as they are. 0, or -1 (out of memory). */
+    int (*buf_append)(mcpgw_buf *b, const char *bytes, size_t len);
+    /* Appends s[0..len) as a JSON string, quoted and escaped as the
+     * gateway's writer does. 0, or -1 (invalid UTF-8, out of memory:
+     * then nothing is appended). */
+    int (*buf_string)(mcpgw_buf *b, const char *s, size_t len);
+    /* Appends a member's value as the gateway would write the tree's
+     * value: not its text as received ("\u0041" is written "A", -0 is 0,
+     * 1e2 is 100.0), so a reply that echoes a member is byte for byte the
+     * tree handler's. 0, or -1 (absent member, out of memory: nothing is
+     * appended). */
+    int (*buf_member)(mcpgw_buf *b, const mcpgw_member *m);
+    /* Frees a buffer's memory and empties it. */
+    void (*buf_free)(mcpgw_buf *b);
+    /* broadcast() of a message the plugin serialised itself: text[0..len)
+     * (one JSON object, valid UTF-8; copied) goes to every open connection
+     * of every worker except `except`. Returns the number of recipients as
+     * broadcast() does. */
+    size_t (*broadcast_text)(mcpgw_plugin_ctx *ctx, const char *text, size_t len,
+                             mcpgw_conn *except);
 } mcpgw_host;
 
 /* Does this host table have member `m`? For members added after 1.0. */

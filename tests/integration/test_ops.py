@@ -114,7 +114,7 @@ def test_metrics_deltas_after_known_traffic():
         assert 'process_cpu_seconds_total' in after
         assert abs(after['process_start_time_seconds'] - time.time()) < 600
         info = [k for k in after if k.startswith('mcpgw_build_info{')]
-        assert info and 'version="' in info[0] and 'plugin_abi="1.3"' in info[0], info
+        assert info and 'version="' in info[0] and 'plugin_abi="1.4"' in info[0], info
         assert after['mcpgw_connections_open'] == 0
 
 
