@@ -13,6 +13,7 @@
 #include "ws_frame.h"
 #include "protocol.h"
 #include "json_read.h"
+#include "json_view.h"
 #include "log.h"
 #include "plugin_loader.h"
 #include "server.h"
@@ -33,6 +34,7 @@ int mcpgw_handler_table_init(mcpgw_handler_table *t)
 {
     t->n_buckets = 64;
     t->n_entries = 0;
+    t->n_raw = 0;
     t->buckets = calloc(t->n_buckets, sizeof(*t->buckets));
     return t->buckets ? 0 : -1;
 }
@@ -50,7 +52,7 @@ void mcpgw_handler_table_free(mcpgw_handler_table *t)
     }
     free(t->buckets);
     t->buckets = NULL;
-    t->n_buckets = t->n_entries = 0;
+    t->n_buckets = t->n_entries = t->n_raw = 0;
 }
 
 const mcpgw_handler_entry *mcpgw_handler_table_find(const mcpgw_handler_table *t,
@@ -92,6 +94,20 @@ int mcpgw_handler_table_add(mcpgw_handler_table *t, const char *type,
     return 0;
 }
 
+int mcpgw_handler_table_set_raw(mcpgw_handler_table *t, const char *type,
+                                const mcpgw_plugin_ctx *ctx, mcpgw_raw_handler_fn fn,
+                                void *data)
+{
+    mcpgw_handler_entry *e = (mcpgw_handler_entry *)mcpgw_handler_table_find(t, type);
+
+    if (!e || e->ctx != ctx || e->raw_fn || !fn)
+        return -1;
+    e->raw_fn = fn;
+    e->raw_data = data;
+    t->n_raw++;
+    return 0;
+}
+
 size_t mcpgw_handler_table_remove_ctx(mcpgw_handler_table *t, const mcpgw_plugin_ctx *ctx)
 {
     size_t removed = 0;
@@ -102,6 +118,8 @@ size_t mcpgw_handler_table_remove_ctx(mcpgw_handler_table *t, const mcpgw_plugin
             mcpgw_handler_entry *e = *pp;
             if (e->ctx == ctx) {
                 *pp = e->next;
+                if (e->raw_fn)
+                    t->n_raw--;
                 free(e->type);
                 free(e);
                 t->n_entries--;
@@ -115,6 +133,9 @@ size_t mcpgw_handler_table_remove_ctx(mcpgw_handler_table *t, const mcpgw_plugin
 }
 
 /* ------------------------------------------------------------ requests */
+
+/* A raw reply buffer that grew past this is given back after the message. */
+#define MCPGW_RAW_REPLY_KEEP 65536
 
 static mcpgw_request *request_new(mcpgw_conn *conn, mcpgw_request *parent, json_t *msg)
 {
@@ -369,47 +390,53 @@ static void js_text(const json_t *v, char *out, size_t cap, size_t *n)
     }
 }
 
-/* Routes msg (an object with a string type) to its handler. Takes req. */
-static void request_run(mcpgw_request *req, json_t *msg, const char *type)
+/* The request's "id" (borrowed, may be NULL). A raw handler's request
+ * reads it from the view only when an error reply needs it. */
+static json_t *request_id(mcpgw_request *req)
+{
+    mcpgw_member m;
+
+    if (!req->id && req->view && mcpgw_json_view_get(req->view, "id", &m) != MCPGW_JSON_ABSENT)
+        req->id = mcpgw_json_read(m.text, m.len, NULL);
+    return req->id;
+}
+
+/* Checks the section's rules for req; 0, or -1 when refused (the refusal
+ * was answered and req is gone). msg may be NULL for a top-level message
+ * (its size is req->len). */
+static int request_admit(mcpgw_request *req, const mcpgw_handler_entry *e, json_t *msg)
 {
     mcpgw_server *srv = req->conn->srv;
-    const mcpgw_handler_entry *e = mcpgw_handler_table_find(&srv->handlers, type);
-    json_t *out = NULL;
+    const char *refused;
     char text[320];
-    int rc;
 
-    if (!e) {
-        log_unknown_type(req->conn, type);
-        unknown_type_text(text, sizeof(text), type);
-        if (req->parent) {
-            mcpgw_request_fail(req, text);
-        } else {
-            send_unknown_type(req->conn, req->id, text);
-            request_free(req);
-        }
-        return;
+    if (!e->ctx || !e->ctx->section)
+        return 0;
+    refused = mcpgw_policy_check(&srv->policy, e->ctx->section, req->conn, msg, req->len,
+                                 mcpgw_clock_seconds(&srv->clock), text, sizeof(text));
+    if (!refused)
+        return 0;
+    if (req->parent) {
+        mcpgw_request_fail(req, text);
+    } else {
+        json_t *err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "message",
+                                refused, "error", text, "timestamp",
+                                mcpgw_clock_iso(&srv->clock));
+        if (err && request_id(req))
+            json_object_set(err, "id", req->id);
+        if (err)
+            mcpgw_conn_send_json(req->conn, err);
+        json_decref(err);
+        request_free(req);
     }
-    if (e->ctx && e->ctx->section) {
-        const char *refused = mcpgw_policy_check(&srv->policy, e->ctx->section, req->conn, msg,
-                                                 req->len, mcpgw_clock_seconds(&srv->clock),
-                                                 text, sizeof(text));
-        if (refused) {
-            if (req->parent) {
-                mcpgw_request_fail(req, text);
-            } else {
-                json_t *err = json_pack("{s:s, s:s, s:s, s:s}", "type", "error", "message",
-                                        refused, "error", text, "timestamp",
-                                        mcpgw_clock_iso(&srv->clock));
-                if (err && req->id)
-                    json_object_set(err, "id", req->id);
-                if (err)
-                    mcpgw_conn_send_json(req->conn, err);
-                json_decref(err);
-                request_free(req);
-            }
-            return;
-        }
-    }
+    return -1;
+}
+
+/* Runs e's tree handler on msg (admitted already). Takes req. */
+static void request_call(mcpgw_request *req, const mcpgw_handler_entry *e, json_t *msg)
+{
+    json_t *out = NULL;
+    int rc;
 
     {
         struct timespec t0, t1;
@@ -439,13 +466,134 @@ static void request_run(mcpgw_request *req, json_t *msg, const char *type)
     json_decref(out);
 }
 
+/* Routes msg (an object with a string type) to its handler. Takes req. */
+static void request_run(mcpgw_request *req, json_t *msg, const char *type)
+{
+    mcpgw_server *srv = req->conn->srv;
+    const mcpgw_handler_entry *e = mcpgw_handler_table_find(&srv->handlers, type);
+    char text[320];
+
+    if (!e) {
+        log_unknown_type(req->conn, type);
+        unknown_type_text(text, sizeof(text), type);
+        if (req->parent) {
+            mcpgw_request_fail(req, text);
+        } else {
+            send_unknown_type(req->conn, req->id, text);
+            request_free(req);
+        }
+        return;
+    }
+    if (request_admit(req, e, msg) != 0)
+        return;
+    request_call(req, e, msg);
+}
+
+/* Runs e's raw handler on a top-level message's view (admitted already).
+ * Takes req. */
+static void request_call_raw(mcpgw_request *req, const mcpgw_handler_entry *e, mcpgw_view *v)
+{
+    mcpgw_conn *conn = req->conn;
+    mcpgw_server *srv = conn->srv;
+    mcpgw_buf *reply = &srv->raw_reply;
+    struct timespec t0, t1;
+    const char *outer;
+    int rc;
+
+    reply->len = 0;
+    req->view = v;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    outer = mcpgw_watch_enter(e->type, (int64_t)t0.tv_sec * 1000000000 + t0.tv_nsec);
+    rc = e->raw_fn(req, v, reply, e->raw_data);
+    mcpgw_watch_leave(outer);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    mcpgw_histogram_observe(e->hist, (double)(t1.tv_sec - t0.tv_sec) +
+                                         (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
+    if (rc == MCPGW_HANDLER_DECLINED) {
+        /* the tree after all (the scan said it parses) */
+        json_t *msg = mcpgw_json_read(v->text, v->len, NULL);
+
+        req->view = NULL;
+        if (!msg) {
+            mcpgw_request_fail(req, "Out of memory");
+            return;
+        }
+        json_decref(req->id);
+        req->id = json_incref(json_object_get(msg, "id"));
+        request_call(req, e, msg);
+        json_decref(msg);
+        return;
+    }
+    if (rc == MCPGW_HANDLER_DONE) {
+        if (reply->len && mcpgw_conn_is_open(conn))
+            mcpgw_conn_send_text(conn, reply->data, reply->len);
+    } else if (mcpgw_conn_is_open(conn)) {
+        /* FAILED (PENDING is not a raw handler's to return): the reason */
+        json_t *why = rc == MCPGW_HANDLER_FAILED && reply->len
+                          ? json_stringn(reply->data, reply->len) : NULL;
+        const char *reason = json_string_length(why) ? json_string_value(why) : "Handler failed";
+
+        srv->metrics->errors[MCPGW_ERR_SERVER]++;
+        send_processing_error(conn, request_id(req), reason);
+        json_decref(why);
+    }
+    req->view = NULL;
+    if (reply->cap > MCPGW_RAW_REPLY_KEEP) {
+        free(reply->data);
+        *reply = (mcpgw_buf){ NULL, 0, 0 };
+    }
+    request_free(req);
+}
+
+/* The path without a tree: 0 when the message was served from a view, -1
+ * when it takes the tree path (not valid JSON, not an object with a
+ * string type, auth, no handler or no raw twin for its type). */
+static int dispatch_view(mcpgw_conn *conn, const uint8_t *data, size_t len)
+{
+    mcpgw_server *srv = conn->srv;
+    const mcpgw_handler_entry *e;
+    mcpgw_request *req;
+    mcpgw_member m;
+    const char *type;
+    mcpgw_view v;
+    int rc = -1;
+
+    if (mcpgw_json_view_scan(&v, (const char *)data, len) != MCPGW_JSON_VIEW_OK ||
+        mcpgw_json_view_get(&v, "type", &m) != MCPGW_JSON_STRING ||
+        !(type = mcpgw_json_view_string(&v, &m, NULL)) || strcmp(type, "auth") == 0 ||
+        !(e = mcpgw_handler_table_find(&srv->handlers, type)) || !e->raw_fn)
+        goto out;
+    rc = 0;
+    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
+        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_message",
+                        json_pack("{s:s, s:s, s:s, s:I}", "direction", "incoming", "type",
+                                  type, "user", conn->user ? conn->user : "",
+                                  "bytes", (json_int_t)len),
+                        mcpgw_clock_iso(&srv->clock));
+    req = request_new(conn, NULL, NULL);
+    if (!req) {
+        send_processing_error(conn, NULL, "Out of memory");
+        goto out;
+    }
+    req->len = len;
+    req->view = &v;
+    if (request_admit(req, e, NULL) == 0)
+        request_call_raw(req, e, &v);
+out:
+    mcpgw_json_view_release(&v);
+    return rc;
+}
+
 void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
 {
     mcpgw_server *srv = conn->srv;
     mcpgw_json_read_error jerr;
-    json_t *msg = mcpgw_json_read((const char *)data, len, &jerr);
-    json_t *type;
+    json_t *msg, *type;
     mcpgw_request *req;
+
+    if (srv->handlers.n_raw && dispatch_view(conn, data, len) == 0)
+        return;
+    msg = mcpgw_json_read((const char *)data, len, &jerr);
 
     if (!msg) {
         if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))

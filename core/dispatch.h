@@ -27,6 +27,8 @@ typedef struct mcpgw_handler_entry {
     char *type;
     mcpgw_handler_fn fn;
     void *data;
+    mcpgw_raw_handler_fn raw_fn;    /* its raw twin (ABI 1.4), or NULL */
+    void *raw_data;
     mcpgw_plugin_ctx *ctx;          /* the registering section */
     mcpgw_histogram *hist;          /* how long the handler took (until it returned):
                                        in the worker's stats, or own_hist */
@@ -38,6 +40,8 @@ typedef struct mcpgw_handler_table {
     mcpgw_handler_entry **buckets;
     size_t n_buckets;
     size_t n_entries;
+    size_t n_raw;                   /* entries with a raw twin: while 0, no message
+                                       is scanned for a view */
 } mcpgw_handler_table;
 
 struct mcpgw_request {
@@ -46,6 +50,8 @@ struct mcpgw_request {
     mcpgw_dispatch_cb cb;           /* sub-requests: where the result goes */
     void *cb_data;
     json_t *id;                     /* the message's "id" (reference) or NULL */
+    mcpgw_view *view;               /* while a raw handler runs: the message (its
+                                       "id" is read from here when needed) */
     size_t len;                     /* its size as received; 0 for a sub-message */
 };
 
@@ -54,13 +60,20 @@ void mcpgw_handler_table_free(mcpgw_handler_table *t);
 /* Adds type -> fn. Returns 0, or -1 if type is taken (or out of memory). */
 int mcpgw_handler_table_add(mcpgw_handler_table *t, const char *type,
                             mcpgw_handler_fn fn, void *data, mcpgw_plugin_ctx *ctx);
+/* Gives ctx's handler of type a raw twin. 0, or -1 (no such handler of
+ * ctx, or it has one). */
+int mcpgw_handler_table_set_raw(mcpgw_handler_table *t, const char *type,
+                                const mcpgw_plugin_ctx *ctx, mcpgw_raw_handler_fn fn,
+                                void *data);
 /* Removes every type registered by ctx (a reload dropped its section). */
 size_t mcpgw_handler_table_remove_ctx(mcpgw_handler_table *t, const mcpgw_plugin_ctx *ctx);
 const mcpgw_handler_entry *mcpgw_handler_table_find(const mcpgw_handler_table *t,
                                                     const char *type);
 
 /* Handles one complete message from a connection: parses it as JSON and
- * runs it through the table, answering errors per the protocol. */
+ * runs it through the table, answering errors per the protocol. A message
+ * whose handler has a raw twin is served from a view instead of a tree
+ * when one validating scan finds it an object with a string type. */
 void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len);
 
 /* host->dispatch: runs msg as a sub-request of parent. 0 or -1. */

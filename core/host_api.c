@@ -18,6 +18,8 @@
 #include "dispatch.h"
 #include "host_api.h"
 #include "json_read.h"
+#include "json_view.h"
+#include "json_write.h"
 #include "log.h"
 #include "mcp_http.h"
 #include "plugin_loader.h"
@@ -305,6 +307,87 @@ static void host_metric(mcpgw_plugin_ctx *ctx, int which, const char *label, dou
     mcpgw_endpoint_metric(ctx->srv, ctx->section, which, label, value);
 }
 
+/* --- ABI 1.4: handlers without a tree ------------------------------------ */
+
+static int host_register_raw_handler(mcpgw_plugin_ctx *ctx, const char *type,
+                                     mcpgw_raw_handler_fn fn, void *handler_data)
+{
+    if (!ctx || !type || !fn || !ctx->in_init)
+        return -1;
+    return mcpgw_handler_table_set_raw(&ctx->srv->handlers, type, ctx, fn, handler_data);
+}
+
+static int host_view_get(mcpgw_view *msg, const char *key, mcpgw_member *m)
+{
+    mcpgw_member dummy;
+
+    return msg ? mcpgw_json_view_get(msg, key, m ? m : &dummy) : MCPGW_JSON_ABSENT;
+}
+
+static const char *host_view_string(mcpgw_view *msg, const mcpgw_member *m, size_t *len)
+{
+    return msg ? mcpgw_json_view_string(msg, m, len) : NULL;
+}
+
+static const char *host_view_text(mcpgw_view *msg, size_t *len)
+{
+    if (len)
+        *len = msg ? msg->len : 0;
+    return msg ? msg->text : NULL;
+}
+
+/* The plugin's mcpgw_buf is the writer's mcpgw_jbuf under another name
+ * (same members): these move it across and back. */
+#define BUF_IN(b) { (b)->data, (b)->len, (b)->cap }
+#define BUF_OUT(b, j) ((b)->data = (j).data, (b)->len = (j).len, (b)->cap = (j).cap)
+
+static int host_buf_append(mcpgw_buf *b, const char *bytes, size_t len)
+{
+    mcpgw_jbuf j = BUF_IN(b);
+
+    if (!len)
+        return 0;
+    if (!bytes || mcpgw_jbuf_reserve(&j, len) != 0)
+        return -1;
+    memcpy(j.data + j.len, bytes, len);
+    j.len += len;
+    BUF_OUT(b, j);
+    return 0;
+}
+
+static int host_buf_string(mcpgw_buf *b, const char *s, size_t len)
+{
+    mcpgw_jbuf j = BUF_IN(b);
+    int rc = s || !len ? mcpgw_json_write_string(&j, s ? s : "", len) : -1;
+
+    BUF_OUT(b, j);
+    return rc;
+}
+
+static int host_buf_member(mcpgw_buf *b, const mcpgw_member *m)
+{
+    mcpgw_jbuf j = BUF_IN(b);
+    int rc = mcpgw_json_view_write_member(&j, m);
+
+    BUF_OUT(b, j);
+    return rc;
+}
+
+static void host_buf_free(mcpgw_buf *b)
+{
+    if (!b)
+        return;
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static size_t host_broadcast_text(mcpgw_plugin_ctx *ctx, const char *text, size_t len,
+                                  mcpgw_conn *except)
+{
+    return mcpgw_server_broadcast_text(ctx->srv, text, len, except);
+}
+
 static const mcpgw_host host_table = {
     .size = sizeof(mcpgw_host),
     .abi_major = MCPGW_PLUGIN_ABI_MAJOR,
@@ -343,6 +426,15 @@ static const mcpgw_host host_table = {
     .json_parse = host_json_parse,
     .child_write_json = mcpgw_child_write_json,
     .claim_matches = host_claim_matches,
+    .register_raw_handler = host_register_raw_handler,
+    .view_get = host_view_get,
+    .view_string = host_view_string,
+    .view_text = host_view_text,
+    .buf_append = host_buf_append,
+    .buf_string = host_buf_string,
+    .buf_member = host_buf_member,
+    .buf_free = host_buf_free,
+    .broadcast_text = host_broadcast_text,
 };
 
 const mcpgw_host *mcpgw_host_table(void)

@@ -284,31 +284,25 @@ static size_t deliver_text(mcpgw_server *srv, const char *text, size_t len, mcpg
     return sent;
 }
 
-/* Serialises msg once, delivers it here and hands the same text to the
- * other workers through the bus. Returns the recipients here plus the open
+/* Delivers a serialised message here and hands the same text to the
+ * other workers through the bus (and the cluster). Returns the recipients here plus the open
  * connections that match on the other workers (from the shared counts: the
  * bus answers nothing back). */
-static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const char *user)
+static size_t deliver_serialised(mcpgw_server *srv, const char *text, size_t len,
+                                 mcpgw_conn *except, const char *user)
 {
-    /* Its own buffer, not the reply scratch: sending may close a slow
-     * consumer, and what that runs may send replies. */
-    mcpgw_jbuf buf = { NULL, 0, 0 };
     size_t sent, elsewhere = 0;
 
-    if (mcpgw_json_write(&buf, msg) != 0) {
-        mcpgw_jbuf_free(&buf);
-        return 0;
-    }
-    sent = deliver_text(srv, buf.data, buf.len, except, user);
+    sent = deliver_text(srv, text, len, except, user);
     if (srv->cluster)
-        mcpgw_cluster_publish(srv->cluster, user, buf.data, buf.len);
+        mcpgw_cluster_publish(srv->cluster, user, text, len);
     if (srv->gw->bus) {
         mcpgw_limits *l = srv->gw->limits;
         uint64_t took;
 
         /* the matching connections of the workers whose ring took it (a
          * worker far behind misses it, and it is not counted) */
-        mcpgw_bus_publish(srv->gw->bus, srv->worker_id, user, buf.data, buf.len, &took);
+        mcpgw_bus_publish(srv->gw->bus, srv->worker_id, user, text, len, &took);
         for (int w = 0; took; w++, took >>= 1) {
             long n;
             if (!(took & 1))
@@ -317,7 +311,6 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
             elsewhere += n > 0 ? (size_t)n : 0;
         }
     }
-    mcpgw_jbuf_free(&buf);
     srv->metrics->broadcasts++;
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_broadcast",
@@ -328,9 +321,29 @@ static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const 
     return sent + elsewhere;
 }
 
+/* Serialises msg once, then as deliver_serialised(). */
+static size_t deliver(mcpgw_server *srv, json_t *msg, mcpgw_conn *except, const char *user)
+{
+    /* Its own buffer, not the reply scratch: sending may close a slow
+     * consumer, and what that runs may send replies. */
+    mcpgw_jbuf buf = { NULL, 0, 0 };
+    size_t n = 0;
+
+    if (mcpgw_json_write(&buf, msg) == 0)
+        n = deliver_serialised(srv, buf.data, buf.len, except, user);
+    mcpgw_jbuf_free(&buf);
+    return n;
+}
+
 size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except)
 {
     return deliver(srv, msg, except, NULL);
+}
+
+size_t mcpgw_server_broadcast_text(mcpgw_server *srv, const char *text, size_t len,
+                                   mcpgw_conn *except)
+{
+    return text ? deliver_serialised(srv, text, len, except, NULL) : 0;
 }
 
 size_t mcpgw_server_send_to_user(mcpgw_server *srv, json_t *msg, const char *user)
@@ -878,6 +891,7 @@ void mcpgw_server_free(mcpgw_server *srv)
         event_base_free(srv->base);
     mcpgw_pmd_pool_free(&srv->pmd_pool);
     mcpgw_jbuf_free(&srv->reply_text);
+    free(srv->raw_reply.data);
     free(srv->own_stats);
     pthread_mutex_destroy(&srv->post_lock);
     memset(srv, 0, sizeof(*srv));

@@ -102,6 +102,8 @@ typedef struct mcpgw_server {
 
     mcpgw_jbuf reply_text;          /* scratch for one reply's JSON text:
                                        filled and copied out in one call */
+    mcpgw_buf raw_reply;            /* a raw handler's reply (dispatch.c): filled by
+                                       the handler, sent, emptied */
     struct event *trim_ev;          /* gives freed memory back (mcpgw_server_release_memory) */
     double trim_last;               /* when it last ran (s) */
 
@@ -142,6 +144,10 @@ void mcpgw_server_begin_shutdown(mcpgw_server *srv);
 /* Sends msg (borrowed), serialised and framed once, to every open
  * connection but `except`. Returns the number of recipients. */
 size_t mcpgw_server_broadcast(mcpgw_server *srv, json_t *msg, mcpgw_conn *except);
+/* The same for a message already serialised: text[0..len), one JSON
+ * object (copied). */
+size_t mcpgw_server_broadcast_text(mcpgw_server *srv, const char *text, size_t len,
+                                   mcpgw_conn *except);
 
 /* Sends msg (borrowed, serialised once) to every open connection of user.
  * Returns the number of recipients. */

@@ -14,11 +14,20 @@
  * require_status (default false: as in the reference, a report without
  * status is broadcast without one, and any status value is passed on;
  * true refuses a missing, null or empty status).
+ *
+ * Two handlers of the same behaviour: agent_status_raw (ABI 1.4, no JSON
+ * tree: the update and the ack are written as text, the update once for
+ * all recipients) for top-level messages on a gateway that has it, and
+ * agent_status_handle (the tree) for messages inside a batch and older
+ * gateways.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <mcpgw/plugin.h>
+
+/* a string literal and its length, for buf_append */
+#define LIT(s) (s), sizeof(s) - 1
 
 typedef struct agent_status_instance {
     const mcpgw_host *host;
@@ -26,6 +35,7 @@ typedef struct agent_status_instance {
     int include_sender;
     int require_status;
     const char *agent_id_claim;     /* NULL: any agentId */
+    mcpgw_buf update;               /* the raw handler's update text, reused */
 } agent_status_instance;
 
 static int usable(const json_t *v)
@@ -94,6 +104,94 @@ static int agent_status_handle(mcpgw_request *req, json_t *msg, json_t **out, vo
     return MCPGW_HANDLER_DONE;
 }
 
+/* usable() of a viewed member. */
+static int member_usable(const mcpgw_member *m)
+{
+    if (m->kind == MCPGW_JSON_STRING)
+        return m->len > 2;          /* more than its quotes */
+    return m->kind != MCPGW_JSON_ABSENT && m->kind != MCPGW_JSON_NULL;
+}
+
+/* Writes a failure's reason into reply. */
+static int raw_failed(const mcpgw_host *host, mcpgw_buf *reply, const char *why)
+{
+    reply->len = 0;
+    host->buf_append(reply, why, strlen(why));
+    return MCPGW_HANDLER_FAILED;
+}
+
+/* agent_status_handle without a tree: the same checks in the same order,
+ * the same texts, byte for byte (members written with buf_member). */
+static int agent_status_raw(mcpgw_request *req, mcpgw_view *msg, mcpgw_buf *reply, void *data)
+{
+    agent_status_instance *ai = data;
+    const mcpgw_host *host = ai->host;
+    mcpgw_member agent, status, id;
+    const char *ts = host->timestamp(ai->ctx), *user;
+    mcpgw_conn *sender = host->request_conn(req);
+    mcpgw_buf *u = &ai->update;
+    size_t mark;
+
+    host->view_get(msg, "agentId", &agent);
+    host->view_get(msg, "status", &status);
+    host->view_get(msg, "id", &id);
+    if (ai->require_status && (!member_usable(&agent) || !member_usable(&status)))
+        return raw_failed(host, reply, "agent_status requires agentId and status");
+    if (!member_usable(&agent))
+        return raw_failed(host, reply, "agent_status requires agentId");
+    if (agent.kind != MCPGW_JSON_STRING && agent.kind != MCPGW_JSON_INTEGER)
+        return raw_failed(host, reply, "agentId must be a string or an integer");
+    if (ai->agent_id_claim) {
+        char num[32];
+        const char *want = host->view_string(msg, &agent, NULL);
+        if (agent.kind == MCPGW_JSON_INTEGER) {
+            snprintf(num, sizeof(num), "%lld", (long long)agent.integer);
+            want = num;
+        }
+        if (!want)
+            return MCPGW_HANDLER_DECLINED;
+        if (!host->claim_matches(sender, ai->agent_id_claim, want)) {
+            char why[160];
+            snprintf(why, sizeof(why), "agentId is not yours: your token's %s does not name it",
+                     ai->agent_id_claim);
+            return raw_failed(host, reply, why);
+        }
+    }
+
+    /* {"type":"agent_status_update","agentId":A[,"status":S],"from":U,"timestamp":T} */
+    u->len = 0;
+    if (host->buf_append(u, LIT("{\"type\":\"agent_status_update\",\"agentId\":")) != 0 ||
+        host->buf_member(u, &agent) != 0)
+        return MCPGW_HANDLER_DECLINED;
+    if (status.kind != MCPGW_JSON_ABSENT &&
+        (host->buf_append(u, LIT(",\"status\":")) != 0 || host->buf_member(u, &status) != 0))
+        return MCPGW_HANDLER_DECLINED;
+    /* the tree leaves "from" out when the user id is not UTF-8 */
+    mark = u->len;
+    user = host->conn_user(sender);
+    if (host->buf_append(u, LIT(",\"from\":")) != 0)
+        return MCPGW_HANDLER_DECLINED;
+    if (host->buf_string(u, user, strlen(user)) != 0)
+        u->len = mark;
+    if (host->buf_append(u, LIT(",\"timestamp\":\"")) != 0 ||
+        host->buf_append(u, ts, strlen(ts)) != 0 || host->buf_append(u, LIT("\"}")) != 0)
+        return MCPGW_HANDLER_DECLINED;
+
+    /* {"type":"agent_status_ack"[,"id":X],"agentId":A,"timestamp":T}, made
+     * before the broadcast so that nothing can decline after it */
+    if (host->buf_append(reply, LIT("{\"type\":\"agent_status_ack\"")) != 0 ||
+        (id.kind != MCPGW_JSON_ABSENT &&
+         (host->buf_append(reply, LIT(",\"id\":")) != 0 || host->buf_member(reply, &id) != 0)) ||
+        host->buf_append(reply, LIT(",\"agentId\":")) != 0 || host->buf_member(reply, &agent) != 0 ||
+        host->buf_append(reply, LIT(",\"timestamp\":\"")) != 0 ||
+        host->buf_append(reply, ts, strlen(ts)) != 0 || host->buf_append(reply, LIT("\"}")) != 0)
+        return MCPGW_HANDLER_DECLINED;
+    host->broadcast_text(ai->ctx, u->data, u->len, ai->include_sender ? NULL : sender);
+    if (u->cap > 65536)             /* one huge status does not stay */
+        host->buf_free(u);
+    return MCPGW_HANDLER_DONE;
+}
+
 /* Reads the boolean key `key` into *out (left alone when unset). 0 or -1. */
 static int bool_key(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, const char *key, int *out,
                     char *err, size_t err_len)
@@ -137,13 +235,20 @@ static int agent_status_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void
         free(ai);
         return -1;
     }
+    /* the raw twin where the gateway has ABI 1.4 (else the tree alone) */
+    if (MCPGW_HOST_HAS(host, broadcast_text))
+        host->register_raw_handler(ctx, host->handler_type(ctx), agent_status_raw, ai);
     *instance = ai;
     return 0;
 }
 
 static void agent_status_fini(void *instance)
 {
-    free(instance);
+    agent_status_instance *ai = instance;
+
+    if (ai && ai->update.data)
+        ai->host->buf_free(&ai->update);
+    free(ai);
 }
 
 static const char *const agent_status_keys[] = { "include_sender", "agent_id_claim",

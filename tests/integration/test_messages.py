@@ -416,6 +416,75 @@ def test_agent_status_missing_fields():
         other.close_cleanly()
 
 
+# Messages whose top-level answer comes from the plugins' raw handlers
+# (plugin ABI 1.4, no JSON tree) while the same message inside a batch goes
+# to their tree handlers: escapes, duplicate keys, numbers the writer spells
+# otherwise (-0, 1e2, 1.50, beyond 2^63), containers, absent members, errors.
+RAW_VS_TREE = [
+    '{"type":"ping","id":"p1"}', '{"type":"ping"}',
+    '{"type":"ping","id":"\\u0041\\/\\u00e9\\ud83d\\ude00 \\u001f\\t"}',
+    '{"type":"ping","id":-0}', '{"type":"ping","id":1e2}', '{"type":"ping","id":1.50}',
+    '{"type":"ping","id":12345678901234567890}', '{"type":"ping","id":-9223372036854775808}',
+    '{"type":"ping","id":{"a":1,"a":[true,null]}}', '{"type":"ping","id":[ 1 , "x" ]}',
+    '{"type":"ping","id":null}', '{"type":"ping","id":false}',
+    '{"type":"ping","id":1,"id":"second"}', '{"typ\\u0065":"ping","id":"escaped key"}',
+    '{"type":"p\\u0069ng","id":"escaped type"}', '{"type":"x","type":"ping","id":"dup"}',
+    ' { "id" : "spaced" , "type" : "ping" , "pad" : "\u00e9\u2713" } ',
+    '{"type":"agent_status","id":"s1","agentId":"a-1","status":"online"}',
+    '{"type":"agent_status","id":"s2","agentId":7,"status":{"load":0.6,"tags":["x","y"]}}',
+    '{"type":"agent_status","id":"s3","agentId":-0,"status":null}',
+    '{"type":"agent_status","agentId":"\\u00e9t\\u00e9"}',
+    '{"type":"agent_status","id":{"k":1},"agentId":"a","status":1e2,"status":[]}',
+    '{"type":"agent_status","id":"e1","agentId":""}', '{"type":"agent_status","id":"e2"}',
+    '{"type":"agent_status","id":1e2,"agentId":1.5}',
+    '{"type":"agent_status","id":"e4","agentId":null,"status":"x"}',
+    '{"type":"agent_status","id":"e5","agentId":["a"]}',
+    '{"type":"agent_status","id":"e6","agentId":12345678901234567890}',
+]
+
+
+def _texts_until_fence(ws):
+    """Sends a fence ping; returns the texts of every message before its pong,
+    timestamps blanked."""
+    import re
+    ws.send_text('{"type":"ping","id":"fence"}')
+    out = []
+    while True:
+        op, payload = ws.recv_message()
+        text = re.sub(r'"timestamp":"[^"]*"', '"timestamp":"T"', payload.decode('utf-8'))
+        if text == '{"type":"pong","id":"fence","timestamp":"T"}':
+            return out
+        out.append(text)
+
+
+def test_raw_handlers_answer_as_the_tree_handlers():
+    """A top-level ping or agent_status (raw handler) gets byte for byte the
+    reply, broadcast and error the tree handler gives inside a batch."""
+    ws = client(gw())
+    try:
+        for m in RAW_VS_TREE:
+            ws.send_text(m)
+            top = _texts_until_fence(ws)
+            ws.send_text('{"type":"batch","id":"B","messages":[%s]}' % m)
+            tree = _texts_until_fence(ws)
+            assert len(top) == len(tree), (m, top, tree)
+            # the broadcast update first (agent_status), byte for byte
+            assert top[:-1] == tree[:-1], (m, top, tree)
+            reply, batch = json.loads(top[-1]), json.loads(tree[-1])
+            entry = batch['responses'][0]
+            if entry['status'] == 'success':
+                # the reply's text is inside the batch's, as its writer wrote it
+                assert reply['type'] != 'error', (m, reply)
+                assert ',"result":%s' % top[-1] in tree[-1], (m, top[-1], tree[-1])
+            else:
+                assert reply['type'] == 'error' and reply['message'] == FAILED, (m, reply)
+                assert reply['error'] == entry['error'], (m, reply, entry)
+                assert repr(reply.get('id')) == repr(entry.get('id')), (m, reply, entry)
+                assert ('"id":' in top[-1]) == ('id' in entry), (m, top[-1], entry)
+    finally:
+        ws.close_cleanly()
+
+
 def test_pipelined_pings_in_order():
     ws = client(gw())
     try:
