@@ -343,15 +343,20 @@ static const char *host_view_text(mcpgw_view *msg, size_t *len)
 
 static int host_buf_append(mcpgw_buf *b, const char *bytes, size_t len)
 {
-    mcpgw_jbuf j = BUF_IN(b);
-
     if (!len)
         return 0;
-    if (!bytes || mcpgw_jbuf_reserve(&j, len) != 0)
+    if (!bytes)
         return -1;
-    memcpy(j.data + j.len, bytes, len);
-    j.len += len;
-    BUF_OUT(b, j);
+    if (b->cap - b->len < len) {
+        mcpgw_jbuf j = BUF_IN(b);
+        int rc = mcpgw_jbuf_reserve(&j, len);
+
+        BUF_OUT(b, j);
+        if (rc != 0)
+            return -1;
+    }
+    memcpy(b->data + b->len, bytes, len);
+    b->len += len;
     return 0;
 }
 

@@ -54,6 +54,12 @@ static int hex4(const char *q, unsigned *out)
     return 0;
 }
 
+/* 1 for a byte a string may hold as it is: not '"', '\\', a control or
+ * a non-ASCII byte (those go through the slow path). */
+static const uint8_t plain[256] = {
+    [0x20] = 1, [0x21] = 1, [0x23 ... 0x5B] = 1, [0x5D ... 0x7F] = 1,
+};
+
 /* The string whose opening quote is at s->p, as read_string checks it.
  * On success s->p is past the closing quote and *escaped says whether it
  * had a backslash. 0 or -1. */
@@ -67,11 +73,18 @@ static int scan_string(scan *s, int *escaped)
         unsigned char ch = 0;
         int high = 0;
 
-        while (q < s->end) {
-            ch = (unsigned char)*q;
-            if (ch == '"' || ch == '\\' || ch < 0x20)
+        for (;;) {
+            while (s->end - q >= 4 && plain[(uint8_t)q[0]] && plain[(uint8_t)q[1]] &&
+                   plain[(uint8_t)q[2]] && plain[(uint8_t)q[3]])
+                q += 4;
+            while (q < s->end && plain[(uint8_t)*q])
+                q++;
+            if (q >= s->end)
                 break;
-            high |= ch & 0x80;
+            ch = (unsigned char)*q;
+            if (ch < 0x80)              /* a quote, a backslash or a control */
+                break;
+            high = 1;
             q++;
         }
         if (high && !mcpgw_utf8_valid((const uint8_t *)run, (size_t)(q - run)))
