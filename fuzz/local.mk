@@ -8,6 +8,7 @@
 #   fuzz/fuzz_token     token extraction from the request + JWT verification
 #   fuzz/fuzz_dispatch  JSON dispatch through the handler table, real plugins and connections
 #   fuzz/fuzz_json      the JSON reader and writer, differential against jansson
+#   fuzz/fuzz_json_view the message view (plugin ABI 1.4), differential against the reader
 #
 # The fuzz_* programs are built only with ./configure CC=clang --enable-fuzzing;
 # `make fuzz` then runs each for FUZZ_SECONDS (default 60) and fails on a crash.
@@ -18,7 +19,7 @@
 # (pmd added to FUZZ_NAMES, FUZZ_REPLAY, FUZZ_PROGS, with the same four
 # variables per program as the others) once core/pmd.c is committed.
 
-FUZZ_NAMES = ws_frame http token dispatch pmd json
+FUZZ_NAMES = ws_frame http token dispatch pmd json json_view
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DMCPGW_FUZZ_PLUGIN_DIR='"$(abs_top_builddir)/plugins/.libs"' \
 	-DMCPGW_FUZZ_TEST_PLUGIN_DIR='"$(abs_top_builddir)/tests/plugins/.libs"'
@@ -31,11 +32,11 @@ FUZZ_JWT_LDADD = $(PROTO_JWT_LIBS)
 FUZZ_PLUGIN_DEPS = $(plugins_LTLIBRARIES) tests/plugins/async_echo.la
 
 EXTRA_DIST += fuzz/corpus fuzz/http.dict fuzz/token.dict fuzz/dispatch.dict fuzz/run.sh \
-	fuzz/pmd.dict fuzz/json.dict
+	fuzz/pmd.dict fuzz/json.dict fuzz/json_view.dict
 
 # ------------------------------------------------------------ replay (all builds)
 FUZZ_REPLAY = fuzz/replay_ws_frame fuzz/replay_http fuzz/replay_token fuzz/replay_dispatch \
-	fuzz/replay_pmd fuzz/replay_json
+	fuzz/replay_pmd fuzz/replay_json fuzz/replay_json_view
 check_PROGRAMS += $(FUZZ_REPLAY)
 TESTS += $(FUZZ_REPLAY)
 
@@ -70,10 +71,15 @@ fuzz_replay_json_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_src
 fuzz_replay_json_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_replay_json_LDADD = $(FUZZ_PROTO_LDADD)
 
+fuzz_replay_json_view_SOURCES = fuzz/replay.c fuzz/fuzz_json_view.c fuzz/fuzz_common.h
+fuzz_replay_json_view_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/json_view"'
+fuzz_replay_json_view_CFLAGS = $(FUZZ_CFLAGS)
+fuzz_replay_json_view_LDADD = $(FUZZ_LDADD)
+
 # ------------------------------------------------------------ libFuzzer targets
 if FUZZING
 FUZZ_PROGS = fuzz/fuzz_ws_frame fuzz/fuzz_http fuzz/fuzz_token fuzz/fuzz_dispatch fuzz/fuzz_pmd \
-	fuzz/fuzz_json
+	fuzz/fuzz_json fuzz/fuzz_json_view
 noinst_PROGRAMS += $(FUZZ_PROGS)
 
 fuzz_fuzz_ws_frame_SOURCES = fuzz/fuzz_ws_frame.c fuzz/fuzz_common.h
@@ -112,6 +118,12 @@ fuzz_fuzz_json_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_fuzz_json_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_json_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 fuzz_fuzz_json_LDADD = $(FUZZ_PROTO_LDADD)
+
+fuzz_fuzz_json_view_SOURCES = fuzz/fuzz_json_view.c fuzz/fuzz_common.h
+fuzz_fuzz_json_view_CPPFLAGS = $(FUZZ_CPPFLAGS)
+fuzz_fuzz_json_view_CFLAGS = $(FUZZ_CFLAGS)
+fuzz_fuzz_json_view_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
+fuzz_fuzz_json_view_LDADD = $(FUZZ_LDADD)
 
 FUZZ_SECONDS = 60
 FUZZ_TARGETS = $(FUZZ_NAMES)
