@@ -52,6 +52,11 @@
  *   - Strings returned by the host (user id, option values, timestamp) are
  *     owned by the gateway; the comment of each function says how long they
  *     stay valid. Copy what you keep.
+ *   - A raw handler's view (ABI 1.4), the member texts it gives and the
+ *     strings view_string() decodes are valid until the handler returns;
+ *     the reply buffer is the gateway's (fill it, do not keep it); a
+ *     mcpgw_buf the plugin keeps itself is freed with host->buf_free().
+ *     broadcast_text() copies its text.
  *   - A mcpgw_request stays valid until the plugin completes or fails it;
  *     the mcpgw_conn it names stays valid (as memory) just as long, even if
  *     the client has gone (see host->request_orphaned()).
@@ -104,6 +109,11 @@
  *   the descriptor and the host table; the host table's `size` tells a
  *   plugin which members exist (MCPGW_HOST_HAS()), so a plugin built for a
  *   newer minor can still run on an older gateway when it checks.
+ *   1.1: reload. 1.2: worker(). 1.3: connection-level plugins, config_keys.
+ *   1.4: handlers without a tree (register_raw_handler, view_*, buf_*,
+ *   broadcast_text); the shipped ping and agent_status use them when
+ *   MCPGW_HOST_HAS(host, broadcast_text) and still declare 1.3, so they
+ *   load on 1.3 gateways with their tree handlers alone.
  */
 #ifndef MCPGW_PLUGIN_H
 #define MCPGW_PLUGIN_H
