@@ -137,13 +137,13 @@ size_t mcpgw_handler_table_remove_ctx(mcpgw_handler_table *t, const mcpgw_plugin
 /* A raw reply buffer that grew past this is given back after the message. */
 #define MCPGW_RAW_REPLY_KEEP 65536
 
-static mcpgw_request *request_new(mcpgw_conn *conn, mcpgw_request *parent, json_t *msg)
+/* Fills a zeroed req: a request of conn (sub-request of parent, or NULL)
+ * with msg's id, holding a reference on conn. */
+static void request_init(mcpgw_request *req, mcpgw_conn *conn, mcpgw_request *parent,
+                         json_t *msg)
 {
-    mcpgw_request *req = calloc(1, sizeof(*req));
     json_t *id;
 
-    if (!req)
-        return NULL;
     req->conn = conn;
     req->parent = parent;
     id = json_object_get(msg, "id");
@@ -152,6 +152,14 @@ static mcpgw_request *request_new(mcpgw_conn *conn, mcpgw_request *parent, json_
     conn->srv->n_requests++;
     if (!parent)
         conn->n_pending++;
+}
+
+static mcpgw_request *request_new(mcpgw_conn *conn, mcpgw_request *parent, json_t *msg)
+{
+    mcpgw_request *req = calloc(1, sizeof(*req));
+
+    if (req)
+        request_init(req, conn, parent, msg);
     return req;
 }
 
@@ -172,7 +180,8 @@ static void request_free(mcpgw_request *req)
             mcpgw_transport_set_reading(conn->transport, 1);
     }
     mcpgw_conn_unref(conn);
-    free(req);
+    if (!req->on_stack)
+        free(req);
     srv->n_requests--;
     mcpgw_server_conn_gone(srv);
 }
@@ -407,12 +416,14 @@ static json_t *request_id(mcpgw_request *req)
 static int request_admit(mcpgw_request *req, const mcpgw_handler_entry *e, json_t *msg)
 {
     mcpgw_server *srv = req->conn->srv;
+    const mcpgw_handler_config *sec = e->ctx ? e->ctx->section : NULL;
     const char *refused;
     char text[320];
 
-    if (!e->ctx || !e->ctx->section)
+    /* most sections have no rule: no clock to read */
+    if (!sec || (!sec->claim_name && !sec->max_message_bytes && !(sec->rate_per_user > 0)))
         return 0;
-    refused = mcpgw_policy_check(&srv->policy, e->ctx->section, req->conn, msg, req->len,
+    refused = mcpgw_policy_check(&srv->policy, sec, req->conn, msg, req->len,
                                  mcpgw_clock_seconds(&srv->clock), text, sizeof(text));
     if (!refused)
         return 0;
@@ -510,14 +521,21 @@ static void request_call_raw(mcpgw_request *req, const mcpgw_handler_entry *e, m
     mcpgw_histogram_observe(e->hist, (double)(t1.tv_sec - t0.tv_sec) +
                                          (double)(t1.tv_nsec - t0.tv_nsec) / 1e9);
     if (rc == MCPGW_HANDLER_DECLINED) {
-        /* the tree after all (the scan said it parses) */
+        /* the tree after all (the scan said it parses), and the request
+         * on the heap: the tree handler may keep it */
         json_t *msg = mcpgw_json_read(v->text, v->len, NULL);
+        mcpgw_request *heap = malloc(sizeof(*heap));
 
         req->view = NULL;
-        if (!msg) {
+        if (!msg || !heap) {
+            json_decref(msg);
+            free(heap);
             mcpgw_request_fail(req, "Out of memory");
             return;
         }
+        *heap = *req;
+        heap->on_stack = 0;
+        req = heap;
         json_decref(req->id);
         req->id = json_incref(json_object_get(msg, "id"));
         request_call(req, e, msg);
@@ -552,7 +570,7 @@ static int dispatch_view(mcpgw_conn *conn, const uint8_t *data, size_t len)
 {
     mcpgw_server *srv = conn->srv;
     const mcpgw_handler_entry *e;
-    mcpgw_request *req;
+    mcpgw_request local, *req;
     mcpgw_member m;
     const char *type;
     mcpgw_view v;
@@ -570,11 +588,11 @@ static int dispatch_view(mcpgw_conn *conn, const uint8_t *data, size_t len)
                                   type, "user", conn->user ? conn->user : "",
                                   "bytes", (json_int_t)len),
                         mcpgw_clock_iso(&srv->clock));
-    req = request_new(conn, NULL, NULL);
-    if (!req) {
-        send_processing_error(conn, NULL, "Out of memory");
-        goto out;
-    }
+    /* on the stack: a raw handler answers before it returns */
+    memset(&local, 0, sizeof(local));
+    req = &local;
+    request_init(req, conn, NULL, NULL);
+    req->on_stack = 1;
     req->len = len;
     req->view = &v;
     if (request_admit(req, e, NULL) == 0)

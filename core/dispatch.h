@@ -52,6 +52,8 @@ struct mcpgw_request {
     json_t *id;                     /* the message's "id" (reference) or NULL */
     mcpgw_view *view;               /* while a raw handler runs: the message (its
                                        "id" is read from here when needed) */
+    int on_stack;                   /* a raw handler's request: in dispatch's frame,
+                                       moved to the heap if the handler declines */
     size_t len;                     /* its size as received; 0 for a sub-message */
 };
 

@@ -46,6 +46,42 @@ def test_plugin_from_custom_dir_for_new_type():
             c.close_cleanly()
 
 
+def test_raw_twin_answers_fails_or_declines_to_the_tree_handler():
+    """A raw handler (ABI 1.4) answers at once, fails, or declines: then the
+    tree handler gets the message and answers later (its request outlives
+    the raw call); inside a batch the tree handler serves."""
+    d = plugin_dir_with_shipped(async_echo=built_test_plugin('async_echo'))
+    with Gateway({'plugins': {'dir': d},
+                  'handler.echo_raw': {'plugin': 'async_echo', 'delay_ms': 100,
+                                       'raw': 'true'}}) as g:
+        c = client(g)
+        try:
+            c.send_text('{"type":"echo_raw","id":{"k":[1,-0]},"payload":"later"}')
+            c.send_text('{"type":"echo_raw","id":"\\u0041","payload":"now"}')
+            c.send_text('{"type":"echo_raw","id":1e2,"payload":"fail"}')
+            now = c.recv_json()
+            assert now['type'] == 'async_echo_reply' and now['id'] == 'A', now
+            assert now['payload'] == 'now', now
+            failed = c.recv_json()
+            assert failed['type'] == 'error' and failed['error'] == 'raw refused', failed
+            assert failed['message'] == 'Failed to process message' and failed['id'] == 100, failed
+            later = c.recv_json()
+            assert later['type'] == 'async_echo_reply' and later['payload'] == 'later', later
+            assert later['id'] == {'k': [1, 0]}, later
+            c.send_json({'type': 'batch', 'id': 'B', 'messages': [
+                {'type': 'echo_raw', 'id': 's', 'payload': 'fail'}]})
+            b = c.recv_json()
+            assert b['type'] == 'batch_response', b
+            assert b['responses'][0]['status'] == 'success', b
+            assert b['responses'][0]['result']['payload'] == 'fail', b
+            # a declined request still pending when its client leaves
+            c.send_json({'type': 'echo_raw', 'id': 'gone', 'payload': 'later'})
+        finally:
+            c.close_cleanly()
+        g.wait_log('async_echo_orphaned', lambda r: r.get('id') == 'gone')
+        assert_healthy(g)
+
+
 def test_plugins_loaded_logged():
     g = shared_gateway('default')
     types = {r.get('type'): r.get('plugin') for r in g.logs('plugin_loaded')}

@@ -10,6 +10,11 @@
  * "async_echo_orphaned" and completes it with no reply, to free it. A
  * request still pending at fini (the gateway's shutdown_timeout_ms ran out)
  * is completed there the same way, as plugin.h asks.
+ *
+ * With option raw = true (ABI 1.4) the type also gets a raw twin: a
+ * top-level message whose payload is "now" is answered at once with the
+ * same reply written as text, "fail" fails with "raw refused", anything
+ * else is declined (the tree handler above then answers it later).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -117,6 +122,36 @@ static int echo_handler(mcpgw_request *req, json_t *msg, json_t **out, void *dat
     return MCPGW_HANDLER_PENDING;
 }
 
+/* The raw twin (raw = true). */
+static int echo_raw(mcpgw_request *req, mcpgw_view *msg, mcpgw_buf *reply, void *data)
+{
+    echo_instance *inst = data;
+    const mcpgw_host *host = inst->host;
+    const char *ts = host->timestamp(inst->ctx), *payload;
+    mcpgw_member id, p;
+
+    (void)req;
+    host->view_get(msg, "payload", &p);
+    payload = host->view_string(msg, &p, NULL);
+    if (payload && strcmp(payload, "fail") == 0) {
+        host->buf_append(reply, "raw refused", 11);
+        return MCPGW_HANDLER_FAILED;
+    }
+    if (!payload || strcmp(payload, "now") != 0)
+        return MCPGW_HANDLER_DECLINED;
+    host->buf_append(reply, "{\"type\":\"async_echo_reply\",\"id\":", 32);
+    if (host->view_get(msg, "id", &id) != MCPGW_JSON_ABSENT)
+        host->buf_member(reply, &id);
+    else
+        host->buf_append(reply, "null", 4);
+    host->buf_append(reply, ",\"payload\":", 11);
+    host->buf_member(reply, &p);
+    host->buf_append(reply, ",\"timestamp\":", 13);
+    host->buf_string(reply, ts, strlen(ts));
+    host->buf_append(reply, "}", 1);
+    return MCPGW_HANDLER_DONE;
+}
+
 static int echo_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **instance,
                      char *err, size_t err_len)
 {
@@ -143,6 +178,13 @@ static int echo_init(const mcpgw_host *host, mcpgw_plugin_ctx *ctx, void **insta
     inst->delay_ms = delay_ms;
     if (host->register_handler(ctx, host->handler_type(ctx), echo_handler, inst) != 0) {
         snprintf(err, err_len, "cannot register message type %s", host->handler_type(ctx));
+        free(inst);
+        return -1;
+    }
+    if (host->config_get(ctx, "raw") && strcmp(host->config_get(ctx, "raw"), "true") == 0 &&
+        (!MCPGW_HOST_HAS(host, register_raw_handler) ||
+         host->register_raw_handler(ctx, host->handler_type(ctx), echo_raw, inst) != 0)) {
+        snprintf(err, err_len, "cannot register a raw handler");
         free(inst);
         return -1;
     }
