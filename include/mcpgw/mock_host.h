@@ -70,7 +70,11 @@
  *   spawn fail. No policy ([handler] require_claim, max_message_bytes,
  *   broadcast_per_s) is applied: that is the gateway's, not the plugin's.
  *   host->json_parse() is jansson's reader (the gateway's accepts the same
- *   documents).
+ *   documents). Handlers without a tree (ABI 1.4: register_raw_handler,
+ *   view_*, buf_*, broadcast_text) are not mocked: the host table's size
+ *   and minor are those of ABI 1.3, so a plugin that checks
+ *   MCPGW_HOST_HAS(host, broadcast_text), as ping and agent_status do, is
+ *   tested with its tree handlers.
  */
 #ifndef MCPGW_MOCK_HOST_H
 #define MCPGW_MOCK_HOST_H
