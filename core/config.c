@@ -1190,6 +1190,7 @@ static mcpgw_handler_config *handler_for(parse_ctx *p, const char *type, int end
     if (!h || !(h->type = strdup(type)) || !(h->file = strdup(p->file)))
         goto fail;
     h->is_endpoint = endpoint;
+    h->owner = p->cfg;
     h->protocol = MCPGW_ENDPOINT_JSONRPC;
     h->http = 1;
     h->session_idle_ms = 600000;
@@ -1396,6 +1397,7 @@ static mcpgw_config *config_new(void)
 
     if (!cfg)
         return NULL;
+    cfg->refs = 1;
     cfg->listen_port = 8080;
     cfg->max_payload = 1048576;
     cfg->shutdown_timeout_ms = 10000;
@@ -1718,10 +1720,16 @@ static void free_sections(mcpgw_handler_config *h)
     }
 }
 
+mcpgw_config *mcpgw_config_ref(mcpgw_config *cfg)
+{
+    if (cfg)
+        cfg->refs++;
+    return cfg;
+}
+
 void mcpgw_config_free(mcpgw_config *cfg)
 {
-
-    if (!cfg)
+    if (!cfg || --cfg->refs > 0)
         return;
     free(cfg->listen_host);
     free(cfg->path);

@@ -7,8 +7,16 @@
  * reported as "file:line: message" lines. [handler.TYPE] sections are kept as
  * ordered key/value lists and handed to the plugin that serves TYPE.
  *
- * Ownership: mcpgw_config_load() returns a config the caller frees with
- * mcpgw_config_free(); every string inside is owned by the config.
+ * Ownership: a configuration is a reference-counted snapshot, never
+ * changed once loaded. mcpgw_config_load() returns one with one reference;
+ * mcpgw_config_ref() takes another, mcpgw_config_free() drops one and frees
+ * the snapshot with the last. Every string inside is owned by the snapshot.
+ * Whatever keeps a pointer into a snapshot past the moment it read it holds
+ * a reference: the gateway (the one in force), a connection or MCP session
+ * on an [endpoint.NAME] (that section's snapshot), a plugin context (its
+ * section's snapshot, and every earlier one whose strings it read, see
+ * mcpgw/plugin.h). A reload therefore frees the previous snapshot as soon
+ * as the last of them lets it go.
  */
 #ifndef MCPGW_CONFIG_H
 #define MCPGW_CONFIG_H
@@ -70,10 +78,12 @@ typedef struct mcpgw_handler_config {
     int http_response;              /* MCPGW_HTTP_RESPONSE_*: how a POST is answered */
     int session_idle_ms;            /* 600000: an HTTP session unused this long ends */
     size_t replay_bytes;            /* 262144: events kept per SSE stream for Last-Event-ID */
+    struct mcpgw_config *owner;     /* the snapshot holding this section (not a reference) */
     struct mcpgw_handler_config *next;
 } mcpgw_handler_config;
 
 typedef struct mcpgw_config {
+    int refs;                       /* references (config.h, Ownership); loop thread only */
     /* [server] */
     char *listen_host;              /* "127.0.0.1" */
     int listen_port;                /* 8080 */
@@ -148,6 +158,9 @@ typedef struct mcpgw_config {
 mcpgw_config *mcpgw_config_load(const char *dir, char **errors);
 /* Same, from one INI text (name is used in messages); used by tests/fuzzers. */
 mcpgw_config *mcpgw_config_load_string(const char *name, const char *text, char **errors);
+/* Takes one more reference on cfg (NULL: nothing); returns cfg. */
+mcpgw_config *mcpgw_config_ref(mcpgw_config *cfg);
+/* Drops one reference; the last frees the snapshot. NULL: nothing. */
 void mcpgw_config_free(mcpgw_config *cfg);
 
 /* Takes MCPGW_JWT_SECRET out of the process environment (and its bytes

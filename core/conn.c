@@ -48,6 +48,7 @@ void mcpgw_conn_unref(mcpgw_conn *c)
 {
     if (--c->refs > 0)
         return;
+    mcpgw_config_free(c->endpoint_cfg);
     free(c->user);
     free(c->lease);
     free(c->lease_user);
@@ -55,6 +56,17 @@ void mcpgw_conn_unref(mcpgw_conn *c)
     free(c->msg);
     mcpgw_pmd_state_free(&c->pmd_state);
     free(c);
+}
+
+void mcpgw_conn_set_endpoint(mcpgw_conn *c, const mcpgw_handler_config *ep)
+{
+    mcpgw_config *cfg = ep ? ep->owner : NULL;
+
+    c->endpoint = ep;
+    if (cfg == c->endpoint_cfg)
+        return;
+    mcpgw_config_free(c->endpoint_cfg);
+    c->endpoint_cfg = mcpgw_config_ref(cfg);
 }
 
 int mcpgw_conn_is_open(const mcpgw_conn *c)

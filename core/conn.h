@@ -103,6 +103,7 @@ struct mcpgw_conn {
 
     /* -- an [endpoint.NAME] (endpoint.c, protocol_jsonrpc.c) */
     const struct mcpgw_handler_config *endpoint; /* NULL: [server] path */
+    struct mcpgw_config *endpoint_cfg; /* a reference on endpoint's snapshot */
     mcpgw_plugin_ctx *ep_ctx;       /* jsonrpc: the plugin serving it */
     void *ep_data;                  /* what its conn_open gave */
     int ep_opened;                  /* conn_open succeeded: conn_close is due */
@@ -127,6 +128,9 @@ void mcpgw_conn_adopt(mcpgw_server *srv, evutil_socket_t fd, const void *bytes, 
 
 void mcpgw_conn_ref(mcpgw_conn *c);
 void mcpgw_conn_unref(mcpgw_conn *c);
+/* Sets c->endpoint (NULL: none), holding a reference on the configuration
+ * snapshot the section belongs to until another is set or c is freed. */
+void mcpgw_conn_set_endpoint(mcpgw_conn *c, const struct mcpgw_handler_config *ep);
 
 /* Is the connection upgraded and not closing? */
 int mcpgw_conn_is_open(const mcpgw_conn *c);

@@ -12,11 +12,6 @@
 
 #include "gateway.h"
 
-struct mcpgw_retired_config {
-    mcpgw_config *cfg;
-    struct mcpgw_retired_config *next;
-};
-
 /* ----------------------------------------------------------------- TLS */
 
 /* ALPN: we speak HTTP/1.1 (the WebSocket upgrade) and nothing else. */
@@ -159,6 +154,7 @@ int mcpgw_gateway_init(mcpgw_gateway *gw, mcpgw_config *cfg, const char *conf_di
     gw->cfg = cfg;
     gw->conf_dir = conf_dir;
     gw->log.level = cfg->log_level;
+    gw->handler_watchdog_ms = cfg->handler_watchdog_ms;
     mcpgw_clock_init(&gw->clock, NULL);
     gw->started = mcpgw_clock_now(&gw->clock);
     if (need_secret(gw, cfg) != 0)
@@ -179,12 +175,6 @@ void mcpgw_gateway_free(mcpgw_gateway *gw)
     mcpgw_limits_free(gw->limits);
     if (gw->ssl_ctx)
         SSL_CTX_free(gw->ssl_ctx);
-    while (gw->retired) {
-        struct mcpgw_retired_config *r = gw->retired;
-        gw->retired = r->next;
-        mcpgw_config_free(r->cfg);
-        free(r);
-    }
     mcpgw_config_free(gw->cfg);
     mcpgw_hmac_cache_free(gw->auth.hmac_cache);
     memset(gw, 0, sizeof(*gw));
@@ -258,7 +248,6 @@ void mcpgw_gateway_reload_abandon(mcpgw_gateway *gw, mcpgw_config *next)
 void mcpgw_gateway_reload_commit(mcpgw_gateway *gw, mcpgw_config *next)
 {
     mcpgw_config *old = gw->cfg;
-    struct mcpgw_retired_config *r;
 
     /* What only a restart can change: say so, keep serving as we are. */
     if (str_differs(old->listen_host, next->listen_host) || old->listen_port != next->listen_port ||
@@ -287,12 +276,9 @@ void mcpgw_gateway_reload_commit(mcpgw_gateway *gw, mcpgw_config *next)
     }
     gw->cfg = next;
     gw->log.level = next->log_level;
+    __atomic_store_n(&gw->handler_watchdog_ms, next->handler_watchdog_ms, __ATOMIC_RELEASE);
     set_auth(gw);
-    /* Plugins may still hold strings of the old configuration. */
-    r = malloc(sizeof(*r));
-    if (r) {
-        r->cfg = old;
-        r->next = gw->retired;
-        gw->retired = r;
-    }
+    /* Our reference: connections, sessions and plugins still using the old
+     * snapshot hold their own (config.h), the last one frees it. */
+    mcpgw_config_free(old);
 }

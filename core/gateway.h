@@ -2,16 +2,17 @@
  * gateway.h - mcpgw_gateway: what the whole gateway shares, apart from any
  * event loop.
  *
- * The configuration snapshot in force (and the earlier ones, which plugins
- * may still point into), the log, the token verifier, the TLS context, the
+ * The configuration snapshot in force (reference-counted, config.h), the log, the token verifier, the TLS context, the
  * connection slots of every worker (shared memory) and the start time. A worker (mcpgw_server, server.h)
  * holds the rest: its loop, listeners, connections, zlib pool, plugins,
  * handler table, counters and scratch buffers. Today one worker runs beside
  * the gateway in one process; with several, the supervisor builds the
  * gateway before it forks and each worker inherits it.
  *
- * Ownership: the gateway owns its configuration from mcpgw_gateway_init()
- * on, and every configuration a reload retires, until mcpgw_gateway_free().
+ * Ownership: the gateway holds one reference on the configuration in force
+ * from mcpgw_gateway_init() on (it takes the caller's); a reload drops it
+ * for the new one's, so an earlier snapshot lives only as long as
+ * something else still holds it (config.h).
  * conf_dir is borrowed and must outlive it. Workers borrow the gateway.
  */
 #ifndef MCPGW_GATEWAY_H
@@ -31,7 +32,7 @@ struct ssl_ctx_st;
 typedef struct mcpgw_gateway {
     mcpgw_config *cfg;                      /* in force; replaced by a reload */
     const char *conf_dir;                   /* where a reload reads it again */
-    struct mcpgw_retired_config *retired;   /* earlier configurations */
+    int handler_watchdog_ms;                /* cfg's, for the watchdog thread (atomic) */
     mcpgw_log log;
     mcpgw_clock clock;                      /* for lines logged off any loop */
     mcpgw_auth_config auth;

@@ -60,6 +60,7 @@ static int host_register_handler(mcpgw_plugin_ctx *ctx, const char *type,
 
 static const char *host_handler_type(mcpgw_plugin_ctx *ctx)
 {
+    ctx->cfg_read = 1;      /* "valid for the plugin's lifetime" */
     return ctx->section->type;
 }
 
@@ -67,6 +68,7 @@ static const char *host_config_get(mcpgw_plugin_ctx *ctx, const char *key)
 {
     const mcpgw_kv *kv;
 
+    ctx->cfg_read = 1;      /* the snapshot stays until fini (plugin_loader.h) */
     for (kv = ctx->section->options; kv; kv = kv->next)
         if (strcmp(kv->key, key) == 0)
             return kv->value;
@@ -79,6 +81,7 @@ static int host_config_foreach(mcpgw_plugin_ctx *ctx,
 {
     const mcpgw_kv *kv;
 
+    ctx->cfg_read = 1;
     for (kv = ctx->section->options; kv; kv = kv->next) {
         int rc = fn(kv->key, kv->value, arg);
         if (rc)
@@ -255,7 +258,7 @@ static mcpgw_timer *host_timer_start(mcpgw_plugin_ctx *ctx, unsigned ms, void (*
         return NULL;
     }
     t->srv = srv;
-    t->owner = ctx->section->plugin;
+    t->owner = ctx->module->name;  /* lives until unload, unlike a configuration */
     t->fn = fn;
     t->arg = arg;
     t->next = srv->timers;

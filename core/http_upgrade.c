@@ -293,7 +293,7 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
              "Sec-WebSocket-Accept: %s\r\n%s%s\r\n", accept, ext, sub);
     evbuffer_add(mcpgw_transport_out(c->transport), resp, strlen(resp));
     c->protocol = proto;
-    c->endpoint = ep;
+    mcpgw_conn_set_endpoint(c, ep);
     c->ep_ctx = ep_ctx;
     c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
     c->opened_at = (long long)mcpgw_clock_now(&srv->clock);

@@ -538,7 +538,7 @@ int mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
     int keep = keep_alive(req);
     mcpgw_endpoint_stats *e = mcpgw_mcp_ep_stats(c, ep);
 
-    c->endpoint = ep; /* for the counters of its answers */
+    mcpgw_conn_set_endpoint(c, ep); /* for the counters of its answers */
     if (e)
         e->http_requests[method_is(req, "POST")     ? 0
                          : method_is(req, "GET")    ? 1

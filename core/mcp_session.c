@@ -630,7 +630,7 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
     claims = NULL;
     vc->holds_user_slot = 1;
     vc->protocol = &mcpgw_protocol_jsonrpc;
-    vc->endpoint = ep;
+    mcpgw_conn_set_endpoint(vc, ep);
     vc->ep_ctx = ctx;
     vc->mcp_session = s;
     if (srv->cluster) { /* the cluster lease is the session's from now on */

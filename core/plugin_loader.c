@@ -16,6 +16,38 @@
 #include "protocol.h"
 #include "server.h"
 
+/* Points ctx at section h and holds h's snapshot. The snapshot it leaves
+ * stays held (until fini) only if the plugin read strings from it. */
+static void ctx_set_section(mcpgw_plugin_ctx *ctx, const mcpgw_handler_config *h)
+{
+    mcpgw_config *old = ctx->cfg;
+
+    ctx->section = h;
+    if (h->owner == old)
+        return;
+    ctx->cfg = mcpgw_config_ref(h->owner);
+    if (old && ctx->cfg_read) {
+        mcpgw_config **grown = realloc(ctx->pinned, (ctx->n_pinned + 1) * sizeof(*grown));
+        if (!grown)
+            return;         /* out of memory: never freed rather than freed too early */
+        ctx->pinned = grown;
+        ctx->pinned[ctx->n_pinned++] = old;
+    } else {
+        mcpgw_config_free(old);
+    }
+    ctx->cfg_read = 0;
+}
+
+/* Frees a context after its fini: its snapshots are released. */
+static void ctx_free(mcpgw_plugin_ctx *ctx)
+{
+    mcpgw_config_free(ctx->cfg);
+    for (size_t i = 0; i < ctx->n_pinned; i++)
+        mcpgw_config_free(ctx->pinned[i]);
+    free(ctx->pinned);
+    free(ctx);
+}
+
 static char *plugin_path(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 8;
@@ -220,7 +252,7 @@ static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
         return -1;
     }
     ctx->srv = srv;
-    ctx->section = h;
+    ctx_set_section(ctx, h);
     ctx->module = m;
     ctx->next = set->contexts;
     set->contexts = ctx;
@@ -282,7 +314,7 @@ static void ctx_finalise(mcpgw_server *srv, mcpgw_plugin_set *set, mcpgw_plugin_
             *pp = ctx->next;
             break;
         }
-    free(ctx);
+    ctx_free(ctx);
 }
 
 int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_config *new_cfg)
@@ -329,7 +361,7 @@ int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_c
         if (!nh)
             continue;
         changed = !kv_equal(ctx->section->options, nh->options);
-        ctx->section = nh;
+        ctx_set_section(ctx, nh);
         if (!changed)
             continue;
         if (d->size >= offsetof(mcpgw_plugin, reload) + sizeof(d->reload) && d->reload) {
@@ -385,7 +417,7 @@ void mcpgw_plugins_unload(mcpgw_plugin_set *set)
     ctx = set->contexts;
     while (ctx) {
         mcpgw_plugin_ctx *next = ctx->next;
-        free(ctx);
+        ctx_free(ctx);
         ctx = next;
     }
     set->contexts = NULL;

@@ -9,7 +9,10 @@
  * does not start half-configured.
  *
  * Ownership: the set owns the contexts and the dlopen handles; fini runs in
- * reverse order of init in mcpgw_plugins_unload().
+ * reverse order of init in mcpgw_plugins_unload(). A context holds a
+ * reference on its section's configuration snapshot, and on every earlier
+ * one the plugin read strings from (host->config_get() promises them until
+ * fini); a reload releases the others.
  */
 #ifndef MCPGW_PLUGIN_LOADER_H
 #define MCPGW_PLUGIN_LOADER_H
@@ -31,6 +34,10 @@ typedef struct mcpgw_module {
 struct mcpgw_plugin_ctx {
     mcpgw_server *srv;
     const mcpgw_handler_config *section;
+    mcpgw_config *cfg;              /* a reference on section's snapshot */
+    int cfg_read;                   /* config_get/foreach answered from cfg */
+    mcpgw_config **pinned;          /* earlier snapshots it read strings from: */
+    size_t n_pinned;                /* kept until fini (config_get's promise) */
     mcpgw_module *module;
     void *instance;                 /* what init() returned */
     int initialised;                /* init() succeeded: fini() is due */

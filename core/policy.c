@@ -15,7 +15,8 @@
 #define POLICY_PRUNE_AT 4096        /* buckets kept before idle ones are dropped */
 
 struct mcpgw_policy_bucket {
-    const char *type;               /* the section's type (configuration's string) */
+    char *type;                     /* the section's type (a copy: a reload frees the
+                                       configuration, the bucket stays) */
     char *user;
     double tokens, stamp;
     mcpgw_policy_bucket *next;
@@ -38,6 +39,7 @@ void mcpgw_policy_free(mcpgw_policy *p)
         while (p->slots[i]) {
             mcpgw_policy_bucket *b = p->slots[i];
             p->slots[i] = b->next;
+            free(b->type);
             free(b->user);
             free(b);
         }
@@ -55,6 +57,7 @@ static void prune(mcpgw_policy *p, double now, double rate)
             mcpgw_policy_bucket *b = *pp;
             if ((now - b->stamp) * rate + b->tokens >= rate) {
                 *pp = b->next;
+                free(b->type);
                 free(b->user);
                 free(b);
                 p->count--;
@@ -79,17 +82,18 @@ static int take(mcpgw_policy *p, const char *type, const char *user, double rate
     }
     i = hash(type, user) % p->n_slots;
     for (b = p->slots[i]; b; b = b->next)
-        if (b->type == type && strcmp(b->user, user) == 0)
+        if (strcmp(b->type, type) == 0 && strcmp(b->user, user) == 0)
             break;
     if (!b) {
         if (p->count >= POLICY_PRUNE_AT)
             prune(p, now, rate);
         b = calloc(1, sizeof(*b));
-        if (!b || !(b->user = strdup(user))) {
+        if (!b || !(b->user = strdup(user)) || !(b->type = strdup(type))) {
+            if (b)
+                free(b->user);
             free(b);
             return -1;
         }
-        b->type = type;
         b->tokens = burst;
         b->stamp = now;
         b->next = p->slots[i];

@@ -143,9 +143,8 @@ static void *watchdog_main(void *arg)
     mcpgw_clock_init(&clock, NULL);
     pthread_mutex_lock(&wd->lock);
     while (!wd->stop) {
-        /* configurations are retired, never freed, while the worker runs */
-        const mcpgw_config *cfg = __atomic_load_n(&wd->gw->cfg, __ATOMIC_ACQUIRE);
-        int limit = cfg->handler_watchdog_ms;
+        /* not through gw->cfg: a reload on the loop may free that snapshot */
+        int limit = __atomic_load_n(&wd->gw->handler_watchdog_ms, __ATOMIC_ACQUIRE);
         int period = limit > 0 ? limit / 4 : 250;
         struct timespec until, now;
         const char *type;
