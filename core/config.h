@@ -23,6 +23,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "pmd.h"
 
@@ -81,6 +82,16 @@ typedef struct mcpgw_handler_config {
     struct mcpgw_config *owner;     /* the snapshot holding this section (not a reference) */
     struct mcpgw_handler_config *next;
 } mcpgw_handler_config;
+
+/* Where a key got its value (mcpgw -T): newest first. */
+typedef struct mcpgw_config_src {
+    const struct mcpgw_config_key *key;
+    char *section;      /* the section's full name: "server", "handler.ping" */
+    char *file;
+    int line;
+    char *raw;          /* the value as written; NULL for a secret */
+    struct mcpgw_config_src *next;
+} mcpgw_config_src;
 
 typedef struct mcpgw_config {
     int refs;                       /* references (config.h, Ownership); loop thread only */
@@ -150,7 +161,63 @@ typedef struct mcpgw_config {
     mcpgw_handler_config *handlers;
     /* [endpoint.*] in order of first appearance */
     mcpgw_handler_config *endpoints;
+    mcpgw_config_src *sources;      /* every key set, newest first */
+    int secret_from_env;            /* jwt_secret came from MCPGW_JWT_SECRET */
 } mcpgw_config;
+
+/* ---------------------------------------------------------------- the keys
+ *
+ * One table (config_keys.c) describes every key the gateway itself reads:
+ * it drives parsing, the defaults, mcpgw -T and the man page's test.
+ * Plugin keys are not in it: each plugin declares its own
+ * (MCPGW_PLUGIN_DEFINE_KEYS), checked when the plugin is opened. */
+typedef enum {
+    MCPGW_CONFIG_INT,       /* a decimal integer in min..max */
+    MCPGW_CONFIG_SIZE,      /* bytes in min..max, optional k/m suffix */
+    MCPGW_CONFIG_BOOL,      /* true/yes/on/1, false/no/off/0 */
+    MCPGW_CONFIG_RATE,      /* a decimal number in min..max */
+    MCPGW_CONFIG_STRING,
+    MCPGW_CONFIG_ENUM,      /* one of a few words */
+    MCPGW_CONFIG_LIST,      /* words separated by commas or spaces */
+    MCPGW_CONFIG_ADDRESS,   /* HOST:PORT or [IPV6]:PORT */
+    MCPGW_CONFIG_PATH,      /* a file or directory, relative to the .ini file */
+    MCPGW_CONFIG_SECRET,    /* a secret, or a file holding one */
+    MCPGW_CONFIG_CLAIM      /* CLAIM:VALUE */
+} mcpgw_config_type;
+
+#define MCPGW_CONFIG_RESTART    1u  /* a change takes effect after a restart */
+#define MCPGW_CONFIG_HIDDEN     2u  /* mcpgw -T never prints the value */
+#define MCPGW_CONFIG_IN_SECTION 4u  /* a field of mcpgw_handler_config */
+#define MCPGW_CONFIG_DEF_TEXT   8u  /* the default is described, not set by the table */
+
+struct mcpgw_config_parse;
+
+typedef struct mcpgw_config_key {
+    const char *section;    /* "server", "auth", ..., "handler.*", "endpoint.*" */
+    const char *name;
+    mcpgw_config_type type;
+    long long min, max;     /* INT, SIZE, RATE */
+    const char *def;        /* the default as written in a file; NULL: none */
+    unsigned flags;         /* MCPGW_CONFIG_* above */
+    const char *doc;        /* one line */
+    /* how it is parsed and shown (config_keys.c) */
+    const char *expected;   /* the "(expected ...)" of a bad value */
+    size_t offset, offset2; /* into mcpgw_config, or mcpgw_handler_config */
+    const void *extra;      /* ENUM: its words; STRING: a check */
+    int (*set)(struct mcpgw_config_parse *p, const struct mcpgw_config_key *k, const char *value);
+    /* The effective value as text (malloc'd), or NULL when not set. */
+    char *(*show)(const struct mcpgw_config *cfg, const struct mcpgw_handler_config *h,
+                  const struct mcpgw_config_key *k);
+} mcpgw_config_key;
+
+/* The table, ended by an entry whose name is NULL. */
+extern const mcpgw_config_key mcpgw_config_keys[];
+
+/* mcpgw -T: writes the effective configuration to out, every key of the
+ * table (and every plugin key of each section) with its value and where it
+ * came from ("file:line", "default" or "environment"); secrets are written
+ * as (redacted). 0, or -1 on a write error. */
+int mcpgw_config_dump(const mcpgw_config *cfg, FILE *out);
 
 /* Loads DIR/NAME.ini. On success returns a config and leaves *errors NULL.
  * On failure returns NULL and sets *errors to a malloc'd, newline-separated
