@@ -1,6 +1,7 @@
 /*
  * main.c - the mcpgw command line: parse options, load the configuration,
- * then either check it (-t), mint a development token, or run the server.
+ * then either check it (-t), check and print it (-T), mint a development
+ * token, or run the server.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -26,13 +27,15 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: mcpgw [-c DIR] [-t] [--mint-token USER [--ttl SECONDS] [--claim NAME=VALUE]]\n"
+            "Usage: mcpgw [-c DIR] [-t | -T] [--mint-token USER [--ttl SECONDS] [--claim NAME=VALUE]]\n"
             "\n"
             "A WebSocket gateway for AI-agent servers: JWT auth, heartbeat, and\n"
             "message handlers loaded from plugins, configured by DIR/*.ini.\n"
             "\n"
             "  -c, --config DIR      configuration directory (default %s)\n"
             "  -t, --test            check the configuration and exit (0 = valid)\n"
+            "  -T, --test-dump       check it, then print the effective configuration,\n"
+            "                        each value with its file:line (secrets redacted)\n"
             "      --mint-token USER print a development token for USER, signed with\n"
             "                        the configured HS secret, and exit\n"
             "      --ttl SECONDS     lifetime of a minted token (default 3600)\n"
@@ -88,8 +91,9 @@ int main(int argc, char **argv)
     static const struct option longopts[] = {
         { "config", required_argument, NULL, 'c' },
         { "test", no_argument, NULL, 't' },
+        { "test-dump", no_argument, NULL, 'T' },
         { "mint-token", required_argument, NULL, 'm' },
-        { "ttl", required_argument, NULL, 'T' },
+        { "ttl", required_argument, NULL, 'L' },
         { "claim", required_argument, NULL, 'C' },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, 'V' },
@@ -99,19 +103,20 @@ int main(int argc, char **argv)
     const char *mint_user = NULL;
     const char *mint_claim = NULL;
     long ttl = 3600;
-    int test_only = 0;
+    int test_only = 0, dump = 0;
     int opt, rc = 1;
     char *errors = NULL;
     mcpgw_config *cfg = NULL;
     mcpgw_gateway gw;
 
-    while ((opt = getopt_long(argc, argv, "c:thV", longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "c:tThV", longopts, NULL)) != -1) {
         switch (opt) {
         case 'c': dir = optarg; break;
         case 't': test_only = 1; break;
+        case 'T': test_only = dump = 1; break;
         case 'm': mint_user = optarg; break;
         case 'C': mint_claim = optarg; break;
-        case 'T': {
+        case 'L': {
             char *end;
             ttl = strtol(optarg, &end, 10);
             if (*end || ttl <= 0) {
@@ -152,8 +157,16 @@ int main(int argc, char **argv)
             problems++;
         }
         fputs(errs, stderr);
-        if (problems == 0)
+        if (problems == 0 && dump) {
+            /* as nginx -T: the verdict on stderr, the configuration on stdout */
+            fprintf(stderr, "mcpgw: configuration %s is valid\n", dir);
+            if (mcpgw_config_dump(cfg, stdout) != 0) {
+                fprintf(stderr, "mcpgw: cannot write the configuration\n");
+                problems++;
+            }
+        } else if (problems == 0) {
             printf("mcpgw: configuration %s is valid\n", dir);
+        }
         rc = problems ? 1 : 0;
         goto out;
     }

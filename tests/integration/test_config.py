@@ -6,8 +6,8 @@ import shutil
 import subprocess
 import tempfile
 
-from harness import (BUILDDIR, MCPGW, SHIPPED_CONF, SRCDIR, Gateway, HandshakeError, check_config, free_port,
-                     http_request, make_token, start_expect_exit, unique_user, upgrade_request,
+from harness import (BUILDDIR, MCPGW, SECRET, SHIPPED_CONF, SRCDIR, ConfDir, Gateway, HandshakeError,
+                     check_config, free_port, http_request, make_token, start_expect_exit, unique_user, upgrade_request,
                      ws_handshake)
 
 BAD = '60-bad.ini'
@@ -215,3 +215,50 @@ def test_check_mode_agrees_with_startup_on_hostnames():
     assert g.returncode is None, \
         '-t accepted "localhost:PORT" but the gateway refused it at startup:\n' + \
         g.stderr_text()
+
+
+def _dump(conf, env=None):
+    e = dict(os.environ)
+    e.pop('MCPGW_JWT_SECRET', None)
+    e.update(env or {})
+    p = subprocess.run([MCPGW, '-T', '-c', conf.path], stdin=subprocess.DEVNULL,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e, timeout=15)
+    return p.returncode, p.stdout.decode(), p.stderr.decode()
+
+
+def test_dump_prints_the_effective_configuration():
+    """mcpgw -T (issue 16): every key with its value and file:line or
+    default, plugin keys too, secrets redacted; the verdict on stderr."""
+    conf = ConfDir({'server': {'max_payload': '64k'},
+                    'handler.ping': {'plugin': 'ping', 'reply_type': 'pong2'}},
+                   files={'70-later.ini': '[log]\nlevel = warn\n'})
+    try:
+        rc, out, err = _dump(conf)
+        assert rc == 0, (rc, err)
+        assert 'is valid' in err and 'is valid' not in out, err
+        main = re.escape(conf.file(ConfDir.MAIN))
+        lines = out.splitlines()
+        assert re.search(r'^max_payload = 65536  ; %s:\d+$' % main, out, re.M), out
+        assert re.search(r'^reply_type = pong2  ; %s:\d+$' % main, out, re.M), out
+        assert 'level = warn  ; %s:2' % conf.file('70-later.ini') in lines, out
+        assert 'shutdown_timeout_ms = 10000  ; default' in lines, out
+        assert re.search(r'^jwt_secret = \(redacted\)  ; %s:\d+$' % main, out, re.M), out
+        assert SECRET not in out and SECRET not in err
+        for section in ('[server]', '[auth]', '[tls]', '[cluster]', '[handler.ping]',
+                        '[handler.batch]'):
+            assert section in lines, section
+        rc, out, err = _dump(conf, {'MCPGW_JWT_SECRET': 'from-the-env'})
+        assert rc == 0 and 'from-the-env' not in out, (rc, err)
+        assert 'jwt_secret = (redacted)  ; environment MCPGW_JWT_SECRET' in out.splitlines()
+    finally:
+        conf.cleanup()
+
+
+def test_dump_of_a_bad_configuration_is_the_check():
+    conf = ConfDir(files={BAD: '[server]\nmax_connections = lots\n'})
+    try:
+        rc, out, err = _dump(conf)
+        assert rc == 1 and out == '', (rc, out)
+        assert '%s:2: bad value for [server] max_connections' % conf.file(BAD) in err, err
+    finally:
+        conf.cleanup()
