@@ -491,7 +491,8 @@ typedef struct mcpgw_plugin {
      * config_get() now answers from the new section. Return 0, or non-zero
      * with a reason in err to keep running with the old settings. Strings
      * from config_get() of the previous configuration stay valid until
-     * shutdown. Handlers cannot be (un)registered here.
+     * fini() (the gateway keeps a configuration a plugin read from; the
+     * others a reload frees). Handlers cannot be (un)registered here.
      */
     int (*reload)(void *instance, mcpgw_plugin_ctx *ctx, char *err, size_t err_len);
 
