@@ -704,3 +704,32 @@ def test_head_gets_the_head_alone():
         c.send('POST', headers={'Accept': BOTH}, token=tok, body=INIT)
         code, hdrs, body = c.response()
         assert code == 200 and json.loads(body)['id'] == 1, (code, body[:100])
+
+
+def test_a_session_outlives_the_configuration_it_started_with():
+    """Reloads free each earlier configuration snapshot once nothing uses it
+    (issue 16); a session holds its endpoint section's until it ends: here it
+    idles out after four reloads, reading that section (under ASan a freed
+    one is a crash), and a new session works on the new snapshot. (A
+    session's requests after a reload get 404, as before: the lookup
+    compares sections, and a reload makes new ones.)"""
+    import signal
+    def reload(n):
+        mark = len(g.records)
+        g.conf.sections['endpoint.fake']['replay_bytes'] = str(1024 * (n + 1))
+        g.conf.rewrite_main()
+        g.signal(signal.SIGHUP)
+        g.wait_every_worker('config_reloaded', since=mark)
+
+    with _fake_gw(session_idle_ms='1500') as g:
+        tok = make_token(unique_user())
+        reload(0)       # the first snapshot stays (the plugin read its keys there)
+        _session(g.port, tok)
+        for n in range(1, 5):       # each reload drops the previous snapshot
+            reload(n)
+        ended = g.wait_log('mcp_session_ended', timeout=10)
+        assert ended['endpoint'] == 'fake', ended
+        sid = _session(g.port, tok)
+        code, _, body = _post(g.port, {'jsonrpc': '2.0', 'id': 6, 'method': 'ping'}, tok, sid)
+        assert code == 200 and json.loads(body)['id'] == 6, (code, body)
+        assert g.alive()
