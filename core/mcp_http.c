@@ -218,8 +218,10 @@ static mcpgw_mcp_session *request_session(mcpgw_conn *c, const mcpgw_http_reques
         return NULL;
     }
     s = mcpgw_mcp_session_find(c->srv, sid);
-    /* another user's session is as unknown as an ended one */
-    if (!s || s->ep != ep || strcmp(s->vc->user, user) != 0) {
+    /* another user's session is as unknown as an ended one; a session begun
+     * before a reload keeps its section (its snapshot), so endpoints are
+     * compared by name */
+    if (!s || strcmp(s->ep->type, ep->type) != 0 || strcmp(s->vc->user, user) != 0) {
         mcpgw_mcp_respond_error(c, req, 404, MCPGW_JSONRPC_SERVER_ERROR, "Session not found",
                                 "session_unknown", NULL, keep);
         return NULL;

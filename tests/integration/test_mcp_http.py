@@ -709,10 +709,10 @@ def test_head_gets_the_head_alone():
 def test_a_session_outlives_the_configuration_it_started_with():
     """Reloads free each earlier configuration snapshot once nothing uses it
     (issue 16); a session holds its endpoint section's until it ends: here it
-    idles out after four reloads, reading that section (under ASan a freed
-    one is a crash), and a new session works on the new snapshot. (A
-    session's requests after a reload get 404, as before: the lookup
-    compares sections, and a reload makes new ones.)"""
+    still answers after four reloads (it got 404 before: the lookup compared
+    sections, and a reload makes new ones), then idles out, reading that
+    section (under ASan a freed one is a crash); a new session works on the
+    new snapshot."""
     import signal
     def reload(n):
         mark = len(g.records)
@@ -724,9 +724,11 @@ def test_a_session_outlives_the_configuration_it_started_with():
     with _fake_gw(session_idle_ms='1500') as g:
         tok = make_token(unique_user())
         reload(0)       # the first snapshot stays (the plugin read its keys there)
-        _session(g.port, tok)
+        old = _session(g.port, tok)
         for n in range(1, 5):       # each reload drops the previous snapshot
             reload(n)
+        code, _, body = _post(g.port, {'jsonrpc': '2.0', 'id': 5, 'method': 'ping'}, tok, old)
+        assert code == 200 and json.loads(body)['id'] == 5, (code, body)
         ended = g.wait_log('mcp_session_ended', timeout=10)
         assert ended['endpoint'] == 'fake', ended
         sid = _session(g.port, tok)
