@@ -107,6 +107,8 @@ static void conn_readable(void *arg)
         evbuffer_drain(in, evbuffer_get_length(in));
     }
 out:
+    if (c->transport)       /* what waits for more bytes lets the loop's read block go */
+        mcpgw_transport_settle_in(c->transport);
     mcpgw_conn_unref(c);
 }
 

@@ -1,6 +1,8 @@
 /*
  * transport.c - what every transport shares: the output with its queue of
- * shared frames, the loop's end-of-iteration flush list, and freeing (which
+ * frames queued as segments (a shared payload or a pool block referenced,
+ * a small frame copied once into the loop's write block), input read into
+ * pool blocks, the loop's end-of-iteration flush list, and freeing (which
  * waits for a flush in progress). See transport.h; the kinds live in
  * transport_plain.c and transport_tls.c.
  */
@@ -32,21 +34,102 @@ void mcpgw_transport_setup(mcpgw_transport *t, const mcpgw_transport_type *type,
     t->owner = owner;
 }
 
+/* ------------------------------------------------------------ segments */
+
+int mcpgw_transport_seg_append(mcpgw_seg *s, struct evbuffer *out, size_t from)
+{
+    if (from < s->hlen) {
+        if (evbuffer_add(out, s->hdr + from, s->hlen - from) != 0)
+            return -1;
+        from = 0;
+    } else {
+        from -= s->hlen;
+    }
+    if (from >= s->len)
+        return 0;
+    if (s->payload)
+        return mcpgw_payload_append_from(s->payload, out, from);
+    mcpgw_buf_ref(s->buf);
+    if (evbuffer_add_reference(out, s->body + from, s->len - from, mcpgw_buf_release_cb,
+                               s->buf) != 0) {
+        mcpgw_buf_unref(s->buf);
+        return -1;
+    }
+    return 0;
+}
+
+static void seg_release(mcpgw_seg *s)
+{
+    if (s->payload)
+        mcpgw_payload_unref(s->payload);
+    else
+        mcpgw_buf_unref(s->buf);
+    s->payload = NULL;
+    s->buf = NULL;
+}
+
+void mcpgw_transport_segs_release(mcpgw_transport *t)
+{
+    mcpgw_segq *q = t->segs;
+
+    if (!q)
+        return;
+    for (unsigned i = 0; i < q->n; i++)
+        seg_release(&q->s[i]);
+    q->n = 0;
+    q->next_free = t->io->free_segq;
+    t->io->free_segq = q;
+    t->segs = NULL;
+    t->segs_bytes = 0;
+}
+
 void mcpgw_transport_frames_spill(mcpgw_transport *t)
 {
-    for (unsigned i = 0; i < t->n_frames; i++) {
-        mcpgw_payload_append(t->frames[i], t->out);    /* takes its own reference */
-        mcpgw_payload_unref(t->frames[i]);
-        t->frames[i] = NULL;
+    mcpgw_segq *q = t->segs;
+
+    if (!q)
+        return;
+    for (unsigned i = 0; i < q->n; i++)
+        mcpgw_transport_seg_append(&q->s[i], t->out, 0);   /* takes its own reference */
+    mcpgw_transport_segs_release(t);
+}
+
+static mcpgw_buf *io_block(mcpgw_io *io, mcpgw_buf **slot, size_t want);
+
+/* A free slot at the end of the queue, or NULL when the frame must go
+ * into the output buffer (a full queue, or a transport without a flush). */
+static mcpgw_seg *seg_slot(mcpgw_transport *t)
+{
+    mcpgw_segq *q = t->segs;
+
+    if (!t->type->flush)
+        return NULL;
+    if (!q) {
+        if ((q = t->io->free_segq) != NULL)
+            t->io->free_segq = q->next_free;
+        else if (!(q = malloc(sizeof(*q))))
+            return NULL;
+        q->n = 0;
+        q->next_free = NULL;
+        t->segs = q;
     }
-    t->n_frames = 0;
-    t->frames_bytes = 0;
+    if (q->n == MCPGW_TRANSPORT_SEGS)
+        return NULL;
+    return &q->s[q->n];
+}
+
+/* Queues the filled slot s (seg_slot's): one more segment. */
+static void seg_push(mcpgw_transport *t, mcpgw_seg *s)
+{
+    t->segs->n++;
+    t->segs_bytes += s->hlen + s->len;
+    mcpgw_transport_flush_enqueue(t);
 }
 
 void mcpgw_transport_close_io(mcpgw_transport *t)
 {
     if (t->in)
-        evbuffer_free(t->in);
+        evbuffer_free(t->in);       /* its pool blocks' cleanups run now */
     if (t->out)
         evbuffer_free(t->out);
     t->in = t->out = NULL;
@@ -55,19 +138,9 @@ void mcpgw_transport_close_io(mcpgw_transport *t)
     t->fd = -1;
 }
 
-static void frames_release(mcpgw_transport *t)
-{
-    for (unsigned i = 0; i < t->n_frames; i++) {
-        mcpgw_payload_unref(t->frames[i]);
-        t->frames[i] = NULL;
-    }
-    t->n_frames = 0;
-    t->frames_bytes = 0;
-}
-
 struct evbuffer *mcpgw_transport_out(mcpgw_transport *t)
 {
-    if (t->n_frames)
+    if (t->segs)
         mcpgw_transport_frames_spill(t);
     if (t->type->flush)
         mcpgw_transport_flush_enqueue(t);
@@ -76,27 +149,133 @@ struct evbuffer *mcpgw_transport_out(mcpgw_transport *t)
 
 int mcpgw_transport_queue_frame(mcpgw_transport *t, mcpgw_payload *p)
 {
-    if (t->type->flush && t->n_frames < MCPGW_TRANSPORT_FRAMES) {
-        /* behind whatever the output buffer holds; the flush writes both */
-        p->refs++;
-        t->frames[t->n_frames++] = p;
-        t->frames_bytes += p->len;
-        mcpgw_transport_flush_enqueue(t);
+    mcpgw_seg *s = seg_slot(t);
+
+    if (!s)
+        return mcpgw_payload_append(p, mcpgw_transport_out(t));
+    /* behind whatever the output buffer holds; the flush writes both */
+    p->refs++;
+    s->payload = p;
+    s->buf = NULL;
+    s->body = p->bytes;
+    s->len = p->len;
+    s->hlen = 0;
+    seg_push(t, s);
+    return 0;
+}
+
+int mcpgw_transport_queue_ref(mcpgw_transport *t, const uint8_t *hdr, size_t hlen,
+                              const void *body, size_t len, mcpgw_buf *b)
+{
+    mcpgw_seg *s = seg_slot(t), tmp;
+    int rc;
+
+    if (hlen > MCPGW_SEG_HEADER)
+        return -1;
+    if (!s)
+        s = &tmp;
+    s->payload = NULL;
+    s->buf = b;
+    s->body = body;
+    s->len = len;
+    s->hlen = (uint8_t)hlen;
+    memcpy(s->hdr, hdr, hlen);
+    mcpgw_buf_ref(b);
+    if (s != &tmp) {
+        seg_push(t, s);
         return 0;
     }
-    return mcpgw_payload_append(p, mcpgw_transport_out(t));
+    rc = mcpgw_transport_seg_append(s, mcpgw_transport_out(t), 0);
+    seg_release(s);
+    return rc;
+}
+
+int mcpgw_transport_queue_copy(mcpgw_transport *t, const uint8_t *hdr, size_t hlen,
+                               const void *body, size_t len)
+{
+    struct evbuffer *out;
+    mcpgw_buf *w;
+
+    if (t->type->flush && len <= MCPGW_BUF_SIZE / 4 && hlen <= MCPGW_SEG_HEADER &&
+        (!t->segs || t->segs->n < MCPGW_TRANSPORT_SEGS) &&
+        (w = io_block(t->io, &t->io->wbuf, len)) != NULL) {
+        uint8_t *p = w->data + w->used;
+
+        if (len)
+            memcpy(p, body, len);
+        w->used += len;
+        return mcpgw_transport_queue_ref(t, hdr, hlen, p, len, w);
+    }
+    /* header and body land in the same chain */
+    out = mcpgw_transport_out(t);
+    if (evbuffer_expand(out, hlen + len) != 0 || evbuffer_add(out, hdr, hlen) != 0)
+        return -1;
+    if (len && evbuffer_add(out, body, len) != 0)
+        return -1;
+    return 0;
 }
 
 size_t mcpgw_transport_queued(const mcpgw_transport *t)
 {
-    return evbuffer_get_length(t->out) + t->frames_bytes;
+    return evbuffer_get_length(t->out) + t->segs_bytes;
+}
+
+/* ------------------------------------------------------------ input */
+
+/* The loop's block, or a fresh one when nothing else references it, can
+ * take `want` more bytes; else a new one. */
+static mcpgw_buf *io_block(mcpgw_io *io, mcpgw_buf **slot, size_t want)
+{
+    mcpgw_buf *b = *slot;
+
+    if (b && b->refs == 1)
+        b->used = 0;                /* everything handed out of it has gone */
+    if (!b || MCPGW_BUF_SIZE - b->used < want) {
+        mcpgw_buf *n = mcpgw_buf_get(&io->pool);
+
+        if (!n)
+            return NULL;
+        mcpgw_buf_unref(b);
+        *slot = b = n;
+    }
+    return b;
+}
+
+mcpgw_buf *mcpgw_io_read_block(mcpgw_io *io, size_t want)
+{
+    return io_block(io, &io->rbuf, want);
+}
+
+int mcpgw_transport_in_add(mcpgw_transport *t, mcpgw_buf *b, size_t len)
+{
+    mcpgw_buf_ref(b);
+    if (evbuffer_add_reference(t->in, b->data + b->used, len, mcpgw_buf_release_cb, b) != 0) {
+        mcpgw_buf_unref(b);
+        return -1;
+    }
+    b->used += len;
+    return 0;
+}
+
+void mcpgw_transport_settle_in(mcpgw_transport *t)
+{
+    uint8_t tmp[MCPGW_SETTLE_MAX];
+    size_t len;
+
+    if (!t->in || mcpgw_transport_is_tls(t))
+        return;
+    len = evbuffer_get_length(t->in);
+    if (len == 0 || len > sizeof(tmp))
+        return;
+    evbuffer_remove(t->in, tmp, len);       /* the block's reference goes */
+    evbuffer_add(t->in, tmp, len);
 }
 
 void mcpgw_transport_free(mcpgw_transport *t)
 {
     if (!t)
         return;
-    frames_release(t);
+    mcpgw_transport_segs_release(t);
     t->type->release(t);    /* events, socket and buffers go now */
     t->cbs = NULL;
     t->in = t->out = NULL;
@@ -151,6 +330,7 @@ int mcpgw_io_init(mcpgw_io *io, struct event_base *base)
 {
     memset(io, 0, sizeof(*io));
     io->base = base;
+    mcpgw_bufpool_init(&io->pool);
     io->flush_ev = event_new(base, -1, 0, flush_cb, io);
     return io->flush_ev ? 0 : -1;
 }
@@ -169,4 +349,14 @@ void mcpgw_io_free(mcpgw_io *io)
     if (io->flush_ev)
         event_free(io->flush_ev);
     io->flush_ev = NULL;
+    mcpgw_buf_unref(io->wbuf);
+    mcpgw_buf_unref(io->rbuf);
+    io->wbuf = io->rbuf = NULL;
+    while (io->free_segq) {
+        mcpgw_segq *q = io->free_segq;
+
+        io->free_segq = q->next_free;
+        free(q);
+    }
+    mcpgw_bufpool_close(&io->pool);
 }

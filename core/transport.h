@@ -11,9 +11,18 @@
  * during one loop iteration is written at its end (the loop's flush list,
  * mcpgw_io): one write on a plain socket, one SSL_write per 16 KiB record
  * on a TLS one; the write event is armed only when the socket (or OpenSSL)
- * could not take it all. Shared broadcast frames (payload.h) can wait
- * behind the output buffer; on a plain socket they go out with one writev,
- * without an evbuffer chain per recipient.
+ * could not take it all. Frames can wait behind the output buffer as
+ * segments, a header held inline and a body referenced where it lies (a
+ * shared broadcast frame, payload.h, or a block of the loop's buffer pool,
+ * bufpool.h): on a plain socket they go out with one writev, without an
+ * evbuffer chain or a copy per frame.
+ *
+ * Input of a plain transport lands in the loop's read block (referenced by
+ * the input evbuffer, no staging copy); mcpgw_transport_in_buf() tells
+ * whether some bytes of the input lie there, so that the owner may use
+ * them in place, and mcpgw_transport_settle_in() lets a small remainder go
+ * of the block, so that a connection waiting for the rest of a frame does
+ * not pin it.
  *
  * The owner learns of events through mcpgw_transport_cbs; each callback is
  * the last thing the transport does in that turn, so the owner may free the
@@ -29,11 +38,14 @@
 #include <stddef.h>
 #include <event2/util.h>
 
+#include "bufpool.h"
+
 struct event_base;
 struct event;
 struct evbuffer;
 struct ssl_st;
 typedef struct mcpgw_payload mcpgw_payload;
+typedef struct mcpgw_buf mcpgw_buf;
 typedef struct mcpgw_transport mcpgw_transport;
 
 typedef struct mcpgw_transport_cbs {
@@ -42,12 +54,41 @@ typedef struct mcpgw_transport_cbs {
     void (*closed)(void *owner, int eof);   /* EOF (1) or an error (0) */
 } mcpgw_transport_cbs;
 
+#define MCPGW_SEG_HEADER 14         /* the longest inline header (a WebSocket frame's) */
+#define MCPGW_TRANSPORT_SEGS 32     /* segments queued behind the output at most */
+
+/* One frame queued behind the output buffer: hlen header bytes held here,
+ * then len body bytes referenced where they lie, owned by payload or buf
+ * (one reference, dropped when written or moved into the output). */
+typedef struct mcpgw_seg {
+    const uint8_t *body;
+    size_t len;
+    mcpgw_payload *payload;
+    mcpgw_buf *buf;
+    uint8_t hlen;
+    uint8_t hdr[MCPGW_SEG_HEADER];
+} mcpgw_seg;
+
+/* A transport's queue of segments, taken from the loop's free list when
+ * the first one is queued and given back once they have left. */
+typedef struct mcpgw_segq {
+    struct mcpgw_segq *next_free;
+    unsigned n;
+    mcpgw_seg s[MCPGW_TRANSPORT_SEGS];
+} mcpgw_segq;
+
 /* What one event loop keeps for its transports: the list of plain
- * transports with output to write at the end of this iteration. */
+ * transports with output to write at the end of this iteration, the
+ * buffer pool with the block being filled with copied frames, and the free
+ * segment queues. */
 typedef struct mcpgw_io {
     struct event_base *base;
     struct event *flush_ev;
     mcpgw_transport *flush_head;
+    mcpgw_bufpool pool;
+    mcpgw_buf *rbuf;                /* plain transports read into this */
+    mcpgw_buf *wbuf;                /* copies of small outgoing frames go here */
+    mcpgw_segq *free_segq;
 } mcpgw_io;
 
 int mcpgw_io_init(mcpgw_io *io, struct event_base *base);
@@ -66,8 +107,6 @@ typedef struct mcpgw_transport_type {
     void (*release)(mcpgw_transport *t);            /* socket and buffers */
 } mcpgw_transport_type;
 
-#define MCPGW_TRANSPORT_FRAMES 8
-
 struct mcpgw_transport {
     const mcpgw_transport_type *type;
     mcpgw_io *io;
@@ -78,10 +117,9 @@ struct mcpgw_transport {
     struct evbuffer *out;
     size_t read_limit;                  /* the input never holds more; 0: none */
 
-    /* Shared frames queued behind the output buffer, one reference each. */
-    mcpgw_payload *frames[MCPGW_TRANSPORT_FRAMES];
-    unsigned n_frames;
-    size_t frames_bytes;
+    /* Frames queued behind the output buffer (NULL while none is). */
+    mcpgw_segq *segs;
+    size_t segs_bytes;
 
     /* A TLS transport whose client spoke plain text (its first byte was an
      * ASCII letter, an HTTP method, not a TLS record): from then on its
@@ -104,13 +142,33 @@ mcpgw_transport *mcpgw_transport_tls_new(mcpgw_io *io, evutil_socket_t fd, struc
                                          const mcpgw_transport_cbs *cbs, void *owner);
 void mcpgw_transport_free(mcpgw_transport *t);
 
-/* The output buffer, for appending: queued shared frames move into it
- * first, so that order holds. The transport writes what is appended. */
+/* The output buffer, for appending: queued frames move into it first, so
+ * that order holds. The transport writes what is appended. */
 struct evbuffer *mcpgw_transport_out(mcpgw_transport *t);
 /* Queues a shared frame (takes its own reference). 0 or -1. */
 int mcpgw_transport_queue_frame(mcpgw_transport *t, mcpgw_payload *p);
+/* Queues a frame of header hdr[0..hlen) (hlen <= MCPGW_SEG_HEADER) and
+ * body[0..len), which lies in pool block b (takes its own reference): the
+ * body is written from where it is. 0 or -1. */
+int mcpgw_transport_queue_ref(mcpgw_transport *t, const uint8_t *hdr, size_t hlen,
+                              const void *body, size_t len, mcpgw_buf *b);
+/* Queues a frame of header and body copied once: a small body into the
+ * loop's write block, a large one into the output buffer. 0 or -1. */
+int mcpgw_transport_queue_copy(mcpgw_transport *t, const uint8_t *hdr, size_t hlen,
+                               const void *body, size_t len);
 /* Everything not yet written: the output buffer and the frames behind it. */
 size_t mcpgw_transport_queued(const mcpgw_transport *t);
+/* The pool block that holds bytes [p, p + len) of the input (p from
+ * evbuffer_pullup of the input), or NULL when they are not all in the
+ * loop's read block. */
+static inline mcpgw_buf *mcpgw_transport_in_buf(const mcpgw_transport *t, const void *p, size_t len)
+{
+    return mcpgw_buf_holds(t->io->rbuf, p, len) ? t->io->rbuf : NULL;
+}
+/* After the owner has read what it could: a remainder of the input of at
+ * most MCPGW_SETTLE_MAX bytes is copied out of the loop's read block. */
+#define MCPGW_SETTLE_MAX 4096
+void mcpgw_transport_settle_in(mcpgw_transport *t);
 
 static inline void mcpgw_transport_set_reading(mcpgw_transport *t, int on)
 {
@@ -137,10 +195,22 @@ static inline int mcpgw_transport_is_tls(const mcpgw_transport *t)
 }
 
 /* For the transport implementations (transport.c): common set-up, moving
- * the queued frames into the output, and the loop's flush list. */
+ * the queued frames into the output, the loop's flush list, and input read
+ * into a pool block. */
 void mcpgw_transport_setup(mcpgw_transport *t, const mcpgw_transport_type *type, mcpgw_io *io,
                            evutil_socket_t fd, const mcpgw_transport_cbs *cbs, void *owner);
 void mcpgw_transport_frames_spill(mcpgw_transport *t);
+/* Appends segment s from byte `from` on (header included) to out, without
+ * copying its body. 0 or -1. Its own reference stays with s. */
+int mcpgw_transport_seg_append(mcpgw_seg *s, struct evbuffer *out, size_t from);
+/* Drops the segments' references and gives the queue back. */
+void mcpgw_transport_segs_release(mcpgw_transport *t);
+/* Where the next read goes: the loop's read block, with at least want
+ * bytes of room from b->data + b->used on (a fresh block when the current
+ * one has less). NULL when out of memory. */
+mcpgw_buf *mcpgw_io_read_block(mcpgw_io *io, size_t want);
+/* Bytes b->data[b->used .. b->used + len) join the input (b keeps them). 0 or -1. */
+int mcpgw_transport_in_add(mcpgw_transport *t, mcpgw_buf *b, size_t len);
 /* Frees both buffers and closes the socket (the end of each release). */
 void mcpgw_transport_close_io(mcpgw_transport *t);
 void mcpgw_transport_flush_enqueue(mcpgw_transport *t);

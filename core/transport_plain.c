@@ -3,11 +3,16 @@
  * and its own two evbuffers (see transport.h).
  *
  * Reading: one recv per readable event, of at most what the read limit
- * leaves room for, without libevent's FIONREAD ioctl before every read.
+ * leaves room for, without libevent's FIONREAD ioctl before every read,
+ * straight into the loop's read block (bufpool.h), which the input then
+ * references (no staging copy, no malloc). A small remainder of the
+ * previous read (a frame the read cut) moves in front of it first, so that
+ * a frame is one piece as often as possible.
  * Writing: at the end of the iteration that queued output (the loop's flush
- * list), one writev of the shared frames when they are all there is, else
- * one evbuffer_write; the write event is armed only after a partial write
- * and disarmed once the output is empty.
+ * list), one writev of the queued frames (headers and bodies where they
+ * lie) when they are all there is, else one evbuffer_write; the write event
+ * is armed only after a partial write and disarmed once the output is
+ * empty.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -23,6 +28,9 @@
 
 /* At most this much is read from a socket at once. */
 #define PLAIN_READ_MAX 16384
+/* A remainder of the input up to this size moves to where the next read
+ * goes, in front of it. */
+#define PLAIN_CARRY_MAX 4096
 
 typedef struct plain_transport {
     mcpgw_transport base;           /* first: a plain_transport is a transport */
@@ -46,8 +54,8 @@ static void plain_closed(mcpgw_transport *t, int eof)
 static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     mcpgw_transport *t = arg;
-    char buf[PLAIN_READ_MAX];
-    size_t len = evbuffer_get_length(t->in), room = sizeof(buf);
+    size_t len = evbuffer_get_length(t->in), carry = 0, room = PLAIN_READ_MAX;
+    mcpgw_buf *b;
     ssize_t n;
 
     (void)what;
@@ -61,11 +69,26 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
         if (t->read_limit - len < room)
             room = t->read_limit - len;
     }
-    n = recv(fd, buf, room, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    if (len && len <= PLAIN_CARRY_MAX)
+        carry = len;
+    if (!(b = mcpgw_io_read_block(t->io, carry + room))) {
+        plain_closed(t, 0);
         return;
-    if (n <= 0 || evbuffer_add(t->in, buf, (size_t)n) != 0) {
+    }
+    if (carry)
+        evbuffer_remove(t->in, b->data + b->used, carry);
+    n = recv(fd, b->data + b->used + carry, room, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+        if (carry && mcpgw_transport_in_add(t, b, carry) != 0)
+            plain_closed(t, 0);
+        return;
+    }
+    if (n <= 0) {
         plain_closed(t, n == 0);
+        return;
+    }
+    if (mcpgw_transport_in_add(t, b, carry + (size_t)n) != 0) {
+        plain_closed(t, 0);
         return;
     }
     t->cbs->readable(t->owner);
@@ -91,19 +114,28 @@ static void plain_set_read_limit(mcpgw_transport *t, size_t limit)
         event_add(p->read_ev, NULL);    /* in case the old limit had paused it */
 }
 
-/* Only shared frames are queued: one writev of them all; what the socket
- * does not take goes to the output buffer. Returns 0 when everything left,
- * 1 when something is left, -1 on an error. */
+/* Only frames are queued: one writev of their headers and bodies; what
+ * the socket does not take goes to the output buffer. Returns 0 when
+ * everything left, 1 when something is left, -1 on an error. */
 static int frames_write(mcpgw_transport *t)
 {
-    struct iovec iov[MCPGW_TRANSPORT_FRAMES];
-    unsigned i, n = t->n_frames;
+    struct iovec iov[2 * MCPGW_TRANSPORT_SEGS];
+    mcpgw_segq *q = t->segs;
+    unsigned i, n = 0;
     ssize_t w;
     size_t done;
 
-    for (i = 0; i < n; i++) {
-        iov[i].iov_base = t->frames[i]->bytes;
-        iov[i].iov_len = t->frames[i]->len;
+    for (i = 0; i < q->n; i++) {
+        mcpgw_seg *s = &q->s[i];
+
+        if (s->hlen) {
+            iov[n].iov_base = s->hdr;
+            iov[n++].iov_len = s->hlen;
+        }
+        if (s->len) {
+            iov[n].iov_base = (void *)s->body;
+            iov[n++].iov_len = s->len;
+        }
     }
     do
         w = writev(t->fd, iov, (int)n);
@@ -113,19 +145,18 @@ static int frames_write(mcpgw_transport *t)
         return errno == EAGAIN || errno == EWOULDBLOCK ? 1 : -1;
     }
     done = (size_t)w;
-    for (i = 0; i < n; i++) {
-        mcpgw_payload *f = t->frames[i];
-        if (done >= f->len) {
-            done -= f->len;
+    for (i = 0; i < q->n; i++) {
+        mcpgw_seg *s = &q->s[i];
+        size_t all = s->hlen + s->len;
+
+        if (done >= all) {
+            done -= all;
         } else {
-            mcpgw_payload_append_from(f, t->out, done);
+            mcpgw_transport_seg_append(s, t->out, done);
             done = 0;
         }
-        mcpgw_payload_unref(f);
-        t->frames[i] = NULL;
     }
-    t->n_frames = 0;
-    t->frames_bytes = 0;
+    mcpgw_transport_segs_release(t);
     return evbuffer_get_length(t->out) ? 1 : 0;
 }
 
@@ -149,7 +180,7 @@ static void plain_flush(mcpgw_transport *t)
         mcpgw_transport_frames_spill(t);
         return;
     }
-    if (t->n_frames) {
+    if (t->segs) {
         if (evbuffer_get_length(t->out) == 0)
             rc = frames_write(t);
         else
@@ -176,7 +207,7 @@ static void plain_write_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    if (t->n_frames)
+    if (t->segs)
         mcpgw_transport_frames_spill(t);        /* queued meanwhile: behind the rest */
     rc = out_write(t);
     if (rc < 0) {

@@ -108,7 +108,7 @@ static int tls_write_out(tls_transport *s, int *eof)
 {
     mcpgw_transport *t = &s->base;
 
-    if (t->n_frames)
+    if (t->segs)
         mcpgw_transport_frames_spill(t);
     s->write_armed = s->write_needs_read = 0;
     while (evbuffer_get_length(t->out)) {
@@ -191,7 +191,7 @@ static void plain_write(tls_transport *s)
 {
     mcpgw_transport *t = &s->base;
 
-    if (t->n_frames)
+    if (t->segs)
         mcpgw_transport_frames_spill(t);
     if (evbuffer_get_length(t->out) &&
         evbuffer_write(t->out, t->fd) < 0 && errno != EAGAIN && errno != EWOULDBLOCK &&
@@ -220,7 +220,7 @@ static void tls_flush(mcpgw_transport *t)
         return;
     }
     if (!s->handshaken || s->write_armed || s->write_needs_read) {
-        if (t->n_frames)        /* the write waits: keep the order behind it */
+        if (t->segs)        /* the write waits: keep the order behind it */
             mcpgw_transport_frames_spill(t);
         return;
     }

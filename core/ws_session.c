@@ -85,18 +85,17 @@ static void free_dumped(const void *data, size_t len, void *arg)
     free((void *)data);
 }
 
+/* Queues a frame: a body that lies in the pool block of the message being
+ * delivered (an echo) is referenced where it is, any other is copied once. */
 static int send_frame(mcpgw_conn *c, int opcode, const void *body, size_t len)
 {
     uint8_t header[MCPGW_WS_MAX_HEADER];
     size_t hlen = mcpgw_ws_encode_header(header, opcode, 0, len);
-    struct evbuffer *out = mcpgw_transport_out(c->transport);
+    mcpgw_buf *b = c->srv->msg_buf;
 
-    /* header and body land in the same chain */
-    if (evbuffer_expand(out, hlen + len) != 0 || evbuffer_add(out, header, hlen) != 0)
-        return -1;
-    if (len && evbuffer_add(out, body, len) != 0)
-        return -1;
-    return 0;
+    if (len && mcpgw_buf_holds(b, body, len))
+        return mcpgw_transport_queue_ref(c->transport, header, hlen, body, len, b);
+    return mcpgw_transport_queue_copy(c->transport, header, hlen, body, len);
 }
 
 int mcpgw_conn_send_text(mcpgw_conn *c, const char *text, size_t len)
@@ -117,7 +116,6 @@ int mcpgw_conn_send_message(mcpgw_conn *c, int opcode, const void *data, size_t 
 
     if (c->state != MCPGW_CONN_OPEN || !c->transport)
         return -1;
-    out = mcpgw_transport_out(c->transport);
     if (c->pmd.enabled && len >= c->srv->gw->cfg->compression.threshold) {
         size_t zlen;
         uint8_t *z = mcpgw_pmd_deflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd,
@@ -125,6 +123,7 @@ int mcpgw_conn_send_message(mcpgw_conn *c, int opcode, const void *data, size_t 
         if (!z)
             return -1;
         hlen = mcpgw_ws_encode_header(header, opcode, 4, zlen);
+        out = mcpgw_transport_out(c->transport);
         if (evbuffer_add(out, header, hlen) != 0 ||
             evbuffer_add_reference(out, z, zlen, free_dumped, NULL) != 0) {
             free(z);
@@ -349,18 +348,19 @@ static int data_frame_begin(mcpgw_conn *c, const mcpgw_ws_frame_header *h)
     return 0;
 }
 
-/* The last frame of a message has arrived: inflates it when compressed,
- * checks what is left to check of its UTF-8, and delivers it. Returns -1
- * when the connection was failed or closed. */
-static int message_complete(mcpgw_conn *c)
+/* A whole message has arrived, wire[0..wire_len) as received (unmasked):
+ * inflates it when compressed, checks what is left to check of its UTF-8,
+ * counts and delivers it. Returns -1 when the connection was failed or
+ * closed. */
+static int message_deliver(mcpgw_conn *c, const uint8_t *wire, size_t wire_len)
 {
-    const uint8_t *data = c->msg ? c->msg : (const uint8_t *)"";
-    size_t data_len = c->msg_len;
+    const uint8_t *data = wire ? wire : (const uint8_t *)"";
+    size_t data_len = wire_len;
     uint8_t *inflated = NULL;
     int binary = c->msg_opcode == MCPGW_WS_OP_BINARY;
 
     if (c->msg_compressed) {
-        switch (mcpgw_pmd_inflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd, c->msg, c->msg_len,
+        switch (mcpgw_pmd_inflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd, wire, wire_len,
                                   c->srv->gw->cfg->max_payload, &inflated, &data_len)) {
         case MCPGW_PMD_OK:
             data = inflated;
@@ -392,9 +392,9 @@ static int message_complete(mcpgw_conn *c)
     c->msg_compressed = 0;
     c->srv->metrics->messages[MCPGW_DIR_IN]++;
     c->srv->metrics->payload_bytes[MCPGW_DIR_IN] += data_len;
-    c->srv->metrics->wire_bytes[MCPGW_DIR_IN] += c->msg_len;
+    c->srv->metrics->wire_bytes[MCPGW_DIR_IN] += wire_len;
     c->messages[MCPGW_DIR_IN]++;
-    c->wire_bytes[MCPGW_DIR_IN] += c->msg_len;
+    c->wire_bytes[MCPGW_DIR_IN] += wire_len;
     if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
         int gone;
         mcpgw_conn_ref(c);
@@ -407,6 +407,16 @@ static int message_complete(mcpgw_conn *c)
         }
     }
     free(inflated);
+    if (data_len >= MCPGW_RELEASE_AFTER || wire_len >= MCPGW_RELEASE_AFTER)
+        mcpgw_server_release_memory(c->srv);
+    return 0;
+}
+
+/* The last frame of an assembled message has arrived: delivers it. */
+static int message_complete(mcpgw_conn *c)
+{
+    if (message_deliver(c, c->msg, c->msg_len) < 0)
+        return -1;
     /* Do not keep a large buffer for an idle connection, and give a large
      * message's memory back (its JSON parse, too, is freed by now). */
     if (c->msg_cap > MCPGW_MSG_KEEP) {
@@ -414,10 +424,46 @@ static int message_complete(mcpgw_conn *c)
         c->msg = NULL;
         c->msg_cap = 0;
     }
-    if (data_len >= MCPGW_RELEASE_AFTER || c->msg_len >= MCPGW_RELEASE_AFTER)
-        mcpgw_server_release_memory(c->srv);
     c->msg_len = 0;
     return 0;
+}
+
+/* A whole single-frame message lies in one piece of the input, in the pool
+ * block the transport read last: unmasked where it lies and delivered from
+ * there (inflated from there when compressed), without a copy; a reply
+ * that echoes it references the same block (send_frame). Returns 1 when
+ * it was handled, 0 when it must take the assembling path, -1 when the
+ * connection was failed or closed. */
+static int frame_in_place(mcpgw_conn *c, struct evbuffer *in, const mcpgw_ws_frame_header *h)
+{
+    mcpgw_server *srv = c->srv;
+    size_t total = h->header_len + (size_t)h->payload_len, len = (size_t)h->payload_len;
+    mcpgw_buf *b, *outer;
+    uint8_t *p;
+    int rc;
+
+    if (evbuffer_get_contiguous_space(in) < total ||
+        !(p = evbuffer_pullup(in, (ev_ssize_t)total)) ||
+        !(b = mcpgw_transport_in_buf(c->transport, p, total)))
+        return 0;
+    mcpgw_buf_ref(b);               /* the input lets go of the frame now */
+    evbuffer_drain(in, total);
+    p += h->header_len;
+    mcpgw_ws_unmask(p, len, h->mask, 0);
+    c->msg_opcode = h->opcode;
+    c->msg_compressed = (h->rsv & 4) != 0;
+    c->msg_utf8 = MCPGW_UTF8_ACCEPT;
+    if (h->opcode == MCPGW_WS_OP_TEXT && !c->msg_compressed && !mcpgw_utf8_valid(p, len)) {
+        mcpgw_buf_unref(b);
+        conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+        return -1;
+    }
+    outer = srv->msg_buf;           /* (a message delivered inside another's delivery) */
+    srv->msg_buf = b;
+    rc = message_deliver(c, len ? p : NULL, len);
+    srv->msg_buf = outer;
+    mcpgw_buf_unref(b);
+    return rc < 0 ? -1 : 1;
 }
 
 /* Reads what has arrived of the open data frame's payload into the message
@@ -540,6 +586,15 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
             if (handle_control(c, &h, control) < 0)
                 return;
             continue;
+        }
+        if (c->state == MCPGW_CONN_OPEN && h.fin && h.opcode != MCPGW_WS_OP_CONT &&
+            !c->msg_opcode && avail >= h.header_len + h.payload_len) {
+            int rc = frame_in_place(c, in, &h);
+
+            if (rc < 0)
+                return;
+            if (rc > 0)
+                continue;
         }
         evbuffer_drain(in, h.header_len);
         if (c->state == MCPGW_CONN_OPEN && data_frame_begin(c, &h) < 0)
