@@ -53,6 +53,7 @@ void mcpgw_conn_unref(mcpgw_conn *c)
     free(c->lease);
     free(c->lease_user);
     json_decref(c->claims);
+    free(c->claims_text);
     free(c->msg);
     mcpgw_pmd_state_free(&c->pmd_state);
     free(c);
@@ -67,6 +68,27 @@ void mcpgw_conn_set_endpoint(mcpgw_conn *c, const mcpgw_handler_config *ep)
         return;
     mcpgw_config_free(c->endpoint_cfg);
     c->endpoint_cfg = mcpgw_config_ref(cfg);
+}
+
+json_t *mcpgw_conn_claims(const mcpgw_conn *c)
+{
+    mcpgw_conn *m = (mcpgw_conn *)c;   /* the decoded object is a cache */
+
+    if (!m->claims && m->claims_text)
+        m->claims = json_loads(m->claims_text, 0, NULL);
+    return m->claims;
+}
+
+void mcpgw_conn_pack_claims(mcpgw_conn *c)
+{
+    char *text;
+
+    if (!c->claims || !(text = json_dumps(c->claims, JSON_COMPACT)))
+        return;
+    free(c->claims_text);
+    c->claims_text = text;
+    json_decref(c->claims);
+    c->claims = NULL;
 }
 
 int mcpgw_conn_is_open(const mcpgw_conn *c)
@@ -104,7 +126,8 @@ static void conn_readable(void *arg)
         mcpgw_ws_read_frames(c);
     } else if (c->state == MCPGW_CONN_DRAINING) {
         struct evbuffer *in = c->transport->in;
-        evbuffer_drain(in, evbuffer_get_length(in));
+        if (in)
+            evbuffer_drain(in, evbuffer_get_length(in));
     }
 out:
     if (c->transport)       /* what waits for more bytes lets the loop's read block go */
@@ -169,7 +192,7 @@ void mcpgw_conn_adopt(mcpgw_server *srv, evutil_socket_t fd, const void *bytes, 
     c = conn_new(srv, fd, (struct sockaddr *)&ss, NULL);
     if (!c)
         return;
-    if (evbuffer_add(c->transport->in, bytes, len) != 0) {
+    if (evbuffer_add(mcpgw_transport_in(c->transport), bytes, len) != 0) {
         conn_destroy(c, 0, "out_of_memory");
         return;
     }

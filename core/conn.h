@@ -53,22 +53,18 @@ struct mcpgw_conn {
     mcpgw_conn_state state;
     uint64_t id;
     char peer[64];                  /* "ip:port" */
-    int half_closed;                /* DRAINING: our side shut down, reading to EOF */
 
     /* -- the upgrade (http_upgrade.c) */
     char *user;                     /* authenticated user id (owned) */
-    json_t *claims;                 /* the token's claims (owned reference) */
-    int holds_user_slot;
-    int http_head;                  /* a HEAD request: answers carry no body */
+    char *claims_text;              /* the token's claims as compact JSON (owned): an idle
+                                       connection keeps ~60 bytes, not a jansson object */
+    json_t *claims;                 /* the claims object (owned reference): until packed,
+                                       or decoded again on first use (mcpgw_conn_claims) */
     double accepted_at;             /* clock seconds of the TCP accept (access log) */
     const struct mcpgw_http_request *http_req; /* the request being answered, or NULL */
-    int api_pending;                /* an admin request waits for other workers (admin_ops.c) */
     long long valid_until;          /* the token's exp + leeway (s); 0: it never ends */
     const mcpgw_protocol *protocol; /* set by the upgrade */
-    int http_reading;               /* inside read_http: it looks for the next request */
-    int http_continued;             /* sent "100 Continue" for the request being read */
     int cluster_verdict;            /* MCPGW_CLUSTER_* (cluster.h) for this upgrade */
-    int cluster_wait;               /* a lease request is out: nothing is read meanwhile */
     char *lease;                    /* its lease member in Redis while it holds one (owned) */
     char *lease_user;               /* whose it is (owned; set with lease) */
 
@@ -76,20 +72,16 @@ struct mcpgw_conn {
     uint8_t *msg;                   /* reassembly of a data message */
     size_t msg_len, msg_cap;
     int msg_opcode;                 /* TEXT/BINARY while a message is open, else 0 */
-    int msg_compressed;             /* the open message had RSV1 on its first frame */
     uint32_t msg_utf8;              /* UTF-8 validator state over the open text
                                        message so far (uncompressed only) */
     mcpgw_ws_frame_header frame;    /* the data frame whose payload is arriving */
     uint64_t frame_got;             /* payload bytes of it read so far */
-    int frame_open;                 /* 1 while its payload is still arriving */
     mcpgw_pmd_params pmd;           /* permessage-deflate in force (pmd.enabled) */
     mcpgw_pmd_state pmd_state;      /* own zlib streams: context takeover only */
     double rate_tokens;             /* inbound rate limit: the token bucket */
     double rate_stamp;              /* when it was last refilled (s) */
     double violations_since;        /* start of the current violation window (s) */
     int violations;                 /* messages refused in that window */
-    int alive;                      /* a pong arrived since the last heartbeat ping */
-    int close_sent;
     unsigned close_code_sent;
     unsigned close_code_received;   /* 0 until a close frame arrives */
     uint64_t messages[2];           /* data messages by direction (MCPGW_DIR_*) */
@@ -97,22 +89,35 @@ struct mcpgw_conn {
     long long opened_at;            /* Unix seconds of the upgrade */
 
     /* -- the gateway protocol (protocol.c, dispatch.c) */
-    int warned_unknown_type;        /* logged one unknown type at warn already */
     unsigned n_pending;             /* its top-level requests not finished yet */
-    int close_when_done;            /* shutting down: close 1001 once n_pending is 0 */
 
     /* -- an [endpoint.NAME] (endpoint.c, protocol_jsonrpc.c) */
     const struct mcpgw_handler_config *endpoint; /* NULL: [server] path */
     struct mcpgw_config *endpoint_cfg; /* a reference on endpoint's snapshot */
     mcpgw_plugin_ctx *ep_ctx;       /* jsonrpc: the plugin serving it */
     void *ep_data;                  /* what its conn_open gave */
-    int ep_opened;                  /* conn_open succeeded: conn_close is due */
 
     /* -- MCP Streamable HTTP (mcp_http.c) */
     struct mcpgw_mcp_session *mcp_session; /* a session conn: no transport; what
                                               the plugin sends goes to the session */
     struct mcpgw_mcp_stream *mcp_stream;   /* a TCP connection busy writing this
                                               stream's answer */
+
+    /* -- flags, one bit each (the layer above each one owns it) */
+    unsigned half_closed : 1;       /* DRAINING: our side shut down, reading to EOF */
+    unsigned holds_user_slot : 1;
+    unsigned http_head : 1;         /* a HEAD request: answers carry no body */
+    unsigned api_pending : 1;       /* an admin request waits for other workers (admin_ops.c) */
+    unsigned http_reading : 1;      /* inside read_http: it looks for the next request */
+    unsigned http_continued : 1;    /* sent "100 Continue" for the request being read */
+    unsigned cluster_wait : 1;      /* a lease request is out: nothing is read meanwhile */
+    unsigned msg_compressed : 1;    /* the open message had RSV1 on its first frame */
+    unsigned frame_open : 1;        /* 1 while its payload is still arriving */
+    unsigned alive : 1;             /* a pong arrived since the last heartbeat ping */
+    unsigned close_sent : 1;
+    unsigned warned_unknown_type : 1;/* logged one unknown type at warn already */
+    unsigned close_when_done : 1;   /* shutting down: close 1001 once n_pending is 0 */
+    unsigned ep_opened : 1;         /* conn_open succeeded: conn_close is due */
 };
 
 /* Accepts a new TCP connection (called by the listener); with ssl (owned
@@ -131,6 +136,14 @@ void mcpgw_conn_unref(mcpgw_conn *c);
 /* Sets c->endpoint (NULL: none), holding a reference on the configuration
  * snapshot the section belongs to until another is set or c is freed. */
 void mcpgw_conn_set_endpoint(mcpgw_conn *c, const struct mcpgw_handler_config *ep);
+
+/* The token's claims (borrowed; valid while the conn is and its claims
+ * do not change): decoded from the packed text on first use. NULL when
+ * there are none (or out of memory). */
+json_t *mcpgw_conn_claims(const mcpgw_conn *c);
+/* Packs c->claims into c->claims_text and drops the object (kept when
+ * that fails). */
+void mcpgw_conn_pack_claims(mcpgw_conn *c);
 
 /* Is the connection upgraded and not closing? */
 int mcpgw_conn_is_open(const mcpgw_conn *c);

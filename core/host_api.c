@@ -139,7 +139,7 @@ static const char *host_conn_user(mcpgw_conn *conn)
 
 static json_t *host_conn_claims(mcpgw_conn *conn)
 {
-    return conn->claims;
+    return mcpgw_conn_claims(conn);
 }
 
 static uint64_t host_conn_id(mcpgw_conn *conn)
@@ -302,7 +302,7 @@ static json_t *host_json_parse(mcpgw_plugin_ctx *ctx, const char *text, size_t l
 
 static int host_claim_matches(mcpgw_conn *conn, const char *claim, const char *value)
 {
-    return conn && claim && value && mcpgw_auth_claim_matches(conn->claims, claim, value);
+    return conn && claim && value && mcpgw_auth_claim_matches(mcpgw_conn_claims(conn), claim, value);
 }
 
 static void host_metric(mcpgw_plugin_ctx *ctx, int which, const char *label, double value)

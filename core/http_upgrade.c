@@ -296,6 +296,8 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     mcpgw_conn_set_endpoint(c, ep);
     c->ep_ctx = ep_ctx;
     c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
+    mcpgw_conn_pack_claims(c);          /* claims: the object goes; decoded on demand */
+    claims = NULL;
     c->opened_at = (long long)mcpgw_clock_now(&srv->clock);
 
     srv->metrics->upgrades_accepted++;
@@ -322,7 +324,7 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
 static void handover(mcpgw_conn *c, int owner)
 {
     mcpgw_server *srv = c->srv;
-    struct evbuffer *in = c->transport->in;
+    struct evbuffer *in = mcpgw_transport_in(c->transport);
     size_t n = evbuffer_get_length(in);
     const unsigned char *bytes;
 
@@ -352,7 +354,7 @@ static void handover(mcpgw_conn *c, int owner)
  * request is parsed again: pulling the body up may move the head. */
 static int read_body(mcpgw_conn *c, mcpgw_http_request *req, size_t body_len, const char **buf)
 {
-    struct evbuffer *in = c->transport->in;
+    struct evbuffer *in = mcpgw_transport_in(c->transport);
     const mcpgw_str *expect;
 
     if (evbuffer_get_length(in) < req->head_len + body_len) {
@@ -379,7 +381,7 @@ static int read_body(mcpgw_conn *c, mcpgw_http_request *req, size_t body_len, co
 static int read_http(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
-    struct evbuffer *in = c->transport->in;
+    struct evbuffer *in = mcpgw_transport_in(c->transport);
     size_t avail = evbuffer_get_length(in);
     size_t look = avail > srv->gw->cfg->max_header_bytes + 1 ? srv->gw->cfg->max_header_bytes + 1 : avail;
     const char *buf = (const char *)evbuffer_pullup(in, (ev_ssize_t)look);
@@ -523,7 +525,7 @@ static void resume_http(void *arg)
     mcpgw_conn *c = arg;
 
     if (c->state == MCPGW_CONN_HTTP && !c->mcp_stream && c->transport &&
-        evbuffer_get_length(c->transport->in))
+        mcpgw_transport_in_len(c->transport))
         c->transport->cbs->readable(c->transport->owner);
     mcpgw_conn_unref(c);
 }
@@ -542,7 +544,7 @@ void mcpgw_upgrade_http_done(mcpgw_conn *c, int keep)
     mcpgw_conn_start_linger(c, srv->gw->cfg->handshake_timeout_ms);
     /* an answer that completed later: a request that waited behind it is
      * read from the loop, not from inside the plugin that answered */
-    if (!c->http_reading && evbuffer_get_length(c->transport->in)) {
+    if (!c->http_reading && mcpgw_transport_in_len(c->transport)) {
         mcpgw_conn_ref(c);
         if (mcpgw_server_post(srv, resume_http, c) != 0)
             mcpgw_conn_unref(c);

@@ -118,7 +118,7 @@ const char *mcpgw_policy_check(mcpgw_policy *p, const mcpgw_handler_config *sec,
 
     if (!sec)
         return NULL;
-    if (sec->claim_name && !mcpgw_auth_claim_matches(c->claims, sec->claim_name,
+    if (sec->claim_name && !mcpgw_auth_claim_matches(mcpgw_conn_claims(c), sec->claim_name,
                                                      sec->claim_value)) {
         snprintf(why, why_len, "%s requires the claim %s=%s", sec->type, sec->claim_name,
                  sec->claim_value);

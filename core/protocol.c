@@ -83,7 +83,7 @@ void mcpgw_protocol_refresh(mcpgw_conn *c, json_t *msg)
         return;
     }
     json_decref(c->claims);
-    c->claims = claims;
+    c->claims = claims;                 /* packed below, once its exp is read */
     c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
     mcpgw_conn_arm_expiry(c);
     ok = json_pack("{s:s, s:s}", "type", "auth_ok", "timestamp", mcpgw_clock_iso(&srv->clock));
@@ -95,6 +95,7 @@ void mcpgw_protocol_refresh(mcpgw_conn *c, json_t *msg)
         mcpgw_conn_send_json(c, ok);
     }
     json_decref(ok);
+    mcpgw_conn_pack_claims(c);
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
         mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_token_refreshed",
                         json_pack("{s:s, s:I, s:I}", "user", c->user, "connection",

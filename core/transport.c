@@ -6,6 +6,7 @@
  * waits for a flush in progress). See transport.h; the kinds live in
  * transport_plain.c and transport_tls.c.
  */
+#include <stdio.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -32,6 +33,49 @@ void mcpgw_transport_setup(mcpgw_transport *t, const mcpgw_transport_type *type,
     t->fd = fd;
     t->cbs = cbs;
     t->owner = owner;
+}
+
+/* ------------------------------------------------------------ buffers */
+
+static struct evbuffer *evb_get(mcpgw_io *io)
+{
+    struct evbuffer *b = io->n_free_evb ? io->free_evb[--io->n_free_evb] : evbuffer_new();
+
+    if (!b) {
+        fputs("mcpgw: out of memory\n", stderr);
+        abort();
+    }
+    return b;
+}
+
+static void evb_put(mcpgw_io *io, struct evbuffer *b)
+{
+    if (io->n_free_evb < MCPGW_IO_EVBUFFERS)
+        io->free_evb[io->n_free_evb++] = b;
+    else
+        evbuffer_free(b);
+}
+
+struct evbuffer *mcpgw_transport_in(mcpgw_transport *t)
+{
+    if (!t->in)
+        t->in = evb_get(t->io);
+    return t->in;
+}
+
+struct evbuffer *mcpgw_transport_out_buf(mcpgw_transport *t)
+{
+    if (!t->out)
+        t->out = evb_get(t->io);
+    return t->out;
+}
+
+void mcpgw_transport_out_idle(mcpgw_transport *t)
+{
+    if (t->out && !t->segs && !mcpgw_transport_is_tls(t) && evbuffer_get_length(t->out) == 0) {
+        evb_put(t->io, t->out);
+        t->out = NULL;
+    }
 }
 
 /* ------------------------------------------------------------ segments */
@@ -77,8 +121,13 @@ void mcpgw_transport_segs_release(mcpgw_transport *t)
     for (unsigned i = 0; i < q->n; i++)
         seg_release(&q->s[i]);
     q->n = 0;
-    q->next_free = t->io->free_segq;
-    t->io->free_segq = q;
+    if (t->io->n_free_segq < MCPGW_IO_FREE_SEGQ) {
+        q->next_free = t->io->free_segq;
+        t->io->free_segq = q;
+        t->io->n_free_segq++;
+    } else {
+        free(q);
+    }
     t->segs = NULL;
     t->segs_bytes = 0;
 }
@@ -89,6 +138,7 @@ void mcpgw_transport_frames_spill(mcpgw_transport *t)
 
     if (!q)
         return;
+    mcpgw_transport_out_buf(t);
     for (unsigned i = 0; i < q->n; i++)
         mcpgw_transport_seg_append(&q->s[i], t->out, 0);   /* takes its own reference */
     mcpgw_transport_segs_release(t);
@@ -105,9 +155,10 @@ static mcpgw_seg *seg_slot(mcpgw_transport *t)
     if (!t->type->flush)
         return NULL;
     if (!q) {
-        if ((q = t->io->free_segq) != NULL)
+        if ((q = t->io->free_segq) != NULL) {
             t->io->free_segq = q->next_free;
-        else if (!(q = malloc(sizeof(*q))))
+            t->io->n_free_segq--;
+        } else if (!(q = malloc(sizeof(*q))))
             return NULL;
         q->n = 0;
         q->next_free = NULL;
@@ -144,7 +195,7 @@ struct evbuffer *mcpgw_transport_out(mcpgw_transport *t)
         mcpgw_transport_frames_spill(t);
     if (t->type->flush)
         mcpgw_transport_flush_enqueue(t);
-    return t->out;
+    return mcpgw_transport_out_buf(t);
 }
 
 int mcpgw_transport_queue_frame(mcpgw_transport *t, mcpgw_payload *p)
@@ -217,7 +268,7 @@ int mcpgw_transport_queue_copy(mcpgw_transport *t, const uint8_t *hdr, size_t hl
 
 size_t mcpgw_transport_queued(const mcpgw_transport *t)
 {
-    return evbuffer_get_length(t->out) + t->segs_bytes;
+    return (t->out ? evbuffer_get_length(t->out) : 0) + t->segs_bytes;
 }
 
 /* ------------------------------------------------------------ input */
@@ -249,7 +300,7 @@ mcpgw_buf *mcpgw_io_read_block(mcpgw_io *io, size_t want)
 int mcpgw_transport_in_add(mcpgw_transport *t, mcpgw_buf *b, size_t len)
 {
     mcpgw_buf_ref(b);
-    if (evbuffer_add_reference(t->in, b->data + b->used, len, mcpgw_buf_release_cb, b) != 0) {
+    if (evbuffer_add_reference(mcpgw_transport_in(t), b->data + b->used, len, mcpgw_buf_release_cb, b) != 0) {
         mcpgw_buf_unref(b);
         return -1;
     }
@@ -265,7 +316,12 @@ void mcpgw_transport_settle_in(mcpgw_transport *t)
     if (!t->in || mcpgw_transport_is_tls(t))
         return;
     len = evbuffer_get_length(t->in);
-    if (len == 0 || len > sizeof(tmp))
+    if (len == 0) {
+        evb_put(t->io, t->in);      /* nothing waits: an idle connection holds none */
+        t->in = NULL;
+        return;
+    }
+    if (len > sizeof(tmp))
         return;
     evbuffer_remove(t->in, tmp, len);       /* the block's reference goes */
     evbuffer_add(t->in, tmp, len);
@@ -358,5 +414,8 @@ void mcpgw_io_free(mcpgw_io *io)
         io->free_segq = q->next_free;
         free(q);
     }
+    io->n_free_segq = 0;
+    while (io->n_free_evb)
+        evbuffer_free(io->free_evb[--io->n_free_evb]);
     mcpgw_bufpool_close(&io->pool);
 }

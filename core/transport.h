@@ -36,6 +36,7 @@
 #define MCPGW_TRANSPORT_H
 
 #include <stddef.h>
+#include <event2/buffer.h>
 #include <event2/util.h>
 
 #include "bufpool.h"
@@ -55,7 +56,9 @@ typedef struct mcpgw_transport_cbs {
 } mcpgw_transport_cbs;
 
 #define MCPGW_SEG_HEADER 14         /* the longest inline header (a WebSocket frame's) */
-#define MCPGW_TRANSPORT_SEGS 32     /* segments queued behind the output at most */
+#define MCPGW_TRANSPORT_SEGS 16     /* segments queued behind the output at most */
+#define MCPGW_IO_FREE_SEGQ 256      /* free segment queues a loop keeps */
+#define MCPGW_IO_EVBUFFERS 64       /* free evbuffers a loop keeps */
 
 /* One frame queued behind the output buffer: hlen header bytes held here,
  * then len body bytes referenced where they lie, owned by payload or buf
@@ -89,6 +92,9 @@ typedef struct mcpgw_io {
     mcpgw_buf *rbuf;                /* plain transports read into this */
     mcpgw_buf *wbuf;                /* copies of small outgoing frames go here */
     mcpgw_segq *free_segq;
+    unsigned n_free_segq;
+    struct evbuffer *free_evb[MCPGW_IO_EVBUFFERS]; /* idle transports' buffers, for reuse */
+    unsigned n_free_evb;
 } mcpgw_io;
 
 int mcpgw_io_init(mcpgw_io *io, struct event_base *base);
@@ -113,7 +119,9 @@ struct mcpgw_transport {
     const mcpgw_transport_cbs *cbs;
     void *owner;
     evutil_socket_t fd;
-    struct evbuffer *in;                /* owned (plain) or the bufferevent's */
+    /* Owned. A plain transport holds them only while they hold bytes: an
+     * idle one has none (mcpgw_transport_in/_out take one from the loop). */
+    struct evbuffer *in;
     struct evbuffer *out;
     size_t read_limit;                  /* the input never holds more; 0: none */
 
@@ -142,6 +150,13 @@ mcpgw_transport *mcpgw_transport_tls_new(mcpgw_io *io, evutil_socket_t fd, struc
                                          const mcpgw_transport_cbs *cbs, void *owner);
 void mcpgw_transport_free(mcpgw_transport *t);
 
+/* The input buffer (taken from the loop when the transport has none).
+ * Out of memory aborts, as for any allocation of a few bytes. */
+struct evbuffer *mcpgw_transport_in(mcpgw_transport *t);
+static inline size_t mcpgw_transport_in_len(const mcpgw_transport *t)
+{
+    return t->in ? evbuffer_get_length(t->in) : 0;
+}
 /* The output buffer, for appending: queued frames move into it first, so
  * that order holds. The transport writes what is appended. */
 struct evbuffer *mcpgw_transport_out(mcpgw_transport *t);
@@ -166,7 +181,8 @@ static inline mcpgw_buf *mcpgw_transport_in_buf(const mcpgw_transport *t, const 
     return mcpgw_buf_holds(t->io->rbuf, p, len) ? t->io->rbuf : NULL;
 }
 /* After the owner has read what it could: a remainder of the input of at
- * most MCPGW_SETTLE_MAX bytes is copied out of the loop's read block. */
+ * most MCPGW_SETTLE_MAX bytes is copied out of the loop's read block, and
+ * an empty input buffer goes back to the loop. */
 #define MCPGW_SETTLE_MAX 4096
 void mcpgw_transport_settle_in(mcpgw_transport *t);
 
@@ -211,6 +227,10 @@ void mcpgw_transport_segs_release(mcpgw_transport *t);
 mcpgw_buf *mcpgw_io_read_block(mcpgw_io *io, size_t want);
 /* Bytes b->data[b->used .. b->used + len) join the input (b keeps them). 0 or -1. */
 int mcpgw_transport_in_add(mcpgw_transport *t, mcpgw_buf *b, size_t len);
+/* The output buffer without moving frames into it. */
+struct evbuffer *mcpgw_transport_out_buf(mcpgw_transport *t);
+/* A plain transport whose output has all left gives its buffer back. */
+void mcpgw_transport_out_idle(mcpgw_transport *t);
 /* Frees both buffers and closes the socket (the end of each release). */
 void mcpgw_transport_close_io(mcpgw_transport *t);
 void mcpgw_transport_flush_enqueue(mcpgw_transport *t);

@@ -22,6 +22,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 
 #include "payload.h"
 #include "transport.h"
@@ -34,18 +35,39 @@
 
 typedef struct plain_transport {
     mcpgw_transport base;           /* first: a plain_transport is a transport */
-    struct event *read_ev;
-    struct event *write_ev;
+    struct event *read_ev;          /* &read_storage */
+    struct event *write_ev;         /* made on the first partial write */
     unsigned reading : 1;           /* the read event is wanted */
     unsigned write_armed : 1;       /* a partial write left output to the write event */
+    struct event read_storage;
 } plain_transport;
+
+static void plain_write_cb(evutil_socket_t fd, short what, void *arg);
+
+static size_t out_len(const mcpgw_transport *t)
+{
+    return t->out ? evbuffer_get_length(t->out) : 0;
+}
+
+/* A partial write: the write event (made on the first one) takes over. */
+static int arm_write(plain_transport *p)
+{
+    mcpgw_transport *t = &p->base;
+
+    if (!p->write_ev &&
+        !(p->write_ev = event_new(t->io->base, t->fd, EV_WRITE | EV_PERSIST, plain_write_cb, t)))
+        return -1;
+    p->write_armed = 1;
+    return event_add(p->write_ev, NULL);
+}
 
 static void plain_closed(mcpgw_transport *t, int eof)
 {
     plain_transport *p = (plain_transport *)t;
 
     event_del(p->read_ev);
-    event_del(p->write_ev);
+    if (p->write_ev)
+        event_del(p->write_ev);
     p->reading = p->write_armed = 0;
     if (t->cbs)
         t->cbs->closed(t->owner, eof);
@@ -54,7 +76,7 @@ static void plain_closed(mcpgw_transport *t, int eof)
 static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     mcpgw_transport *t = arg;
-    size_t len = evbuffer_get_length(t->in), carry = 0, room = PLAIN_READ_MAX;
+    size_t len = mcpgw_transport_in_len(t), carry = 0, room = PLAIN_READ_MAX;
     mcpgw_buf *b;
     ssize_t n;
 
@@ -152,23 +174,26 @@ static int frames_write(mcpgw_transport *t)
         if (done >= all) {
             done -= all;
         } else {
-            mcpgw_transport_seg_append(s, t->out, done);
+            mcpgw_transport_seg_append(s, mcpgw_transport_out_buf(t), done);
             done = 0;
         }
     }
     mcpgw_transport_segs_release(t);
-    return evbuffer_get_length(t->out) ? 1 : 0;
+    return out_len(t) ? 1 : 0;
 }
 
 /* One write of the output buffer: 0 when it is empty now, 1 when something
  * is left, -1 on an error. */
 static int out_write(mcpgw_transport *t)
 {
-    int n = evbuffer_write(t->out, t->fd);
+    int n;
 
+    if (!out_len(t))
+        return 0;
+    n = evbuffer_write(t->out, t->fd);
     if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
         return -1;
-    return evbuffer_get_length(t->out) ? 1 : 0;
+    return out_len(t) ? 1 : 0;
 }
 
 static void plain_flush(mcpgw_transport *t)
@@ -181,20 +206,21 @@ static void plain_flush(mcpgw_transport *t)
         return;
     }
     if (t->segs) {
-        if (evbuffer_get_length(t->out) == 0)
+        if (out_len(t) == 0)
             rc = frames_write(t);
         else
             mcpgw_transport_frames_spill(t);    /* behind what is already there */
     }
-    if (rc == 0 && evbuffer_get_length(t->out))
+    if (rc == 0 && out_len(t))
         rc = out_write(t);
+    if (rc > 0 && arm_write(p) != 0)
+        rc = -1;
     if (rc < 0) {
         plain_closed(t, 0);
-    } else if (rc > 0) {
-        p->write_armed = 1;
-        event_add(p->write_ev, NULL);
-    } else if (t->cbs) {
-        t->cbs->written(t->owner);
+    } else if (rc == 0) {
+        mcpgw_transport_out_idle(t);            /* all has left: no buffer while idle */
+        if (t->cbs)
+            t->cbs->written(t->owner);
     }
 }
 
@@ -218,6 +244,7 @@ static void plain_write_cb(evutil_socket_t fd, short what, void *arg)
         return;
     p->write_armed = 0;
     event_del(p->write_ev);
+    mcpgw_transport_out_idle(t);
     t->cbs->written(t->owner);
 }
 
@@ -231,7 +258,7 @@ static void plain_release(mcpgw_transport *t)
     plain_transport *p = (plain_transport *)t;
 
     if (p->read_ev)
-        event_free(p->read_ev);
+        event_del(p->read_ev);
     if (p->write_ev)
         event_free(p->write_ev);
     p->read_ev = p->write_ev = NULL;
@@ -259,11 +286,11 @@ mcpgw_transport *mcpgw_transport_plain_new(mcpgw_io *io, evutil_socket_t fd,
     }
     mcpgw_transport_setup(t, &mcpgw_transport_plain, io, fd, cbs, owner);
     p->reading = p->write_armed = 0;
-    t->in = evbuffer_new();
-    t->out = evbuffer_new();
-    p->read_ev = event_new(io->base, fd, EV_READ | EV_PERSIST, plain_read_cb, t);
-    p->write_ev = event_new(io->base, fd, EV_WRITE | EV_PERSIST, plain_write_cb, t);
-    if (!t->in || !t->out || !p->read_ev || !p->write_ev) {
+    /* the buffers and the write event come when needed */
+    p->read_ev = &p->read_storage;
+    p->write_ev = NULL;
+    if (event_assign(p->read_ev, io->base, fd, EV_READ | EV_PERSIST, plain_read_cb, t) != 0) {
+        p->read_ev = NULL;
         plain_release(t);
         free(p);
         return NULL;

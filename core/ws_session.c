@@ -528,7 +528,7 @@ static int data_frame_read(mcpgw_conn *c, struct evbuffer *in)
 void mcpgw_ws_read_frames(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
-    struct evbuffer *in = c->transport->in;
+    struct evbuffer *in = mcpgw_transport_in(c->transport);
 
     while (c->state == MCPGW_CONN_OPEN || c->state == MCPGW_CONN_CLOSING) {
         uint8_t hbuf[MCPGW_WS_MAX_HEADER];

@@ -146,7 +146,7 @@ static void collect(client *cl)
         size_t left;
 
         mcpgw_transport_frames_spill(cl->conn->transport);
-        out = cl->conn->transport->out;
+        out = mcpgw_transport_out_buf(cl->conn->transport);
         left = evbuffer_get_length(out);
         if (left) {
             const uint8_t *p = evbuffer_pullup(out, (ev_ssize_t)left);
@@ -475,7 +475,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * so that a crash input reproduces alone. */
     if ((flags & 0x10) && listed(from->conn) &&
         (from->conn->state != MCPGW_CONN_OPEN || from->conn->msg_opcode ||
-         evbuffer_get_length(from->conn->transport->in) > 0))
+         mcpgw_transport_in_len(from->conn->transport) > 0))
         disconnect(from);
     (void)frames;
     return 0;
