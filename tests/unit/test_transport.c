@@ -1,0 +1,186 @@
+/*
+ * test_transport.c - unit tests for core/bufpool.c and the plain transport
+ * (core/transport.c, core/transport_plain.c) over a socketpair: frames
+ * queued as segments (copied into the loop's write block, referenced in a
+ * pool block, a shared payload) leave in order with one flush; input lands
+ * in the loop's read block where the owner can use it in place; an idle
+ * transport holds no buffer (issue 18).
+ */
+#include "bufpool.h"
+#include "payload.h"
+#include "transport.h"
+#include "unit.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+TEST(pool_reuses_and_bounds_its_free_list)
+{
+    mcpgw_bufpool pool;
+    mcpgw_buf *b[MCPGW_BUFPOOL_KEEP + 4], *again;
+    unsigned i;
+
+    mcpgw_bufpool_init(&pool);
+    for (i = 0; i < MCPGW_BUFPOOL_KEEP + 4; i++)
+        CHECK((b[i] = mcpgw_buf_get(&pool)) != NULL);
+    CHECK_EQ_INT(pool.n_live, MCPGW_BUFPOOL_KEEP + 4);
+    mcpgw_buf_ref(b[0]);
+    mcpgw_buf_unref(b[0]);
+    CHECK_EQ_INT(pool.n_free, 0);           /* one reference is left */
+    for (i = 0; i < MCPGW_BUFPOOL_KEEP + 4; i++)
+        mcpgw_buf_unref(b[i]);
+    CHECK_EQ_INT(pool.n_live, 0);
+    CHECK_EQ_INT(pool.n_free, MCPGW_BUFPOOL_KEEP);   /* the rest was freed */
+    again = mcpgw_buf_get(&pool);
+    CHECK(again == b[MCPGW_BUFPOOL_KEEP - 1]);       /* the last one back comes first */
+    CHECK(mcpgw_buf_holds(again, again->data, MCPGW_BUF_SIZE));
+    CHECK(!mcpgw_buf_holds(again, again->data + 1, MCPGW_BUF_SIZE));
+    CHECK(!mcpgw_buf_holds(again, again, 1));
+    CHECK(!mcpgw_buf_holds(NULL, again->data, 1));
+    mcpgw_buf_unref(again);
+    mcpgw_bufpool_close(&pool);
+}
+
+/* ------------------------------------------------------ a plain transport */
+
+static struct {
+    int readable, written, closed;
+    int in_place;                   /* the input was in the loop's read block */
+    size_t in_len;
+} seen;
+
+static mcpgw_transport *cur;
+
+static void on_readable(void *owner)
+{
+    struct evbuffer *in = mcpgw_transport_in(cur);
+    size_t len = evbuffer_get_length(in);
+    uint8_t *p = evbuffer_pullup(in, (ev_ssize_t)len);
+
+    (void)owner;
+    seen.readable++;
+    seen.in_len = len;
+    seen.in_place = mcpgw_transport_in_buf(cur, p, len) != NULL;
+    evbuffer_drain(in, len - 3 < len ? len - 3 : 0);   /* leave a remainder */
+}
+
+static void on_written(void *owner)
+{
+    (void)owner;
+    seen.written++;
+}
+
+static void on_closed(void *owner, int eof)
+{
+    (void)owner;
+    (void)eof;
+    seen.closed++;
+}
+
+static const mcpgw_transport_cbs cbs = { on_readable, on_written, on_closed };
+
+static size_t read_all(int fd, uint8_t *buf, size_t cap)
+{
+    size_t got = 0;
+    ssize_t n;
+
+    while (got < cap && (n = recv(fd, buf + got, cap - got, MSG_DONTWAIT)) > 0)
+        got += (size_t)n;
+    return got;
+}
+
+TEST(frames_leave_in_order_and_an_idle_transport_holds_no_buffer)
+{
+    struct event_base *base = event_base_new();
+    mcpgw_io io;
+    int sv[2];
+    mcpgw_transport *t;
+    mcpgw_payload *shared;
+    mcpgw_buf *blk;
+    uint8_t got[256], want[256];
+    size_t n, w = 0;
+    const uint8_t h1[2] = { 0x81, 5 }, h2[2] = { 0x82, 3 };
+
+    CHECK(base && mcpgw_io_init(&io, base) == 0);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    evutil_make_socket_nonblocking(sv[0]);
+    memset(&seen, 0, sizeof(seen));
+    cur = t = mcpgw_transport_plain_new(&io, sv[0], &cbs, NULL);
+    CHECK(t != NULL);
+    CHECK(t->in == NULL && t->out == NULL);         /* nothing held before a byte moves */
+
+    /* a copied frame, a referenced one, a shared payload, a copied one */
+    blk = mcpgw_buf_get(&io.pool);
+    memcpy(blk->data, "abc", 3);
+    shared = mcpgw_payload_new_frame(1, 0, "shared", 6);
+    CHECK(shared != NULL);
+    CHECK(mcpgw_transport_queue_copy(t, h1, 2, "hello", 5) == 0);
+    CHECK(mcpgw_transport_queue_ref(t, h2, 2, blk->data, 3, blk) == 0);
+    CHECK(mcpgw_transport_queue_frame(t, shared) == 0);
+    CHECK(mcpgw_transport_queue_copy(t, h1, 2, "world", 5) == 0);
+    CHECK(t->segs && t->segs->n == 4);
+    CHECK(t->out == NULL);                          /* no staging copy in an evbuffer */
+    CHECK_EQ_INT(mcpgw_transport_queued(t), 2 + 5 + 2 + 3 + shared->len + 2 + 5);
+    memcpy(want + w, h1, 2), w += 2, memcpy(want + w, "hello", 5), w += 5;
+    memcpy(want + w, h2, 2), w += 2, memcpy(want + w, "abc", 3), w += 3;
+    memcpy(want + w, shared->bytes, shared->len), w += shared->len;
+    memcpy(want + w, h1, 2), w += 2, memcpy(want + w, "world", 5), w += 5;
+    mcpgw_payload_unref(shared);
+    mcpgw_buf_unref(blk);                           /* the queue keeps its own */
+
+    event_base_loop(base, EVLOOP_NONBLOCK);         /* the end-of-iteration flush */
+    n = read_all(sv[1], got, sizeof(got));
+    CHECK_EQ_INT(n, w);
+    CHECK(n == w && memcmp(got, want, w) == 0);
+    CHECK_EQ_INT(seen.written, 1);
+    CHECK(t->segs == NULL && t->out == NULL);       /* written: idle again, no buffer */
+    CHECK_EQ_INT(io.pool.n_live, 1);                /* the loop's write block alone */
+
+    /* bytes appended to the output buffer, a frame behind them: both leave,
+     * in order, and the buffer goes back once written */
+    evbuffer_add(mcpgw_transport_out(t), "P", 1);
+    CHECK(t->out != NULL);
+    CHECK(mcpgw_transport_queue_copy(t, h1, 2, "again", 5) == 0);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    n = read_all(sv[1], got, sizeof(got));
+    CHECK(n == 8 && memcmp(got, "P\x81\x05" "again", 8) == 0);
+    CHECK_EQ_INT(seen.written, 2);
+    CHECK(t->segs == NULL && t->out == NULL);
+
+    /* input: read into the loop's read block, usable in place; a small
+     * remainder is copied out of it and an empty input goes back */
+    CHECK(send(sv[1], "0123456789", 10, 0) == 10);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    CHECK_EQ_INT(seen.readable, 1);
+    CHECK_EQ_INT(seen.in_len, 10);
+    CHECK(seen.in_place);
+    mcpgw_transport_settle_in(t);
+    CHECK(t->in && evbuffer_get_length(t->in) == 3);
+    CHECK(!mcpgw_transport_in_buf(t, evbuffer_pullup(t->in, 3), 3));    /* copied out */
+    CHECK(send(sv[1], "ab", 2, 0) == 2);
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    CHECK_EQ_INT(seen.readable, 2);
+    CHECK_EQ_INT(seen.in_len, 5);                   /* "789" + "ab", in one piece */
+    CHECK(seen.in_place);
+    evbuffer_drain(t->in, 3);
+    mcpgw_transport_settle_in(t);
+    CHECK(t->in == NULL);
+
+    mcpgw_transport_free(t);
+    CHECK_EQ_INT(seen.closed, 0);
+    close(sv[1]);
+    mcpgw_io_free(&io);
+    event_base_free(base);
+}
+
+int main(void)
+{
+    RUN(pool_reuses_and_bounds_its_free_list);
+    RUN(frames_leave_in_order_and_an_idle_transport_holds_no_buffer);
+    return UNIT_SUMMARY();
+}
