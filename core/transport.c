@@ -93,13 +93,10 @@ int mcpgw_transport_seg_append(mcpgw_seg *s, struct evbuffer *out, size_t from)
         return 0;
     if (s->payload)
         return mcpgw_payload_append_from(s->payload, out, from);
-    mcpgw_buf_ref(s->buf);
-    if (evbuffer_add_reference(out, s->body + from, s->len - from, mcpgw_buf_release_cb,
-                               s->buf) != 0) {
-        mcpgw_buf_unref(s->buf);
-        return -1;
-    }
-    return 0;
+    /* A body in a pool block is copied: what waits in the output buffer
+     * (behind a partial write, a slow reader) must not pin a 64 KiB block
+     * shared with other connections. */
+    return evbuffer_add(out, s->body + from, s->len - from);
 }
 
 static void seg_release(mcpgw_seg *s)

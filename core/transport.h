@@ -183,7 +183,7 @@ static inline mcpgw_buf *mcpgw_transport_in_buf(const mcpgw_transport *t, const 
 /* After the owner has read what it could: a remainder of the input of at
  * most MCPGW_SETTLE_MAX bytes is copied out of the loop's read block, and
  * an empty input buffer goes back to the loop. */
-#define MCPGW_SETTLE_MAX 4096
+#define MCPGW_SETTLE_MAX 16384
 void mcpgw_transport_settle_in(mcpgw_transport *t);
 
 static inline void mcpgw_transport_set_reading(mcpgw_transport *t, int on)
@@ -216,8 +216,9 @@ static inline int mcpgw_transport_is_tls(const mcpgw_transport *t)
 void mcpgw_transport_setup(mcpgw_transport *t, const mcpgw_transport_type *type, mcpgw_io *io,
                            evutil_socket_t fd, const mcpgw_transport_cbs *cbs, void *owner);
 void mcpgw_transport_frames_spill(mcpgw_transport *t);
-/* Appends segment s from byte `from` on (header included) to out, without
- * copying its body. 0 or -1. Its own reference stays with s. */
+/* Appends segment s from byte `from` on (header included) to out: a
+ * shared payload by reference, a body in a pool block copied (output that
+ * waits must not pin a block). 0 or -1. Its own reference stays with s. */
 int mcpgw_transport_seg_append(mcpgw_seg *s, struct evbuffer *out, size_t from);
 /* Drops the segments' references and gives the queue back. */
 void mcpgw_transport_segs_release(mcpgw_transport *t);
