@@ -109,6 +109,36 @@ static void seg_release(mcpgw_seg *s)
     s->buf = NULL;
 }
 
+static mcpgw_segq *segq_get(mcpgw_io *io, unsigned cap)
+{
+    int k = cap > MCPGW_SEGQ_SMALL;
+    mcpgw_segq *q = io->free_segq[k];
+
+    if (q) {
+        io->free_segq[k] = q->next_free;
+        io->n_free_segq[k]--;
+    } else if (!(q = malloc(sizeof(*q) + cap * sizeof(q->s[0])))) {
+        return NULL;
+    }
+    q->n = 0;
+    q->cap = cap;
+    q->next_free = NULL;
+    return q;
+}
+
+static void segq_put(mcpgw_io *io, mcpgw_segq *q)
+{
+    int k = q->cap > MCPGW_SEGQ_SMALL;
+
+    if (io->n_free_segq[k] < MCPGW_IO_FREE_SEGQ) {
+        q->next_free = io->free_segq[k];
+        io->free_segq[k] = q;
+        io->n_free_segq[k]++;
+    } else {
+        free(q);
+    }
+}
+
 void mcpgw_transport_segs_release(mcpgw_transport *t)
 {
     mcpgw_segq *q = t->segs;
@@ -118,13 +148,7 @@ void mcpgw_transport_segs_release(mcpgw_transport *t)
     for (unsigned i = 0; i < q->n; i++)
         seg_release(&q->s[i]);
     q->n = 0;
-    if (t->io->n_free_segq < MCPGW_IO_FREE_SEGQ) {
-        q->next_free = t->io->free_segq;
-        t->io->free_segq = q;
-        t->io->n_free_segq++;
-    } else {
-        free(q);
-    }
+    segq_put(t->io, q);
     t->segs = NULL;
     t->segs_bytes = 0;
 }
@@ -152,17 +176,20 @@ static mcpgw_seg *seg_slot(mcpgw_transport *t)
     if (!t->type->flush)
         return NULL;
     if (!q) {
-        if ((q = t->io->free_segq) != NULL) {
-            t->io->free_segq = q->next_free;
-            t->io->n_free_segq--;
-        } else if (!(q = malloc(sizeof(*q))))
+        if (!(q = segq_get(t->io, MCPGW_SEGQ_SMALL)))
             return NULL;
-        q->n = 0;
-        q->next_free = NULL;
         t->segs = q;
+    } else if (q->n == q->cap) {
+        mcpgw_segq *big;
+
+        if (q->cap == MCPGW_TRANSPORT_SEGS || !(big = segq_get(t->io, MCPGW_TRANSPORT_SEGS)))
+            return NULL;
+        memcpy(big->s, q->s, q->n * sizeof(q->s[0]));  /* the references move along */
+        big->n = q->n;
+        q->n = 0;
+        segq_put(t->io, q);
+        t->segs = q = big;
     }
-    if (q->n == MCPGW_TRANSPORT_SEGS)
-        return NULL;
     return &q->s[q->n];
 }
 
@@ -405,13 +432,15 @@ void mcpgw_io_free(mcpgw_io *io)
     mcpgw_buf_unref(io->wbuf);
     mcpgw_buf_unref(io->rbuf);
     io->wbuf = io->rbuf = NULL;
-    while (io->free_segq) {
-        mcpgw_segq *q = io->free_segq;
+    for (int k = 0; k < 2; k++) {
+        while (io->free_segq[k]) {
+            mcpgw_segq *q = io->free_segq[k];
 
-        io->free_segq = q->next_free;
-        free(q);
+            io->free_segq[k] = q->next_free;
+            free(q);
+        }
+        io->n_free_segq[k] = 0;
     }
-    io->n_free_segq = 0;
     while (io->n_free_evb)
         evbuffer_free(io->free_evb[--io->n_free_evb]);
     mcpgw_bufpool_close(&io->pool);

@@ -56,8 +56,9 @@ typedef struct mcpgw_transport_cbs {
 } mcpgw_transport_cbs;
 
 #define MCPGW_SEG_HEADER 14         /* the longest inline header (a WebSocket frame's) */
-#define MCPGW_TRANSPORT_SEGS 16     /* segments queued behind the output at most */
-#define MCPGW_IO_FREE_SEGQ 256      /* free segment queues a loop keeps */
+#define MCPGW_TRANSPORT_SEGS 32     /* segments queued behind the output at most */
+#define MCPGW_SEGQ_SMALL 2          /* a first queue's room (a broadcast needs one) */
+#define MCPGW_IO_FREE_SEGQ 256      /* free segment queues a loop keeps, of each size */
 #define MCPGW_IO_EVBUFFERS 64       /* free evbuffers a loop keeps */
 
 /* One frame queued behind the output buffer: hlen header bytes held here,
@@ -72,12 +73,13 @@ typedef struct mcpgw_seg {
     uint8_t hdr[MCPGW_SEG_HEADER];
 } mcpgw_seg;
 
-/* A transport's queue of segments, taken from the loop's free list when
- * the first one is queued and given back once they have left. */
+/* A transport's queue of segments, taken from the loop's free lists when
+ * the first one is queued (room for MCPGW_SEGQ_SMALL, then for
+ * MCPGW_TRANSPORT_SEGS) and given back once they have left. */
 typedef struct mcpgw_segq {
     struct mcpgw_segq *next_free;
-    unsigned n;
-    mcpgw_seg s[MCPGW_TRANSPORT_SEGS];
+    unsigned n, cap;
+    mcpgw_seg s[];
 } mcpgw_segq;
 
 /* What one event loop keeps for its transports: the list of plain
@@ -91,8 +93,8 @@ typedef struct mcpgw_io {
     mcpgw_bufpool pool;
     mcpgw_buf *rbuf;                /* plain transports read into this */
     mcpgw_buf *wbuf;                /* copies of small outgoing frames go here */
-    mcpgw_segq *free_segq;
-    unsigned n_free_segq;
+    mcpgw_segq *free_segq[2];       /* [0]: small queues, [1]: large */
+    unsigned n_free_segq[2];
     struct evbuffer *free_evb[MCPGW_IO_EVBUFFERS]; /* idle transports' buffers, for reuse */
     unsigned n_free_evb;
 } mcpgw_io;

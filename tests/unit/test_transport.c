@@ -152,6 +152,24 @@ TEST(frames_leave_in_order_and_an_idle_transport_holds_no_buffer)
     CHECK_EQ_INT(seen.written, 2);
     CHECK(t->segs == NULL && t->out == NULL);
 
+    /* more frames than a queue holds: the rest follow in the output
+     * buffer, in order */
+    for (int i = 0; i < MCPGW_TRANSPORT_SEGS + 8; i++) {
+        uint8_t one = (uint8_t)i;
+
+        CHECK(mcpgw_transport_queue_copy(t, h1, 1, &one, 1) == 0);
+        if (i == 0)
+            CHECK(t->segs && t->segs->cap == MCPGW_SEGQ_SMALL);
+        if (i == MCPGW_SEGQ_SMALL)
+            CHECK(t->segs && t->segs->cap == MCPGW_TRANSPORT_SEGS);
+    }
+    event_base_loop(base, EVLOOP_NONBLOCK);
+    n = read_all(sv[1], got, sizeof(got));
+    CHECK_EQ_INT(n, 2 * (MCPGW_TRANSPORT_SEGS + 8));
+    for (size_t i = 0; i + 1 < n; i += 2)
+        CHECK(got[i] == 0x81 && got[i + 1] == (uint8_t)(i / 2));
+    CHECK(t->segs == NULL && t->out == NULL);
+
     /* input: read into the loop's read block, usable in place; a small
      * remainder is copied out of it and an empty input goes back */
     CHECK(send(sv[1], "0123456789", 10, 0) == 10);
