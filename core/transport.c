@@ -130,7 +130,7 @@ static void segq_put(mcpgw_io *io, mcpgw_segq *q)
 {
     int k = q->cap > MCPGW_SEGQ_SMALL;
 
-    if (io->n_free_segq[k] < MCPGW_IO_FREE_SEGQ) {
+    if (io->n_free_segq[k] < (k ? MCPGW_IO_FREE_LARGE : MCPGW_IO_FREE_SMALL)) {
         q->next_free = io->free_segq[k];
         io->free_segq[k] = q;
         io->n_free_segq[k]++;

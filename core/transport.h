@@ -58,7 +58,8 @@ typedef struct mcpgw_transport_cbs {
 #define MCPGW_SEG_HEADER 14         /* the longest inline header (a WebSocket frame's) */
 #define MCPGW_TRANSPORT_SEGS 32     /* segments queued behind the output at most */
 #define MCPGW_SEGQ_SMALL 2          /* a first queue's room (a broadcast needs one) */
-#define MCPGW_IO_FREE_SEGQ 256      /* free segment queues a loop keeps, of each size */
+#define MCPGW_IO_FREE_SMALL 4096    /* free small segment queues a loop keeps (~450 KiB) */
+#define MCPGW_IO_FREE_LARGE 64      /* free large ones (~100 KiB) */
 #define MCPGW_IO_EVBUFFERS 64       /* free evbuffers a loop keeps */
 
 /* One frame queued behind the output buffer: hlen header bytes held here,
