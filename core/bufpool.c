@@ -16,7 +16,7 @@ void mcpgw_bufpool_init(mcpgw_bufpool *pool)
 void mcpgw_bufpool_close(mcpgw_bufpool *pool)
 {
     while (pool->free) {
-        mcpgw_buf *b = pool->free;
+        mcpgw_block *b = pool->free;
 
         pool->free = b->next;
         free(b);
@@ -25,9 +25,9 @@ void mcpgw_bufpool_close(mcpgw_bufpool *pool)
     pool->closed = 1;
 }
 
-mcpgw_buf *mcpgw_buf_get(mcpgw_bufpool *pool)
+mcpgw_block *mcpgw_block_get(mcpgw_bufpool *pool)
 {
-    mcpgw_buf *b = pool->free;
+    mcpgw_block *b = pool->free;
 
     if (b) {
         pool->free = b->next;
@@ -43,7 +43,7 @@ mcpgw_buf *mcpgw_buf_get(mcpgw_bufpool *pool)
     return b;
 }
 
-void mcpgw_buf_unref(mcpgw_buf *b)
+void mcpgw_block_unref(mcpgw_block *b)
 {
     mcpgw_bufpool *pool;
 
@@ -60,9 +60,9 @@ void mcpgw_buf_unref(mcpgw_buf *b)
     pool->n_free++;
 }
 
-void mcpgw_buf_release_cb(const void *data, size_t len, void *arg)
+void mcpgw_block_release_cb(const void *data, size_t len, void *arg)
 {
     (void)data;
     (void)len;
-    mcpgw_buf_unref(arg);
+    mcpgw_block_unref(arg);
 }

@@ -12,8 +12,8 @@
  * blocks, so a burst costs no malloc/free churn (and no heap trimming)
  * and an idle worker holds at most that much.
  *
- * Ownership: mcpgw_buf_get() returns a block with one reference; each
- * holder drops its own with mcpgw_buf_unref(). One loop thread per pool.
+ * Ownership: mcpgw_block_get() returns a block with one reference; each
+ * holder drops its own with mcpgw_block_unref(). One loop thread per pool.
  */
 #ifndef MCPGW_BUFPOOL_H
 #define MCPGW_BUFPOOL_H
@@ -26,16 +26,16 @@
 
 typedef struct mcpgw_bufpool mcpgw_bufpool;
 
-typedef struct mcpgw_buf {
+typedef struct mcpgw_block {
     mcpgw_bufpool *pool;
     unsigned refs;
-    struct mcpgw_buf *next;         /* the free list */
+    struct mcpgw_block *next;         /* the free list */
     size_t used;                    /* bytes handed out so far (the loop's read or write block) */
     uint8_t data[MCPGW_BUF_SIZE];
-} mcpgw_buf;
+} mcpgw_block;
 
 struct mcpgw_bufpool {
-    mcpgw_buf *free;
+    mcpgw_block *free;
     unsigned n_free;
     size_t n_live;                  /* blocks out of the free list */
     int closed;                     /* the loop is gone: blocks are freed as released */
@@ -46,16 +46,16 @@ void mcpgw_bufpool_init(mcpgw_bufpool *pool);
 void mcpgw_bufpool_close(mcpgw_bufpool *pool);
 
 /* A block with one reference, or NULL (out of memory). */
-mcpgw_buf *mcpgw_buf_get(mcpgw_bufpool *pool);
-void mcpgw_buf_unref(mcpgw_buf *b);
+mcpgw_block *mcpgw_block_get(mcpgw_bufpool *pool);
+void mcpgw_block_unref(mcpgw_block *b);
 
-static inline void mcpgw_buf_ref(mcpgw_buf *b)
+static inline void mcpgw_block_ref(mcpgw_block *b)
 {
     b->refs++;
 }
 
 /* Does [p, p + len) lie in block b? */
-static inline int mcpgw_buf_holds(const mcpgw_buf *b, const void *p, size_t len)
+static inline int mcpgw_block_holds(const mcpgw_block *b, const void *p, size_t len)
 {
     const uint8_t *q = p;
 
@@ -63,6 +63,6 @@ static inline int mcpgw_buf_holds(const mcpgw_buf *b, const void *p, size_t len)
 }
 
 /* An evbuffer_add_reference() cleanup: drops the reference in arg. */
-void mcpgw_buf_release_cb(const void *data, size_t len, void *arg);
+void mcpgw_block_release_cb(const void *data, size_t len, void *arg);
 
 #endif

@@ -71,7 +71,7 @@ typedef struct mcpgw_server {
     double accept_logged_at;
     struct event *post_ev;          /* wakes the loop for posted functions */
     mcpgw_io io;                    /* the transports' end-of-iteration flush, buffer pool */
-    mcpgw_buf *msg_buf;             /* the pool block the message being delivered lies in,
+    mcpgw_block *msg_buf;           /* the pool block the message being delivered lies in,
                                        or NULL (ws_session.c: a reply may reference it) */
     struct event *bus_ev;           /* messages from other workers (gw->bus) */
     struct event *bus_again_ev;     /* the rest of them, after the next poll */

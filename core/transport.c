@@ -104,7 +104,7 @@ static void seg_release(mcpgw_seg *s)
     if (s->payload)
         mcpgw_payload_unref(s->payload);
     else
-        mcpgw_buf_unref(s->buf);
+        mcpgw_block_unref(s->buf);
     s->payload = NULL;
     s->buf = NULL;
 }
@@ -165,7 +165,7 @@ void mcpgw_transport_frames_spill(mcpgw_transport *t)
     mcpgw_transport_segs_release(t);
 }
 
-static mcpgw_buf *io_block(mcpgw_io *io, mcpgw_buf **slot, size_t want);
+static mcpgw_block *io_block(mcpgw_io *io, mcpgw_block **slot, size_t want);
 
 /* A free slot at the end of the queue, or NULL when the frame must go
  * into the output buffer (a full queue, or a transport without a flush). */
@@ -240,7 +240,7 @@ int mcpgw_transport_queue_frame(mcpgw_transport *t, mcpgw_payload *p)
 }
 
 int mcpgw_transport_queue_ref(mcpgw_transport *t, const uint8_t *hdr, size_t hlen,
-                              const void *body, size_t len, mcpgw_buf *b)
+                              const void *body, size_t len, mcpgw_block *b)
 {
     mcpgw_seg *s = seg_slot(t), tmp;
     int rc;
@@ -255,7 +255,7 @@ int mcpgw_transport_queue_ref(mcpgw_transport *t, const uint8_t *hdr, size_t hle
     s->len = len;
     s->hlen = (uint8_t)hlen;
     memcpy(s->hdr, hdr, hlen);
-    mcpgw_buf_ref(b);
+    mcpgw_block_ref(b);
     if (s != &tmp) {
         seg_push(t, s);
         return 0;
@@ -269,7 +269,7 @@ int mcpgw_transport_queue_copy(mcpgw_transport *t, const uint8_t *hdr, size_t hl
                                const void *body, size_t len)
 {
     struct evbuffer *out;
-    mcpgw_buf *w;
+    mcpgw_block *w;
 
     if (t->type->flush && len <= MCPGW_BUF_SIZE / 4 && hlen <= MCPGW_SEG_HEADER &&
         (!t->segs || t->segs->n < MCPGW_TRANSPORT_SEGS) &&
@@ -299,33 +299,33 @@ size_t mcpgw_transport_queued(const mcpgw_transport *t)
 
 /* The loop's block, or a fresh one when nothing else references it, can
  * take `want` more bytes; else a new one. */
-static mcpgw_buf *io_block(mcpgw_io *io, mcpgw_buf **slot, size_t want)
+static mcpgw_block *io_block(mcpgw_io *io, mcpgw_block **slot, size_t want)
 {
-    mcpgw_buf *b = *slot;
+    mcpgw_block *b = *slot;
 
     if (b && b->refs == 1)
         b->used = 0;                /* everything handed out of it has gone */
     if (!b || MCPGW_BUF_SIZE - b->used < want) {
-        mcpgw_buf *n = mcpgw_buf_get(&io->pool);
+        mcpgw_block *n = mcpgw_block_get(&io->pool);
 
         if (!n)
             return NULL;
-        mcpgw_buf_unref(b);
+        mcpgw_block_unref(b);
         *slot = b = n;
     }
     return b;
 }
 
-mcpgw_buf *mcpgw_io_read_block(mcpgw_io *io, size_t want)
+mcpgw_block *mcpgw_io_read_block(mcpgw_io *io, size_t want)
 {
     return io_block(io, &io->rbuf, want);
 }
 
-int mcpgw_transport_in_add(mcpgw_transport *t, mcpgw_buf *b, size_t len)
+int mcpgw_transport_in_add(mcpgw_transport *t, mcpgw_block *b, size_t len)
 {
-    mcpgw_buf_ref(b);
-    if (evbuffer_add_reference(mcpgw_transport_in(t), b->data + b->used, len, mcpgw_buf_release_cb, b) != 0) {
-        mcpgw_buf_unref(b);
+    mcpgw_block_ref(b);
+    if (evbuffer_add_reference(mcpgw_transport_in(t), b->data + b->used, len, mcpgw_block_release_cb, b) != 0) {
+        mcpgw_block_unref(b);
         return -1;
     }
     b->used += len;
@@ -429,8 +429,8 @@ void mcpgw_io_free(mcpgw_io *io)
     if (io->flush_ev)
         event_free(io->flush_ev);
     io->flush_ev = NULL;
-    mcpgw_buf_unref(io->wbuf);
-    mcpgw_buf_unref(io->rbuf);
+    mcpgw_block_unref(io->wbuf);
+    mcpgw_block_unref(io->rbuf);
     io->wbuf = io->rbuf = NULL;
     for (int k = 0; k < 2; k++) {
         while (io->free_segq[k]) {

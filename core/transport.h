@@ -46,7 +46,7 @@ struct event;
 struct evbuffer;
 struct ssl_st;
 typedef struct mcpgw_payload mcpgw_payload;
-typedef struct mcpgw_buf mcpgw_buf;
+typedef struct mcpgw_block mcpgw_block;
 typedef struct mcpgw_transport mcpgw_transport;
 
 typedef struct mcpgw_transport_cbs {
@@ -69,7 +69,7 @@ typedef struct mcpgw_seg {
     const uint8_t *body;
     size_t len;
     mcpgw_payload *payload;
-    mcpgw_buf *buf;
+    mcpgw_block *buf;
     uint8_t hlen;
     uint8_t hdr[MCPGW_SEG_HEADER];
 } mcpgw_seg;
@@ -92,8 +92,8 @@ typedef struct mcpgw_io {
     struct event *flush_ev;
     mcpgw_transport *flush_head;
     mcpgw_bufpool pool;
-    mcpgw_buf *rbuf;                /* plain transports read into this */
-    mcpgw_buf *wbuf;                /* copies of small outgoing frames go here */
+    mcpgw_block *rbuf;                /* plain transports read into this */
+    mcpgw_block *wbuf;                /* copies of small outgoing frames go here */
     mcpgw_segq *free_segq[2];       /* [0]: small queues, [1]: large */
     unsigned n_free_segq[2];
     struct evbuffer *free_evb[MCPGW_IO_EVBUFFERS]; /* idle transports' buffers, for reuse */
@@ -169,7 +169,7 @@ int mcpgw_transport_queue_frame(mcpgw_transport *t, mcpgw_payload *p);
  * body[0..len), which lies in pool block b (takes its own reference): the
  * body is written from where it is. 0 or -1. */
 int mcpgw_transport_queue_ref(mcpgw_transport *t, const uint8_t *hdr, size_t hlen,
-                              const void *body, size_t len, mcpgw_buf *b);
+                              const void *body, size_t len, mcpgw_block *b);
 /* Queues a frame of header and body copied once: a small body into the
  * loop's write block, a large one into the output buffer. 0 or -1. */
 int mcpgw_transport_queue_copy(mcpgw_transport *t, const uint8_t *hdr, size_t hlen,
@@ -179,9 +179,9 @@ size_t mcpgw_transport_queued(const mcpgw_transport *t);
 /* The pool block that holds bytes [p, p + len) of the input (p from
  * evbuffer_pullup of the input), or NULL when they are not all in the
  * loop's read block. */
-static inline mcpgw_buf *mcpgw_transport_in_buf(const mcpgw_transport *t, const void *p, size_t len)
+static inline mcpgw_block *mcpgw_transport_in_buf(const mcpgw_transport *t, const void *p, size_t len)
 {
-    return mcpgw_buf_holds(t->io->rbuf, p, len) ? t->io->rbuf : NULL;
+    return mcpgw_block_holds(t->io->rbuf, p, len) ? t->io->rbuf : NULL;
 }
 /* After the owner has read what it could: a remainder of the input of at
  * most MCPGW_SETTLE_MAX bytes is copied out of the loop's read block, and
@@ -228,9 +228,9 @@ void mcpgw_transport_segs_release(mcpgw_transport *t);
 /* Where the next read goes: the loop's read block, with at least want
  * bytes of room from b->data + b->used on (a fresh block when the current
  * one has less). NULL when out of memory. */
-mcpgw_buf *mcpgw_io_read_block(mcpgw_io *io, size_t want);
+mcpgw_block *mcpgw_io_read_block(mcpgw_io *io, size_t want);
 /* Bytes b->data[b->used .. b->used + len) join the input (b keeps them). 0 or -1. */
-int mcpgw_transport_in_add(mcpgw_transport *t, mcpgw_buf *b, size_t len);
+int mcpgw_transport_in_add(mcpgw_transport *t, mcpgw_block *b, size_t len);
 /* The output buffer without moving frames into it. */
 struct evbuffer *mcpgw_transport_out_buf(mcpgw_transport *t);
 /* A plain transport whose output has all left gives its buffer back. */

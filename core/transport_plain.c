@@ -77,7 +77,7 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
 {
     mcpgw_transport *t = arg;
     size_t len = mcpgw_transport_in_len(t), carry = 0, room = PLAIN_READ_MAX;
-    mcpgw_buf *b;
+    mcpgw_block *b;
     ssize_t n;
 
     (void)what;

@@ -91,9 +91,9 @@ static int send_frame(mcpgw_conn *c, int opcode, const void *body, size_t len)
 {
     uint8_t header[MCPGW_WS_MAX_HEADER];
     size_t hlen = mcpgw_ws_encode_header(header, opcode, 0, len);
-    mcpgw_buf *b = c->srv->msg_buf;
+    mcpgw_block *b = c->srv->msg_buf;
 
-    if (len && mcpgw_buf_holds(b, body, len))
+    if (len && mcpgw_block_holds(b, body, len))
         return mcpgw_transport_queue_ref(c->transport, header, hlen, body, len, b);
     return mcpgw_transport_queue_copy(c->transport, header, hlen, body, len);
 }
@@ -438,7 +438,7 @@ static int frame_in_place(mcpgw_conn *c, struct evbuffer *in, const mcpgw_ws_fra
 {
     mcpgw_server *srv = c->srv;
     size_t total = h->header_len + (size_t)h->payload_len, len = (size_t)h->payload_len;
-    mcpgw_buf *b, *outer;
+    mcpgw_block *b, *outer;
     uint8_t *p;
     int rc;
 
@@ -446,7 +446,7 @@ static int frame_in_place(mcpgw_conn *c, struct evbuffer *in, const mcpgw_ws_fra
         !(p = evbuffer_pullup(in, (ev_ssize_t)total)) ||
         !(b = mcpgw_transport_in_buf(c->transport, p, total)))
         return 0;
-    mcpgw_buf_ref(b);               /* the input lets go of the frame now */
+    mcpgw_block_ref(b);               /* the input lets go of the frame now */
     evbuffer_drain(in, total);
     p += h->header_len;
     mcpgw_ws_unmask(p, len, h->mask, 0);
@@ -454,7 +454,7 @@ static int frame_in_place(mcpgw_conn *c, struct evbuffer *in, const mcpgw_ws_fra
     c->msg_compressed = (h->rsv & 4) != 0;
     c->msg_utf8 = MCPGW_UTF8_ACCEPT;
     if (h->opcode == MCPGW_WS_OP_TEXT && !c->msg_compressed && !mcpgw_utf8_valid(p, len)) {
-        mcpgw_buf_unref(b);
+        mcpgw_block_unref(b);
         conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
         return -1;
     }
@@ -462,7 +462,7 @@ static int frame_in_place(mcpgw_conn *c, struct evbuffer *in, const mcpgw_ws_fra
     srv->msg_buf = b;
     rc = message_deliver(c, len ? p : NULL, len);
     srv->msg_buf = outer;
-    mcpgw_buf_unref(b);
+    mcpgw_block_unref(b);
     return rc < 0 ? -1 : 1;
 }
 

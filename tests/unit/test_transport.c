@@ -22,27 +22,27 @@
 TEST(pool_reuses_and_bounds_its_free_list)
 {
     mcpgw_bufpool pool;
-    mcpgw_buf *b[MCPGW_BUFPOOL_KEEP + 4], *again;
+    mcpgw_block *b[MCPGW_BUFPOOL_KEEP + 4], *again;
     unsigned i;
 
     mcpgw_bufpool_init(&pool);
     for (i = 0; i < MCPGW_BUFPOOL_KEEP + 4; i++)
-        CHECK((b[i] = mcpgw_buf_get(&pool)) != NULL);
+        CHECK((b[i] = mcpgw_block_get(&pool)) != NULL);
     CHECK_EQ_INT(pool.n_live, MCPGW_BUFPOOL_KEEP + 4);
-    mcpgw_buf_ref(b[0]);
-    mcpgw_buf_unref(b[0]);
+    mcpgw_block_ref(b[0]);
+    mcpgw_block_unref(b[0]);
     CHECK_EQ_INT(pool.n_free, 0);           /* one reference is left */
     for (i = 0; i < MCPGW_BUFPOOL_KEEP + 4; i++)
-        mcpgw_buf_unref(b[i]);
+        mcpgw_block_unref(b[i]);
     CHECK_EQ_INT(pool.n_live, 0);
     CHECK_EQ_INT(pool.n_free, MCPGW_BUFPOOL_KEEP);   /* the rest was freed */
-    again = mcpgw_buf_get(&pool);
+    again = mcpgw_block_get(&pool);
     CHECK(again == b[MCPGW_BUFPOOL_KEEP - 1]);       /* the last one back comes first */
-    CHECK(mcpgw_buf_holds(again, again->data, MCPGW_BUF_SIZE));
-    CHECK(!mcpgw_buf_holds(again, again->data + 1, MCPGW_BUF_SIZE));
-    CHECK(!mcpgw_buf_holds(again, again, 1));
-    CHECK(!mcpgw_buf_holds(NULL, again->data, 1));
-    mcpgw_buf_unref(again);
+    CHECK(mcpgw_block_holds(again, again->data, MCPGW_BUF_SIZE));
+    CHECK(!mcpgw_block_holds(again, again->data + 1, MCPGW_BUF_SIZE));
+    CHECK(!mcpgw_block_holds(again, again, 1));
+    CHECK(!mcpgw_block_holds(NULL, again->data, 1));
+    mcpgw_block_unref(again);
     mcpgw_bufpool_close(&pool);
 }
 
@@ -101,7 +101,7 @@ TEST(frames_leave_in_order_and_an_idle_transport_holds_no_buffer)
     int sv[2];
     mcpgw_transport *t;
     mcpgw_payload *shared;
-    mcpgw_buf *blk;
+    mcpgw_block *blk;
     uint8_t got[256], want[256];
     size_t n, w = 0;
     const uint8_t h1[2] = { 0x81, 5 }, h2[2] = { 0x82, 3 };
@@ -115,7 +115,7 @@ TEST(frames_leave_in_order_and_an_idle_transport_holds_no_buffer)
     CHECK(t->in == NULL && t->out == NULL);         /* nothing held before a byte moves */
 
     /* a copied frame, a referenced one, a shared payload, a copied one */
-    blk = mcpgw_buf_get(&io.pool);
+    blk = mcpgw_block_get(&io.pool);
     memcpy(blk->data, "abc", 3);
     shared = mcpgw_payload_new_frame(1, 0, "shared", 6);
     CHECK(shared != NULL);
@@ -131,7 +131,7 @@ TEST(frames_leave_in_order_and_an_idle_transport_holds_no_buffer)
     memcpy(want + w, shared->bytes, shared->len), w += shared->len;
     memcpy(want + w, h1, 2), w += 2, memcpy(want + w, "world", 5), w += 5;
     mcpgw_payload_unref(shared);
-    mcpgw_buf_unref(blk);                           /* the queue keeps its own */
+    mcpgw_block_unref(blk);                           /* the queue keeps its own */
 
     event_base_loop(base, EVLOOP_NONBLOCK);         /* the end-of-iteration flush */
     n = read_all(sv[1], got, sizeof(got));
