@@ -1225,7 +1225,7 @@ void mcpgw_mock_unload(mcpgw_mock_plugin *p)
 
 void *mcpgw_mock_instance(mcpgw_mock_plugin *p)
 {
-    return p->instance;
+    return p ? p->instance : NULL;
 }
 
 const mcpgw_plugin *mcpgw_mock_descriptor(mcpgw_mock_plugin *p)

@@ -278,7 +278,7 @@ TEST(test_dump_redacts_secrets)
         return;
     }
     out = dump(cfg);
-    CHECK(out != NULL);
+    REQUIRE(out != NULL);
     CHECK(!strstr(out, "top-secret-ABC"));
     CHECK(!strstr(out, "redis-pass-XYZ"));
     CHECK(!strstr(out, "tok-DEF"));

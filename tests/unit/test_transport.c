@@ -111,7 +111,7 @@ TEST(frames_leave_in_order_and_an_idle_transport_holds_no_buffer)
     evutil_make_socket_nonblocking(sv[0]);
     memset(&seen, 0, sizeof(seen));
     cur = t = mcpgw_transport_plain_new(&io, sv[0], &cbs, NULL);
-    CHECK(t != NULL);
+    REQUIRE(t != NULL);
     CHECK(t->in == NULL && t->out == NULL);         /* nothing held before a byte moves */
 
     /* a copied frame, a referenced one, a shared payload, a copied one */

@@ -22,6 +22,14 @@ static int unit_passed, unit_failed, unit_current_failed;
         unit_current_failed = 1; \
     } } while (0)
 
+/* CHECK, and the test ends here if it failed (what follows needs it). */
+#define REQUIRE(expr) do { \
+    if (!(expr)) { \
+        fprintf(stderr, "  %s:%d: REQUIRE failed: %s\n", __FILE__, __LINE__, #expr); \
+        unit_current_failed = 1; \
+        return; \
+    } } while (0)
+
 #define CHECK_EQ_INT(a, b) do { \
     long long unit_a_ = (long long)(a), unit_b_ = (long long)(b); \
     if (unit_a_ != unit_b_) { \
