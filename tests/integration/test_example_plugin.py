@@ -45,13 +45,18 @@ def test_example_plugin_builds_out_of_tree_and_loads():
 
         src = os.path.join(tmp, 'echo-plugin')
         shutil.copytree(os.path.join(SRCDIR, 'examples', 'echo-plugin'), src)
-        subprocess.run(['make', '-s', '-C', src, 'CFLAGS=-O2 -Wall -Wextra -Werror'],
+        flags = ['CFLAGS=-O2 -Wall -Wextra -Werror']
+        if harness.sanitized_build():
+            # the installed libraries are instrumented: the test program
+            # must bring the sanitizer runtimes first, as the build's do
+            flags = ['CFLAGS=-O2 -Wall -Wextra -Werror -fsanitize=address,undefined',
+                     'LDFLAGS=-fsanitize=address,undefined']
+        subprocess.run(['make', '-s', '-C', src] + flags,
                        env=env, check=True, capture_output=True)
         # Its unit test, against the installed mock host only.
         for path in ('mcpgw/mock_host.h',):
             assert os.path.isfile(os.path.join(cflags.split('-I', 1)[1].split()[0], path))
-        check = subprocess.run(['make', '-s', '-C', src, 'check',
-                                'CFLAGS=-O2 -Wall -Wextra -Werror'],
+        check = subprocess.run(['make', '-s', '-C', src, 'check'] + flags,
                                env=env, capture_output=True, text=True)
         assert check.returncode == 0, check.stdout + check.stderr
         assert 'test_echo: ok' in check.stdout, check.stdout + check.stderr
