@@ -475,10 +475,8 @@ void mcpgw_admin_bus_message(mcpgw_server *srv, const char *text, size_t len)
     }
     if (now_ms() > json_integer_value(json_object_get(msg, "until"))) {
         /* its worker has answered without us: acting now would contradict it */
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "admin_request_expired",
-                            json_pack("{s:s, s:I}", "op", op, "from", from),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_INFO, "admin_request_expired", "{s:s, s:I}", "op", op,
+                         "from", from);
         json_decref(msg);
         return;
     }

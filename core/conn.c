@@ -259,10 +259,8 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
     }
     if (c->state == MCPGW_CONN_HTTP) {
         mcpgw_server *srv = c->srv;
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "http_request_rejected",
-                            json_pack("{s:s, s:s}", "reason", "handshake_timeout", "ip", c->peer),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_INFO, "http_request_rejected", "{s:s, s:s}", "reason",
+                         "handshake_timeout", "ip", c->peer);
         conn_destroy(c, 0, "handshake_timeout");
         return;
     }
@@ -273,11 +271,8 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
             mcpgw_conn_arm_expiry(c);
             return;
         }
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_token_expired",
-                            json_pack("{s:s, s:I}", "user", c->user ? c->user : "",
-                                      "connection", (json_int_t)c->id),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_token_expired", "{s:s, s:I}", "user",
+                         c->user ? c->user : "", "connection", (json_int_t)c->id);
         mcpgw_conn_close(c, MCPGW_WS_CLOSE_TOKEN_EXPIRED, "Token expired");
         return;
     }
@@ -368,12 +363,9 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
 
     if (was_ws) {
         srv->stats->ws_open = --srv->n_open;
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_disconnection",
-                            json_pack("{s:s, s:I, s:i, s:s}", "user", c->user,
-                                      "connection", (json_int_t)c->id, "code", (int)code,
-                                      "reason", why),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_disconnection", "{s:s, s:I, s:i, s:s}",
+                         "user", c->user, "connection", (json_int_t)c->id, "code", (int)code,
+                         "reason", why);
     }
     if (was_ws && c->protocol && c->protocol->closed)
         c->protocol->closed(c, c->close_code_received ? c->close_code_received
@@ -384,8 +376,8 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
         mcpgw_cluster_release(srv->cluster, c, NULL);
     if (c->holds_user_slot) {
         if (mcpgw_limits_release(srv->gw->limits, c->user, srv->worker_id) < 0)
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "user_slot_release_failed",
-                            json_pack("{s:s}", "user", c->user), mcpgw_clock_iso(&srv->clock));
+            mcpgw_server_log(srv, MCPGW_LOG_ERROR, "user_slot_release_failed", "{s:s}", "user",
+                             c->user);
         c->holds_user_slot = 0;
     }
     if (c->mcp_stream)              /* it was writing a Streamable HTTP answer */

@@ -243,12 +243,8 @@ static void log_unknown_type(mcpgw_conn *conn, const char *type)
     int level = conn->warned_unknown_type ? MCPGW_LOG_DEBUG : MCPGW_LOG_WARN;
 
     conn->warned_unknown_type = 1;
-    if (mcpgw_log_enabled(&srv->gw->log, level))
-        mcpgw_log_event(&srv->gw->log, level, "unknown_message_type",
-                        json_pack("{s:s, s:s, s:I}", "type", type, "user",
-                                  conn->user ? conn->user : "", "connection",
-                                  (json_int_t)conn->id),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, level, "unknown_message_type", "{s:s, s:s, s:I}", "type", type, "user",
+                     conn->user ? conn->user : "", "connection", (json_int_t)conn->id);
 }
 
 /* "Unknown message type: TYPE", TYPE cut to at most 256 bytes on a UTF-8
@@ -582,12 +578,9 @@ static int dispatch_view(mcpgw_conn *conn, const uint8_t *data, size_t len)
         !(e = mcpgw_handler_table_find(&srv->handlers, type)) || !e->raw_fn)
         goto out;
     rc = 0;
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_message",
-                        json_pack("{s:s, s:s, s:s, s:I}", "direction", "incoming", "type",
-                                  type, "user", conn->user ? conn->user : "",
-                                  "bytes", (json_int_t)len),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_DEBUG, "websocket_message", "{s:s, s:s, s:s, s:I}", "direction",
+                     "incoming", "type", type, "user", conn->user ? conn->user : "", "bytes",
+                     (json_int_t)len);
     /* on the stack: a raw handler answers before it returns */
     memset(&local, 0, sizeof(local));
     req = &local;
@@ -614,11 +607,8 @@ void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
     msg = mcpgw_json_read((const char *)data, len, &jerr);
 
     if (!msg) {
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_message_processing_error",
-                            json_pack("{s:s, s:s}", "user", conn->user ? conn->user : "",
-                                      "error", jerr.text),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_DEBUG, "websocket_message_processing_error", "{s:s, s:s}",
+                         "user", conn->user ? conn->user : "", "error", jerr.text);
         send_processing_error(conn, NULL, jerr.text[0] ? jerr.text : "Invalid JSON");
         return;
     }
@@ -642,12 +632,9 @@ void mcpgw_dispatch_raw(mcpgw_conn *conn, const uint8_t *data, size_t len)
         send_unknown_type(conn, json_object_get(msg, "id"), text);
         goto out;
     }
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_message",
-                        json_pack("{s:s, s:s, s:s, s:I}", "direction", "incoming", "type",
-                                  json_string_value(type), "user", conn->user ? conn->user : "",
-                                  "bytes", (json_int_t)len),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_DEBUG, "websocket_message", "{s:s, s:s, s:s, s:I}", "direction",
+                     "incoming", "type", json_string_value(type), "user",
+                     conn->user ? conn->user : "", "bytes", (json_int_t)len);
     if (strcmp(json_string_value(type), "auth") == 0) {
         mcpgw_protocol_refresh(conn, msg);  /* the gateway's own: a new token */
         goto out;

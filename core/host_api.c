@@ -36,10 +36,8 @@ static int host_register_handler(mcpgw_plugin_ctx *ctx, const char *type,
         return -1;
     srv = ctx->srv;
     if (!ctx->in_init) {
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "plugin_register_refused",
-                        json_pack("{s:s, s:s}", "plugin", ctx->section->plugin, "reason",
-                                  "register_handler called outside init"),
-                        mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_ERROR, "plugin_register_refused", "{s:s, s:s}", "plugin",
+                         ctx->section->plugin, "reason", "register_handler called outside init");
         return -1;
     }
     taken = mcpgw_handler_table_find(&srv->handlers, type);

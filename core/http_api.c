@@ -99,11 +99,8 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req, char *who, siz
     memset(token, 0, sizeof(token));
     if (ar != MCPGW_AUTH_OK) {
         srv->metrics->errors[MCPGW_ERR_AUTH]++;
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "admin_auth_failed",
-                            json_pack("{s:s, s:s}", "reason", mcpgw_auth_result_name(ar), "ip",
-                                      c->peer),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_WARN, "admin_auth_failed", "{s:s, s:s}", "reason",
+                         mcpgw_auth_result_name(ar), "ip", c->peer);
         respond_error(c, 401, "Unauthorized: Invalid token");
         return 0;
     }
@@ -112,11 +109,8 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req, char *who, siz
     if (ok && who)
         snprintf(who, who_cap, "%s", user);
     if (!ok) {
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "admin_auth_failed",
-                            json_pack("{s:s, s:s, s:s}", "reason", "not_admin", "user", user,
-                                      "ip", c->peer),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_WARN, "admin_auth_failed", "{s:s, s:s, s:s}", "reason",
+                         "not_admin", "user", user, "ip", c->peer);
         respond_error(c, 403, "Forbidden: admin token required");
     }
     return ok;
@@ -152,11 +146,8 @@ static void api_broadcast(mcpgw_conn *c, const mcpgw_http_request *req, const ch
     else
         n = mcpgw_server_broadcast(srv, msg, NULL);
     json_decref(msg);
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "admin_broadcast",
-                        json_pack("{s:I, s:s?}", "recipients", (json_int_t)n, "user",
-                                  has_user ? user : NULL),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "admin_broadcast", "{s:I, s:s?}", "recipients",
+                     (json_int_t)n, "user", has_user ? user : NULL);
     respond_json(c, 200, json_pack("{s:I}", "recipients", (json_int_t)n));
 }
 

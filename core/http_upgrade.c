@@ -109,13 +109,10 @@ static int cluster_verdict(mcpgw_conn *c, const char *user, json_t *claims)
     }
     if (c->cluster_verdict == MCPGW_CLUSTER_FULL) {
         json_decref(claims);
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
-                            json_pack("{s:s, s:s, s:i, s:s, s:i, s:s}", "reason",
-                                      "connection_limit", "user", user, "limit",
-                                      cfg->max_connections_per_user, "scope", "cluster",
-                                      "status", 429, "ip", c->peer),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_auth_failed",
+                         "{s:s, s:s, s:i, s:s, s:i, s:s}", "reason", "connection_limit", "user",
+                         user, "limit", cfg->max_connections_per_user, "scope", "cluster", "status",
+                         429, "ip", c->peer);
         http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
                     "connection_limit");
         return -1;
@@ -205,12 +202,10 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
 
     if (ep && ep->claim_name && !mcpgw_auth_claim_matches(claims, ep->claim_name, ep->claim_value)) {
         json_decref(claims);
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
-                            json_pack("{s:s, s:s, s:s, s:s, s:i, s:s}", "reason",
-                                      "claim_required", "user", user, "endpoint", ep->type,
-                                      "claim", ep->claim_name, "status", 403, "ip", c->peer),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_auth_failed",
+                         "{s:s, s:s, s:s, s:s, s:i, s:s}", "reason", "claim_required", "user", user,
+                         "endpoint", ep->type, "claim", ep->claim_name, "status", 403, "ip",
+                         c->peer);
         http_reject(c, 403, NULL, "Forbidden: this endpoint requires another claim",
                     "websocket_handshake_rejected", "claim_required");
         return 0;
@@ -248,14 +243,10 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
             http_reject(c, 500, NULL, "Internal Server Error", "websocket_auth_failed", "bad_user_id");
             return 0;
         }
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_auth_failed",
-                            json_pack("{s:s, s:s, s:i, s:i, s:i, s:s}", "reason", "connection_limit",
-                                      "user", user, "connections",
-                                      count,
-                                      "limit", srv->gw->cfg->max_connections_per_user,
-                                      "status", 429, "ip", c->peer),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_auth_failed",
+                         "{s:s, s:s, s:i, s:i, s:i, s:s}", "reason", "connection_limit", "user",
+                         user, "connections", count, "limit",
+                         srv->gw->cfg->max_connections_per_user, "status", 429, "ip", c->peer);
         http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
                     "connection_limit");
         return 0;
@@ -306,13 +297,10 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
     mcpgw_ws_session_start(c);
     mcpgw_conn_arm_expiry(c);           /* now the token's end */
     if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO)) {
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_auth_success",
-                        json_pack("{s:s, s:i}", "user", user, "connections", count),
-                        mcpgw_clock_iso(&srv->clock));
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_connection",
-                        json_pack("{s:s, s:I, s:s}", "user", user, "connection",
-                                  (json_int_t)c->id, "ip", c->peer),
-                        mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_auth_success", "{s:s, s:i}", "user", user,
+                         "connections", count);
+        mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_connection", "{s:s, s:I, s:s}", "user",
+                         user, "connection", (json_int_t)c->id, "ip", c->peer);
     }
     proto->opened(c);
     return 0;

@@ -514,12 +514,9 @@ void mcpgw_mcp_session_end(mcpgw_mcp_session *s, const char *why)
         if (vc->lease && srv->cluster)
             mcpgw_cluster_release(srv->cluster, vc, vc->user);
     }
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "mcp_session_ended",
-                        json_pack("{s:s, s:s, s:I, s:s}", "user", vc && vc->user ? vc->user : "",
-                                  "endpoint", s->ep->type, "connection",
-                                  (json_int_t)(vc ? vc->id : 0), "reason", why),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "mcp_session_ended", "{s:s, s:s, s:I, s:s}", "user",
+                     vc && vc->user ? vc->user : "", "endpoint", s->ep->type, "connection",
+                     (json_int_t)(vc ? vc->id : 0), "reason", why);
     session_free(s);
     mcpgw_server_conn_gone(srv);
 }
@@ -659,12 +656,9 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
         mcpgw_mcp_session_end(s, "open_failed");
         return 503;
     }
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "mcp_session_started",
-                        json_pack("{s:s, s:s, s:I, s:s, s:i}", "user", user, "endpoint", ep->type,
-                                  "connection", (json_int_t)vc->id, "ip", c->peer, "connections",
-                                  count),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "mcp_session_started", "{s:s, s:s, s:I, s:s, s:i}",
+                     "user", user, "endpoint", ep->type, "connection", (json_int_t)vc->id, "ip",
+                     c->peer, "connections", count);
     *out = s;
     return 0;
 fail:
@@ -886,10 +880,8 @@ void mcpgw_mcp_http_expire(mcpgw_conn *c)
         stream_attach_timer(c); /* a far end: not yet */
         return;
     }
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "mcp_stream_token_expired",
-                        json_pack("{s:s, s:s}", "endpoint", st->s->ep->type, "ip", c->peer),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "mcp_stream_token_expired", "{s:s, s:s}", "endpoint",
+                     st->s->ep->type, "ip", c->peer);
     stream_detach(st);
     if (st->sse) /* the end of the chunked body: resumable */
         evbuffer_add(mcpgw_transport_out(c->transport), "0\r\n\r\n", 5);

@@ -65,11 +65,9 @@ static void log_failure(mcpgw_server *srv, const mcpgw_handler_config *h, const 
 
     srv->metrics->plugin_load_failures++;
     snprintf(where, sizeof(where), "%s:%d", h->file ? h->file : "?", h->line);
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "plugin_load_failed",
-                    json_pack("{s:s, s:s, s:s, s:s, s:s}", "plugin", h->plugin,
-                              h->is_endpoint ? "endpoint" : "type", h->type,
-                              "path", path ? path : "", "reason", reason, "config", where),
-                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_ERROR, "plugin_load_failed", "{s:s, s:s, s:s, s:s, s:s}",
+                     "plugin", h->plugin, h->is_endpoint ? "endpoint" : "type", h->type, "path",
+                     path ? path : "", "reason", reason, "config", where);
 }
 
 #define DESC_HAS(d, m) ((d)->size >= offsetof(mcpgw_plugin, m) + sizeof((d)->m))
@@ -271,11 +269,9 @@ static int init_section_from(mcpgw_server *srv, mcpgw_plugin_set *set,
         log_failure(srv, h, m->path, ctx->register_error);
         return -1;
     }
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "plugin_loaded",
-                    json_pack("{s:s, s:s, s:s, s:s}", "plugin", m->desc->name,
-                              h->is_endpoint ? "endpoint" : "type", h->type,
-                              "version", m->desc->version, "path", m->path),
-                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "plugin_loaded", "{s:s, s:s, s:s, s:s}", "plugin",
+                     m->desc->name, h->is_endpoint ? "endpoint" : "type", h->type, "version",
+                     m->desc->version, "path", m->path);
     return 0;
 }
 
@@ -342,10 +338,8 @@ int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_c
         const mcpgw_handler_config *nh = section_in(new_cfg, ctx->section);
         next = ctx->next;
         if (!nh || strcmp(nh->plugin, ctx->section->plugin) != 0) {
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "plugin_unloaded",
-                            json_pack("{s:s, s:s}", "plugin", ctx->section->plugin, "type",
-                                      ctx->section->type),
-                            mcpgw_clock_iso(&srv->clock));
+            mcpgw_server_log(srv, MCPGW_LOG_INFO, "plugin_unloaded", "{s:s, s:s}", "plugin",
+                             ctx->section->plugin, "type", ctx->section->type);
             ctx_finalise(srv, set, ctx);
         }
     }
@@ -366,20 +360,16 @@ int mcpgw_plugins_reload(mcpgw_server *srv, mcpgw_plugin_set *set, const mcpgw_c
             continue;
         if (d->size >= offsetof(mcpgw_plugin, reload) + sizeof(d->reload) && d->reload) {
             if (d->reload(ctx->instance, ctx, err, sizeof(err)) != 0)
-                mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "plugin_reload_failed",
-                                json_pack("{s:s, s:s, s:s}", "plugin", nh->plugin, "type", nh->type,
-                                          "reason", err[0] ? err : "no reason given"),
-                                mcpgw_clock_iso(&srv->clock));
+                mcpgw_server_log(srv, MCPGW_LOG_ERROR, "plugin_reload_failed", "{s:s, s:s, s:s}",
+                                 "plugin", nh->plugin, "type", nh->type, "reason",
+                                 err[0] ? err : "no reason given");
             else
-                mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "plugin_reloaded",
-                                json_pack("{s:s, s:s}", "plugin", nh->plugin, "type", nh->type),
-                                mcpgw_clock_iso(&srv->clock));
+                mcpgw_server_log(srv, MCPGW_LOG_INFO, "plugin_reloaded", "{s:s, s:s}", "plugin",
+                                 nh->plugin, "type", nh->type);
         } else {
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "plugin_reload_unsupported",
-                            json_pack("{s:s, s:s, s:s}", "plugin", nh->plugin, "type", nh->type,
-                                      "reason", "the plugin has no reload callback: its changed "
-                                      "keys take effect after a restart"),
-                            mcpgw_clock_iso(&srv->clock));
+            mcpgw_server_log(srv, MCPGW_LOG_WARN, "plugin_reload_unsupported", "{s:s, s:s, s:s}",
+                             "plugin", nh->plugin, "type", nh->type, "reason",
+                             "the plugin has no reload callback: its changed " "keys take effect after a restart");
         }
     }
 

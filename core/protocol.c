@@ -74,11 +74,8 @@ void mcpgw_protocol_refresh(mcpgw_conn *c, json_t *msg)
         const char *why = ar != MCPGW_AUTH_OK ? mcpgw_auth_result_name(ar) : "another_user";
         json_decref(claims);
         srv->metrics->errors[MCPGW_ERR_AUTH]++;
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_refresh_failed",
-                            json_pack("{s:s, s:s, s:I}", "reason", why, "user", c->user,
-                                      "connection", (json_int_t)c->id),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_refresh_failed", "{s:s, s:s, s:I}",
+                         "reason", why, "user", c->user, "connection", (json_int_t)c->id);
         refresh_refused(c, id, ar != MCPGW_AUTH_OK ? "Invalid token" : "Token is for another user");
         return;
     }
@@ -96,12 +93,9 @@ void mcpgw_protocol_refresh(mcpgw_conn *c, json_t *msg)
     }
     json_decref(ok);
     mcpgw_conn_pack_claims(c);
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_token_refreshed",
-                        json_pack("{s:s, s:I, s:I}", "user", c->user, "connection",
-                                  (json_int_t)c->id, "valid_until",
-                                  (json_int_t)c->valid_until),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_token_refreshed", "{s:s, s:I, s:I}", "user",
+                     c->user, "connection", (json_int_t)c->id, "valid_until",
+                     (json_int_t)c->valid_until);
 }
 
 const mcpgw_protocol mcpgw_protocol_gateway = {

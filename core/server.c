@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
@@ -121,11 +122,10 @@ static void accept_error_cb(struct evconnlistener *l, void *arg)
     }
     if (srv->accept_logged_at && now - srv->accept_logged_at < ACCEPT_LOG_EVERY_S)
         return;
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_ERROR, "accept_failed",
-                    json_pack("{s:s, s:I, s:i}", "error", evutil_socket_error_to_string(err),
-                              "failures", (json_int_t)srv->accept_failures, "paused_ms",
-                              starved ? srv->accept_backoff_ms : 0),
-                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_ERROR, "accept_failed", "{s:s, s:I, s:i}", "error",
+                     evutil_socket_error_to_string(err), "failures",
+                     (json_int_t)srv->accept_failures, "paused_ms",
+                     starved ? srv->accept_backoff_ms : 0);
     srv->accept_logged_at = now;
     srv->accept_failures = 0;
 }
@@ -203,11 +203,8 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 
         if (c->state == MCPGW_CONN_OPEN) {
             if (!c->alive) {
-                if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-                    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_heartbeat_timeout",
-                                    json_pack("{s:s, s:I}", "user", c->user, "connection",
-                                              (json_int_t)c->id),
-                                    mcpgw_clock_iso(&srv->clock));
+                mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_heartbeat_timeout", "{s:s, s:I}",
+                                 "user", c->user, "connection", (json_int_t)c->id);
                 srv->metrics->heartbeat_timeouts++;
                 mcpgw_conn_terminate(c, "heartbeat_timeout");
             } else {
@@ -312,12 +309,9 @@ static size_t deliver_serialised(mcpgw_server *srv, const char *text, size_t len
         }
     }
     srv->metrics->broadcasts++;
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_DEBUG))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_DEBUG, "websocket_broadcast",
-                        json_pack("{s:I, s:I, s:I}", "clientCount", (json_int_t)srv->n_open,
-                                  "sentCount", (json_int_t)sent, "otherWorkers",
-                                  (json_int_t)elsewhere),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_DEBUG, "websocket_broadcast", "{s:I, s:I, s:I}", "clientCount",
+                     (json_int_t)srv->n_open, "sentCount", (json_int_t)sent, "otherWorkers",
+                     (json_int_t)elsewhere);
     return sent + elsewhere;
 }
 
@@ -475,10 +469,23 @@ static void shutdown_deadline_cb(evutil_socket_t fd, short what, void *arg)
 
     (void)fd;
     (void)what;
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "shutdown_timeout",
-                    json_pack("{s:I}", "remaining", (json_int_t)srv->n_conns),
-                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_WARN, "shutdown_timeout", "{s:I}", "remaining",
+                     (json_int_t)srv->n_conns);
     event_base_loopexit(srv->base, NULL);
+}
+
+void mcpgw_server_log_fields(mcpgw_server *srv, int level, const char *event, const char *fmt,
+                             ...)
+{
+    json_t *fields = NULL;
+    va_list ap;
+
+    if (fmt) {
+        va_start(ap, fmt);
+        fields = json_vpack_ex(NULL, 0, fmt, ap);
+        va_end(ap);
+    }
+    mcpgw_log_event(&srv->gw->log, level, event, fields, mcpgw_clock_iso(&srv->clock));
 }
 
 /* The shutdown is complete when every connection has gone and every
@@ -511,9 +518,8 @@ void mcpgw_server_begin_shutdown(mcpgw_server *srv)
         return;
     srv->shutting_down = 1;
     mcpgw_server_notify("STOPPING=1");
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "shutdown_started",
-                    json_pack("{s:I}", "connections", (json_int_t)srv->n_open),
-                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "shutdown_started", "{s:I}", "connections",
+                     (json_int_t)srv->n_open);
     if (srv->listener) {
         evconnlistener_free(srv->listener);
         srv->listener = NULL;
@@ -556,10 +562,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
 
     (void)what;
     if (srv->shutting_down) {
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "shutdown_forced",
-                        json_pack("{s:i, s:I}", "signal", (int)sig, "remaining",
-                                  (json_int_t)srv->n_conns),
-                        mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_WARN, "shutdown_forced", "{s:i, s:I}", "signal", (int)sig,
+                         "remaining", (json_int_t)srv->n_conns);
         srv->exit_code = 1;
         event_base_loopbreak(srv->base);
         return;
@@ -634,10 +638,8 @@ static void sigquit_cb(evutil_socket_t sig, short what, void *arg)
     if (srv->plain_listener)
         evconnlistener_free(srv->plain_listener);
     srv->listener = srv->plain_listener = NULL;
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "worker_draining",
-                    json_pack("{s:I, s:i}", "connections", (json_int_t)srv->n_open,
-                              "drain_timeout_ms", ms),
-                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "worker_draining", "{s:I, s:i}", "connections",
+                     (json_int_t)srv->n_open, "drain_timeout_ms", ms);
     srv->drain_ev = evtimer_new(srv->base, drain_deadline_cb, srv);
     if (!srv->drain_ev || evtimer_add(srv->drain_ev, &tv) != 0 || srv->n_conns == 0)
         mcpgw_server_begin_shutdown(srv);
@@ -770,9 +772,8 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
                      : -1;
     if (cfg->plain_listen_host && (pfd < 0 || !(srv->plain_listener = serve_listener(srv, pfd, 0))))
         return -1;
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_heartbeat_started",
-                    json_pack("{s:i}", "interval_ms", cfg->heartbeat_interval_ms),
-                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_heartbeat_started", "{s:i}", "interval_ms",
+                     cfg->heartbeat_interval_ms);
     mcpgw_server_notify("READY=1");
     return 0;
 }
@@ -824,9 +825,8 @@ int mcpgw_server_run(mcpgw_server *srv)
 {
     event_base_dispatch(srv->base);
     if (srv->shutting_down)
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "shutdown_complete",
-                        json_pack("{s:I}", "remaining", (json_int_t)srv->n_conns),
-                        mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_INFO, "shutdown_complete", "{s:I}", "remaining",
+                         (json_int_t)srv->n_conns);
     return srv->exit_code;
 }
 

@@ -163,6 +163,18 @@ void mcpgw_server_deliver_remote(mcpgw_server *srv, const char *user, const char
  * "RELOADING=1". Nothing happens without $NOTIFY_SOCKET. */
 void mcpgw_server_notify(const char *state);
 
+/* One log line of this worker: below the configured level nothing is
+ * evaluated (the level is checked inline, before the arguments); fmt and
+ * what follows are json_pack()'s (NULL: no fields), and the loop's clock
+ * stamps the line. srv is evaluated twice. */
+#define mcpgw_server_log(srv, level, event, ...)                                 \
+    do {                                                                         \
+        if (mcpgw_log_enabled(&(srv)->gw->log, (level)))                         \
+            mcpgw_server_log_fields((srv), (level), (event), __VA_ARGS__);       \
+    } while (0)
+void mcpgw_server_log_fields(mcpgw_server *srv, int level, const char *event, const char *fmt,
+                             ...);
+
 /* Queues fn(arg) to run on the loop thread; safe from any thread. */
 int mcpgw_server_post(mcpgw_server *srv, void (*fn)(void *arg), void *arg);
 

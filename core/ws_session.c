@@ -59,11 +59,9 @@ static void conn_slow_consumer(mcpgw_conn *c)
     mcpgw_server *srv = c->srv;
 
     srv->metrics->slow_consumer_closes++;
-    mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_slow_consumer",
-                    json_pack("{s:s, s:I, s:I}", "user", c->user ? c->user : "",
-                              "connection", (json_int_t)c->id, "queued",
-                              (json_int_t)mcpgw_transport_queued(c->transport)),
-                    mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_slow_consumer", "{s:s, s:I, s:I}", "user",
+                     c->user ? c->user : "", "connection", (json_int_t)c->id, "queued",
+                     (json_int_t)mcpgw_transport_queued(c->transport));
     mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, "Slow consumer");
 }
 
@@ -222,12 +220,9 @@ static void conn_fail(mcpgw_conn *c, unsigned code, const char *why)
     mcpgw_server *srv = c->srv;
 
     srv->metrics->errors[code == MCPGW_WS_CLOSE_INTERNAL ? MCPGW_ERR_SERVER : MCPGW_ERR_PROTOCOL]++;
-    if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_INFO))
-        mcpgw_log_event(&srv->gw->log, MCPGW_LOG_INFO, "websocket_protocol_error",
-                        json_pack("{s:s, s:I, s:i, s:s}", "user", c->user ? c->user : "",
-                                  "connection", (json_int_t)c->id, "code", (int)code,
-                                  "reason", why),
-                        mcpgw_clock_iso(&srv->clock));
+    mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_protocol_error", "{s:s, s:I, s:i, s:s}",
+                     "user", c->user ? c->user : "", "connection", (json_int_t)c->id, "code",
+                     (int)code, "reason", why);
     send_close_frame(c, code, why);
     mcpgw_conn_drain(c);
 }
@@ -312,12 +307,9 @@ static int rate_limit_admit(mcpgw_conn *c)
         c->violations = 0;
     }
     if (++c->violations > cfg->rate_limit_max_violations) {
-        if (mcpgw_log_enabled(&srv->gw->log, MCPGW_LOG_WARN))
-            mcpgw_log_event(&srv->gw->log, MCPGW_LOG_WARN, "websocket_rate_limited",
-                            json_pack("{s:s, s:I, s:i}", "user", c->user ? c->user : "",
-                                      "connection", (json_int_t)c->id, "violations",
-                                      c->violations),
-                            mcpgw_clock_iso(&srv->clock));
+        mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_rate_limited", "{s:s, s:I, s:i}", "user",
+                         c->user ? c->user : "", "connection", (json_int_t)c->id, "violations",
+                         c->violations);
         mcpgw_conn_close(c, MCPGW_WS_CLOSE_POLICY, "Rate limit exceeded");
         return 0;
     }
