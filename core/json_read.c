@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "json_read.h"
+#include "json_text.h"
 #include "utf8.h"
 
 typedef struct parser {
@@ -207,49 +208,7 @@ static int hex4_digit(char c)
     return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
 }
 
-static int hex4(const char *s, unsigned *out)
-{
-    unsigned v = 0;
 
-    for (int i = 0; i < 4; i++) {
-        char c = s[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
-
-static size_t utf8_encode(unsigned cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 /* ---------------------------------------------------------------- strings */
 
@@ -282,7 +241,7 @@ static int read_escape(parser *ps, size_t *len)
         fail(ps, at + 1, "Bad escaped character");
         return -1;
     }
-    if (ps->end - ps->p < 4 || hex4(ps->p, &cp) != 0) {
+    if (ps->end - ps->p < 4 || mcpgw_json_hex4(ps->p, &cp) != 0) {
         const char *bad = ps->p;    /* JSON.parse names the first non-hex digit */
 
         while (bad < ps->end && bad < ps->p + 4 && hex4_digit(*bad))
@@ -298,7 +257,7 @@ static int read_escape(parser *ps, size_t *len)
     if (cp >= 0xD800 && cp <= 0xDBFF) {
         /* a high surrogate must be followed by an escaped low one */
         if (ps->end - ps->p < 6 || ps->p[0] != '\\' || ps->p[1] != 'u' ||
-            hex4(ps->p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF) {
+            mcpgw_json_hex4(ps->p + 2, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF) {
             fail(ps, at, "Lone surrogate in Unicode escape");
             return -1;
         }
@@ -309,7 +268,7 @@ static int read_escape(parser *ps, size_t *len)
         fail(ps, at, "\\u0000 is not allowed");
         return -1;
     }
-    return scratch_put(ps, len, utf8, utf8_encode(cp, utf8));
+    return scratch_put(ps, len, utf8, mcpgw_json_utf8_encode(cp, utf8));
 }
 
 /* Reads the string whose opening quote is at ps->p. On success *s and *n give its

@@ -16,6 +16,7 @@
 
 #include "json_read.h"
 #include "json_view.h"
+#include "json_text.h"
 #include "utf8.h"
 
 struct mcpgw_json_view_chunk {
@@ -34,25 +35,6 @@ static inline void skip_ws(scan *s)
         s->p++;
 }
 
-static int hex4(const char *q, unsigned *out)
-{
-    unsigned v = 0;
-
-    for (int i = 0; i < 4; i++) {
-        char c = q[i];
-        v <<= 4;
-        if (c >= '0' && c <= '9')
-            v |= (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f')
-            v |= (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F')
-            v |= (unsigned)(c - 'A' + 10);
-        else
-            return -1;
-    }
-    *out = v;
-    return 0;
-}
 
 /* 1 for a byte a string may hold as it is: not '"', '\\', a control or
  * a non-ASCII byte (those go through the slow path). */
@@ -105,13 +87,13 @@ static int scan_string(scan *s, int *escaped)
             break;
         case 'u': {
             unsigned cp, lo;
-            if (s->end - q < 6 || hex4(q + 2, &cp) != 0)
+            if (s->end - q < 6 || mcpgw_json_hex4(q + 2, &cp) != 0)
                 return -1;
             if (cp == 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
                 return -1;
             if (cp >= 0xD800 && cp <= 0xDBFF) {
-                if (s->end - q < 12 || q[6] != '\\' || q[7] != 'u' || hex4(q + 8, &lo) != 0 ||
-                    lo < 0xDC00 || lo > 0xDFFF)
+                if (s->end - q < 12 || q[6] != '\\' || q[7] != 'u' ||
+                    mcpgw_json_hex4(q + 8, &lo) != 0 || lo < 0xDC00 || lo > 0xDFFF)
                     return -1;
                 s->p = q + 12;
             } else {
@@ -375,29 +357,6 @@ void mcpgw_json_view_release(mcpgw_view *v)
 
 /* ------------------------------------------------------------ decoding */
 
-static size_t utf8_encode(unsigned cp, char *out)
-{
-    if (cp < 0x80) {
-        out[0] = (char)cp;
-        return 1;
-    }
-    if (cp < 0x800) {
-        out[0] = (char)(0xC0 | (cp >> 6));
-        out[1] = (char)(0x80 | (cp & 0x3F));
-        return 2;
-    }
-    if (cp < 0x10000) {
-        out[0] = (char)(0xE0 | (cp >> 12));
-        out[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        out[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    out[0] = (char)(0xF0 | (cp >> 18));
-    out[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    out[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    out[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
 
 /* Decodes the body of a string the scan accepted (raw[0..n), between the
  * quotes) into out (room for n bytes: decoding never grows it). Returns
@@ -407,7 +366,7 @@ static size_t decode(const char *raw, size_t n, char *out)
     size_t o = 0;
 
     for (size_t i = 0; i < n;) {
-        unsigned cp, lo;
+        unsigned cp = 0, lo = 0;       /* the scan checked the digits */
 
         if (raw[i] != '\\') {
             out[o++] = raw[i++];
@@ -422,14 +381,14 @@ static size_t decode(const char *raw, size_t n, char *out)
         case 'u': break;
         default: out[o++] = raw[i + 1]; i += 2; continue;   /* " \ / */
         }
-        hex4(raw + i + 2, &cp);
+        mcpgw_json_hex4(raw + i + 2, &cp);
         i += 6;
         if (cp >= 0xD800 && cp <= 0xDBFF) {
-            hex4(raw + i + 2, &lo);
+            mcpgw_json_hex4(raw + i + 2, &lo);
             i += 6;
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
         }
-        o += utf8_encode(cp, out + o);
+        o += mcpgw_json_utf8_encode(cp, out + o);
     }
     return o;
 }
