@@ -1230,7 +1230,7 @@ void *mcpgw_mock_instance(mcpgw_mock_plugin *p)
 
 const mcpgw_plugin *mcpgw_mock_descriptor(mcpgw_mock_plugin *p)
 {
-    return p->desc;
+    return p ? p->desc : NULL;
 }
 
 mcpgw_plugin_ctx *mcpgw_mock_ctx(mcpgw_mock_plugin *p)

@@ -120,7 +120,7 @@ TEST(ping_so_loads_like_in_the_gateway)
 
     if (!p)
         fprintf(stderr, "  %s\n", err);
-    CHECK(p != NULL);
+    REQUIRE(p != NULL);
     CHECK_EQ_STR(mcpgw_mock_descriptor(p)->name, "ping");
     CHECK(mcpgw_mock_descriptor(p) != &mcpgw_plugin_descriptor);
     mcpgw_mock_message(m, c, "{\"type\":\"ping\",\"id\":3}");
