@@ -337,7 +337,7 @@ void mcpgw_transport_settle_in(mcpgw_transport *t)
     uint8_t tmp[MCPGW_SETTLE_MAX];
     size_t len;
 
-    if (!t->in || mcpgw_transport_is_tls(t))
+    if (!t->in)
         return;
     len = evbuffer_get_length(t->in);
     if (len == 0) {

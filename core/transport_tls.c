@@ -2,12 +2,18 @@
  * transport_tls.c - a TLS connection on its own socket, SSL object, events
  * and evbuffers (see transport.h), like the plain transport.
  *
- * Reading: the handshake (SSL_accept) and then SSL_read into the input, at
- * most the read limit, draining what OpenSSL has already decrypted.
+ * Reading: the handshake (SSL_accept) and then SSL_read straight into the
+ * loop's read block, which the input then references (as the plain
+ * transport: no staging copy, no malloc; the owner may use a frame in
+ * place), at most the read limit, draining what OpenSSL has already
+ * decrypted.
  * Writing: output queued during a loop iteration is encrypted at its end
  * (the loop's flush list) by one SSL_write per 16 KiB record, instead of a
- * record per evbuffer chain; a write OpenSSL cannot finish arms the write
- * event and is retried with the same bytes (SSL_MODE_ENABLE_PARTIAL_WRITE,
+ * record per evbuffer chain. Queued frames (segments) are gathered into
+ * the record from where they lie, without passing through the output
+ * evbuffer. A write OpenSSL cannot finish moves its bytes, and what is
+ * queued behind them, into the output buffer, arms the write event and is
+ * retried with the same bytes (SSL_MODE_ENABLE_PARTIAL_WRITE,
  * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). Where the kernel and OpenSSL offer
  * kernel TLS (SSL_OP_ENABLE_KTLS on the context) the records go through it.
  * A peer that closes without close_notify is an EOF, not an error.
@@ -22,6 +28,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 
 #include <event2/buffer.h>
@@ -102,15 +109,89 @@ static int tls_failure(tls_transport *s, int rc, int writing)
     }
 }
 
+/* Encrypts and sends the frames queued behind an empty output buffer: each
+ * record gathered from the segments into one buffer and given to one
+ * SSL_write. When OpenSSL cannot finish a record, its bytes and the frames
+ * not yet taken go to the output buffer, in order, and the write is
+ * retried from there (the same bytes first, as OpenSSL requires). 0 when
+ * it is all gone, 1 when it waits, -1 (EOF or error: closed is due). */
+static int tls_frames_write(tls_transport *s, int *eof)
+{
+    mcpgw_transport *t = &s->base;
+    mcpgw_segq *q = t->segs;
+    unsigned i = 0;
+    size_t from = 0;                /* bytes of segment i already taken */
+
+    while (i < q->n) {
+        unsigned char rec[TLS_RECORD];
+        size_t fill = 0;
+        int n, r;
+
+        while (i < q->n && fill < sizeof(rec)) {
+            mcpgw_seg *g = &q->s[i];
+            size_t k;
+
+            if (from < g->hlen) {
+                k = g->hlen - from;
+                if (k > sizeof(rec) - fill)
+                    k = sizeof(rec) - fill;
+                memcpy(rec + fill, g->hdr + from, k);
+            } else {
+                k = g->hlen + g->len - from;
+                if (k > sizeof(rec) - fill)
+                    k = sizeof(rec) - fill;
+                memcpy(rec + fill, g->body + (from - g->hlen), k);
+            }
+            fill += k;
+            from += k;
+            if (from == (size_t)g->hlen + g->len) {
+                i++;
+                from = 0;
+            }
+        }
+        ERR_clear_error();
+        n = SSL_write(s->ssl, rec, (int)fill);
+        if (n > 0 && (size_t)n == fill)
+            continue;
+        if (n > 0) {                /* not with one record a call; kept for safety */
+            r = 0;
+            s->write_armed = 1;
+        } else {
+            r = tls_failure(s, n, 1);
+        }
+        if (r == 0) {               /* retry from the output buffer */
+            struct evbuffer *out = mcpgw_transport_out_buf(t);
+
+            if (evbuffer_add(out, rec + (n > 0 ? n : 0), fill - (size_t)(n > 0 ? n : 0)) != 0)
+                r = -1;
+            for (; r == 0 && i < q->n; i++, from = 0)
+                if (mcpgw_transport_seg_append(&q->s[i], out, from) != 0)
+                    r = -1;
+            if (r == 0) {
+                mcpgw_transport_segs_release(t);
+                return 1;
+            }
+        }
+        mcpgw_transport_segs_release(t);
+        *eof = r > 0;
+        return -1;
+    }
+    mcpgw_transport_segs_release(t);
+    return 0;
+}
+
 /* Encrypts and sends what is queued; 0 when it is all gone, 1 when it
  * waits, -1 (EOF or error: closed is due) otherwise. */
 static int tls_write_out(tls_transport *s, int *eof)
 {
     mcpgw_transport *t = &s->base;
 
-    if (t->segs)
-        mcpgw_transport_frames_spill(t);
     s->write_armed = s->write_needs_read = 0;
+    if (t->segs) {
+        if (evbuffer_get_length(t->out) == 0)
+            return tls_frames_write(s, eof);
+        mcpgw_transport_frames_spill(t);
+    }
     while (evbuffer_get_length(t->out)) {
         size_t len = evbuffer_get_length(t->out);
         unsigned char *p;
@@ -165,7 +246,7 @@ static void plain_read(tls_transport *s)
 {
     mcpgw_transport *t = &s->base;
     char buf[TLS_READ_MAX];
-    size_t len = evbuffer_get_length(t->in), room = sizeof(buf);
+    size_t len = mcpgw_transport_in_len(t), room = sizeof(buf);
     ssize_t n;
 
     if (t->read_limit) {
@@ -179,7 +260,7 @@ static void plain_read(tls_transport *s)
     n = recv(t->fd, buf, room, 0);
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
         return;
-    if (n <= 0 || evbuffer_add(t->in, buf, (size_t)n) != 0) {
+    if (n <= 0 || evbuffer_add(mcpgw_transport_in(t), buf, (size_t)n) != 0) {
         tls_closed(t, n == 0);
         return;
     }
@@ -273,8 +354,8 @@ static void tls_read_cb(evutil_socket_t fd, short what, void *arg)
         }
     }
     while (s->reading && got < TLS_READ_BUDGET) {
-        char buf[TLS_READ_MAX];
-        size_t len = evbuffer_get_length(t->in), room = sizeof(buf);
+        size_t len = mcpgw_transport_in_len(t), room = TLS_READ_MAX;
+        mcpgw_block *b;
         int n;
 
         if (t->read_limit) {
@@ -290,8 +371,12 @@ static void tls_read_cb(evutil_socket_t fd, short what, void *arg)
             if (t->read_limit - len < room)
                 room = t->read_limit - len;
         }
+        if (!(b = mcpgw_io_read_block(t->io, room))) {
+            tls_closed(t, 0);
+            return;
+        }
         ERR_clear_error();
-        n = SSL_read(s->ssl, buf, (int)room);
+        n = SSL_read(s->ssl, b->data + b->used, (int)room);
         if (n <= 0) {
             r = tls_failure(s, n, 0);
             if (r != 0) {
@@ -302,7 +387,7 @@ static void tls_read_cb(evutil_socket_t fd, short what, void *arg)
             }
             break;
         }
-        if (evbuffer_add(t->in, buf, (size_t)n) != 0) {
+        if (mcpgw_transport_in_add(t, b, (size_t)n) != 0) {
             tls_closed(t, 0);
             return;
         }
@@ -415,11 +500,10 @@ mcpgw_transport *mcpgw_transport_tls_new(mcpgw_io *io, evutil_socket_t fd, SSL *
     s->handshaken = s->write_armed = s->read_needs_write = s->write_needs_read = 0;
     s->sniffed = s->plain = 0;
     SSL_set_mode(ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
-    t->in = evbuffer_new();
     t->out = evbuffer_new();
     s->read_ev = event_new(io->base, fd, EV_READ | EV_PERSIST, tls_read_cb, t);
     s->write_ev = event_new(io->base, fd, EV_WRITE | EV_PERSIST, tls_write_cb, t);
-    if (!t->in || !t->out || !s->read_ev || !s->write_ev || SSL_set_fd(ssl, fd) != 1) {
+    if (!t->out || !s->read_ev || !s->write_ev || SSL_set_fd(ssl, fd) != 1) {
         tls_release(t);
         free(s);
         return NULL;
