@@ -78,16 +78,20 @@ def _payload(i, size):
 
 def test_tls_echo_every_size_both_ways_with_python_websockets():
     """Sizes around the 16 KiB record and the frame-length encodings, text
-    and binary, one at a time and then 64 in flight: each echo is the same
-    bytes, in order."""
+    and binary, one at a time and then 64 in flight, with permessage-deflate
+    (websockets offers it) and without: each echo is the same bytes, in
+    order."""
     cert, key = _cert()
     sizes = [0, 1, 125, 126, 127, 1000, 16377, 16378, 16384, 16385, 65535, 65536, 65537,
              200003, 1000000]
     with _gateway(cert, key) as g:
-        async def run():
+        async def run(compression):
             url = 'wss://localhost:%d/echo?token=%s' % (g.port, make_token(unique_user()))
             ctx = ssl.create_default_context(cafile=cert)
-            async with websockets.connect(url, ssl=ctx, max_size=2 ** 21) as ws:
+            async with websockets.connect(url, ssl=ctx, max_size=2 ** 21,
+                                          compression=compression) as ws:
+                ext = ws.response_headers.get('Sec-WebSocket-Extensions') or ''
+                assert ('permessage-deflate' in ext) == (compression is not None), ext
                 for n in sizes:
                     data = _payload(n, n)
                     await ws.send(data)
@@ -103,7 +107,8 @@ def test_tls_echo_every_size_both_ways_with_python_websockets():
                 for i, m in enumerate(msgs):
                     got = await ws.recv()
                     assert got == m, (i, got[:12], len(got))
-        asyncio.run(asyncio.wait_for(run(), 60))
+        asyncio.run(asyncio.wait_for(run('deflate'), 60))
+        asyncio.run(asyncio.wait_for(run(None), 60))
 
 
 def test_tls_fragmented_messages_are_reassembled():
