@@ -606,35 +606,6 @@ out:
     return r;
 }
 
-static int claim_value_is(const json_t *v, const char *value)
-{
-    char num[64];
-
-    if (json_is_string(v))
-        return strcmp(json_string_value(v), value) == 0;
-    if (json_is_integer(v)) {
-        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return strcmp(num, value) == 0;
-    }
-    if (json_is_boolean(v))
-        return strcmp(json_is_true(v) ? "true" : "false", value) == 0;
-    return 0;
-}
-
-int mcpgw_auth_claim_matches(const json_t *claims, const char *name, const char *value)
-{
-    const json_t *v = json_object_get(claims, name);
-    size_t i;
-
-    if (json_is_array(v)) {
-        for (i = 0; i < json_array_size(v); i++)
-            if (claim_value_is(json_array_get(v, i), value))
-                return 1;
-        return 0;
-    }
-    return v ? claim_value_is(v, value) : 0;
-}
-
 const char *mcpgw_auth_result_name(mcpgw_auth_result r)
 {
     switch (r) {

@@ -63,9 +63,7 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
                                     time_t now, json_t **claims,
                                     char *user_id, size_t user_id_cap);
 
-/* Does claims[name] equal value (a string claim), contain it (an array of
- * strings), or print as it (a number or boolean: "3", "true")? */
-int mcpgw_auth_claim_matches(const json_t *claims, const char *name, const char *value);
+/* Matching a claim against CLAIM:VALUE: mcpgw_claims_match (plugin_abi.h). */
 
 /* When a verified token stops being valid: its integer "exp" plus the
  * leeway, or 0 when it has none (or a real one past year 2^62). */

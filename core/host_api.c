@@ -9,6 +9,7 @@
 #include <event2/event.h>
 
 #include "auth.h"
+#include "plugin_abi.h"
 #include "child.h"
 #include "conn.h"
 #include "metrics.h"
@@ -300,7 +301,7 @@ static json_t *host_json_parse(mcpgw_plugin_ctx *ctx, const char *text, size_t l
 
 static int host_claim_matches(mcpgw_conn *conn, const char *claim, const char *value)
 {
-    return conn && claim && value && mcpgw_auth_claim_matches(mcpgw_conn_claims(conn), claim, value);
+    return conn && claim && value && mcpgw_claims_match(mcpgw_conn_claims(conn), claim, value);
 }
 
 static void host_metric(mcpgw_plugin_ctx *ctx, int which, const char *label, double value)

@@ -14,6 +14,7 @@
 
 #include "admin_ops.h"
 #include "auth.h"
+#include "plugin_abi.h"
 #include "conn.h"
 #include "http.h"
 #include "http_api.h"
@@ -104,7 +105,7 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req, char *who, siz
         respond_error(c, 401, "Unauthorized: Invalid token");
         return 0;
     }
-    ok = mcpgw_auth_claim_matches(claims, srv->gw->cfg->admin_claim, srv->gw->cfg->admin_value);
+    ok = mcpgw_claims_match(claims, srv->gw->cfg->admin_claim, srv->gw->cfg->admin_value);
     json_decref(claims);
     if (ok && who)
         snprintf(who, who_cap, "%s", user);

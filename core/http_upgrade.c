@@ -15,6 +15,7 @@
 #include "access_log.h"
 #include "bus.h"
 #include "auth.h"
+#include "plugin_abi.h"
 #include "conn.h"
 #include "handshake.h"
 #include "http.h"
@@ -200,7 +201,7 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         return 0;
     }
 
-    if (ep && ep->claim_name && !mcpgw_auth_claim_matches(claims, ep->claim_name, ep->claim_value)) {
+    if (ep && ep->claim_name && !mcpgw_claims_match(claims, ep->claim_name, ep->claim_value)) {
         json_decref(claims);
         mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_auth_failed",
                          "{s:s, s:s, s:s, s:s, s:i, s:s}", "reason", "claim_required", "user", user,

@@ -24,6 +24,7 @@
 
 #include "access_log.h"
 #include "auth.h"
+#include "plugin_abi.h"
 #include "handshake.h"
 #include "http_upgrade.h"
 #include "json_read.h"
@@ -580,7 +581,7 @@ int mcpgw_mcp_http_request(mcpgw_conn *c, const mcpgw_http_request *req,
         return 0;
     }
     c->valid_until = mcpgw_auth_valid_until(claims, srv->gw->cfg->leeway_s);
-    if (ep->claim_name && !mcpgw_auth_claim_matches(claims, ep->claim_name, ep->claim_value)) {
+    if (ep->claim_name && !mcpgw_claims_match(claims, ep->claim_name, ep->claim_value)) {
         json_decref(claims);
         mcpgw_mcp_respond_error(
             c, req, 403, MCPGW_JSONRPC_SERVER_ERROR,

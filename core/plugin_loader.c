@@ -12,6 +12,7 @@
 #include "dispatch.h"
 #include "host_api.h"
 #include "log.h"
+#include "plugin_abi.h"
 #include "plugin_loader.h"
 #include "protocol.h"
 #include "server.h"
@@ -139,32 +140,6 @@ static const mcpgw_handler_config *section_in(const mcpgw_config *cfg,
     return NULL;
 }
 
-/* Checks a descriptor against our ABI; returns NULL or a static reason. */
-static const char *check_descriptor(const mcpgw_plugin *d, char *buf, size_t cap)
-{
-    if (d->abi_major != MCPGW_PLUGIN_ABI_MAJOR) {
-        snprintf(buf, cap, "plugin ABI major %u, gateway ABI major %u: rebuild the plugin",
-                 (unsigned)d->abi_major, (unsigned)MCPGW_PLUGIN_ABI_MAJOR);
-        return buf;
-    }
-    if (d->abi_minor > MCPGW_PLUGIN_ABI_MINOR) {
-        snprintf(buf, cap, "plugin needs ABI %u.%u, gateway has %u.%u: upgrade mcpgw",
-                 (unsigned)d->abi_major, (unsigned)d->abi_minor,
-                 (unsigned)MCPGW_PLUGIN_ABI_MAJOR, (unsigned)MCPGW_PLUGIN_ABI_MINOR);
-        return buf;
-    }
-    if (d->size < MCPGW_PLUGIN_SIZE_1_0) {
-        snprintf(buf, cap, "descriptor size %u is smaller than the ABI 1.0 descriptor (%zu)",
-                 (unsigned)d->size, (size_t)MCPGW_PLUGIN_SIZE_1_0);
-        return buf;
-    }
-    if (!d->name || !d->version)
-        return "descriptor has no name or version";
-    if (!d->init)
-        return "descriptor has no init function";
-    return NULL;
-}
-
 /* dlopens NAME.so once; later sections naming it share the module. */
 static mcpgw_module *module_get(mcpgw_server *srv, mcpgw_plugin_set *set,
                                 const mcpgw_handler_config *h, const char *plugins_dir)
@@ -201,7 +176,7 @@ static mcpgw_module *module_get(mcpgw_server *srv, mcpgw_plugin_set *set,
         log_failure(srv, h, m->path, "no mcpgw_plugin_descriptor symbol (use MCPGW_PLUGIN_DEFINE)");
         goto fail;
     }
-    why = check_descriptor(m->desc, reason, sizeof(reason));
+    why = mcpgw_plugin_check_descriptor(m->desc, reason, sizeof(reason));
     if (why) {
         log_failure(srv, h, m->path, why);
         goto fail;
@@ -452,9 +427,9 @@ static int check_one(const mcpgw_config *cfg, const mcpgw_handler_config *h, cha
             snprintf(reason, sizeof(reason), "plugin '%s' has no mcpgw_plugin_descriptor",
                      h->plugin);
             why = reason;
-        } else if (check_descriptor(d, abi, sizeof(abi))) {
+        } else if (mcpgw_plugin_check_descriptor(d, abi, sizeof(abi))) {
             snprintf(reason, sizeof(reason), "plugin '%s': %s", h->plugin,
-                     check_descriptor(d, abi, sizeof(abi)));
+                     mcpgw_plugin_check_descriptor(d, abi, sizeof(abi)));
             why = reason;
         } else {
             why = check_section(d, h, reason, sizeof(reason));

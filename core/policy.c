@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "auth.h"
+#include "plugin_abi.h"
 #include "config.h"
 #include "conn.h"
 #include "policy.h"
@@ -118,7 +119,7 @@ const char *mcpgw_policy_check(mcpgw_policy *p, const mcpgw_handler_config *sec,
 
     if (!sec)
         return NULL;
-    if (sec->claim_name && !mcpgw_auth_claim_matches(mcpgw_conn_claims(c), sec->claim_name,
+    if (sec->claim_name && !mcpgw_claims_match(mcpgw_conn_claims(c), sec->claim_name,
                                                      sec->claim_value)) {
         snprintf(why, why_len, "%s requires the claim %s=%s", sec->type, sec->claim_name,
                  sec->claim_value);

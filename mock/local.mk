@@ -2,14 +2,17 @@
 # libmcpgw-mock: the mock gateway a plugin's unit tests link against
 # (include/mcpgw/mock_host.h, mcpgw-mock.pc), installed with the plugin SDK;
 # and the unit tests of the shipped plugins written with it. Like a plugin,
-# the library and the tests see only include/ (the SDK), never core/.
+# the library and the tests see only include/ (the SDK), never core/, but
+# for one header: core/plugin_abi.h, the rules a host applies to a plugin
+# (descriptor check, claim rule), linked in from core/libmcpgwabi.la so
+# that the mock and the gateway judge a plugin alike.
 
 SDK_CPPFLAGS = -I$(top_srcdir)/include
 
 lib_LTLIBRARIES += mock/libmcpgw-mock.la
 mock_libmcpgw_mock_la_SOURCES = mock/mock_host.c
-mock_libmcpgw_mock_la_CPPFLAGS = $(SDK_CPPFLAGS)
-mock_libmcpgw_mock_la_LIBADD = $(JANSSON_LIBS)
+mock_libmcpgw_mock_la_CPPFLAGS = $(SDK_CPPFLAGS) -iquote $(top_srcdir)/core
+mock_libmcpgw_mock_la_LIBADD = core/libmcpgwabi.la $(JANSSON_LIBS)
 mock_libmcpgw_mock_la_LDFLAGS = $(AM_LDFLAGS) -version-info 0:0:0 \
 	-export-symbols-regex '^mcpgw_mock_'
 

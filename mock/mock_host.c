@@ -15,6 +15,8 @@
 
 #include <mcpgw/mock_host.h>
 
+#include "plugin_abi.h"      /* the host's rules, shared with the gateway */
+
 #define DESC_HAS(d, m) ((d)->size >= offsetof(mcpgw_plugin, m) + sizeof((d)->m))
 #define EPOCH_MS 1767225600000ULL      /* 2026-01-01T00:00:00.000Z */
 #define DEFAULT_QUEUE (4u << 20)
@@ -968,35 +970,9 @@ static int host_child_write_json(mcpgw_child *ch, json_t *msg)
     return rc;
 }
 
-static int claim_value_is(const json_t *v, const char *value)
-{
-    char num[64];
-
-    if (json_is_string(v))
-        return strcmp(json_string_value(v), value) == 0;
-    if (json_is_integer(v)) {
-        snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return strcmp(num, value) == 0;
-    }
-    if (json_is_boolean(v))
-        return strcmp(json_is_true(v) ? "true" : "false", value) == 0;
-    return 0;
-}
-
 static int host_claim_matches(mcpgw_conn *c, const char *claim, const char *value)
 {
-    json_t *v;
-
-    if (!c || !claim || !value)
-        return 0;
-    v = json_object_get(c->claims, claim);
-    if (json_is_array(v)) {
-        for (size_t i = 0; i < json_array_size(v); i++)
-            if (claim_value_is(json_array_get(v, i), value))
-                return 1;
-        return 0;
-    }
-    return v ? claim_value_is(v, value) : 0;
+    return c && mcpgw_claims_match(c->claims, claim, value);
 }
 
 /* The table as far as ABI 1.3: handlers without a tree (1.4) are not
@@ -1044,31 +1020,6 @@ static const mcpgw_host host_template = {
 
 /* ------------------------------------------------------------- plugins */
 
-static const char *check_descriptor(const mcpgw_plugin *d, char *buf, size_t cap)
-{
-    if (d->abi_major != MCPGW_PLUGIN_ABI_MAJOR) {
-        snprintf(buf, cap, "plugin ABI major %u, gateway ABI major %u: rebuild the plugin",
-                 (unsigned)d->abi_major, (unsigned)MCPGW_PLUGIN_ABI_MAJOR);
-        return buf;
-    }
-    if (d->abi_minor > MCPGW_PLUGIN_ABI_MINOR) {
-        snprintf(buf, cap, "plugin needs ABI %u.%u, gateway has %u.%u: upgrade mcpgw",
-                 (unsigned)d->abi_major, (unsigned)d->abi_minor,
-                 (unsigned)MCPGW_PLUGIN_ABI_MAJOR, (unsigned)MCPGW_PLUGIN_ABI_MINOR);
-        return buf;
-    }
-    if (d->size < MCPGW_PLUGIN_SIZE_1_0) {
-        snprintf(buf, cap, "descriptor size %u is smaller than the ABI 1.0 descriptor (%zu)",
-                 (unsigned)d->size, (size_t)MCPGW_PLUGIN_SIZE_1_0);
-        return buf;
-    }
-    if (!d->name || !d->version)
-        return "descriptor has no name or version";
-    if (!d->init)
-        return "descriptor has no init function";
-    return NULL;
-}
-
 static void plugin_free(mcpgw_mock_plugin *p)
 {
     while (p->all_keys) {
@@ -1104,7 +1055,7 @@ static mcpgw_mock_plugin *load(mcpgw_mock *m, const mcpgw_plugin *desc, void *dl
         snprintf(err, err_len, "no descriptor or type");
         goto fail;
     }
-    if ((why = check_descriptor(desc, buf, sizeof(buf))) != NULL ||
+    if ((why = mcpgw_plugin_check_descriptor(desc, buf, sizeof(buf))) != NULL ||
         (keys_fit(desc, keys, type, buf, sizeof(buf)) != 0 && (why = buf))) {
         snprintf(err, err_len, "%s", why);
         goto fail;
