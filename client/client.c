@@ -25,6 +25,7 @@
 #include "client_int.h"
 #include "random.h"
 #include "ws_frame.h"
+#include "ws_msg.h"
 #include "utf8.h"
 
 #define CLOSE_REASON_INTENTIONAL "Client closed connection"
@@ -51,8 +52,7 @@ static void destroy(mcpgw_client *c)
         evdns_base_free(c->dns, 0);
     if (c->ssl_ctx)
         SSL_CTX_free(c->ssl_ctx);
-    if (c->msg)
-        evbuffer_free(c->msg);
+    mcpgw_ws_msg_free(c->msg);
     mcpgw_pmd_state_free(&c->pmd_state);
     mcpgw_pmd_pool_free(&c->pmd_pool);
     mcpgw_cq_clear(&c->q);
@@ -106,9 +106,8 @@ static void free_bev(mcpgw_client *c)
     }
     if (c->deadline_ev)
         event_del(c->deadline_ev);
-    if (c->msg)
-        evbuffer_drain(c->msg, evbuffer_get_length(c->msg));
-    c->in_msg = 0;
+    mcpgw_ws_msg_free(c->msg);     /* a message cut by the connection's end */
+    c->msg = NULL;
     mcpgw_pmd_state_free(&c->pmd_state);
     mcpgw_pmd_pool_free(&c->pmd_pool);
     memset(&c->pmd, 0, sizeof(c->pmd));
@@ -427,58 +426,77 @@ static void fail_connection(mcpgw_client *c, int code, const char *why)
 
 /* ------------------------------------------------------------ reading frames */
 
-static void deliver_message(mcpgw_client *c)
+/* A whole, checked message from the server (ws_msg.h): parsed, then given
+ * to the request waiting for it or to the caller. */
+static void deliver_message(mcpgw_client *c, const mcpgw_ws_message *m)
 {
-    size_t len = evbuffer_get_length(c->msg);
-    const char *text = len ? (const char *)evbuffer_pullup(c->msg, -1) : "";
+    const char *text = (const char *)m->data;
     json_error_t jerr;
     json_t *msg;
     mcpgw_client_event ev;
-    uint8_t *plain = NULL;
 
-    c->in_msg = 0;
-    if (c->msg_compressed) {
-        size_t plen = 0;
-        mcpgw_pmd_result zr = mcpgw_pmd_inflate(&c->pmd_pool, &c->pmd_state, &c->pmd,
-                                                (const uint8_t *)text, len,
-                                                c->o.max_message_bytes, &plain, &plen);
-        c->msg_compressed = 0;
-        evbuffer_drain(c->msg, len);
-        if (zr == MCPGW_PMD_TOO_BIG) {
-            fail_connection(c, MCPGW_WS_CLOSE_TOO_BIG, "message too big");
-            return;
-        }
-        if (zr != MCPGW_PMD_OK) {
-            fail_connection(c, MCPGW_WS_CLOSE_INVALID_DATA, "corrupt compressed message");
-            return;
-        }
-        text = plen ? (const char *)plain : "";
-        len = plen;
-    }
-    if (c->msg_op == MCPGW_WS_OP_TEXT && !mcpgw_utf8_valid((const uint8_t *)text, len)) {
-        free(plain);
-        fail_connection(c, MCPGW_WS_CLOSE_INVALID_DATA, "invalid UTF-8 in a text message");
-        return;
-    }
     memset(&ev, 0, sizeof(ev));
-    msg = json_loadb(text, len, JSON_DECODE_ANY, &jerr);
+    msg = json_loadb(text, m->len, JSON_DECODE_ANY, &jerr);
     if (!msg) {
         ev.type = MCPGW_CLIENT_EV_ERROR;
         ev.error = "a message from the server is not valid JSON";
-        ev.text = text;
-        ev.len = len;
     } else {
         ev.type = MCPGW_CLIENT_EV_MESSAGE;
         ev.message = msg;
-        ev.text = text;
-        ev.len = len;
     }
+    ev.text = text;
+    ev.len = m->len;
     if (!msg || !mcpgw_creq_match_(c, msg))
         emit(c, &ev);
     json_decref(msg);
-    free(plain);
-    if (c->msg)
-        evbuffer_drain(c->msg, evbuffer_get_length(c->msg));
+}
+
+/* The payload of data frame h lies in the input, whole: adds it to the
+ * message being assembled (opened on its first frame) and delivers the
+ * message after its last frame. 0, or -1 when the connection was failed. */
+static int data_frame(mcpgw_client *c, struct evbuffer *in, const mcpgw_ws_frame_header *h)
+{
+    size_t n = (size_t)h->payload_len;
+    mcpgw_ws_msg_ctx ctx;
+    mcpgw_ws_message out;
+    mcpgw_ws_msg *m;
+    const char *why = NULL;
+    uint8_t *p;
+    int code;
+
+    if (h->opcode != MCPGW_WS_OP_CONT && !(c->msg = mcpgw_ws_msg_open(h))) {
+        evbuffer_drain(in, n);
+        fail_connection(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
+        return -1;
+    }
+    if (n) {
+        if (!(p = mcpgw_ws_msg_reserve(c->msg, n, h->fin ? c->msg->len + n : 0))) {
+            evbuffer_drain(in, n);
+            fail_connection(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
+            return -1;
+        }
+        evbuffer_remove(in, p, n);
+        if ((code = mcpgw_ws_msg_commit(c->msg, n, &why)) != 0) {
+            fail_connection(c, code, why);
+            return -1;
+        }
+    }
+    if (!h->fin)
+        return 0;
+    m = c->msg;                 /* the assembly ends with its message */
+    c->msg = NULL;
+    ctx.max = c->o.max_message_bytes;
+    ctx.pool = &c->pmd_pool;
+    ctx.state = &c->pmd_state;
+    ctx.params = &c->pmd;
+    code = mcpgw_ws_msg_finish(m, &ctx, &out, &why);
+    if (code)
+        fail_connection(c, code, why);
+    else
+        deliver_message(c, &out);
+    mcpgw_ws_message_release(&out);
+    mcpgw_ws_msg_free(m);
+    return code ? -1 : 0;
 }
 
 static void handle_close_frame(mcpgw_client *c, const uint8_t *p, size_t n)
@@ -549,21 +567,11 @@ static void read_frames(mcpgw_client *c)
             return;
         }
         is_control = (h.opcode & 0x8) != 0;
-        if (!is_control) {
-            size_t have = c->in_msg ? evbuffer_get_length(c->msg) : 0;
-            if (h.opcode == MCPGW_WS_OP_CONT && !c->in_msg) {
-                fail_connection(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "continuation without a message");
-                return;
-            }
-            if (h.opcode != MCPGW_WS_OP_CONT && c->in_msg) {
-                fail_connection(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "expected a continuation frame");
-                return;
-            }
-            if (h.payload_len > c->o.max_message_bytes
-                || have + h.payload_len > c->o.max_message_bytes) {
-                fail_connection(c, MCPGW_WS_CLOSE_TOO_BIG, "message too big");
-                return;
-            }
+        /* a data frame: its place in the message, the size limit */
+        if (!is_control && (code = mcpgw_ws_msg_check(c->msg, &h, c->o.max_message_bytes,
+                                                      &why)) != 0) {
+            fail_connection(c, code, why);
+            return;
         }
         if (avail < h.header_len + h.payload_len)
             return;                                 /* wait for the whole frame */
@@ -591,14 +599,8 @@ static void read_frames(mcpgw_client *c)
             }
             continue;
         }
-        if (h.opcode != MCPGW_WS_OP_CONT) {
-            c->in_msg = 1;
-            c->msg_op = h.opcode;
-            c->msg_compressed = (h.rsv & 4) != 0;
-        }
-        evbuffer_remove_buffer(in, c->msg, (size_t)h.payload_len);
-        if (h.fin)
-            deliver_message(c);
+        if (data_frame(c, in, &h) < 0)
+            return;
     }
 }
 
@@ -950,10 +952,9 @@ mcpgw_client *mcpgw_client_new(struct event_base *base, const char *url,
         c->target = mcpgw_curl_with_token(c->url.target, c->o.token);
     else
         c->target = strdup(c->url.target);
-    c->msg = evbuffer_new();
     c->reconnect_ev = evtimer_new(base, reconnect_fire, c);
     c->deadline_ev = evtimer_new(base, deadline_fire, c);
-    if (!c->target || !c->msg || !c->reconnect_ev || !c->deadline_ev) {
+    if (!c->target || !c->reconnect_ev || !c->deadline_ev) {
         snprintf(err, err_len, "out of memory");
         goto fail;
     }

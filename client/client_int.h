@@ -62,11 +62,8 @@ struct mcpgw_client {
 
     mcpgw_cqueue q;
 
-    /* incoming message being reassembled */
-    struct evbuffer *msg;
-    int msg_op;
-    int in_msg;
-    int msg_compressed;             /* RSV1 on its first frame */
+    struct mcpgw_ws_msg *msg;       /* the incoming message being assembled (owned,
+                                       ws_msg.h): only while one is open, else NULL */
     /* permessage-deflate of this connection (core/pmd.c, client role):
      * outgoing messages with a stream reset for each, incoming ones with a
      * stream reset for each too when the server answered

@@ -26,6 +26,7 @@
 #include "transport.h"
 #include "http_upgrade.h"
 #include "ws_frame.h"
+#include "ws_msg.h"
 #include "ws_session.h"
 
 /* How long a closing connection may take to answer our close frame, or to
@@ -54,7 +55,7 @@ void mcpgw_conn_unref(mcpgw_conn *c)
     free(c->lease_user);
     json_decref(c->claims);
     free(c->claims_text);
-    free(c->msg);
+    mcpgw_ws_msg_free(c->msg);
     mcpgw_pmd_state_free(&c->pmd_state);
     free(c);
 }
@@ -388,11 +389,10 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     }
     mcpgw_transport_free(c->transport);     /* closes the socket */
     c->transport = NULL;
-    free(c->msg);
-    if (c->msg_cap >= MCPGW_RELEASE_AFTER)    /* it left in the middle of a large message */
+    if (c->msg && c->msg->cap >= MCPGW_RELEASE_AFTER) /* it left in the middle of a large message */
         mcpgw_server_release_memory(srv);
+    mcpgw_ws_msg_free(c->msg);
     c->msg = NULL;
-    c->msg_len = c->msg_cap = 0;
     mcpgw_pmd_state_free(&c->pmd_state);
 
     if (c->prev)

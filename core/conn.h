@@ -69,11 +69,8 @@ struct mcpgw_conn {
     char *lease_user;               /* whose it is (owned; set with lease) */
 
     /* -- the WebSocket session (ws_session.c) */
-    uint8_t *msg;                   /* reassembly of a data message */
-    size_t msg_len, msg_cap;
-    int msg_opcode;                 /* TEXT/BINARY while a message is open, else 0 */
-    uint32_t msg_utf8;              /* UTF-8 validator state over the open text
-                                       message so far (uncompressed only) */
+    struct mcpgw_ws_msg *msg;       /* the data message being assembled (owned,
+                                       ws_msg.h): only while one is open, else NULL */
     mcpgw_ws_frame_header frame;    /* the data frame whose payload is arriving */
     uint64_t frame_got;             /* payload bytes of it read so far */
     mcpgw_pmd_params pmd;           /* permessage-deflate in force (pmd.enabled) */
@@ -111,7 +108,6 @@ struct mcpgw_conn {
     unsigned http_reading : 1;      /* inside read_http: it looks for the next request */
     unsigned http_continued : 1;    /* sent "100 Continue" for the request being read */
     unsigned cluster_wait : 1;      /* a lease request is out: nothing is read meanwhile */
-    unsigned msg_compressed : 1;    /* the open message had RSV1 on its first frame */
     unsigned frame_open : 1;        /* 1 while its payload is still arriving */
     unsigned alive : 1;             /* a pong arrived since the last heartbeat ping */
     unsigned close_sent : 1;

@@ -1,6 +1,7 @@
 /*
  * ws_session.c - the WebSocket session of an upgraded connection (RFC 6455,
- * RFC 7692): frames in (checks, control frames, reassembly, inflate, UTF-8),
+ * RFC 7692): frames in (checks, control frames; messages assembled, inflated
+ * and checked by ws_msg.c, a whole single frame where it lies),
  * the inbound rate limit, frames out (replies, shared broadcast frames,
  * heartbeat pings, the outbound cap), and the closing handshake. Complete
  * messages go to the connection's protocol (protocol.h); bytes come from
@@ -23,12 +24,11 @@
 #include "transport.h"
 #include "utf8.h"
 #include "ws_frame.h"
+#include "ws_msg.h"
 #include "ws_session.h"
 
 /* The reply scratch buffer keeps up to this much capacity between replies. */
 #define MCPGW_REPLY_TEXT_KEEP 65536
-/* A connection's reassembly buffer keeps up to this much between messages. */
-#define MCPGW_MSG_KEEP 65536
 
 static void conn_fail(mcpgw_conn *c, unsigned code, const char *why);
 static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t *p);
@@ -317,120 +317,92 @@ static int rate_limit_admit(mcpgw_conn *c)
     return 0;
 }
 
-/* A data frame's header has arrived: checks where it stands in the message
- * (a first frame or a continuation) and opens the message on a first frame.
- * Returns -1 when the connection was failed. */
-static int data_frame_begin(mcpgw_conn *c, const mcpgw_ws_frame_header *h)
+/* The message context of connection c: its size limit and its inflater. */
+static inline mcpgw_ws_msg_ctx msg_ctx(mcpgw_conn *c)
 {
-    if (h->opcode == MCPGW_WS_OP_CONT) {
-        if (!c->msg_opcode) {
-            conn_fail(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "Unexpected continuation frame");
-            return -1;
-        }
-    } else {
-        if (c->msg_opcode) {
-            conn_fail(c, MCPGW_WS_CLOSE_PROTOCOL_ERROR, "Expected continuation frame");
-            return -1;
-        }
-        c->msg_opcode = h->opcode;
-        c->msg_compressed = (h->rsv & 4) != 0;
-        c->msg_utf8 = MCPGW_UTF8_ACCEPT;
-        c->msg_len = 0;
-    }
-    return 0;
+    mcpgw_ws_msg_ctx ctx;
+
+    ctx.max = c->srv->gw->cfg->max_payload;
+    ctx.pool = &c->srv->pmd_pool;
+    ctx.state = &c->pmd_state;
+    ctx.params = &c->pmd;
+    return ctx;
 }
 
-/* A whole message has arrived, wire[0..wire_len) as received (unmasked):
- * inflates it when compressed, checks what is left to check of its UTF-8,
- * counts and delivers it. Returns -1 when the connection was failed or
- * closed. */
-static int message_deliver(mcpgw_conn *c, const uint8_t *wire, size_t wire_len)
+/* A message could not be completed (ws_msg.h's close code): fails the
+ * connection; an inflate stopped at a large limit gives its memory back. */
+static void message_fail(mcpgw_conn *c, int code, const char *why)
 {
-    const uint8_t *data = wire ? wire : (const uint8_t *)"";
-    size_t data_len = wire_len;
-    uint8_t *inflated = NULL;
-    int binary = c->msg_opcode == MCPGW_WS_OP_BINARY;
+    if (code == MCPGW_WS_CLOSE_TOO_BIG && c->srv->gw->cfg->max_payload >= MCPGW_RELEASE_AFTER)
+        mcpgw_server_release_memory(c->srv);
+    conn_fail(c, (unsigned)code, why);
+}
 
-    if (c->msg_compressed) {
-        switch (mcpgw_pmd_inflate(&c->srv->pmd_pool, &c->pmd_state, &c->pmd, wire, wire_len,
-                                  c->srv->gw->cfg->max_payload, &inflated, &data_len)) {
-        case MCPGW_PMD_OK:
-            data = inflated;
-            break;
-        case MCPGW_PMD_TOO_BIG:     /* inflated up to max_payload, then freed */
-            if (c->srv->gw->cfg->max_payload >= MCPGW_RELEASE_AFTER)
-                mcpgw_server_release_memory(c->srv);
-            conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
-            return -1;
-        case MCPGW_PMD_CORRUPT:
-            conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid compressed data");
-            return -1;
-        case MCPGW_PMD_NOMEM:
-            conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
-            return -1;
-        }
-        /* Compressed text can only be checked once inflated: whole. */
-        if (!binary && !mcpgw_utf8_valid(data, data_len)) {
-            free(inflated);
-            conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
-            return -1;
-        }
-    } else if (!binary && c->msg_utf8 != MCPGW_UTF8_ACCEPT) {
-        /* every byte was checked as it came: only a cut sequence is left */
-        conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
-        return -1;
-    }
-    c->msg_opcode = 0;
-    c->msg_compressed = 0;
+/* A whole, checked message has arrived: counts and delivers it. Returns -1
+ * when the connection was failed or closed. */
+static int message_deliver(mcpgw_conn *c, const mcpgw_ws_message *m)
+{
     c->srv->metrics->messages[MCPGW_DIR_IN]++;
-    c->srv->metrics->payload_bytes[MCPGW_DIR_IN] += data_len;
-    c->srv->metrics->wire_bytes[MCPGW_DIR_IN] += wire_len;
+    c->srv->metrics->payload_bytes[MCPGW_DIR_IN] += m->len;
+    c->srv->metrics->wire_bytes[MCPGW_DIR_IN] += m->wire_len;
     c->messages[MCPGW_DIR_IN]++;
-    c->wire_bytes[MCPGW_DIR_IN] += wire_len;
+    c->wire_bytes[MCPGW_DIR_IN] += m->wire_len;
     if (c->state == MCPGW_CONN_OPEN && rate_limit_admit(c)) {
         int gone;
         mcpgw_conn_ref(c);
-        c->protocol->message(c, data, data_len, binary);
+        c->protocol->message(c, m->data, m->len, m->binary);
         gone = c->state == MCPGW_CONN_GONE;
         mcpgw_conn_unref(c);
-        if (gone) {
-            free(inflated);
+        if (gone)
             return -1;
-        }
     }
-    free(inflated);
-    if (data_len >= MCPGW_RELEASE_AFTER || wire_len >= MCPGW_RELEASE_AFTER)
-        mcpgw_server_release_memory(c->srv);
     return 0;
 }
 
-/* The last frame of an assembled message has arrived: delivers it. */
+/* The last frame of the assembled message has arrived: finishes (inflates,
+ * checks) and delivers it, and frees the assembly: an idle connection
+ * keeps none. */
 static int message_complete(mcpgw_conn *c)
 {
-    if (message_deliver(c, c->msg, c->msg_len) < 0)
+    mcpgw_server *srv = c->srv;     /* c may be gone after the delivery */
+    mcpgw_ws_msg_ctx ctx = msg_ctx(c);
+    mcpgw_ws_msg *m = c->msg;
+    mcpgw_ws_message msg;
+    const char *why;
+    size_t big = m->cap;
+    int code, rc;
+
+    c->msg = NULL;
+    if ((code = mcpgw_ws_msg_finish(m, &ctx, &msg, &why)) != 0) {
+        mcpgw_ws_msg_free(m);
+        message_fail(c, code, why);
         return -1;
-    /* Do not keep a large buffer for an idle connection, and give a large
-     * message's memory back (its JSON parse, too, is freed by now). */
-    if (c->msg_cap > MCPGW_MSG_KEEP) {
-        free(c->msg);
-        c->msg = NULL;
-        c->msg_cap = 0;
     }
-    c->msg_len = 0;
-    return 0;
+    rc = message_deliver(c, &msg);
+    if (msg.len > big)
+        big = msg.len;
+    mcpgw_ws_message_release(&msg);
+    mcpgw_ws_msg_free(m);
+    /* give a large message's memory back (its JSON parse, too, is freed by now) */
+    if (big >= MCPGW_RELEASE_AFTER)
+        mcpgw_server_release_memory(srv);
+    return rc;
 }
 
 /* A whole single-frame message lies in one piece of the input, in the pool
  * block the transport read last: unmasked where it lies and delivered from
- * there (inflated from there when compressed), without a copy; a reply
- * that echoes it references the same block (send_frame). Returns 1 when
- * it was handled, 0 when it must take the assembling path, -1 when the
- * connection was failed or closed. */
+ * there (inflated from there when compressed), without a copy and without
+ * an assembly; a reply that echoes it references the same block
+ * (send_frame). Returns 1 when it was handled, 0 when it must take the
+ * assembling path, -1 when the connection was failed or closed. */
 static int frame_in_place(mcpgw_conn *c, struct evbuffer *in, const mcpgw_ws_frame_header *h)
 {
     mcpgw_server *srv = c->srv;
     size_t total = h->header_len + (size_t)h->payload_len, len = (size_t)h->payload_len;
+    mcpgw_ws_msg_ctx ctx = msg_ctx(c);
+    mcpgw_ws_message m;
     mcpgw_block *b, *outer;
+    const char *why;
     uint8_t *p;
     int rc;
 
@@ -442,71 +414,58 @@ static int frame_in_place(mcpgw_conn *c, struct evbuffer *in, const mcpgw_ws_fra
     evbuffer_drain(in, total);
     p += h->header_len;
     mcpgw_ws_unmask(p, len, h->mask, 0);
-    c->msg_opcode = h->opcode;
-    c->msg_compressed = (h->rsv & 4) != 0;
-    c->msg_utf8 = MCPGW_UTF8_ACCEPT;
-    if (h->opcode == MCPGW_WS_OP_TEXT && !c->msg_compressed && !mcpgw_utf8_valid(p, len)) {
+    if ((rc = mcpgw_ws_msg_whole(h, p, len, &ctx, &m, &why)) != 0) {
         mcpgw_block_unref(b);
-        conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+        message_fail(c, rc, why);
         return -1;
     }
     outer = srv->msg_buf;           /* (a message delivered inside another's delivery) */
     srv->msg_buf = b;
-    rc = message_deliver(c, len ? p : NULL, len);
+    rc = message_deliver(c, &m);
     srv->msg_buf = outer;
     mcpgw_block_unref(b);
+    mcpgw_ws_message_release(&m);
+    if (m.len >= MCPGW_RELEASE_AFTER || len >= MCPGW_RELEASE_AFTER)
+        mcpgw_server_release_memory(srv);
     return rc < 0 ? -1 : 1;
 }
 
 /* Reads what has arrived of the open data frame's payload into the message
  * being assembled: unmasked, and for uncompressed text checked as UTF-8 at
- * once, so that a message is failed (1007) as soon as its bytes so far
- * cannot begin valid text, without waiting for the rest of the frame or for
- * its other fragments (RFC 6455 8.1, Autobahn 6.4.x). Delivers the message
- * after its last byte. After our close (CLOSING) the payload is dropped.
- * Returns -1 when the connection was failed or closed. */
+ * once (ws_msg.h), so that a message is failed (1007) as soon as its bytes
+ * so far cannot begin valid text, without waiting for the rest of the frame
+ * or for its other fragments (RFC 6455 8.1, Autobahn 6.4.x). Delivers the
+ * message after its last byte. After our close (CLOSING) the payload is
+ * dropped. Returns -1 when the connection was failed or closed. */
 static int data_frame_read(mcpgw_conn *c, struct evbuffer *in)
 {
     uint64_t left = c->frame.payload_len - c->frame_got;
     size_t avail = evbuffer_get_length(in);
     size_t n = avail < left ? avail : (size_t)left;
 
-    if (c->state != MCPGW_CONN_OPEN) {
+    if (c->state != MCPGW_CONN_OPEN || !c->msg) {
         evbuffer_drain(in, n);
         c->frame_got += n;
         if (c->frame_got == c->frame.payload_len)
             c->frame_open = 0;
         return 0;
     }
-    if (c->msg_len + n > c->msg_cap) {
-        size_t need = c->msg_len + n, end = c->msg_len + (size_t)left;
-        size_t cap = c->msg_cap ? c->msg_cap : 256;
-        uint8_t *m;
+    if (n) {
+        size_t end = c->frame.fin ? c->msg->len + (size_t)left : 0;
+        uint8_t *p = mcpgw_ws_msg_reserve(c->msg, n, end);
+        const char *why;
+        int code;
 
-        while (cap < need)
-            cap *= 2;
-        /* a large message's last frame: no more than it will take */
-        if (c->frame.fin && end > MCPGW_MSG_KEEP && cap > end)
-            cap = end;
-        m = realloc(c->msg, cap);
-        if (!m) {
+        if (!p) {
             conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
             return -1;
         }
-        c->msg = m;
-        c->msg_cap = cap;
-    }
-    if (n) {        /* an empty first frame leaves c->msg NULL */
-        uint8_t *p = c->msg + c->msg_len;
-
         evbuffer_remove(in, p, n);
         mcpgw_ws_unmask(p, n, c->frame.mask, (size_t)c->frame_got);
-        if (c->msg_opcode == MCPGW_WS_OP_TEXT && !c->msg_compressed &&
-            (c->msg_utf8 = mcpgw_utf8_feed(c->msg_utf8, p, n)) == MCPGW_UTF8_REJECT) {
-            conn_fail(c, MCPGW_WS_CLOSE_INVALID_DATA, "Invalid UTF-8 in text message");
+        if ((code = mcpgw_ws_msg_commit(c->msg, n, &why)) != 0) {
+            conn_fail(c, (unsigned)code, why);
             return -1;
         }
-        c->msg_len += n;
         c->frame_got += n;
     }
     if (c->frame_got < c->frame.payload_len)
@@ -562,11 +521,19 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
             conn_fail(c, (unsigned)code, why);
             return;
         }
-        if (h.opcode < MCPGW_WS_OP_CLOSE &&
-            (h.payload_len > srv->gw->cfg->max_payload ||
-             c->msg_len + h.payload_len > srv->gw->cfg->max_payload)) {
-            conn_fail(c, MCPGW_WS_CLOSE_TOO_BIG, "Message too big");
-            return;
+        if (h.opcode < MCPGW_WS_OP_CLOSE) {
+            /* a data frame: its place in the message and the size limit
+             * (after our close only the limit: its payload is dropped) */
+            if (c->state == MCPGW_CONN_OPEN)
+                code = mcpgw_ws_msg_check(c->msg, &h, srv->gw->cfg->max_payload, &why);
+            else if (h.payload_len > srv->gw->cfg->max_payload) {
+                code = MCPGW_WS_CLOSE_TOO_BIG;
+                why = "Message too big";
+            }
+            if (code) {
+                conn_fail(c, (unsigned)code, why);
+                return;
+            }
         }
 
         if (h.opcode >= MCPGW_WS_OP_CLOSE) {
@@ -580,7 +547,7 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
             continue;
         }
         if (c->state == MCPGW_CONN_OPEN && h.fin && h.opcode != MCPGW_WS_OP_CONT &&
-            !c->msg_opcode && avail >= h.header_len + h.payload_len) {
+            !c->msg && avail >= h.header_len + h.payload_len) {
             int rc = frame_in_place(c, in, &h);
 
             if (rc < 0)
@@ -589,8 +556,11 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
                 continue;
         }
         evbuffer_drain(in, h.header_len);
-        if (c->state == MCPGW_CONN_OPEN && data_frame_begin(c, &h) < 0)
+        if (c->state == MCPGW_CONN_OPEN && h.opcode != MCPGW_WS_OP_CONT &&
+            !(c->msg = mcpgw_ws_msg_open(&h))) {
+            conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
             return;
+        }
         c->frame = h;               /* after our close its payload is dropped */
         c->frame_got = 0;
         c->frame_open = 1;
