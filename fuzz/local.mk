@@ -9,6 +9,7 @@
 #   fuzz/fuzz_dispatch  JSON dispatch through the handler table, real plugins and connections
 #   fuzz/fuzz_json      the JSON reader and writer, differential against jansson
 #   fuzz/fuzz_json_view the message view (plugin ABI 1.4), differential against the reader
+#   fuzz/fuzz_ws_msg    the message assembler: frames in pieces, continuation, limit, inflate, UTF-8
 #
 # The fuzz_* programs are built only with ./configure CC=clang --enable-fuzzing;
 # `make fuzz` then runs each for FUZZ_SECONDS (default 60) and fails on a crash.
@@ -19,7 +20,7 @@
 # (pmd added to FUZZ_NAMES, FUZZ_REPLAY, FUZZ_PROGS, with the same four
 # variables per program as the others) once core/pmd.c is committed.
 
-FUZZ_NAMES = ws_frame http token dispatch pmd json json_view
+FUZZ_NAMES = ws_frame http token dispatch pmd json json_view ws_msg
 FUZZ_CPPFLAGS = $(AM_CPPFLAGS) \
 	-DMCPGW_FUZZ_PLUGIN_DIR='"$(abs_top_builddir)/plugins/.libs"' \
 	-DMCPGW_FUZZ_TEST_PLUGIN_DIR='"$(abs_top_builddir)/tests/plugins/.libs"'
@@ -36,7 +37,7 @@ EXTRA_DIST += fuzz/corpus fuzz/http.dict fuzz/token.dict fuzz/dispatch.dict fuzz
 
 # ------------------------------------------------------------ replay (all builds)
 FUZZ_REPLAY = fuzz/replay_ws_frame fuzz/replay_http fuzz/replay_token fuzz/replay_dispatch \
-	fuzz/replay_pmd fuzz/replay_json fuzz/replay_json_view
+	fuzz/replay_pmd fuzz/replay_json fuzz/replay_json_view fuzz/replay_ws_msg
 check_PROGRAMS += $(FUZZ_REPLAY)
 TESTS += $(FUZZ_REPLAY)
 
@@ -76,10 +77,15 @@ fuzz_replay_json_view_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_to
 fuzz_replay_json_view_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_replay_json_view_LDADD = $(FUZZ_LDADD)
 
+fuzz_replay_ws_msg_SOURCES = fuzz/replay.c fuzz/fuzz_ws_msg.c fuzz/fuzz_common.h
+fuzz_replay_ws_msg_CPPFLAGS = $(FUZZ_CPPFLAGS) -DMCPGW_FUZZ_CORPUS='"$(abs_top_srcdir)/fuzz/corpus/ws_msg"'
+fuzz_replay_ws_msg_CFLAGS = $(FUZZ_CFLAGS)
+fuzz_replay_ws_msg_LDADD = $(FUZZ_PROTO_LDADD)
+
 # ------------------------------------------------------------ libFuzzer targets
 if FUZZING
 FUZZ_PROGS = fuzz/fuzz_ws_frame fuzz/fuzz_http fuzz/fuzz_token fuzz/fuzz_dispatch fuzz/fuzz_pmd \
-	fuzz/fuzz_json fuzz/fuzz_json_view
+	fuzz/fuzz_json fuzz/fuzz_json_view fuzz/fuzz_ws_msg
 noinst_PROGRAMS += $(FUZZ_PROGS)
 
 fuzz_fuzz_ws_frame_SOURCES = fuzz/fuzz_ws_frame.c fuzz/fuzz_common.h
@@ -124,6 +130,12 @@ fuzz_fuzz_json_view_CPPFLAGS = $(FUZZ_CPPFLAGS)
 fuzz_fuzz_json_view_CFLAGS = $(FUZZ_CFLAGS)
 fuzz_fuzz_json_view_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
 fuzz_fuzz_json_view_LDADD = $(FUZZ_LDADD)
+
+fuzz_fuzz_ws_msg_SOURCES = fuzz/fuzz_ws_msg.c fuzz/fuzz_common.h
+fuzz_fuzz_ws_msg_CPPFLAGS = $(FUZZ_CPPFLAGS)
+fuzz_fuzz_ws_msg_CFLAGS = $(FUZZ_CFLAGS)
+fuzz_fuzz_ws_msg_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_LDFLAGS)
+fuzz_fuzz_ws_msg_LDADD = $(FUZZ_PROTO_LDADD)
 
 FUZZ_SECONDS = 60
 FUZZ_TARGETS = $(FUZZ_NAMES)
