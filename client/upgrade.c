@@ -1,18 +1,18 @@
 /*
- * upgrade.c - the client side of the WebSocket upgrade: request head,
- * response head parsing, and checking the response with libmcpgw-proto's
- * accept key and permessage-deflate answer.
+ * upgrade.c - the client side of the WebSocket upgrade: the request head,
+ * and the server's answer read with libmcpgw-proto (the response head by
+ * core/http.c, the accept key by core/handshake.c, the permessage-deflate
+ * answer by core/pmd.c).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <ctype.h>
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
 #include "handshake.h"
+#include "http.h"
 #include "upgrade.h"
 
 void mcpgw_cup_key(char key[25])
@@ -61,113 +61,63 @@ char *mcpgw_cup_request(const char *host_header, const char *target,
     return r;
 }
 
-/* Does the comma list v[0..n) contain token (case-insensitive)? */
-static int list_has(const char *v, size_t n, const char *token)
+static void copy_trunc(char *dst, size_t cap, const mcpgw_str *s)
 {
-    size_t tl = strlen(token), i = 0;
+    size_t n = s->len < cap ? s->len : cap - 1;
 
-    while (i < n) {
-        size_t b, e;
-        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
-            i++;
-        b = i;
-        while (i < n && v[i] != ',')
-            i++;
-        e = i;
-        while (e > b && (v[e - 1] == ' ' || v[e - 1] == '\t'))
-            e--;
-        if (e - b == tl && strncasecmp(v + b, token, tl) == 0)
-            return 1;
-    }
-    return 0;
-}
-
-static void copy_trunc(char *dst, size_t cap, const char *s, size_t n)
-{
-    if (n >= cap)
-        n = cap - 1;
-    memcpy(dst, s, n);
+    if (n)
+        memcpy(dst, s->p, n);
     dst[n] = '\0';
 }
 
 int mcpgw_cup_parse(const char *buf, size_t len, mcpgw_cup_response *r)
 {
-    const char *end = NULL, *p, *line_end;
-    size_t i;
+    mcpgw_http_response head, *h = &head;
+    mcpgw_http_result hr;
+    int rc = -1;
 
-    for (i = 0; i + 3 < len && i < MCPGW_CUP_MAX_HEAD; i++) {
-        if (buf[i] == '\r' && buf[i + 1] == '\n' && buf[i + 2] == '\r' && buf[i + 3] == '\n') {
-            end = buf + i + 4;
-            break;
-        }
+    hr = mcpgw_http_parse_response(buf, len, MCPGW_CUP_MAX_HEAD, h);
+    if (hr == MCPGW_HTTP_NEED_MORE) {
+        rc = len >= MCPGW_CUP_MAX_HEAD ? -1 : 1;
+        goto out;
     }
-    if (!end)
-        return len >= MCPGW_CUP_MAX_HEAD ? -1 : 1;
+    if (hr != MCPGW_HTTP_OK)
+        goto out;
     memset(r, 0, sizeof(*r));
     r->content_length = -1;
-    r->head_len = (size_t)(end - buf);
+    r->head_len = h->head_len;
+    r->status = h->status;
+    copy_trunc(r->reason, sizeof(r->reason), &h->reason);
+    for (size_t i = 0; i < h->n_headers; i++) {
+        const mcpgw_str *name = &h->headers[i].name, *v = &h->headers[i].value;
 
-    /* Status line: HTTP/1.x SP 3DIGIT [SP reason] */
-    line_end = buf;
-    while (!(line_end[0] == '\r' && line_end[1] == '\n'))
-        line_end++;
-    if ((size_t)(line_end - buf) < 12 || strncmp(buf, "HTTP/1.", 7) != 0
-        || !isdigit((unsigned char)buf[7]) || buf[8] != ' '
-        || !isdigit((unsigned char)buf[9]) || !isdigit((unsigned char)buf[10])
-        || !isdigit((unsigned char)buf[11]))
-        return -1;
-    r->status = (buf[9] - '0') * 100 + (buf[10] - '0') * 10 + (buf[11] - '0');
-    if (line_end > buf + 12) {
-        if (buf[12] != ' ')
-            return -1;
-        copy_trunc(r->reason, sizeof(r->reason), buf + 13, (size_t)(line_end - (buf + 13)));
-    }
-
-    for (p = line_end + 2; p < end - 2; p = line_end + 2) {
-        const char *colon, *v, *ve;
-        size_t nl;
-
-        line_end = p;
-        while (line_end < end && !(line_end[0] == '\r' && line_end[1] == '\n'))
-            line_end++;
-        colon = memchr(p, ':', (size_t)(line_end - p));
-        if (!colon || colon == p)
-            return -1;
-        nl = (size_t)(colon - p);
-        v = colon + 1;
-        while (v < line_end && (*v == ' ' || *v == '\t'))
-            v++;
-        ve = line_end;
-        while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
-            ve--;
-#define IS(name) (nl == sizeof(name) - 1 && strncasecmp(p, name, nl) == 0)
-        if (IS("Content-Length")) {
+        if (mcpgw_str_eq_nocase(name, "Content-Length")) {
             long cl = 0;
-            const char *q;
-            if (v == ve)
-                return -1;
-            for (q = v; q < ve; q++) {
-                if (!isdigit((unsigned char)*q) || cl > 100000000L)
-                    return -1;
-                cl = cl * 10 + (*q - '0');
+            if (v->len == 0)
+                goto out;
+            for (size_t k = 0; k < v->len; k++) {
+                if (v->p[k] < '0' || v->p[k] > '9' || cl > 100000000L)
+                    goto out;
+                cl = cl * 10 + (v->p[k] - '0');
             }
             r->content_length = cl;
-        } else if (IS("Upgrade")) {
-            r->upgrade_websocket = list_has(v, (size_t)(ve - v), "websocket");
-        } else if (IS("Connection")) {
-            r->connection_upgrade = list_has(v, (size_t)(ve - v), "upgrade");
-        } else if (IS("Sec-WebSocket-Accept")) {
-            copy_trunc(r->accept, sizeof(r->accept), v, (size_t)(ve - v));
-        } else if (IS("Sec-WebSocket-Extensions")) {
+        } else if (mcpgw_str_eq_nocase(name, "Upgrade")) {
+            r->upgrade_websocket = mcpgw_http_list_has_token(v, "websocket");
+        } else if (mcpgw_str_eq_nocase(name, "Connection")) {
+            r->connection_upgrade = mcpgw_http_list_has_token(v, "upgrade");
+        } else if (mcpgw_str_eq_nocase(name, "Sec-WebSocket-Accept")) {
+            copy_trunc(r->accept, sizeof(r->accept), v);
+        } else if (mcpgw_str_eq_nocase(name, "Sec-WebSocket-Extensions")) {
             if (r->has_extensions++)
-                return -1;      /* one answer only */
-            copy_trunc(r->extensions, sizeof(r->extensions), v, (size_t)(ve - v));
-        } else if (IS("Sec-WebSocket-Protocol")) {
+                goto out;           /* one answer only */
+            copy_trunc(r->extensions, sizeof(r->extensions), v);
+        } else if (mcpgw_str_eq_nocase(name, "Sec-WebSocket-Protocol")) {
             r->has_protocol = 1;
         }
-#undef IS
     }
-    return 0;
+    rc = 0;
+out:
+    return rc;
 }
 
 int mcpgw_cup_validate(const mcpgw_cup_response *r, const char *key, int offered_pmd,

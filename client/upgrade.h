@@ -1,8 +1,8 @@
 /*
  * upgrade.h - the client side of the HTTP/1.1 WebSocket upgrade (RFC 6455
- * section 4.1): the request, parsing the server's response head, and
- * checking it (the accept key and the permessage-deflate answer are
- * libmcpgw-proto's: core/handshake.c, core/pmd.c).
+ * section 4.1): the request, and the server's response head read and
+ * checked (the head's parser, the accept key and the permessage-deflate
+ * answer are libmcpgw-proto's: core/http.c, core/handshake.c, core/pmd.c).
  *
  * Pure functions (the key generator reads OpenSSL's RNG). Ownership:
  * mcpgw_cup_request() returns a malloc'd string; the response struct holds
@@ -39,8 +39,11 @@ void mcpgw_cup_key(char key[25]);
 char *mcpgw_cup_request(const char *host_header, const char *target,
                         const char *bearer, const char *key, const char *extensions);
 
-/* Parses a response head from buf[0..len): 1 = incomplete (and within
- * MCPGW_CUP_MAX_HEAD), 0 = parsed into *r, -1 = malformed or too large. */
+/* Parses a response head from buf[0..len) (mcpgw_http_parse_response) and
+ * keeps what the upgrade needs: 1 = incomplete (and within
+ * MCPGW_CUP_MAX_HEAD), 0 = parsed into *r, -1 = malformed (also a
+ * Content-Length that is not one number, a second Sec-WebSocket-Extensions)
+ * or too large. */
 int mcpgw_cup_parse(const char *buf, size_t len, mcpgw_cup_response *r);
 
 /* For a 101: checks Upgrade, Connection, the accept value

@@ -1,9 +1,10 @@
 /*
- * http.c - owns the HTTP/1.1 request-head parser, the header lookup helpers
- * and the plain-text response formatter declared in http.h.
+ * http.c - owns the HTTP/1.1 head parsers (a request's for the gateway, a
+ * response's for the client), the header lookup helpers and the plain-text
+ * response formatter declared in http.h.
  *
  * Stateless and allocation-free: every call re-parses the bytes received so
- * far, and the parsed request points into the caller's buffer.
+ * far, and the parsed head points into the caller's buffer.
  */
 #include "http.h"
 
@@ -169,15 +170,54 @@ static mcpgw_http_result parse_header_line(const char *p, size_t n,
     return MCPGW_HTTP_OK;
 }
 
-mcpgw_http_result mcpgw_http_parse(const char *buf, size_t len, size_t max_head,
-                                   mcpgw_http_request *req)
+/* status-line = HTTP-version SP 3DIGIT SP [reason-phrase]; the SP before
+ * an empty reason may be missing (as some servers send it). The reason is
+ * HTAB, SP, visible ASCII or obs-text. */
+static mcpgw_http_result parse_status_line(const char *p, size_t n, void *out)
 {
-    req->method.p = req->target.p = req->path.p = req->query.p = NULL;
-    req->method.len = req->target.len = req->path.len = req->query.len = 0;
-    req->version_minor = 0;
-    req->n_headers = 0;
-    req->head_len = 0;
+    mcpgw_http_response *resp = out;
+    size_t v = 0;
+    mcpgw_http_result r;
 
+    while (v < n && p[v] != ' ')
+        v++;
+    if ((r = parse_version(p, v, &resp->version_minor)) != MCPGW_HTTP_OK)
+        return r;
+    if (n < v + 4 || !is_digit((unsigned char)p[v + 1]) || !is_digit((unsigned char)p[v + 2]) ||
+        !is_digit((unsigned char)p[v + 3]))
+        return MCPGW_HTTP_BAD;
+    resp->status = (p[v + 1] - '0') * 100 + (p[v + 2] - '0') * 10 + (p[v + 3] - '0');
+    if (n == v + 4) {
+        resp->reason.p = p + n;
+        resp->reason.len = 0;
+        return MCPGW_HTTP_OK;
+    }
+    if (p[v + 4] != ' ')
+        return MCPGW_HTTP_BAD;
+    for (size_t k = v + 5; k < n; k++) {
+        unsigned char c = (unsigned char)p[k];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
+            return MCPGW_HTTP_BAD;
+    }
+    resp->reason.p = p + v + 5;
+    resp->reason.len = n - (v + 5);
+    return MCPGW_HTTP_OK;
+}
+
+static mcpgw_http_result parse_request_line_cb(const char *p, size_t n, void *out)
+{
+    return parse_request_line(p, n, out);
+}
+
+/* The head of a request or a response in buf[0..len): its first line goes
+ * to first_line(out), its headers to headers[] (*n_headers of them);
+ * *head_len is its length. The one parser of header lines and head limits
+ * for both. */
+static mcpgw_http_result parse_head(const char *buf, size_t len, size_t max_head,
+                                    mcpgw_http_result (*first_line)(const char *, size_t, void *),
+                                    void *out, mcpgw_http_header *headers, size_t *n_headers,
+                                    size_t *head_len_out)
+{
     /* The head must end within the first max_head bytes. */
     size_t head_len = find_head_end(buf, len < max_head ? len : max_head);
     if (head_len == 0)
@@ -196,7 +236,7 @@ mcpgw_http_result mcpgw_http_parse(const char *buf, size_t len, size_t max_head,
             n--;
 
         if (first) {
-            mcpgw_http_result r = parse_request_line(p, n, req);
+            mcpgw_http_result r = first_line(p, n, out);
             if (r != MCPGW_HTTP_OK)
                 return r;
             first = 0;
@@ -207,12 +247,32 @@ mcpgw_http_result mcpgw_http_parse(const char *buf, size_t len, size_t max_head,
             mcpgw_http_result r = parse_header_line(p, n, &h);
             if (r != MCPGW_HTTP_OK)
                 return r;
-            if (req->n_headers == MCPGW_HTTP_MAX_HEADERS)
+            if (*n_headers == MCPGW_HTTP_MAX_HEADERS)
                 return MCPGW_HTTP_TOO_LARGE;
-            req->headers[req->n_headers++] = h;
+            headers[(*n_headers)++] = h;
         }
         p = lf + 1;
     }
+    *head_len_out = head_len;
+    return MCPGW_HTTP_OK;
+}
+
+mcpgw_http_result mcpgw_http_parse(const char *buf, size_t len, size_t max_head,
+                                   mcpgw_http_request *req)
+{
+    mcpgw_http_result r;
+
+    req->method.p = req->target.p = req->path.p = req->query.p = NULL;
+    req->method.len = req->target.len = req->path.len = req->query.len = 0;
+    req->version_minor = 0;
+    req->n_headers = 0;
+    req->head_len = 0;
+
+    size_t head_len = 0;
+    r = parse_head(buf, len, max_head, parse_request_line_cb, req, req->headers, &req->n_headers,
+                   &head_len);
+    if (r != MCPGW_HTTP_OK)
+        return r;
 
     const char *q = memchr(req->target.p, '?', req->target.len);
     req->path.p = req->target.p;
@@ -227,6 +287,28 @@ mcpgw_http_result mcpgw_http_parse(const char *buf, size_t len, size_t max_head,
     }
     req->head_len = head_len;
     return MCPGW_HTTP_OK;
+}
+
+mcpgw_http_result mcpgw_http_parse_response(const char *buf, size_t len, size_t max_head,
+                                            mcpgw_http_response *resp)
+{
+    resp->version_minor = 0;
+    resp->status = 0;
+    resp->reason.p = NULL;
+    resp->reason.len = 0;
+    resp->n_headers = 0;
+    resp->head_len = 0;
+    return parse_head(buf, len, max_head, parse_status_line, resp, resp->headers,
+                      &resp->n_headers, &resp->head_len);
+}
+
+const mcpgw_str *mcpgw_http_headers_get(const mcpgw_http_header *headers, size_t n,
+                                        const char *name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (mcpgw_str_eq_nocase(&headers[i].name, name))
+            return &headers[i].value;
+    return NULL;
 }
 
 const char *mcpgw_http_check_framing(const mcpgw_http_request *req, const char **body)
@@ -258,10 +340,7 @@ const char *mcpgw_http_check_framing(const mcpgw_http_request *req, const char *
 
 const mcpgw_str *mcpgw_http_header_get(const mcpgw_http_request *req, const char *name)
 {
-    for (size_t i = 0; i < req->n_headers; i++)
-        if (mcpgw_str_eq_nocase(&req->headers[i].name, name))
-            return &req->headers[i].value;
-    return NULL;
+    return mcpgw_http_headers_get(req->headers, req->n_headers, name);
 }
 
 /* Does the parameter list p[0..end) (after a media range: ";a=b; q=0")

@@ -1,13 +1,14 @@
 /*
- * http.h - the HTTP/1.1 request head parser and plain response writer.
+ * http.h - the HTTP/1.1 head parsers (a request's, read by the gateway; a
+ * response's, read by the client library) and the plain response writer.
  *
- * mcpgw_http_parse() works on the bytes received so far (it does not keep
+ * mcpgw_http_parse() (and mcpgw_http_parse_response()) works on the bytes received so far (it does not keep
  * state between calls): it answers NEED_MORE until the blank line that ends
  * the head arrives. Header names are matched case-insensitively; values are
  * trimmed. Pure functions: no I/O, no allocation beyond the request struct's
  * fixed arrays pointing into the caller's buffer.
  *
- * Ownership: the parsed request points into the caller's buffer (not NUL
+ * Ownership: the parsed request (or response) points into the caller's buffer (not NUL
  * terminated: each string has a length) and is valid as long as it is.
  */
 #ifndef MCPGW_HTTP_H
@@ -59,6 +60,23 @@ typedef enum {
 mcpgw_http_result mcpgw_http_parse(const char *buf, size_t len, size_t max_head,
                                    mcpgw_http_request *req);
 
+typedef struct mcpgw_http_response {
+    int version_minor;          /* HTTP/1.x: x */
+    int status;                 /* 3 digits: 100 .. 999 */
+    mcpgw_str reason;           /* the reason phrase, possibly empty */
+    mcpgw_http_header headers[MCPGW_HTTP_MAX_HEADERS];
+    size_t n_headers;
+    size_t head_len;            /* bytes of the head, including the final CRLFCRLF */
+} mcpgw_http_response;
+
+/* Parses a response head buf[0..len) as mcpgw_http_parse() does a
+ * request's (the same results, limits, line ends and header rules; one
+ * parser of header lines for both). The status line is "HTTP/1.x SP 3DIGIT
+ * SP reason" (the reason may be empty, and the SP before an empty one
+ * missing); another HTTP version gives BAD_VERSION. */
+mcpgw_http_result mcpgw_http_parse_response(const char *buf, size_t len, size_t max_head,
+                                            mcpgw_http_response *resp);
+
 /* Framing that a proxy in front could read differently from us (request
  * smuggling, RFC 9112 section 6.3): more than one Host header, or a
  * Content-Length that is repeated (even with the same value), a list
@@ -70,6 +88,9 @@ const char *mcpgw_http_check_framing(const mcpgw_http_request *req, const char *
 
 /* First header with this name (case-insensitive), or NULL. */
 const mcpgw_str *mcpgw_http_header_get(const mcpgw_http_request *req, const char *name);
+/* The same over any parsed head's headers[0..n) (a response's). */
+const mcpgw_str *mcpgw_http_headers_get(const mcpgw_http_header *headers, size_t n,
+                                        const char *name);
 
 /* Does a comma-separated header value list (e.g. Connection) contain token,
  * case-insensitively? */

@@ -1,6 +1,8 @@
 /*
  * fuzz_http.c - libFuzzer target for the HTTP upgrade request: core/http.c
- * (mcpgw_http_parse, the header helpers and the framing checks) and
+ * (mcpgw_http_parse, the header helpers and the framing checks; every input
+ * is also read as a response head, mcpgw_http_parse_response, the client's
+ * side of the upgrade: see check_response) and
  * core/handshake.c (mcpgw_handshake_check, mcpgw_handshake_accept_key,
  * mcpgw_extract_token_from, mcpgw_http_accepts), plus the response
  * formatter conn.c answers with.
@@ -179,6 +181,74 @@ static void check_request(const char *buf, size_t len, size_t max_head,
     }
 }
 
+static void check_response_prefix(const char *buf, size_t k, size_t max_head)
+{
+    char *pre = malloc(k ? k : 1);
+    mcpgw_http_response *resp = malloc(sizeof(*resp));
+
+    FUZZ_ASSERT(pre && resp);
+    memcpy(pre, buf, k);
+    FUZZ_ASSERT(mcpgw_http_parse_response(pre, k, max_head, resp) == MCPGW_HTTP_NEED_MORE);
+    free(resp);
+    free(pre);
+}
+
+/* The same bytes as a response head (the client's side): the documented
+ * results; on OK a three-digit status, a reason without controls, headers
+ * as a request's, every strict prefix NEED_MORE, and header lines parsed
+ * exactly as the request parser parses them. */
+static void check_response(const char *buf, size_t len, size_t max_head)
+{
+    mcpgw_http_response *resp = malloc(sizeof(*resp));
+    mcpgw_http_result r;
+
+    FUZZ_ASSERT(resp);
+    r = mcpgw_http_parse_response(buf, len, max_head, resp);
+    FUZZ_ASSERT(r == MCPGW_HTTP_OK || r == MCPGW_HTTP_NEED_MORE || r == MCPGW_HTTP_BAD ||
+                r == MCPGW_HTTP_TOO_LARGE || r == MCPGW_HTTP_BAD_VERSION);
+    if (r == MCPGW_HTTP_NEED_MORE)
+        FUZZ_ASSERT(len <= max_head);
+    if (r == MCPGW_HTTP_OK) {
+        mcpgw_http_request *req = malloc(sizeof(*req));
+        char *as_req;
+        size_t skip;
+
+        FUZZ_ASSERT(resp->head_len > 0 && resp->head_len <= len && resp->head_len <= max_head);
+        FUZZ_ASSERT(resp->status >= 0 && resp->status <= 999);
+        FUZZ_ASSERT(resp->version_minor >= 0 && resp->version_minor <= 9);
+        FUZZ_ASSERT(in_buf(buf, resp->head_len, &resp->reason));
+        for (size_t k = 0; k < resp->reason.len; k++) {
+            unsigned char c = (unsigned char)resp->reason.p[k];
+            FUZZ_ASSERT(c >= 0x20 || c == '\t');
+        }
+        FUZZ_ASSERT(resp->n_headers <= MCPGW_HTTP_MAX_HEADERS);
+        for (size_t i = 0; i < resp->n_headers; i++) {
+            FUZZ_ASSERT(resp->headers[i].name.len > 0);
+            FUZZ_ASSERT(in_buf(buf, resp->head_len, &resp->headers[i].name));
+            FUZZ_ASSERT(in_buf(buf, resp->head_len, &resp->headers[i].value));
+        }
+        for (size_t k = 0; k < resp->head_len; k += resp->head_len / 61 + 1)
+            check_response_prefix(buf, k, max_head);
+        /* the status line swapped for a request line: the same headers */
+        skip = (size_t)((const char *)memchr(buf, '\n', resp->head_len) - buf) + 1;
+        as_req = malloc(resp->head_len - skip + 16);
+        FUZZ_ASSERT(req && as_req);
+        memcpy(as_req, "GET / HTTP/1.1\r\n", 16);
+        memcpy(as_req + 16, buf + skip, resp->head_len - skip);
+        if (resp->head_len - skip + 16 <= max_head) {
+            FUZZ_ASSERT(mcpgw_http_parse(as_req, resp->head_len - skip + 16, max_head, req) ==
+                        MCPGW_HTTP_OK);
+            FUZZ_ASSERT(req->n_headers == resp->n_headers);
+            for (size_t i = 0; i < resp->n_headers; i++)
+                FUZZ_ASSERT(req->headers[i].value.len == resp->headers[i].value.len &&
+                            req->headers[i].name.len == resp->headers[i].name.len);
+        }
+        free(as_req);
+        free(req);
+    }
+    free(resp);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t max_head = 8192;
@@ -211,6 +281,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     default:
         FUZZ_ASSERT(!"unknown mcpgw_http_result");
     }
+    check_response(buf, size, max_head);
     free(req);
     free(buf);
     return 0;

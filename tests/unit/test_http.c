@@ -1,6 +1,7 @@
 /*
- * test_http.c - unit tests for core/http.c: the request-head parser, the
- * header/list helpers, reason phrases and the response formatter.
+ * test_http.c - unit tests for core/http.c: the request-head and
+ * response-head parsers, the header/list helpers, reason phrases and the
+ * response formatter.
  */
 #include "http.h"
 #include "unit.h"
@@ -596,8 +597,82 @@ TEST(framing_checks)
                  "bad_content_length");
 }
 
+static mcpgw_http_response resp;  /* large: keep it off the stack */
+
+static mcpgw_http_result parse_resp(const char *s, size_t max_head)
+{
+    return mcpgw_http_parse_response(s, strlen(s), max_head, &resp);
+}
+
+/* The response head (the client's side of the upgrade). */
+TEST(response_upgrade)
+{
+    static const char ok[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                             "Upgrade: websocket\r\n"
+                             "Connection:Upgrade\r\n"
+                             "Sec-WebSocket-Accept:  s3pPLMBiTxaQ9kYGzzhZRbK+xOo= \r\n"
+                             "\r\n\x81\x02hi";
+    size_t head = strlen(ok) - 4;
+
+    CHECK_EQ_INT(mcpgw_http_parse_response(ok, strlen(ok), MAX_HEAD, &resp), MCPGW_HTTP_OK);
+    CHECK_EQ_INT(resp.head_len, head);      /* the frame after it is not consumed */
+    CHECK_EQ_INT(resp.status, 101);
+    CHECK_EQ_INT(resp.version_minor, 1);
+    CHECK(str_is(&resp.reason, "Switching Protocols"));
+    CHECK_EQ_INT(resp.n_headers, 3);
+    CHECK(str_is(mcpgw_http_headers_get(resp.headers, resp.n_headers, "connection"), "Upgrade"));
+    CHECK(str_is(mcpgw_http_headers_get(resp.headers, resp.n_headers, "SEC-WEBSOCKET-ACCEPT"),
+                 "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="));
+    CHECK(mcpgw_http_headers_get(resp.headers, resp.n_headers, "Upgrad") == NULL);
+    for (size_t k = 0; k < head; k++)
+        CHECK_EQ_INT(mcpgw_http_parse_response(ok, k, MAX_HEAD, &resp), MCPGW_HTTP_NEED_MORE);
+}
+
+TEST(response_status_lines)
+{
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n\r\n",
+                            MAX_HEAD), MCPGW_HTTP_OK);
+    CHECK_EQ_INT(resp.status, 401);
+    CHECK(str_is(&resp.reason, "Unauthorized"));
+    /* an empty reason, with or without its SP; bare LF; HTTP/1.0 */
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101 \r\n\r\n", MAX_HEAD), MCPGW_HTTP_OK);
+    CHECK(resp.reason.len == 0 && resp.status == 101);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101\r\n\r\n", MAX_HEAD), MCPGW_HTTP_OK);
+    CHECK(resp.reason.len == 0 && resp.n_headers == 0);
+    CHECK_EQ_INT(parse_resp("HTTP/1.0 503 Busy now\nRetry-After: 1\n\n", MAX_HEAD),
+                 MCPGW_HTTP_OK);
+    CHECK(resp.version_minor == 0 && resp.status == 503 && str_is(&resp.reason, "Busy now"));
+    CHECK_EQ_INT(resp.n_headers, 1);
+    /* not HTTP/1.x */
+    CHECK_EQ_INT(parse_resp("HTTP/2 101 X\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD_VERSION);
+    CHECK_EQ_INT(parse_resp("HTTP/2.0 200 OK\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD_VERSION);
+    /* malformed status lines */
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 1O1 X\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 10 X\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 1011 X\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1  101 X\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("http/1.1 101 X\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101 X\x01Y\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("GET / HTTP/1.1\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    /* the header rules are the request's: no colon, obs-fold, space before the colon */
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101 X\r\nNoColon\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101 X\r\nA: b\r\n c\r\n\r\n", MAX_HEAD),
+                 MCPGW_HTTP_BAD);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101 X\r\nA : b\r\n\r\n", MAX_HEAD), MCPGW_HTTP_BAD);
+    /* the head limit */
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101 Switching Protocols\r\n", 16),
+                 MCPGW_HTTP_TOO_LARGE);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101 X\r\n\r\n", 17), MCPGW_HTTP_TOO_LARGE);
+    CHECK_EQ_INT(mcpgw_http_parse_response("HTTP/1.1 101 X\r\n\r\n", 17, 17, &resp),
+                 MCPGW_HTTP_NEED_MORE);
+    CHECK_EQ_INT(parse_resp("HTTP/1.1 101 X\r\n\r\n", 18), MCPGW_HTTP_OK);
+}
+
 int main(void)
 {
+    RUN(response_upgrade);
+    RUN(response_status_lines);
     RUN(query_param);
     RUN(bearer_token);
     RUN(parse_full_upgrade);
