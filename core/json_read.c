@@ -340,94 +340,14 @@ oom:
 
 static json_t *read_number(parser *ps)
 {
-    const char *start = ps->p, *q = ps->p;
-    int is_int = 1, digits = 0;
-    char stackbuf[64], *copy;
-    size_t n;
-    json_t *v;
-    double d;
+    mcpgw_json_number n;
 
-    if (*q == '-')
-        q++;
-    if (q >= ps->end || *q < '0' || *q > '9') {
-        fail(ps, q, "No number after minus sign");  /* only '-' gets here */
+    if (mcpgw_json_scan_number(ps->p, ps->end, &n) != MCPGW_JSON_NUMBER_OK) {
+        fail(ps, n.err_at, n.err);
         return NULL;
     }
-    if (*q == '0') {
-        q++;
-        digits = 1;
-        if (q < ps->end && *q >= '0' && *q <= '9') {
-            fail(ps, q, "Unexpected number");       /* a leading zero */
-            return NULL;
-        }
-    } else {
-        while (q < ps->end && *q >= '0' && *q <= '9') {
-            q++;
-            digits++;
-        }
-    }
-    if (q < ps->end && *q == '.') {
-        is_int = 0;
-        q++;
-        if (q >= ps->end || *q < '0' || *q > '9') {
-            fail(ps, q, "Unterminated fractional number");
-            return NULL;
-        }
-        while (q < ps->end && *q >= '0' && *q <= '9')
-            q++;
-    }
-    if (q < ps->end && (*q == 'e' || *q == 'E')) {
-        is_int = 0;
-        q++;
-        if (q < ps->end && (*q == '+' || *q == '-'))
-            q++;
-        if (q >= ps->end || *q < '0' || *q > '9') {
-            fail(ps, q, "Exponent part is missing a number");
-            return NULL;
-        }
-        while (q < ps->end && *q >= '0' && *q <= '9')
-            q++;
-    }
-    ps->p = q;
-    if (is_int && digits <= 18) {
-        const char *r = start + (*start == '-');
-        long long i = 0;
-
-        while (r < q)
-            i = i * 10 + (*r++ - '0');
-        return json_integer(*start == '-' ? -i : i);
-    }
-    /* strtoll/strtod want a terminated copy */
-    n = (size_t)(q - start);
-    copy = n < sizeof(stackbuf) ? stackbuf : malloc(n + 1);
-    if (!copy) {
-        fail(ps, start, "Out of memory");
-        return NULL;
-    }
-    memcpy(copy, start, n);
-    copy[n] = '\0';
-    if (is_int) {
-        long long i;
-
-        errno = 0;
-        i = strtoll(copy, NULL, 10);
-        if (errno != ERANGE) {
-            v = json_integer(i);
-            goto out;
-        }
-        /* beyond json_int_t: a real, as JSON.parse would give */
-    }
-    d = strtod(copy, NULL);
-    if (!isfinite(d)) {
-        fail(ps, start, "Number out of range");
-        v = NULL;
-    } else {
-        v = json_real(d);
-    }
-out:
-    if (copy != stackbuf)
-        free(copy);
-    return v;
+    ps->p = n.end;
+    return n.is_int ? json_integer(n.integer) : json_real(n.real);
 }
 
 /* ------------------------------------------------------------------ values */

@@ -108,86 +108,21 @@ static int scan_string(scan *s, int *escaped)
     }
 }
 
-/* The number at s->p, as read_number checks it; *kind and *integer get
- * what the tree would hold. 0 or -1. */
+/* The number at s->p, as the reader judges it (the one scanner,
+ * json_text.h); *kind and *integer get what the tree would hold. 0 or -1. */
 static int scan_number(scan *s, int *kind, int64_t *integer)
 {
-    const char *start = s->p, *q = s->p;
-    int is_int = 1, digits = 0;
-    char stackbuf[64], *copy;
-    size_t n;
-    int rc = 0;
+    mcpgw_json_number n;
+    mcpgw_json_number_result r = mcpgw_json_scan_number(s->p, s->end, &n);
 
-    if (*q == '-')
-        q++;
-    if (q >= s->end || *q < '0' || *q > '9')
-        return -1;
-    if (*q == '0') {
-        q++;
-        digits = 1;
-        if (q < s->end && *q >= '0' && *q <= '9')
-            return -1;
-    } else {
-        while (q < s->end && *q >= '0' && *q <= '9') {
-            q++;
-            digits++;
-        }
-    }
-    if (q < s->end && *q == '.') {
-        is_int = 0;
-        q++;
-        if (q >= s->end || *q < '0' || *q > '9')
-            return -1;
-        while (q < s->end && *q >= '0' && *q <= '9')
-            q++;
-    }
-    if (q < s->end && (*q == 'e' || *q == 'E')) {
-        is_int = 0;
-        q++;
-        if (q < s->end && (*q == '+' || *q == '-'))
-            q++;
-        if (q >= s->end || *q < '0' || *q > '9')
-            return -1;
-        while (q < s->end && *q >= '0' && *q <= '9')
-            q++;
-    }
-    s->p = q;
-    if (is_int && digits <= 18) {
-        const char *r = start + (*start == '-');
-        long long i = 0;
-
-        while (r < q)
-            i = i * 10 + (*r++ - '0');
-        *kind = MCPGW_JSON_INTEGER;
-        *integer = *start == '-' ? -i : i;
-        return 0;
-    }
-    n = (size_t)(q - start);
-    copy = n < sizeof(stackbuf) ? stackbuf : malloc(n + 1);
-    if (!copy) {
-        s->oom = 1;
+    if (r != MCPGW_JSON_NUMBER_OK) {
+        s->oom |= r == MCPGW_JSON_NUMBER_NOMEM;
         return -1;
     }
-    memcpy(copy, start, n);
-    copy[n] = '\0';
-    if (is_int) {
-        long long i;
-
-        errno = 0;
-        i = strtoll(copy, NULL, 10);
-        if (errno != ERANGE) {
-            *kind = MCPGW_JSON_INTEGER;
-            *integer = i;
-            goto out;
-        }
-    }
-    *kind = MCPGW_JSON_REAL;
-    if (!isfinite(strtod(copy, NULL)))
-        rc = -1;
-out:
-    if (copy != stackbuf)
-        free(copy);
-    return rc;
+    s->p = n.end;
+    *kind = n.is_int ? MCPGW_JSON_INTEGER : MCPGW_JSON_REAL;
+    *integer = n.integer;
+    return 0;
 }
 
 static int literal(scan *s, const char *word, size_t n)
