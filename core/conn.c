@@ -26,7 +26,6 @@
 #include "transport.h"
 #include "http_upgrade.h"
 #include "ws_frame.h"
-#include "ws_msg.h"
 #include "ws_session.h"
 
 /* How long a closing connection may take to answer our close frame, or to
@@ -55,7 +54,7 @@ void mcpgw_conn_unref(mcpgw_conn *c)
     free(c->lease_user);
     json_decref(c->claims);
     free(c->claims_text);
-    mcpgw_ws_msg_free(c->msg);
+    mcpgw_ws_session_free_input(c);
     mcpgw_pmd_state_free(&c->pmd_state);
     free(c);
 }
@@ -389,10 +388,7 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     }
     mcpgw_transport_free(c->transport);     /* closes the socket */
     c->transport = NULL;
-    if (c->msg && c->msg->cap >= MCPGW_RELEASE_AFTER) /* it left in the middle of a large message */
-        mcpgw_server_release_memory(srv);
-    mcpgw_ws_msg_free(c->msg);
-    c->msg = NULL;
+    mcpgw_ws_session_free_input(c);  /* it may have left in the middle of a message */
     mcpgw_pmd_state_free(&c->pmd_state);
 
     if (c->prev)

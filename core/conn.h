@@ -69,10 +69,9 @@ struct mcpgw_conn {
     char *lease_user;               /* whose it is (owned; set with lease) */
 
     /* -- the WebSocket session (ws_session.c) */
-    struct mcpgw_ws_msg *msg;       /* the data message being assembled (owned,
-                                       ws_msg.h): only while one is open, else NULL */
-    mcpgw_ws_frame_header frame;    /* the data frame whose payload is arriving */
-    uint64_t frame_got;             /* payload bytes of it read so far */
+    struct mcpgw_ws_in *ws_in;      /* a data frame read in pieces and the message
+                                       being assembled (owned, ws_session.c): only
+                                       while there is one, else NULL */
     mcpgw_pmd_params pmd;           /* permessage-deflate in force (pmd.enabled) */
     mcpgw_pmd_state pmd_state;      /* own zlib streams: context takeover only */
     double rate_tokens;             /* inbound rate limit: the token bucket */
@@ -108,7 +107,6 @@ struct mcpgw_conn {
     unsigned http_reading : 1;      /* inside read_http: it looks for the next request */
     unsigned http_continued : 1;    /* sent "100 Continue" for the request being read */
     unsigned cluster_wait : 1;      /* a lease request is out: nothing is read meanwhile */
-    unsigned frame_open : 1;        /* 1 while its payload is still arriving */
     unsigned alive : 1;             /* a pong arrived since the last heartbeat ping */
     unsigned close_sent : 1;
     unsigned warned_unknown_type : 1;/* logged one unknown type at warn already */

@@ -29,15 +29,26 @@ int mcpgw_ws_msg_check(const mcpgw_ws_msg *m, const mcpgw_ws_frame_header *h, si
     return 0;
 }
 
-mcpgw_ws_msg *mcpgw_ws_msg_open(const mcpgw_ws_frame_header *h)
+void mcpgw_ws_msg_init(mcpgw_ws_msg *m, const mcpgw_ws_frame_header *h)
 {
-    mcpgw_ws_msg *m = calloc(1, sizeof(*m));
-
-    if (!m)
-        return NULL;
+    memset(m, 0, sizeof(*m));
     m->opcode = (uint8_t)h->opcode;
     m->compressed = (h->rsv & 4) != 0;
     m->utf8 = MCPGW_UTF8_ACCEPT;
+}
+
+void mcpgw_ws_msg_clear(mcpgw_ws_msg *m)
+{
+    free(m->data);
+    memset(m, 0, sizeof(*m));
+}
+
+mcpgw_ws_msg *mcpgw_ws_msg_open(const mcpgw_ws_frame_header *h)
+{
+    mcpgw_ws_msg *m = malloc(sizeof(*m));
+
+    if (m)
+        mcpgw_ws_msg_init(m, h);
     return m;
 }
 
@@ -158,7 +169,7 @@ void mcpgw_ws_message_release(mcpgw_ws_message *out)
 void mcpgw_ws_msg_free(mcpgw_ws_msg *m)
 {
     if (m) {
-        free(m->data);
+        mcpgw_ws_msg_clear(m);
         free(m);
     }
 }

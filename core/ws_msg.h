@@ -15,7 +15,8 @@
  * piecewise-read message is open: the caller keeps a NULL pointer between
  * messages, mcpgw_ws_msg_open() allocates one on a message's first frame
  * and mcpgw_ws_msg_free() releases it (and its buffer) once the message is
- * delivered. A whole single-frame message lying in the caller's buffer
+ * delivered (or, embedded in a structure of the caller's that lives as
+ * long, mcpgw_ws_msg_init() and mcpgw_ws_msg_clear()). A whole single-frame message lying in the caller's buffer
  * needs no assembly at all: mcpgw_ws_msg_whole() checks (or inflates) it
  * where it lies.
  *
@@ -38,7 +39,7 @@ typedef struct mcpgw_ws_msg {
     uint8_t *data;                  /* the payload so far (as received: compressed or not) */
     size_t len, cap;
     uint32_t utf8;                  /* validator state over uncompressed text so far */
-    uint8_t opcode;                 /* MCPGW_WS_OP_TEXT or _BINARY */
+    uint8_t opcode;                 /* MCPGW_WS_OP_TEXT or _BINARY (0: closed) */
     uint8_t compressed;             /* RSV1 was set on its first frame */
 } mcpgw_ws_msg;
 
@@ -71,6 +72,12 @@ int mcpgw_ws_msg_check(const mcpgw_ws_msg *m, const mcpgw_ws_frame_header *h, si
 /* Opens a message on its first frame h (checked): a new assembly, or NULL
  * when out of memory. */
 mcpgw_ws_msg *mcpgw_ws_msg_open(const mcpgw_ws_frame_header *h);
+
+/* The same for an assembly the caller embeds in its own structure: opens
+ * *m (zeroed or cleared) on first frame h. mcpgw_ws_msg_clear() frees its
+ * buffer and leaves it closed (opcode 0). */
+void mcpgw_ws_msg_init(mcpgw_ws_msg *m, const mcpgw_ws_frame_header *h);
+void mcpgw_ws_msg_clear(mcpgw_ws_msg *m);
 
 /* Room for the next n payload bytes at the end of m (growing it), or NULL
  * when out of memory. end, when not 0, is the length the message will have

@@ -30,6 +30,16 @@
 /* The reply scratch buffer keeps up to this much capacity between replies. */
 #define MCPGW_REPLY_TEXT_KEEP 65536
 
+/* What reading a data frame in pieces and assembling a message need, kept
+ * only while there is one (c->ws_in): an idle connection holds a NULL
+ * pointer. */
+typedef struct mcpgw_ws_in {
+    mcpgw_ws_msg msg;               /* the open message (msg.opcode 0: none) */
+    mcpgw_ws_frame_header frame;    /* the data frame whose payload is arriving */
+    uint64_t frame_got;             /* payload bytes of it read so far */
+    int frame_open;                 /* 1 while that payload is still arriving */
+} mcpgw_ws_in;
+
 static void conn_fail(mcpgw_conn *c, unsigned code, const char *why);
 static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t *p);
 
@@ -338,6 +348,25 @@ static void message_fail(mcpgw_conn *c, int code, const char *why)
     conn_fail(c, (unsigned)code, why);
 }
 
+/* The message being assembled, or NULL. */
+static inline mcpgw_ws_msg *open_msg(const mcpgw_conn *c)
+{
+    return c->ws_in && c->ws_in->msg.opcode ? &c->ws_in->msg : NULL;
+}
+
+void mcpgw_ws_session_free_input(mcpgw_conn *c)
+{
+    mcpgw_ws_in *w = c->ws_in;
+
+    if (!w)
+        return;
+    c->ws_in = NULL;
+    if (w->msg.cap >= MCPGW_RELEASE_AFTER)
+        mcpgw_server_release_memory(c->srv);
+    mcpgw_ws_msg_clear(&w->msg);
+    free(w);
+}
+
 /* A whole, checked message has arrived: counts and delivers it. Returns -1
  * when the connection was failed or closed. */
 static int message_deliver(mcpgw_conn *c, const mcpgw_ws_message *m)
@@ -366,15 +395,16 @@ static int message_complete(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;     /* c may be gone after the delivery */
     mcpgw_ws_msg_ctx ctx = msg_ctx(c);
-    mcpgw_ws_msg *m = c->msg;
+    mcpgw_ws_msg m = c->ws_in->msg; /* its frame is over: the input goes */
     mcpgw_ws_message msg;
     const char *why;
-    size_t big = m->cap;
+    size_t big = m.cap;
     int code, rc;
 
-    c->msg = NULL;
-    if ((code = mcpgw_ws_msg_finish(m, &ctx, &msg, &why)) != 0) {
-        mcpgw_ws_msg_free(m);
+    free(c->ws_in);
+    c->ws_in = NULL;
+    if ((code = mcpgw_ws_msg_finish(&m, &ctx, &msg, &why)) != 0) {
+        mcpgw_ws_msg_clear(&m);
         message_fail(c, code, why);
         return -1;
     }
@@ -382,7 +412,7 @@ static int message_complete(mcpgw_conn *c)
     if (msg.len > big)
         big = msg.len;
     mcpgw_ws_message_release(&msg);
-    mcpgw_ws_msg_free(m);
+    mcpgw_ws_msg_clear(&m);
     /* give a large message's memory back (its JSON parse, too, is freed by now) */
     if (big >= MCPGW_RELEASE_AFTER)
         mcpgw_server_release_memory(srv);
@@ -439,20 +469,24 @@ static int frame_in_place(mcpgw_conn *c, struct evbuffer *in, const mcpgw_ws_fra
  * dropped. Returns -1 when the connection was failed or closed. */
 static int data_frame_read(mcpgw_conn *c, struct evbuffer *in)
 {
-    uint64_t left = c->frame.payload_len - c->frame_got;
+    mcpgw_ws_in *w = c->ws_in;
+    uint64_t left = w->frame.payload_len - w->frame_got;
     size_t avail = evbuffer_get_length(in);
     size_t n = avail < left ? avail : (size_t)left;
 
-    if (c->state != MCPGW_CONN_OPEN || !c->msg) {
+    if (c->state != MCPGW_CONN_OPEN || !w->msg.opcode) {
         evbuffer_drain(in, n);
-        c->frame_got += n;
-        if (c->frame_got == c->frame.payload_len)
-            c->frame_open = 0;
+        w->frame_got += n;
+        if (w->frame_got == w->frame.payload_len) {
+            w->frame_open = 0;
+            if (!w->msg.opcode)
+                mcpgw_ws_session_free_input(c);
+        }
         return 0;
     }
     if (n) {
-        size_t end = c->frame.fin ? c->msg->len + (size_t)left : 0;
-        uint8_t *p = mcpgw_ws_msg_reserve(c->msg, n, end);
+        size_t end = w->frame.fin ? w->msg.len + (size_t)left : 0;
+        uint8_t *p = mcpgw_ws_msg_reserve(&w->msg, n, end);
         const char *why;
         int code;
 
@@ -461,17 +495,17 @@ static int data_frame_read(mcpgw_conn *c, struct evbuffer *in)
             return -1;
         }
         evbuffer_remove(in, p, n);
-        mcpgw_ws_unmask(p, n, c->frame.mask, (size_t)c->frame_got);
-        if ((code = mcpgw_ws_msg_commit(c->msg, n, &why)) != 0) {
+        mcpgw_ws_unmask(p, n, w->frame.mask, (size_t)w->frame_got);
+        if ((code = mcpgw_ws_msg_commit(&w->msg, n, &why)) != 0) {
             conn_fail(c, (unsigned)code, why);
             return -1;
         }
-        c->frame_got += n;
+        w->frame_got += n;
     }
-    if (c->frame_got < c->frame.payload_len)
+    if (w->frame_got < w->frame.payload_len)
         return 0;                   /* the rest of the frame is still to come */
-    c->frame_open = 0;
-    return c->frame.fin ? message_complete(c) : 0;
+    w->frame_open = 0;
+    return w->frame.fin ? message_complete(c) : 0;
 }
 
 /* Processes every frame in the input buffer: control frames once whole,
@@ -490,8 +524,8 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
         const char *why = NULL;
         int code;
 
-        if (c->frame_open) {
-            if (data_frame_read(c, in) < 0 || c->frame_open)
+        if (c->ws_in && c->ws_in->frame_open) {
+            if (data_frame_read(c, in) < 0 || (c->ws_in && c->ws_in->frame_open))
                 return;             /* failed, or waiting for more payload */
             continue;
         }
@@ -525,7 +559,7 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
             /* a data frame: its place in the message and the size limit
              * (after our close only the limit: its payload is dropped) */
             if (c->state == MCPGW_CONN_OPEN)
-                code = mcpgw_ws_msg_check(c->msg, &h, srv->gw->cfg->max_payload, &why);
+                code = mcpgw_ws_msg_check(open_msg(c), &h, srv->gw->cfg->max_payload, &why);
             else if (h.payload_len > srv->gw->cfg->max_payload) {
                 code = MCPGW_WS_CLOSE_TOO_BIG;
                 why = "Message too big";
@@ -547,7 +581,7 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
             continue;
         }
         if (c->state == MCPGW_CONN_OPEN && h.fin && h.opcode != MCPGW_WS_OP_CONT &&
-            !c->msg && avail >= h.header_len + h.payload_len) {
+            !open_msg(c) && avail >= h.header_len + h.payload_len) {
             int rc = frame_in_place(c, in, &h);
 
             if (rc < 0)
@@ -556,13 +590,14 @@ void mcpgw_ws_read_frames(mcpgw_conn *c)
                 continue;
         }
         evbuffer_drain(in, h.header_len);
-        if (c->state == MCPGW_CONN_OPEN && h.opcode != MCPGW_WS_OP_CONT &&
-            !(c->msg = mcpgw_ws_msg_open(&h))) {
+        if (!c->ws_in && !(c->ws_in = calloc(1, sizeof(*c->ws_in)))) {
             conn_fail(c, MCPGW_WS_CLOSE_INTERNAL, "Out of memory");
             return;
         }
-        c->frame = h;               /* after our close its payload is dropped */
-        c->frame_got = 0;
-        c->frame_open = 1;
+        if (c->state == MCPGW_CONN_OPEN && h.opcode != MCPGW_WS_OP_CONT)
+            mcpgw_ws_msg_init(&c->ws_in->msg, &h);
+        c->ws_in->frame = h;        /* after our close its payload is dropped */
+        c->ws_in->frame_got = 0;
+        c->ws_in->frame_open = 1;
     }
 }

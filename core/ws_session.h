@@ -15,4 +15,8 @@ void mcpgw_ws_session_start(mcpgw_conn *c);
 /* Processes every complete frame in the transport's input. */
 void mcpgw_ws_read_frames(mcpgw_conn *c);
 
+/* Frees what a frame or message cut by the connection's end left
+ * (c->ws_in), giving a large message's memory back; NULL-safe. */
+void mcpgw_ws_session_free_input(mcpgw_conn *c);
+
 #endif

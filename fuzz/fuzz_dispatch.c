@@ -474,7 +474,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * to the next input: then the next input starts on a fresh connection,
      * so that a crash input reproduces alone. */
     if ((flags & 0x10) && listed(from->conn) &&
-        (from->conn->state != MCPGW_CONN_OPEN || from->conn->msg ||
+        (from->conn->state != MCPGW_CONN_OPEN || from->conn->ws_in ||
          mcpgw_transport_in_len(from->conn->transport) > 0))
         disconnect(from);
     (void)frames;
