@@ -3,8 +3,8 @@
  *
  * Pure functions over byte buffers: no I/O, no allocation, so they can be
  * unit-tested and fuzzed alone. Both ends use them: the gateway's
- * ws_session.c and the client library feed bytes and enforce message-level
- * rules (continuation, size limits, UTF-8).
+ * ws_session.c and the client library feed bytes; the message-level rules
+ * (continuation, size limits, UTF-8, inflate) are ws_msg.h's.
  */
 #ifndef MCPGW_WS_FRAME_H
 #define MCPGW_WS_FRAME_H
