@@ -10,6 +10,17 @@
  * again, so one may land twice: readers drop any sequence of an origin not
  * above the last one they delivered. Readers resume from the last id they
  * read, so a reader that was away catches up from the stream.
+ *
+ * Coalescing: a reader delivers every entry of an answer at once (each
+ * serialised frame shared by its recipients, all flushed together at the
+ * end of the loop iteration: one write per connection per answer). While
+ * answers bring entries it reads at most once every [cluster]
+ * read_linger_ms (the timer starts at the answer: when writing the
+ * deliveries out took longer, the next read goes at once), so entries
+ * landing in between come in one answer rather than one each. Nothing is
+ * held back: the linger only delays the next read, so a lost connection
+ * loses nothing (the reconnect reads from the last id delivered at once,
+ * and cancels the timer: one read at a time).
  */
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -38,7 +49,7 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define XREAD_BLOCK_MS 500
-#define XREAD_COUNT "64" /* entries per read: a catch-up is delivered in steps, as the bus does */
+#define XREAD_COUNT 64   /* entries per read: a catch-up is delivered in steps, as the bus does */
 #define REFRESH_BATCH 200
 #define MAX_ORIGINS 256
 #define DOWN_LOG_EVERY_S 30.0
@@ -179,8 +190,10 @@ struct mcpgw_cluster {
     double read_error_logged_at;    /* error lines that could repeat: one in a while */
     double publish_error_logged_at;
     int lease_ms;
+    int linger_ms;                  /* [cluster] read_linger_ms */
 
     rconn cmd, rd;
+    struct event *linger_ev;        /* armed: the next XREAD waits for it */
     struct event *tick_ev;
     double next_refresh;
     int cleaned;                    /* the stale leases of our slot are gone */
@@ -259,6 +272,8 @@ static void rc_lost(rconn *r, const char *why)
     if (r == &cl->cmd)              /* what it did not answer goes again */
         cl->q_unsent = cl->q_head;
     set_gauges(cl);
+    if (r == &cl->rd && cl->linger_ev)  /* the reconnect reads at once */
+        evtimer_del(cl->linger_ev);
     rc_schedule(r);
     if (was_up) {
         r->backoff_ms = 0;          /* the first retry comes quickly */
@@ -696,6 +711,7 @@ static void xread_cb(redisAsyncContext *ac, void *reply_, void *priv)
     redisReply *reply = reply_;
     rconn *r = rc_of(ac);
     mcpgw_cluster *cl = priv;
+    size_t n = 0;
 
     if (!r || !reply)
         return;
@@ -718,21 +734,40 @@ static void xread_cb(redisAsyncContext *ac, void *reply_, void *priv)
     r->read_failed = 0;
     /* [[stream, [entry...]]], or nil when the block ran out */
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 1 &&
-        reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2) {
+        reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements == 2 &&
+        reply->element[0]->element[1]->type == REDIS_REPLY_ARRAY) {
         redisReply *entries = reply->element[0]->element[1];
-        for (size_t i = 0; entries->type == REDIS_REPLY_ARRAY && i < entries->elements; i++)
+        uint64_t before = cl->srv->metrics->cluster_received;
+        for (size_t i = 0; i < entries->elements; i++)
             entry(cl, entries->element[i]);
+        if (cl->srv->metrics->cluster_received != before)
+            cl->srv->metrics->cluster_batches++;
+        n = entries->elements;
+    }
+    /* a full answer: a backlog, read on at once; some entries: linger */
+    if (n > 0 && n < XREAD_COUNT && cl->linger_ms > 0) {
+        struct timeval tv = { cl->linger_ms / 1000, (cl->linger_ms % 1000) * 1000 };
+        evtimer_add(cl->linger_ev, &tv);
+        return;
     }
     read_next(cl);
+}
+
+static void linger_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    read_next(arg);
 }
 
 static void read_next(mcpgw_cluster *cl)
 {
     rconn *r = &cl->rd;
 
+    evtimer_del(cl->linger_ev);     /* one read at a time: a reconnect may come first */
     if (!r->up || !r->ac)
         return;
-    rc_cmd(r, xread_cb, cl, "XREAD COUNT " XREAD_COUNT " BLOCK %d STREAMS %s %s", XREAD_BLOCK_MS,
+    rc_cmd(r, xread_cb, cl, "XREAD COUNT %d BLOCK %d STREAMS %s %s", XREAD_COUNT, XREAD_BLOCK_MS,
            cl->k_stream, cl->last_id);
 }
 
@@ -1173,6 +1208,7 @@ mcpgw_cluster *mcpgw_cluster_new(mcpgw_server *srv)
     cl->db = cfg->cluster_db;
     cl->is_unix = cfg->cluster_unix;
     cl->lease_ms = cfg->cluster_lease_ms;
+    cl->linger_ms = cfg->cluster_read_linger_ms;
     if (getrandom(&epoch, sizeof(epoch), 0) != sizeof(epoch))
         epoch = (uint64_t)getpid() * 2654435761u ^ (uint64_t)time(NULL);
     epoch &= 0xffffffffffffull;
@@ -1200,7 +1236,8 @@ mcpgw_cluster *mcpgw_cluster_new(mcpgw_server *srv)
     cl->cmd.timeout_ms = MCPGW_CLUSTER_TIMEOUT_MS;
     cl->rd.timeout_ms = MCPGW_CLUSTER_TIMEOUT_MS + XREAD_BLOCK_MS;
     if (!(cl->tick_ev = event_new(srv->base, -1, EV_PERSIST, tick_cb, cl)) ||
-        event_add(cl->tick_ev, &tv) != 0)
+        event_add(cl->tick_ev, &tv) != 0 ||
+        !(cl->linger_ev = evtimer_new(srv->base, linger_cb, cl)))
         goto fail;
     rc_connect(&cl->cmd);
     rc_connect(&cl->rd);
@@ -1217,6 +1254,9 @@ void mcpgw_cluster_free(mcpgw_cluster *cl)
     if (cl->tick_ev)
         event_free(cl->tick_ev);
     cl->tick_ev = NULL;
+    if (cl->linger_ev)
+        event_free(cl->linger_ev);
+    cl->linger_ev = NULL;
     /* this process's leases go with it: one script, written out now (the
      * socket takes it without waiting; no answer is awaited) */
     if (cl->cmd.up && cl->cmd.ac &&

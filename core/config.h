@@ -126,6 +126,7 @@ typedef struct mcpgw_config {
     char *cluster_node_id;          /* default "listen_host:listen_port" */
     char *cluster_key_prefix;       /* "mcpgw:" */
     int cluster_lease_ms;           /* 15000 */
+    int cluster_read_linger_ms;     /* 1: while reads bring entries, one read per this at most */
     int cluster_reject_when_down;   /* on_redis_down = reject (1) | local (0, default) */
     /* [tls] */
     char *tls_cert;                 /* PEM certificate; with tls_key makes [server] listen TLS */

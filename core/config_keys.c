@@ -1062,6 +1062,9 @@ const mcpgw_config_key mcpgw_config_keys[] = {
             "at most 64 characters", CFG(cluster_key_prefix), "the prefix of every Redis key"),
     INT_KEY("cluster", "lease_ms", 300, 3600000, "15000", RESTART, "milliseconds 300..3600000",
             CFG(cluster_lease_ms), "how long a node's connections count without it"),
+    INT_KEY("cluster", "read_linger_ms", 0, 1000, "1", RESTART, "milliseconds 0..1000",
+            CFG(cluster_read_linger_ms),
+            "while stream reads bring entries, read at most once this often"),
     ENUM_KEY("cluster", "on_redis_down", "local", 0, redis_down, "local or reject",
              CFG(cluster_reject_when_down), "what upgrades do while Redis is away"),
 

@@ -264,11 +264,13 @@ void mcpgw_gateway_reload_commit(mcpgw_gateway *gw, mcpgw_config *next)
         str_differs(old->cluster_node_id, next->cluster_node_id) ||
         str_differs(old->cluster_key_prefix, next->cluster_key_prefix) ||
         str_differs(old->cluster_password, next->cluster_password) ||
-        old->cluster_lease_ms != next->cluster_lease_ms)
+        old->cluster_lease_ms != next->cluster_lease_ms ||
+        old->cluster_read_linger_ms != next->cluster_read_linger_ms)
         mcpgw_log_event(&gw->log, MCPGW_LOG_WARN, "config_restart_required",
                         json_pack("{s:s}", "reason",
-                                  "[cluster] redis, password_file, node_id, key_prefix and "
-                                  "lease_ms take effect after a restart (on_redis_down now)"),
+                                  "[cluster] redis, password_file, node_id, key_prefix, "
+                                  "lease_ms and read_linger_ms take effect after a restart "
+                                  "(on_redis_down now)"),
                         mcpgw_clock_iso(&gw->clock));
     if (str_differs(old->path, next->path)) {
         free(next->path);

@@ -292,6 +292,7 @@ static void add_metrics(mcpgw_metrics *sum, const mcpgw_metrics *m)
     sum->cluster_publish_dropped += m->cluster_publish_dropped;
     sum->cluster_received += m->cluster_received;
     sum->cluster_duplicates += m->cluster_duplicates;
+    sum->cluster_batches += m->cluster_batches;
     sum->cluster_disconnects += m->cluster_disconnects;
     sum->cluster_lease_refresh_failures += m->cluster_lease_refresh_failures;
     sum->cluster_upgrades_redis_down += m->cluster_upgrades_redis_down;
@@ -383,6 +384,10 @@ static void cluster_metrics(const mcpgw_server *srv, const mcpgw_metrics *m, str
            "Broadcasts from other nodes delivered here (once per worker).");
     evbuffer_add_printf(out, "mcpgw_cluster_delivered_total %llu\n",
                         (unsigned long long)m->cluster_received);
+    family(out, "mcpgw_cluster_delivered_batches_total", "counter",
+           "Stream reads that delivered other nodes' broadcasts here (written out together).");
+    evbuffer_add_printf(out, "mcpgw_cluster_delivered_batches_total %llu\n",
+                        (unsigned long long)m->cluster_batches);
     family(out, "mcpgw_cluster_duplicates_total", "counter",
            "Stream entries dropped as already delivered (sent again after a reconnection).");
     evbuffer_add_printf(out, "mcpgw_cluster_duplicates_total %llu\n",

@@ -65,6 +65,7 @@ typedef struct mcpgw_metrics {
     uint64_t cluster_publish_dropped;       /* ... that the bounded queue dropped */
     uint64_t cluster_received;              /* other nodes' broadcasts delivered here */
     uint64_t cluster_duplicates;            /* ... dropped as already delivered */
+    uint64_t cluster_batches;               /* stream answers that delivered any of them */
     uint64_t cluster_disconnects;           /* Redis connections lost */
     uint64_t cluster_lease_refresh_failures;
     uint64_t cluster_upgrades_redis_down;   /* upgrades decided without Redis */

@@ -491,6 +491,78 @@ def test_client_kill_mid_stream_loses_nothing():
             _close(a, b)
 
 
+
+def _kill_client(r, name):
+    for line in r.cmd('CLIENT', 'LIST').splitlines():
+        fields = dict(kv.split('=', 1) for kv in line.split(' ') if '=' in kv)
+        if fields.get('name') == name:
+            r.cmd('CLIENT', 'KILL', 'ID', fields['id'])
+
+
+def test_a_linger_coalesces_a_burst_into_few_reads():
+    """read_linger_ms: after a stream read that brought entries, B waits
+    before reading again, so a burst landing meanwhile comes in one answer
+    (and one write per connection): 21 broadcasts, at most 3 reads."""
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p)
+        b = _node(r, 'B', p, cluster={'read_linger_ms': 300})
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            wb = _client(b)
+            admin = _admin()
+            _broadcast(a.port, {'type': 'seq', 'n': 0}, admin=admin)
+            assert _collect(wb, 1) == [0]
+            for i in range(1, 21):      # well within B's 300 ms linger
+                _broadcast(a.port, {'type': 'seq', 'n': i}, admin=admin)
+            assert _collect(wb, 20) == list(range(1, 21))
+            m = {k: v for k, v in metrics(b.port).items() if k.startswith('mcpgw_cluster_')}
+            assert m.get('mcpgw_cluster_delivered_total') == 21, m
+            assert 1 < m.get('mcpgw_cluster_delivered_batches_total', 0) <= 3, m
+        finally:
+            _close(a, b)
+
+
+def test_a_stream_killed_mid_linger_loses_nothing_and_reads_once():
+    """1,000 broadcasts from A in four bursts while B lingers 1 s between
+    reads; after each burst, once B delivered it (so B's linger is armed),
+    B's stream connection is killed: every broadcast reaches B's client once
+    and in order, and B never reads an entry twice (a linger timer left
+    armed over the reconnect would send a second XREAD beside the new
+    connection's first: its entries would count as duplicates)."""
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p)
+        b = _node(r, 'B', p, cluster={'read_linger_ms': 1000})
+        try:
+            for g in (a, b):
+                _wait_connected(g)
+            wb = _client(b)
+            admin = _admin()
+            n, got = 0, []
+            for burst in range(4):
+                for _ in range(250):
+                    _broadcast(a.port, {'type': 'seq', 'n': n}, admin=admin)
+                    n += 1
+                got += _collect(wb, n - len(got), timeout=20)
+                up = len(b.logs('cluster_redis_connected'))
+                _kill_client(r, 'mcpgw-B-w0-stream')
+                wait_until(lambda: len(b.logs('cluster_redis_connected')) > up, timeout=10,
+                           what='B reads again')
+            assert got == list(range(n)), (len(got), [x for x in range(n) if x not in got][:10])
+            time.sleep(1.5)                 # the last kill's linger has run out
+            _broadcast(a.port, {'type': 'seq', 'n': n}, admin=admin)
+            assert _collect(wb, 1) == [n]
+            assert _no_more(wb, 1.0) is None
+            assert len(b.logs('cluster_redis_disconnected')) >= 4
+            m = {k: v for k, v in metrics(b.port).items() if k.startswith('mcpgw_cluster_')}
+            assert m.get('mcpgw_cluster_duplicates_total') == 0, m
+            assert m.get('mcpgw_cluster_delivered_total') == n + 1, m
+        finally:
+            _close(a, b)
+
+
 def test_wrong_password_and_unreachable_redis():
     with Redis(password='right-one') as r:
         d = tempfile.mkdtemp(prefix='mcpgw-pw-')
