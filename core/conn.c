@@ -7,6 +7,7 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
@@ -48,6 +49,8 @@ void mcpgw_conn_unref(mcpgw_conn *c)
 {
     if (--c->refs > 0)
         return;
+    if (mcpgw_deadline_armed(&c->linger))      /* freed without conn_destroy */
+        mcpgw_deadline_cancel(&c->srv->deadlines, &c->linger);
     mcpgw_config_free(c->endpoint_cfg);
     free(c->user);
     free(c->lease);
@@ -247,12 +250,11 @@ size_t mcpgw_conn_read_limit(const mcpgw_server *srv)
 
 /* ---------------------------------------------------- timers and closing */
 
-static void linger_cb(evutil_socket_t fd, short what, void *arg)
+void mcpgw_conn_deadline_fired(mcpgw_deadline *d, void *arg)
 {
-    mcpgw_conn *c = arg;
+    mcpgw_conn *c = (mcpgw_conn *)((char *)d - offsetof(mcpgw_conn, linger));
 
-    (void)fd;
-    (void)what;
+    (void)arg;
     if (c->state == MCPGW_CONN_HTTP && c->mcp_stream) {
         mcpgw_mcp_http_expire(c);
         return;
@@ -282,12 +284,8 @@ static void linger_cb(evutil_socket_t fd, short what, void *arg)
 
 void mcpgw_conn_start_linger(mcpgw_conn *c, int ms)
 {
-    struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
-
-    if (!c->linger_ev)
-        c->linger_ev = evtimer_new(c->srv->base, linger_cb, c);
-    if (c->linger_ev)
-        evtimer_add(c->linger_ev, &tv);
+    /* out of memory: the timer is lost, as an evtimer_new failing was */
+    (void)mcpgw_deadline_arm(&c->srv->deadlines, &c->linger, ms);
 }
 
 void mcpgw_conn_arm_expiry(mcpgw_conn *c)
@@ -311,8 +309,7 @@ void mcpgw_conn_arm_expiry(mcpgw_conn *c)
 
 void mcpgw_conn_stop_linger(mcpgw_conn *c)
 {
-    if (c->linger_ev)
-        evtimer_del(c->linger_ev);
+    mcpgw_deadline_cancel(&c->srv->deadlines, &c->linger);
 }
 
 int mcpgw_conn_linger_ms(const mcpgw_conn *c)
@@ -382,10 +379,7 @@ static void conn_destroy(mcpgw_conn *c, unsigned code, const char *why)
     }
     if (c->mcp_stream)              /* it was writing a Streamable HTTP answer */
         mcpgw_mcp_http_conn_gone(c);
-    if (c->linger_ev) {
-        event_free(c->linger_ev);
-        c->linger_ev = NULL;
-    }
+    mcpgw_deadline_cancel(&srv->deadlines, &c->linger);
     mcpgw_transport_free(c->transport);     /* closes the socket */
     c->transport = NULL;
     mcpgw_ws_session_free_input(c);  /* it may have left in the middle of a message */

@@ -23,6 +23,7 @@
 #include <event2/util.h>
 
 #include "mcpgw/plugin.h"
+#include "deadline.h"
 #include "pmd.h"
 #include "ws_frame.h"
 
@@ -47,7 +48,8 @@ struct mcpgw_conn {
     /* -- the connection (conn.c) */
     mcpgw_server *srv;
     mcpgw_transport *transport;     /* owned; NULL once gone */
-    struct event *linger_ev;        /* bounds the handshake, CLOSING and DRAINING */
+    mcpgw_deadline linger;          /* the one timer (in srv->deadlines): the handshake,
+                                       the token's end, CLOSING and DRAINING */
     mcpgw_conn *prev, *next;        /* the server's list */
     unsigned refs;
     mcpgw_conn_state state;
@@ -169,8 +171,9 @@ size_t mcpgw_conn_read_limit(const mcpgw_server *srv);
 /* Stops reading, writes what is queued, then closes the TCP connection
  * (bounded by the linger time). */
 void mcpgw_conn_drain(mcpgw_conn *c);
-/* The connection's one timer: the handshake deadline, then the bound on
- * CLOSING and DRAINING. */
+/* The connection's one timer, a deadline in the worker's heap
+ * (deadline.h): the handshake deadline, then the bound on CLOSING and
+ * DRAINING. */
 void mcpgw_conn_start_linger(mcpgw_conn *c, int ms);
 void mcpgw_conn_stop_linger(mcpgw_conn *c);
 /* How long a close handshake may take now (longer while shutting down). */
@@ -179,5 +182,8 @@ int mcpgw_conn_linger_ms(const mcpgw_conn *c);
  * it is closed 4001 "Token expired". Called at the upgrade and after an
  * in-band refresh. */
 void mcpgw_conn_arm_expiry(mcpgw_conn *c);
+/* The worker's deadline heap calls this when a connection's timer comes
+ * (arg: the server). */
+void mcpgw_conn_deadline_fired(mcpgw_deadline *d, void *arg);
 
 #endif

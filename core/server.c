@@ -737,7 +737,8 @@ int mcpgw_server_init(mcpgw_server *srv, mcpgw_gateway *gw, const mcpgw_worker_s
     if (spec && (!(srv->sigquit_ev = evsignal_new(srv->base, SIGQUIT, sigquit_cb, srv)) ||
                  event_add(srv->sigquit_ev, NULL) != 0))
         return -1;
-    if (mcpgw_io_init(&srv->io, srv->base) != 0)
+    if (mcpgw_io_init(&srv->io, srv->base) != 0 ||
+        mcpgw_deadlines_init(&srv->deadlines, srv->base, mcpgw_conn_deadline_fired, srv) != 0)
         return -1;
     if (gw->bus) {
         srv->bus_ev = event_new(srv->base, mcpgw_bus_fd(gw->bus, srv->worker_id),
@@ -882,6 +883,7 @@ void mcpgw_server_free(mcpgw_server *srv)
     if (srv->trim_ev)
         event_free(srv->trim_ev);
     mcpgw_io_free(&srv->io);
+    mcpgw_deadlines_free(&srv->deadlines);
     for (p = srv->post_head; p;) {
         mcpgw_posted *next = p->next;
         free(p);

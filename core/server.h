@@ -23,6 +23,7 @@
 #include "auth.h"
 #include "clock.h"
 #include "config.h"
+#include "deadline.h"
 #include "dispatch.h"
 #include "gateway.h"
 #include "json_write.h"
@@ -56,6 +57,7 @@ typedef struct mcpgw_server {
     struct evconnlistener *plain_listener;  /* [server] plain_listen, optional */
 
     struct event *heartbeat_ev;
+    mcpgw_deadlines deadlines;      /* the connections' timers (conn.c): one heap, one event */
     struct event *sigterm_ev;
     struct event *sigint_ev;
     struct event *sighup_ev;
