@@ -17,7 +17,7 @@ void mcpgw_access_log(mcpgw_conn *c, const mcpgw_http_request *req, int status,
 
     if (!srv->gw->cfg->log_access)
         return;
-    f = json_pack("{s:i, s:s, s:f, s:I}", "status", status, "ip", c->peer, "duration_ms",
+    f = json_pack("{s:i, s:s, s:f, s:I}", "status", status, "ip", mcpgw_conn_peer(c), "duration_ms",
                   (mcpgw_clock_seconds(&srv->clock) - c->accepted_at) * 1000.0, "bytes",
                   (json_int_t)bytes_out);
     if (!f)

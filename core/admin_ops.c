@@ -79,7 +79,7 @@ static json_t *conn_entry(mcpgw_server *srv, const mcpgw_conn *c)
 
     mcpgw_format_iso8601(&tv, since, sizeof(since));
     e = json_pack("{s:I, s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:s}", "id", (json_int_t)c->id,
-                  "user", c->user ? c->user : "", "ip", c->peer, "since", since, "path",
+                  "user", c->user ? c->user : "", "ip", mcpgw_conn_peer(c), "since", since, "path",
                   c->endpoint ? c->endpoint->path : srv->gw->cfg->path, "messages_in",
                   (json_int_t)c->messages[MCPGW_DIR_IN], "messages_out",
                   (json_int_t)c->messages[MCPGW_DIR_OUT], "bytes_in",

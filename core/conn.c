@@ -99,21 +99,30 @@ int mcpgw_conn_is_open(const mcpgw_conn *c)
     return c->state == MCPGW_CONN_OPEN;
 }
 
-static void format_peer(const struct sockaddr *addr, char *out, size_t cap)
+void mcpgw_peer_set(mcpgw_peer_addr *p, const struct sockaddr *addr)
 {
-    char ip[INET6_ADDRSTRLEN] = "?";
-    int port = 0;
-
+    memset(p, 0, sizeof(*p));
     if (addr->sa_family == AF_INET) {
         const struct sockaddr_in *in = (const struct sockaddr_in *)addr;
-        inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-        port = ntohs(in->sin_port);
+        p->family = AF_INET;
+        memcpy(p->addr, &in->sin_addr, 4);
+        p->port = ntohs(in->sin_port);
     } else if (addr->sa_family == AF_INET6) {
         const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)addr;
-        inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-        port = ntohs(in6->sin6_port);
+        p->family = AF_INET6;
+        memcpy(p->addr, &in6->sin6_addr, 16);
+        p->port = ntohs(in6->sin6_port);
     }
-    snprintf(out, cap, "%s:%d", ip, port);
+}
+
+const char *mcpgw_peer_format(const mcpgw_peer_addr *p, char *out)
+{
+    char ip[INET6_ADDRSTRLEN] = "?";
+
+    if (p->family == AF_INET || p->family == AF_INET6)
+        inet_ntop(p->family, p->addr, ip, sizeof(ip));
+    snprintf(out, MCPGW_PEER_STRLEN, "%s:%d", ip, (int)p->port);
+    return out;
 }
 
 /* ------------------------------------------------- transport callbacks */
@@ -224,7 +233,7 @@ static mcpgw_conn *conn_new(mcpgw_server *srv, evutil_socket_t fd, const struct 
     c->id = mcpgw_limits_next_conn_id(srv->gw->limits);     /* unique across workers */
     c->accepted_at = mcpgw_clock_seconds(&srv->clock);
     c->state = MCPGW_CONN_HTTP;
-    format_peer(addr, c->peer, sizeof(c->peer));
+    mcpgw_peer_set(&c->peer, addr);
 
     /* Bound what one client can make us buffer: the request head, or one
      * frame of at most max_payload plus its header. */
@@ -262,7 +271,7 @@ void mcpgw_conn_deadline_fired(mcpgw_deadline *d, void *arg)
     if (c->state == MCPGW_CONN_HTTP) {
         mcpgw_server *srv = c->srv;
         mcpgw_server_log(srv, MCPGW_LOG_INFO, "http_request_rejected", "{s:s, s:s}", "reason",
-                         "handshake_timeout", "ip", c->peer);
+                         "handshake_timeout", "ip", mcpgw_conn_peer(c));
         conn_destroy(c, 0, "handshake_timeout");
         return;
     }

@@ -41,6 +41,23 @@ typedef enum {
     MCPGW_CONN_GONE
 } mcpgw_conn_state;
 
+/* A client's address and port as 20 bytes (a formatted "ip:port" took 64
+ * in every connection); mcpgw_conn_peer() formats it for a log line. */
+typedef struct mcpgw_peer_addr {
+    uint16_t port;                  /* host order */
+    uint8_t family;                 /* AF_INET, AF_INET6, or 0: unknown ("?:0") */
+    uint8_t addr[16];               /* network order; 4 bytes for AF_INET */
+} mcpgw_peer_addr;
+
+/* "ip:port" as inet_ntop writes the address ("127.0.0.1:40112",
+ * "::1:40112"), into out (MCPGW_PEER_STRLEN bytes); returns out. */
+#define MCPGW_PEER_STRLEN 64
+const char *mcpgw_peer_format(const mcpgw_peer_addr *p, char *out);
+void mcpgw_peer_set(mcpgw_peer_addr *p, const struct sockaddr *addr);
+/* The connection's peer as "ip:port", in a buffer that lives until the end
+ * of the enclosing block (a compound literal): for a log line's fields. */
+#define mcpgw_conn_peer(c) mcpgw_peer_format(&(c)->peer, (char[MCPGW_PEER_STRLEN]){ 0 })
+
 /* What a connection speaks once upgraded (protocol.h). */
 typedef struct mcpgw_protocol mcpgw_protocol;
 
@@ -54,7 +71,7 @@ struct mcpgw_conn {
     unsigned refs;
     mcpgw_conn_state state;
     uint64_t id;
-    char peer[64];                  /* "ip:port" */
+    mcpgw_peer_addr peer;           /* formatted only when logged (mcpgw_conn_peer) */
 
     /* -- the upgrade (http_upgrade.c) */
     char *user;                     /* authenticated user id (owned) */

@@ -101,7 +101,7 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req, char *who, siz
     if (ar != MCPGW_AUTH_OK) {
         srv->metrics->errors[MCPGW_ERR_AUTH]++;
         mcpgw_server_log(srv, MCPGW_LOG_WARN, "admin_auth_failed", "{s:s, s:s}", "reason",
-                         mcpgw_auth_result_name(ar), "ip", c->peer);
+                         mcpgw_auth_result_name(ar), "ip", mcpgw_conn_peer(c));
         respond_error(c, 401, "Unauthorized: Invalid token");
         return 0;
     }
@@ -111,7 +111,7 @@ static int admin_ok(mcpgw_conn *c, const mcpgw_http_request *req, char *who, siz
         snprintf(who, who_cap, "%s", user);
     if (!ok) {
         mcpgw_server_log(srv, MCPGW_LOG_WARN, "admin_auth_failed", "{s:s, s:s, s:s}", "reason",
-                         "not_admin", "user", user, "ip", c->peer);
+                         "not_admin", "user", user, "ip", mcpgw_conn_peer(c));
         respond_error(c, 403, "Forbidden: admin token required");
     }
     return ok;

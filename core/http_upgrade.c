@@ -52,7 +52,7 @@ static void http_reject(mcpgw_conn *c, int status, const char *extra, const char
 
     if (mcpgw_log_enabled(&srv->gw->log, level)) {
         json_t *f = json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status, "ip",
-                              c->peer);
+                              mcpgw_conn_peer(c));
         if (f && req) {     /* the path, never the query: it may carry a token */
             json_object_set_new(f, "method", json_stringn(req->method.p, req->method.len));
             json_object_set_new(f, "path", json_stringn(req->path.p, req->path.len));
@@ -113,7 +113,7 @@ static int cluster_verdict(mcpgw_conn *c, const char *user, json_t *claims)
         mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_auth_failed",
                          "{s:s, s:s, s:i, s:s, s:i, s:s}", "reason", "connection_limit", "user",
                          user, "limit", cfg->max_connections_per_user, "scope", "cluster", "status",
-                         429, "ip", c->peer);
+                         429, "ip", mcpgw_conn_peer(c));
         http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
                     "connection_limit");
         return -1;
@@ -206,7 +206,7 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_auth_failed",
                          "{s:s, s:s, s:s, s:s, s:i, s:s}", "reason", "claim_required", "user", user,
                          "endpoint", ep->type, "claim", ep->claim_name, "status", 403, "ip",
-                         c->peer);
+                         mcpgw_conn_peer(c));
         http_reject(c, 403, NULL, "Forbidden: this endpoint requires another claim",
                     "websocket_handshake_rejected", "claim_required");
         return 0;
@@ -247,7 +247,8 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         mcpgw_server_log(srv, MCPGW_LOG_WARN, "websocket_auth_failed",
                          "{s:s, s:s, s:i, s:i, s:i, s:s}", "reason", "connection_limit", "user",
                          user, "connections", count, "limit",
-                         srv->gw->cfg->max_connections_per_user, "status", 429, "ip", c->peer);
+                         srv->gw->cfg->max_connections_per_user, "status", 429, "ip",
+                         mcpgw_conn_peer(c));
         http_reject(c, 429, NULL, "Too Many Connections", "websocket_connection_rejected",
                     "connection_limit");
         return 0;
@@ -301,7 +302,7 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_auth_success", "{s:s, s:i}", "user", user,
                          "connections", count);
         mcpgw_server_log(srv, MCPGW_LOG_INFO, "websocket_connection", "{s:s, s:I, s:s}", "user",
-                         user, "connection", (json_int_t)c->id, "ip", c->peer);
+                         user, "connection", (json_int_t)c->id, "ip", mcpgw_conn_peer(c));
     }
     proto->opened(c);
     return 0;

@@ -81,7 +81,8 @@ void mcpgw_mcp_respond_error(mcpgw_conn *c, const mcpgw_http_request *req, int s
     if (status == 401)
         srv->metrics->errors[MCPGW_ERR_AUTH]++;
     if (mcpgw_log_enabled(&srv->gw->log, level)) {
-        json_t *f = json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status, "ip", c->peer);
+        json_t *f = json_pack("{s:s, s:i, s:s}", "reason", reason, "status", status, "ip",
+                              mcpgw_conn_peer(c));
         if (f && req) {
             json_object_set_new(f, "method", json_stringn(req->method.p, req->method.len));
             json_object_set_new(f, "path", json_stringn(req->path.p, req->path.len));

@@ -622,7 +622,7 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
     vc->id = mcpgw_limits_next_conn_id(srv->gw->limits);
     vc->accepted_at = mcpgw_clock_seconds(&srv->clock);
     vc->opened_at = (long long)mcpgw_clock_now(&srv->clock);
-    memcpy(vc->peer, c->peer, sizeof(vc->peer));
+    vc->peer = c->peer;
     vc->claims = claims;
     claims = NULL;
     vc->holds_user_slot = 1;
@@ -658,7 +658,7 @@ int mcpgw_mcp_session_new(mcpgw_conn *c, const mcpgw_handler_config *ep, mcpgw_p
     }
     mcpgw_server_log(srv, MCPGW_LOG_INFO, "mcp_session_started", "{s:s, s:s, s:I, s:s, s:i}",
                      "user", user, "endpoint", ep->type, "connection", (json_int_t)vc->id, "ip",
-                     c->peer, "connections", count);
+                     mcpgw_conn_peer(c), "connections", count);
     *out = s;
     return 0;
 fail:
@@ -881,7 +881,7 @@ void mcpgw_mcp_http_expire(mcpgw_conn *c)
         return;
     }
     mcpgw_server_log(srv, MCPGW_LOG_INFO, "mcp_stream_token_expired", "{s:s, s:s}", "endpoint",
-                     st->s->ep->type, "ip", c->peer);
+                     st->s->ep->type, "ip", mcpgw_conn_peer(c));
     stream_detach(st);
     if (st->sse) /* the end of the chunked body: resumable */
         evbuffer_add(mcpgw_transport_out(c->transport), "0\r\n\r\n", 5);

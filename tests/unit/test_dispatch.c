@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -578,6 +579,37 @@ TEST(shutdown_closes_after_the_last_reply)
     disconnect(&cl);
 }
 
+/* A connection keeps its peer as 20 bytes and formats it only for a log
+ * line, as it was formatted at the accept before (issue 18). */
+TEST(peer_address_formats_as_before)
+{
+    client cl;
+    mcpgw_peer_addr p;
+    struct sockaddr_in6 sin6;
+    struct sockaddr_un sun;
+    char buf[MCPGW_PEER_STRLEN];
+
+    connect_client(&cl, "alice");
+    CHECK_EQ_STR(mcpgw_conn_peer(cl.conn), "127.0.0.1:40000");
+    disconnect(&cl);
+    memset(&sin6, 0, sizeof(sin6));
+    sin6.sin6_family = AF_INET6;
+    sin6.sin6_port = htons(65535);
+    inet_pton(AF_INET6, "::1", &sin6.sin6_addr);
+    mcpgw_peer_set(&p, (struct sockaddr *)&sin6);
+    CHECK_EQ_STR(mcpgw_peer_format(&p, buf), "::1:65535");
+    inet_pton(AF_INET6, "2001:db8:ffff:ffff:ffff:ffff:255.255.255.255", &sin6.sin6_addr);
+    mcpgw_peer_set(&p, (struct sockaddr *)&sin6);
+    CHECK_EQ_STR(mcpgw_peer_format(&p, buf), "2001:db8:ffff:ffff:ffff:ffff:ffff:ffff:65535");
+    inet_pton(AF_INET6, "::ffff:10.1.2.3", &sin6.sin6_addr);
+    mcpgw_peer_set(&p, (struct sockaddr *)&sin6);
+    CHECK_EQ_STR(mcpgw_peer_format(&p, buf), "::ffff:10.1.2.3:65535");
+    memset(&sun, 0, sizeof(sun));
+    sun.sun_family = AF_UNIX;
+    mcpgw_peer_set(&p, (struct sockaddr *)&sun);
+    CHECK_EQ_STR(mcpgw_peer_format(&p, buf), "?:0");
+}
+
 int main(void)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -585,6 +617,7 @@ int main(void)
     setup();
     RUN(table_add_find_remove);
     RUN(routes_by_type);
+    RUN(peer_address_formats_as_before);
     RUN(unknown_type_and_bad_messages);
     RUN(failed_handlers);
     RUN(async_completion);
