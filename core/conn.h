@@ -91,10 +91,10 @@ struct mcpgw_conn {
     struct mcpgw_ws_in *ws_in;      /* a data frame read in pieces and the message
                                        being assembled (owned, ws_session.c): only
                                        while there is one, else NULL */
-    mcpgw_pmd_params pmd;           /* permessage-deflate in force (pmd.enabled) */
     mcpgw_pmd_state pmd_state;      /* own zlib streams: context takeover only */
-    double rate_tokens;             /* inbound rate limit: the token bucket */
-    double rate_stamp;              /* when it was last refilled (s) */
+    double rate_tat;                /* inbound rate limit: its token bucket as the time
+                                       at which it is full again (ws_session.c; s since
+                                       accepted_at) */
     double violations_since;        /* start of the current violation window (s) */
     int violations;                 /* messages refused in that window */
     unsigned close_code_sent;
@@ -131,6 +131,9 @@ struct mcpgw_conn {
     unsigned warned_unknown_type : 1;/* logged one unknown type at warn already */
     unsigned close_when_done : 1;   /* shutting down: close 1001 once n_pending is 0 */
     unsigned ep_opened : 1;         /* conn_open succeeded: conn_close is due */
+
+    /* -- the WebSocket session again: 6 bytes, where the bits leave room */
+    mcpgw_pmd_params pmd;           /* permessage-deflate in force (pmd.enabled) */
 };
 
 /* Accepts a new TCP connection (called by the listener); with ssl (owned

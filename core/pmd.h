@@ -45,14 +45,15 @@ typedef enum {
 } mcpgw_pmd_role;
 
 /* The parameters in force on one connection, named as in RFC 7692 (the
- * server's and the client's side); role says which side is ours. */
+ * server's and the client's side); role says which side is ours. Bytes:
+ * every connection holds one (6 bytes, 24 as ints). */
 typedef struct mcpgw_pmd_params {
-    int enabled;
-    int server_no_context_takeover;
-    int client_no_context_takeover;
-    int server_window_bits;         /* 8..15: the server's deflate window */
-    int client_window_bits;         /* 8..15: the client's deflate window */
-    mcpgw_pmd_role role;            /* MCPGW_PMD_SERVER unless set */
+    uint8_t enabled;
+    uint8_t server_no_context_takeover;
+    uint8_t client_no_context_takeover;
+    uint8_t server_window_bits;     /* 8..15: the server's deflate window */
+    uint8_t client_window_bits;     /* 8..15: the client's deflate window */
+    uint8_t role;                   /* an mcpgw_pmd_role: MCPGW_PMD_SERVER unless set */
 } mcpgw_pmd_params;
 
 /* Parses the Sec-WebSocket-Extensions value (all offers, in order: several

@@ -45,15 +45,10 @@ static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t
 
 void mcpgw_ws_session_start(mcpgw_conn *c)
 {
-    const mcpgw_config *cfg = c->srv->gw->cfg;
-
     c->state = MCPGW_CONN_OPEN;
     c->alive = 1;
     c->srv->stats->ws_open = ++c->srv->n_open;
-    c->rate_tokens = cfg->rate_limit_burst > 0
-                         ? cfg->rate_limit_burst
-                         : (cfg->rate_limit_per_s > 1 ? cfg->rate_limit_per_s : 1);
-    c->rate_stamp = mcpgw_clock_seconds(&c->srv->clock);
+    c->rate_tat = 0;                /* the bucket starts full */
 }
 
 /* -------------------------------------------------------------- sending */
@@ -290,26 +285,30 @@ static int handle_control(mcpgw_conn *c, const mcpgw_ws_frame_header *h, uint8_t
     return 0;
 }
 
-/* The inbound rate limit (a token bucket per connection). Returns 1 when
- * the message may be handled, 0 when it was refused (answered, or the
- * connection closed for sustained abuse). */
+/* The inbound rate limit: a token bucket per connection (rate_limit_per_s,
+ * burst tokens), kept as its theoretical arrival time (GCRA): the bucket
+ * holds burst - (tat - now) * rate tokens, full once tat <= now, and a
+ * message takes one by moving tat 1/rate on. One double, not a count and a
+ * time; seconds since the accept, so that the steps of 1/rate are not lost
+ * in the epoch's magnitude. Returns 1 when the message may be handled, 0
+ * when it was refused (answered, or the connection closed for sustained
+ * abuse). */
 static int rate_limit_admit(mcpgw_conn *c)
 {
     mcpgw_server *srv = c->srv;
     const mcpgw_config *cfg = srv->gw->cfg;
-    double now, burst;
+    double now, age, burst, rate = cfg->rate_limit_per_s;
 
-    if (cfg->rate_limit_per_s <= 0)
+    if (rate <= 0)
         return 1;
     now = mcpgw_clock_seconds(&srv->clock);
-    burst = cfg->rate_limit_burst > 0 ? cfg->rate_limit_burst
-                                      : (cfg->rate_limit_per_s > 1 ? cfg->rate_limit_per_s : 1);
-    c->rate_tokens += (now - c->rate_stamp) * cfg->rate_limit_per_s;
-    if (c->rate_tokens > burst)
-        c->rate_tokens = burst;
-    c->rate_stamp = now;
-    if (c->rate_tokens >= 1) {
-        c->rate_tokens -= 1;
+    burst = cfg->rate_limit_burst > 0 ? cfg->rate_limit_burst : (rate > 1 ? rate : 1);
+    age = now - c->accepted_at;
+    if (c->rate_tat < age)
+        c->rate_tat = age;
+    /* at least one token (with a little slack for the sum of 1/rate steps) */
+    if ((c->rate_tat - age) * rate <= burst - 1 + 1e-6) {
+        c->rate_tat += 1 / rate;
         return 1;
     }
     if (now - c->violations_since > 10.0) {

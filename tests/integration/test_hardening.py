@@ -429,6 +429,25 @@ def test_inbound_rate_limit():
         assert_healthy(g)       # a fresh connection has its own bucket
 
 
+def test_inbound_rate_limit_refills_up_to_the_burst():
+    # the bucket refills at rate_limit_per_s and holds at most the burst:
+    # after 1 s at 5/s it has 2 tokens again, not 5
+    with Gateway({'server': {'rate_limit_per_s': 5, 'rate_limit_burst': 2,
+                             'rate_limit_max_violations': 100}}) as g:
+        ws = client(g)
+
+        def burst(first):
+            for i in range(first, first + 4):
+                ws.send_json({'type': 'ping', 'id': i})
+            got = [ws.recv_json() for _ in range(4)]
+            return [r['type'] for r in got]
+
+        assert burst(0) == ['pong', 'pong', 'error', 'error']
+        time.sleep(1.0)
+        assert burst(10) == ['pong', 'pong', 'error', 'error']
+        ws.close_cleanly()
+
+
 def test_rate_limit_off_by_default():
     with Gateway() as g:
         ws = client(g)
