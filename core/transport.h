@@ -122,6 +122,14 @@ struct mcpgw_transport {
     const mcpgw_transport_cbs *cbs;
     void *owner;
     evutil_socket_t fd;
+    /* A TLS transport whose client spoke plain text (its first byte was an
+     * ASCII letter, an HTTP method, not a TLS record): from then on its
+     * bytes pass unencrypted both ways, so that the owner can answer a
+     * plain-text refusal and close. The owner must send nothing else. */
+    unsigned not_tls : 1;
+    unsigned flush_queued : 1;          /* on the loop's flush list */
+    unsigned flushing : 1;              /* the flush list is writing it now */
+    unsigned dead : 1;                  /* freed by its owner; the flush frees it */
     /* Owned. A plain transport holds them only while they hold bytes: an
      * idle one has none (mcpgw_transport_in/_out take one from the loop). */
     struct evbuffer *in;
@@ -132,16 +140,7 @@ struct mcpgw_transport {
     mcpgw_segq *segs;
     size_t segs_bytes;
 
-    /* A TLS transport whose client spoke plain text (its first byte was an
-     * ASCII letter, an HTTP method, not a TLS record): from then on its
-     * bytes pass unencrypted both ways, so that the owner can answer a
-     * plain-text refusal and close. The owner must send nothing else. */
-    unsigned not_tls : 1;
-
     mcpgw_transport *flush_next;        /* the loop's flush list */
-    unsigned flush_queued : 1;
-    unsigned flushing : 1;              /* the flush list is writing it now */
-    unsigned dead : 1;                  /* freed by its owner; the flush frees it */
 };
 
 /* A plain or a TLS transport on an accepted socket (ssl is owned from the

@@ -39,11 +39,11 @@
 
 typedef struct plain_transport {
     mcpgw_transport base;           /* first: a plain_transport is a transport */
-    struct event *read_ev;          /* &read_storage */
     struct event *write_ev;         /* made on the first partial write */
     unsigned reading : 1;           /* the read event is wanted */
     unsigned write_armed : 1;       /* a partial write left output to the write event */
-    struct event read_storage;
+    unsigned read_assigned : 1;     /* read_ev is set up (until released) */
+    struct event read_ev;           /* held here: no malloc, no pointer to it */
 } plain_transport;
 
 static void plain_write_cb(evutil_socket_t fd, short what, void *arg);
@@ -69,7 +69,7 @@ static void plain_closed(mcpgw_transport *t, int eof)
 {
     plain_transport *p = (plain_transport *)t;
 
-    event_del(p->read_ev);
+    event_del(&p->read_ev);
     if (p->write_ev)
         event_del(p->write_ev);
     p->reading = p->write_armed = 0;
@@ -89,7 +89,7 @@ static void plain_read_cb(evutil_socket_t fd, short what, void *arg)
         if (len >= t->read_limit) {
             /* nothing consumes until more is read: cannot happen while the
              * limit is above the largest acceptable frame or head */
-            event_del(((plain_transport *)t)->read_ev);
+            event_del(&((plain_transport *)t)->read_ev);
             return;
         }
         if (t->read_limit - len < room)
@@ -126,9 +126,9 @@ static void plain_set_reading(mcpgw_transport *t, int on)
 
     p->reading = on != 0;
     if (on)
-        event_add(p->read_ev, NULL);
+        event_add(&p->read_ev, NULL);
     else
-        event_del(p->read_ev);
+        event_del(&p->read_ev);
 }
 
 static void plain_set_read_limit(mcpgw_transport *t, size_t limit)
@@ -137,7 +137,7 @@ static void plain_set_read_limit(mcpgw_transport *t, size_t limit)
 
     t->read_limit = limit;
     if (p->reading)
-        event_add(p->read_ev, NULL);    /* in case the old limit had paused it */
+        event_add(&p->read_ev, NULL);    /* in case the old limit had paused it */
 }
 
 /* Only frames are queued: one writev of their headers and bodies; what
@@ -261,11 +261,12 @@ static void plain_release(mcpgw_transport *t)
 {
     plain_transport *p = (plain_transport *)t;
 
-    if (p->read_ev)
-        event_del(p->read_ev);
+    if (p->read_assigned)
+        event_del(&p->read_ev);
     if (p->write_ev)
         event_free(p->write_ev);
-    p->read_ev = p->write_ev = NULL;
+    p->read_assigned = 0;
+    p->write_ev = NULL;
     mcpgw_transport_close_io(t);
 }
 
@@ -289,16 +290,15 @@ mcpgw_transport *mcpgw_transport_plain_new(mcpgw_io *io, evutil_socket_t fd,
         return NULL;
     }
     mcpgw_transport_setup(t, &mcpgw_transport_plain, io, fd, cbs, owner);
-    p->reading = p->write_armed = 0;
+    p->reading = p->write_armed = p->read_assigned = 0;
     /* the buffers and the write event come when needed */
-    p->read_ev = &p->read_storage;
     p->write_ev = NULL;
-    if (event_assign(p->read_ev, io->base, fd, EV_READ | EV_PERSIST, plain_read_cb, t) != 0) {
-        p->read_ev = NULL;
+    if (event_assign(&p->read_ev, io->base, fd, EV_READ | EV_PERSIST, plain_read_cb, t) != 0) {
         plain_release(t);
         free(p);
         return NULL;
     }
+    p->read_assigned = 1;
     plain_set_reading(t, 1);
     return t;
 }
