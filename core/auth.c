@@ -357,7 +357,7 @@ long long mcpgw_auth_valid_until(const json_t *claims, int leeway_s)
 }
 
 /* exp and nbf: each, if present, must be a number. */
-static mcpgw_auth_result check_times(json_t *claims, time_t now, int leeway)
+mcpgw_auth_result mcpgw_auth_check_times(const json_t *claims, time_t now, int leeway)
 {
     json_t *exp = json_object_get(claims, "exp");
     json_t *nbf = json_object_get(claims, "nbf");
@@ -553,7 +553,7 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
         r = MCPGW_AUTH_MALFORMED;
         grants = json_incref(payload);
     }
-    r = check_times(grants, now, cfg->leeway_s);
+    r = mcpgw_auth_check_times(grants, now, cfg->leeway_s);
     if (r != MCPGW_AUTH_OK)
         goto out;
     if (cfg->require_exp && !json_object_get(grants, "exp")) {

@@ -69,6 +69,12 @@ mcpgw_auth_result mcpgw_auth_verify(const mcpgw_auth_config *cfg, const char *to
  * leeway, or 0 when it has none (or a real one past year 2^62). */
 long long mcpgw_auth_valid_until(const json_t *claims, int leeway_s);
 
+/* The time claims of verified claims (borrowed) at now: "exp" and "nbf",
+ * each with leeway_s, as mcpgw_auth_verify checks them: MCPGW_AUTH_OK,
+ * _EXPIRED, _NOT_YET_VALID or _MALFORMED. For a token verified a moment
+ * ago and used again (an upgrade that waited for the cluster). */
+mcpgw_auth_result mcpgw_auth_check_times(const json_t *claims, time_t now, int leeway_s);
+
 /* Short snake_case name of a result for logs ("expired", "bad_signature"...). */
 const char *mcpgw_auth_result_name(mcpgw_auth_result r);
 

@@ -74,7 +74,8 @@ struct mcpgw_conn {
     mcpgw_peer_addr peer;           /* formatted only when logged (mcpgw_conn_peer) */
 
     /* -- the upgrade (http_upgrade.c) */
-    char *user;                     /* authenticated user id (owned) */
+    char *user;                     /* authenticated user id (owned); while a lease request
+                                       is out (cluster_wait), the verified one, with claims */
     char *claims_text;              /* the token's claims as compact JSON (owned): an idle
                                        connection keeps ~60 bytes, not a jansson object */
     json_t *claims;                 /* the claims object (owned reference): until packed,

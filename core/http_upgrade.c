@@ -192,8 +192,24 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
         http_reject(c, 400, NULL, body, "websocket_handshake_rejected", "subprotocol_missing");
         return 0;
     }
-    ar = mcpgw_auth_verify(&srv->gw->auth, token, mcpgw_clock_now(&srv->clock), &claims,
-                           user, sizeof(user));
+    if (c->cluster_verdict != MCPGW_CLUSTER_UNDECIDED && c->user) {
+        /* Redis has answered for this request: its token was verified
+         * before the lease request went out (c->user and c->claims kept
+         * what it said). Only its time may have run out since. */
+        snprintf(user, sizeof(user), "%s", c->user);
+        free(c->user);
+        c->user = NULL;
+        claims = c->claims;
+        c->claims = NULL;
+        ar = mcpgw_auth_check_times(claims, mcpgw_clock_now(&srv->clock), srv->gw->auth.leeway_s);
+        if (ar != MCPGW_AUTH_OK) {
+            json_decref(claims);
+            claims = NULL;
+        }
+    } else {
+        ar = mcpgw_auth_verify(&srv->gw->auth, token, mcpgw_clock_now(&srv->clock), &claims,
+                               user, sizeof(user));
+    }
     memset(token, 0, sizeof(token));
     if (ar != MCPGW_AUTH_OK) {
         http_reject(c, 401, NULL, "Unauthorized: Invalid token", "websocket_auth_failed",
@@ -223,7 +239,13 @@ static int upgrade(mcpgw_conn *c, const mcpgw_http_request *req,
 
     switch (cluster_verdict(c, user, claims)) {
     case 1:
-        json_decref(claims);        /* verified again when the answer comes */
+        /* kept for the answer: the request is read again then, but its
+         * token is not verified again. Without memory it is. */
+        if ((c->user = strdup(user)) != NULL) {
+            c->claims = claims;
+        } else {
+            json_decref(claims);
+        }
         return 1;
     case -1:
         return 0;

@@ -715,6 +715,39 @@ def test_a_client_that_leaves_while_redis_decides_leaves_no_lease():
             _close(a)
 
 
+def test_a_token_that_ends_while_redis_decides_is_refused():
+    """The upgrade waits for the lease (Redis paused) and its token ends
+    meanwhile: 401, as if it had come then. The token is verified once,
+    before the lease request goes out; only its time is checked again
+    when the answer comes."""
+    with Redis() as r:
+        p = _prefix()
+        a = _node(r, 'A', p, cluster={'lease_ms': 10000},
+                  sections={'auth': {'max_connections_per_user': 5, 'leeway_s': 0}})
+        try:
+            _wait_connected(a)
+            user = unique_user('ending')
+            _hs(a.port, make_token(user)).close()       # the lease path answers
+            # Redis answers (or its command connection times out, 1.5 s)
+            # in the second after the token's exp: the request goes out
+            # 0.3 s into second X with exp X (valid: not past it), the
+            # answer comes in second X + 1.
+            while not 0.25 < time.time() % 1 < 0.35:
+                time.sleep(0.01)
+            x = int(time.time())
+            tok = make_token(user, claims={'id': user, 'sub': user, 'iat': x, 'exp': x})
+            assert r.cmd('CLIENT', 'PAUSE', '1200', 'ALL') == 'OK'
+            try:
+                _hs(a.port, tok, timeout=8)
+                raise AssertionError('upgraded with a token that ended while it waited')
+            except HandshakeError as e:
+                assert e.status == 401, e.status
+            a.wait_log('websocket_auth_failed', lambda l: l.get('reason') == 'expired')
+            _hs(a.port, make_token(user)).close()       # and the gateway serves on
+        finally:
+            _close(a)
+
+
 def test_a_stream_reconnect_does_not_resend_published_broadcasts():
     """Only the command connection's loss resends unanswered XADDs: losing
     the stream reader while one is in flight adds no second copy."""
