@@ -374,36 +374,53 @@ void mcpgw_transport_flush_enqueue(mcpgw_transport *t)
     if (t->flush_queued || t->dead)
         return;
     t->flush_queued = 1;
-    t->flush_next = io->flush_head;
-    if (!io->flush_head)
-        event_active(io->flush_ev, EV_WRITE, 0);
-    io->flush_head = t;
+    t->flush_next = NULL;
+    if (io->flush_tail) {
+        io->flush_tail->flush_next = t;
+    } else {
+        io->flush_head = t;
+        if (!evtimer_pending(io->flush_ev, NULL))
+            event_active(io->flush_ev, EV_WRITE, 0);
+    }
+    io->flush_tail = t;
 }
 
-/* Activated by the first transport that queues output in an iteration;
- * runs after the callbacks already active in it. */
+/* Writes the flush list, in order, MCPGW_FLUSH_SLICE transports at a time.
+ * Activated by the first transport that queues output when the list is
+ * empty: runs after the callbacks already active in this iteration. When
+ * more are left (a broadcast's fan-out to thousands), the rest goes after
+ * the loop has looked for input once more (a timer due at once: epoll
+ * without waiting, then the callbacks it found, then this). A client's
+ * request is not kept waiting behind the whole fan-out, and a broadcast
+ * read meanwhile joins the output of every connection not written yet:
+ * both go in one write. A transport queueing output again after it was
+ * written goes to the end of the list. */
 static void flush_cb(evutil_socket_t fd, short what, void *arg)
 {
+    static const struct timeval now = { 0, 0 };
     mcpgw_io *io = arg;
-    mcpgw_transport *list = io->flush_head;
+    unsigned n = 0;
 
     (void)fd;
     (void)what;
-    io->flush_head = NULL;          /* output queued from here on starts a new round */
-    while (list) {
-        mcpgw_transport *t = list;
+    while (io->flush_head && n++ < MCPGW_FLUSH_SLICE) {
+        mcpgw_transport *t = io->flush_head;
 
-        list = t->flush_next;
+        io->flush_head = t->flush_next;
+        if (!io->flush_head)
+            io->flush_tail = NULL;
         t->flush_next = NULL;
         t->flush_queued = 0;
         if (!t->dead) {
             t->flushing = 1;
-            t->type->flush(t);      /* may call the owner, who may free t */
+            t->type->flush(t);      /* may call the owner, who may free t; may queue t again */
             t->flushing = 0;
         }
         if (t->dead && !t->flush_queued)
             free(t);
     }
+    if (io->flush_head)
+        evtimer_add(io->flush_ev, &now);
 }
 
 int mcpgw_io_init(mcpgw_io *io, struct event_base *base)
@@ -417,6 +434,7 @@ int mcpgw_io_init(mcpgw_io *io, struct event_base *base)
 
 void mcpgw_io_free(mcpgw_io *io)
 {
+    io->flush_tail = NULL;
     while (io->flush_head) {
         mcpgw_transport *t = io->flush_head;
 

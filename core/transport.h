@@ -61,6 +61,8 @@ typedef struct mcpgw_transport_cbs {
 #define MCPGW_IO_FREE_SMALL 4096    /* free small segment queues a loop keeps (~450 KiB) */
 #define MCPGW_IO_FREE_LARGE 64      /* free large ones (~100 KiB) */
 #define MCPGW_IO_EVBUFFERS 64       /* free evbuffers a loop keeps */
+#define MCPGW_FLUSH_SLICE 256       /* transports the flush list writes before the loop
+                                       looks for input again (a broadcast's fan-out) */
 
 /* One frame queued behind the output buffer: hlen header bytes held here,
  * then len body bytes referenced where they lie, owned by payload or buf
@@ -90,7 +92,7 @@ typedef struct mcpgw_segq {
 typedef struct mcpgw_io {
     struct event_base *base;
     struct event *flush_ev;
-    mcpgw_transport *flush_head;
+    mcpgw_transport *flush_head, *flush_tail; /* in order: the first queued is written first */
     mcpgw_bufpool pool;
     mcpgw_block *rbuf;                /* plain transports read into this */
     mcpgw_block *wbuf;                /* copies of small outgoing frames go here */

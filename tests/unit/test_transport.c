@@ -4,7 +4,8 @@
  * queued as segments (copied into the loop's write block, referenced in a
  * pool block, a shared payload) leave in order with one flush; input lands
  * in the loop's read block where the owner can use it in place; an idle
- * transport holds no buffer (issue 18).
+ * transport holds no buffer (issue 18); the loop's flush list writes in
+ * order, a slice at a time, and looks for input between slices.
  */
 #include "bufpool.h"
 #include "payload.h"
@@ -196,9 +197,131 @@ TEST(frames_leave_in_order_and_an_idle_transport_holds_no_buffer)
     event_base_free(base);
 }
 
+/* ------------------------------------------------------ the flush list */
+
+#define N_FAKE (2 * MCPGW_FLUSH_SLICE + 10)
+#define MARK_INPUT (-1)             /* the log's entry for the input callback */
+
+static struct {
+    int log[4 * N_FAKE];            /* the fake ids flushed, in order, and MARK_INPUT */
+    int n;
+    mcpgw_transport *again;         /* queues itself again while flushed, once */
+    mcpgw_transport *late;          /* queued by the input callback */
+} fl;
+
+static mcpgw_transport *fakes[N_FAKE + 1];
+
+static int fake_id(const mcpgw_transport *t)
+{
+    for (int i = 0; i <= N_FAKE; i++)
+        if (fakes[i] == t)
+            return i;
+    return -2;
+}
+
+static void fake_flush(mcpgw_transport *t)
+{
+    if (fl.n < (int)(sizeof(fl.log) / sizeof(fl.log[0])))
+        fl.log[fl.n++] = fake_id(t);
+    if (t == fl.again) {
+        fl.again = NULL;
+        mcpgw_transport_flush_enqueue(t);   /* more output meanwhile: to the end */
+    }
+}
+
+static void fake_release(mcpgw_transport *t)
+{
+    (void)t;
+}
+
+static const mcpgw_transport_type fake_type = { "fake", NULL, NULL, fake_flush, NULL, fake_release };
+
+static void input_cb(evutil_socket_t fd, short what, void *arg)
+{
+    char b[8];
+
+    (void)what;
+    (void)arg;
+    while (recv(fd, b, sizeof(b), MSG_DONTWAIT) > 0)
+        ;
+    fl.log[fl.n++] = MARK_INPUT;
+    mcpgw_transport_flush_enqueue(fakes[0]);        /* already written: to the end */
+    mcpgw_transport_flush_enqueue(fakes[N_FAKE - 1]); /* still queued: stays where it is */
+}
+
+static int pos(int id, int from)
+{
+    for (int i = from; i < fl.n; i++)
+        if (fl.log[i] == id)
+            return i;
+    return -1;
+}
+
+TEST(the_flush_list_writes_in_order_a_slice_at_a_time_with_input_between)
+{
+    struct event_base *base = event_base_new();
+    struct event *in_ev;
+    mcpgw_io io;
+    int sv[2], ok = 1;
+
+    CHECK(base && mcpgw_io_init(&io, base) == 0);
+    CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, sv) == 0);
+    evutil_make_socket_nonblocking(sv[1]);
+    in_ev = event_new(base, sv[1], EV_READ | EV_PERSIST, input_cb, NULL);
+    REQUIRE(in_ev != NULL);
+    event_add(in_ev, NULL);
+    memset(&fl, 0, sizeof(fl));
+    for (int i = 0; i <= N_FAKE; i++) {
+        fakes[i] = calloc(1, sizeof(mcpgw_transport));
+        REQUIRE(fakes[i] != NULL);
+        fakes[i]->type = &fake_type;
+        fakes[i]->io = &io;
+        fakes[i]->fd = -1;
+    }
+    fl.again = fakes[5];
+    for (int i = 0; i <= N_FAKE; i++)
+        mcpgw_transport_flush_enqueue(fakes[i]);
+    mcpgw_transport_flush_enqueue(fakes[3]);        /* queued once only */
+    mcpgw_transport_free(fakes[N_FAKE]);            /* freed while queued: the list frees it */
+    fakes[N_FAKE] = NULL;
+    CHECK(send(sv[0], "x", 1, 0) == 1);             /* input waits behind the first slice */
+
+    for (int k = 0; k < 10 && io.flush_head; k++)
+        event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    CHECK(io.flush_head == NULL && io.flush_tail == NULL);
+
+    /* the first slice in the order queued (5 queued itself again) */
+    for (int i = 0; i < MCPGW_FLUSH_SLICE; i++)
+        ok &= fl.log[i] == i;
+    CHECK(ok);
+    /* then the input, before the rest */
+    CHECK_EQ_INT(pos(MARK_INPUT, 0), MCPGW_FLUSH_SLICE);
+    ok = 1;
+    for (int i = MCPGW_FLUSH_SLICE; i < N_FAKE; i++)
+        ok &= pos(i, 0) == i + 1;
+    CHECK(ok);
+    /* written again, in the order they queued themselves again: 5 while
+     * it was written, 0 from the input callback; N_FAKE - 1 was still on
+     * the list and is written once */
+    CHECK_EQ_INT(fl.log[N_FAKE + 1], 5);
+    CHECK_EQ_INT(fl.log[N_FAKE + 2], 0);
+    CHECK_EQ_INT(fl.n, N_FAKE + 3);
+    CHECK_EQ_INT(pos(N_FAKE - 1, pos(N_FAKE - 1, 0) + 1), -1);
+    CHECK_EQ_INT(pos(-2, 0), -1);                   /* the freed one was never written */
+
+    for (int i = 0; i < N_FAKE; i++)
+        free(fakes[i]);
+    event_free(in_ev);
+    close(sv[0]);
+    close(sv[1]);
+    mcpgw_io_free(&io);
+    event_base_free(base);
+}
+
 int main(void)
 {
     RUN(pool_reuses_and_bounds_its_free_list);
     RUN(frames_leave_in_order_and_an_idle_transport_holds_no_buffer);
+    RUN(the_flush_list_writes_in_order_a_slice_at_a_time_with_input_between);
     return UNIT_SUMMARY();
 }
