@@ -378,11 +378,19 @@ void mcpgw_transport_flush_enqueue(mcpgw_transport *t)
     if (io->flush_tail) {
         io->flush_tail->flush_next = t;
     } else {
-        io->flush_head = t;
-        if (!evtimer_pending(io->flush_ev, NULL))
-            event_active(io->flush_ev, EV_WRITE, 0);
+        io->flush_head = t;         /* (the slice timer is armed only while it is not) */
+        event_active(io->flush_ev, EV_WRITE, 0);
     }
     io->flush_tail = t;
+}
+
+void mcpgw_transport_flush_now(mcpgw_transport *t)
+{
+    if (!t->flush_queued || t->flushing || t->dead)
+        return;
+    t->flushing = 1;                /* the owner may free it: the list does then */
+    t->type->flush(t);
+    t->flushing = 0;
 }
 
 /* Writes the flush list, in order, MCPGW_FLUSH_SLICE transports at a time.

@@ -61,8 +61,11 @@ typedef struct mcpgw_transport_cbs {
 #define MCPGW_IO_FREE_SMALL 4096    /* free small segment queues a loop keeps (~450 KiB) */
 #define MCPGW_IO_FREE_LARGE 64      /* free large ones (~100 KiB) */
 #define MCPGW_IO_EVBUFFERS 64       /* free evbuffers a loop keeps */
-#define MCPGW_FLUSH_SLICE 256       /* transports the flush list writes before the loop
-                                       looks for input again (a broadcast's fan-out) */
+#ifndef MCPGW_FLUSH_SLICE           /* (-D: for measuring other sizes) */
+#define MCPGW_FLUSH_SLICE 64        /* transports the flush list writes before the loop
+                                       looks for input again (a broadcast's fan-out):
+                                       about 1 ms of writes */
+#endif
 
 /* One frame queued behind the output buffer: hlen header bytes held here,
  * then len body bytes referenced where they lie, owned by payload or buf
@@ -239,5 +242,10 @@ void mcpgw_transport_out_idle(mcpgw_transport *t);
 /* Frees both buffers and closes the socket (the end of each release). */
 void mcpgw_transport_close_io(mcpgw_transport *t);
 void mcpgw_transport_flush_enqueue(mcpgw_transport *t);
+/* Writes t's output at once when it waits on the flush list (a no-op
+ * otherwise): before a connection is judged by how much it holds, its
+ * socket gets the chance the list has not given it yet. t stays on the
+ * list; its owner may be called (written, closed) and may free it. */
+void mcpgw_transport_flush_now(mcpgw_transport *t);
 
 #endif

@@ -53,9 +53,19 @@ void mcpgw_ws_session_start(mcpgw_conn *c)
 
 /* -------------------------------------------------------------- sending */
 
+/* Past max_outbound_bytes is a slow reader only once its socket has been
+ * offered what it holds: the flush list writes a fan-out a slice at a
+ * time, and a connection late in it may hold several broadcasts its reader
+ * has never been offered. Then they are written now, and what the socket
+ * does not take is what counts. */
 static int output_over_cap(mcpgw_conn *c)
 {
-    return mcpgw_transport_queued(c->transport) > c->srv->gw->cfg->max_outbound_bytes;
+    size_t cap = c->srv->gw->cfg->max_outbound_bytes;
+
+    if (mcpgw_transport_queued(c->transport) <= cap)
+        return 0;
+    mcpgw_transport_flush_now(c->transport);
+    return c->state == MCPGW_CONN_OPEN && c->transport && mcpgw_transport_queued(c->transport) > cap;
 }
 
 /* A reader so slow that its queue passed the cap: stop queueing for it. */
