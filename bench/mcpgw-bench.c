@@ -84,6 +84,7 @@ static struct {
     int size;
     int batch;
     int window;
+    double rate;                    /* broadcast: sent per second (0: as the window allows) */
     int threads;
     int per_user;
     int src_addrs;
@@ -793,10 +794,19 @@ static void sender_pump(conn *c)
         return;
     if (per == 0)
         return;
+    /* --rate: the schedule from the first call on (warm-up included) */
+    static uint64_t rate_t0;
+    uint64_t due = UINT64_MAX;
+    if (opt.rate > 0) {
+        uint64_t t = now_ns();
+        if (!rate_t0)
+            rate_t0 = t;
+        due = (uint64_t)((double)(t - rate_t0) * 1e-9 * opt.rate) + 1;
+    }
     while (budget-- > 0) {
         uint64_t sent = atomic_load(&g_bcast_sent);
         uint64_t done = atomic_load(&g_delivered) / per;
-        if (sent - done >= (uint64_t)opt.window)
+        if (sent - done >= (uint64_t)opt.window || sent >= due)
             break;
         send_broadcast(c);
     }
@@ -1892,6 +1902,8 @@ static void usage(FILE *f)
 "  -s, --size N        request size in bytes (ping, raw; default 64)\n"
 "  -b, --batch N       pings per batch (default 10)\n"
 "  -w, --window N      broadcast: undelivered broadcasts allowed (default 4)\n"
+"      --rate R        broadcast: send R broadcasts a second, on a schedule (an open\n"
+"                      loop; the window still caps what is undelivered: make it wide)\n"
 "  -d, --duration S    measured seconds (idle: hold time; default 5)\n"
 "  --warmup S          seconds before measuring (default 1)\n"
 "  -t, --threads N     worker threads (default 1)\n"
@@ -1934,6 +1946,7 @@ int main(int argc, char **argv)
         { "status-size", required_argument, NULL, 'Z' },
         { "inflate-every", required_argument, NULL, 'I' },
         { "echo", no_argument, NULL, 'e' },
+        { "rate", required_argument, NULL, 'R' },
         { "other-pid", required_argument, NULL, 'X' }, { "ports", required_argument, NULL, 'Q' },
         { NULL, 0, NULL, 0 }
     };
@@ -1990,6 +2003,7 @@ int main(int argc, char **argv)
         case 's': opt.size = atoi(optarg); break;
         case 'b': opt.batch = atoi(optarg); break;
         case 'w': opt.window = atoi(optarg); break;
+        case 'R': opt.rate = atof(optarg); break;
         case 'd': opt.duration = atof(optarg); break;
         case 'W': opt.warmup = atof(optarg); break;
         case 't': opt.threads = atoi(optarg); break;
@@ -2229,10 +2243,10 @@ int main(int argc, char **argv)
                (double)lat.max / 1000.0);
         break;
     case M_BROADCAST:
-        printf(",\"window\":%d,\"duration_s\":%.3f,\"broadcasts\":%llu,\"broadcasts_per_s\":%.1f"
+        printf(",\"window\":%d,\"rate\":%.1f,\"duration_s\":%.3f,\"broadcasts\":%llu,\"broadcasts_per_s\":%.1f"
                ",\"deliveries\":%llu,\"deliveries_per_s\":%.0f,\"deliveries_per_server_cpu_s\":%.0f"
                ",\"fanout_p50_us\":%.1f,\"fanout_p99_us\":%.1f,\"fanout_p999_us\":%.1f,\"fanout_max_us\":%.1f",
-               opt.window, meas_s, (unsigned long long)sent_b, meas_s > 0 ? (double)sent_b / meas_s : 0,
+               opt.window, opt.rate, meas_s, (unsigned long long)sent_b, meas_s > 0 ? (double)sent_b / meas_s : 0,
                (unsigned long long)msgs, meas_s > 0 ? (double)msgs / meas_s : 0,
                scpu > 0 ? (double)msgs / scpu : -1.0,
                hist_pct_us(&lat, 0.5), hist_pct_us(&lat, 0.99), hist_pct_us(&lat, 0.999),
