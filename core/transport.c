@@ -384,13 +384,37 @@ void mcpgw_transport_flush_enqueue(mcpgw_transport *t)
     io->flush_tail = t;
 }
 
+/* What a transport written out of turn tells: nothing now (its owner may
+ * be in the middle of reading this very connection); a close waits for
+ * the list (flush_cb), which tells it in place of a write. */
+static void deferred_nothing(void *arg)
+{
+    (void)arg;
+}
+
+static void deferred_closed(void *arg, int eof)
+{
+    mcpgw_transport *t = arg;
+
+    t->close_pending = 1;
+    t->close_eof = eof != 0;
+}
+
+static const mcpgw_transport_cbs deferred_cbs = { deferred_nothing, deferred_nothing,
+                                                  deferred_closed };
+
 void mcpgw_transport_flush_now(mcpgw_transport *t)
 {
-    if (!t->flush_queued || t->flushing || t->dead)
+    const mcpgw_transport_cbs *cbs = t->cbs;
+    void *owner = t->owner;
+
+    if (!t->flush_queued || t->flushing || t->dead || t->close_pending || !cbs)
         return;
-    t->flushing = 1;                /* the owner may free it: the list does then */
+    t->cbs = &deferred_cbs;
+    t->owner = t;
     t->type->flush(t);
-    t->flushing = 0;
+    t->cbs = cbs;
+    t->owner = owner;
 }
 
 /* Writes the flush list, in order, MCPGW_FLUSH_SLICE transports at a time.
@@ -421,7 +445,13 @@ static void flush_cb(evutil_socket_t fd, short what, void *arg)
         t->flush_queued = 0;
         if (!t->dead) {
             t->flushing = 1;
-            t->type->flush(t);      /* may call the owner, who may free t; may queue t again */
+            if (t->close_pending) {     /* written out of turn, and that failed */
+                t->close_pending = 0;
+                if (t->cbs)
+                    t->cbs->closed(t->owner, t->close_eof);
+            } else {
+                t->type->flush(t);  /* may call the owner, who may free t; may queue t again */
+            }
             t->flushing = 0;
         }
         if (t->dead && !t->flush_queued)

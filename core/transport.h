@@ -135,6 +135,9 @@ struct mcpgw_transport {
     unsigned flush_queued : 1;          /* on the loop's flush list */
     unsigned flushing : 1;              /* the flush list is writing it now */
     unsigned dead : 1;                  /* freed by its owner; the flush frees it */
+    unsigned close_pending : 1;         /* written out of turn (flush_now), it closed: the
+                                           flush list tells the owner */
+    unsigned close_eof : 1;
     /* Owned. A plain transport holds them only while they hold bytes: an
      * idle one has none (mcpgw_transport_in/_out take one from the loop). */
     struct evbuffer *in;
@@ -245,7 +248,8 @@ void mcpgw_transport_flush_enqueue(mcpgw_transport *t);
 /* Writes t's output at once when it waits on the flush list (a no-op
  * otherwise): before a connection is judged by how much it holds, its
  * socket gets the chance the list has not given it yet. t stays on the
- * list; its owner may be called (written, closed) and may free it. */
+ * list, and its owner is not called now: if the write failed, the list
+ * tells it (closed) when it gets to t. */
 void mcpgw_transport_flush_now(mcpgw_transport *t);
 
 #endif

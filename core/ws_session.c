@@ -65,7 +65,7 @@ static int output_over_cap(mcpgw_conn *c)
     if (mcpgw_transport_queued(c->transport) <= cap)
         return 0;
     mcpgw_transport_flush_now(c->transport);
-    return c->state == MCPGW_CONN_OPEN && c->transport && mcpgw_transport_queued(c->transport) > cap;
+    return mcpgw_transport_queued(c->transport) > cap;
 }
 
 /* A reader so slow that its queue passed the cap: stop queueing for it. */

@@ -318,10 +318,79 @@ TEST(the_flush_list_writes_in_order_a_slice_at_a_time_with_input_between)
     event_base_free(base);
 }
 
+/* A connection written out of turn (mcpgw_transport_flush_now): its owner
+ * hears nothing then; a failed write is told by the list, once, in place
+ * of a write. */
+static int owner_closed, owner_written;
+
+static void own_readable(void *o)
+{
+    (void)o;
+}
+
+static void own_written(void *o)
+{
+    (void)o;
+    owner_written++;
+}
+
+static void own_closed(void *o, int eof)
+{
+    CHECK(o == (void *)&owner_closed);
+    CHECK_EQ_INT(eof, 1);
+    owner_closed++;
+}
+
+static const mcpgw_transport_cbs own_cbs = { own_readable, own_written, own_closed };
+
+static void failing_flush(mcpgw_transport *t)
+{
+    fl.log[fl.n++] = 7;
+    t->cbs->closed(t->owner, 1);    /* the peer is gone */
+}
+
+static const mcpgw_transport_type failing_type = { "failing", NULL, NULL, failing_flush, NULL,
+                                                   fake_release };
+
+TEST(a_transport_written_out_of_turn_tells_its_owner_through_the_list)
+{
+    struct event_base *base = event_base_new();
+    mcpgw_io io;
+    mcpgw_transport *t = calloc(1, sizeof(*t));
+
+    CHECK(base && mcpgw_io_init(&io, base) == 0);
+    REQUIRE(t != NULL);
+    memset(&fl, 0, sizeof(fl));
+    owner_closed = owner_written = 0;
+    t->type = &failing_type;
+    t->io = &io;
+    t->fd = -1;
+    t->cbs = &own_cbs;
+    t->owner = &owner_closed;
+    mcpgw_transport_flush_now(t);               /* not on the list: nothing */
+    CHECK_EQ_INT(fl.n, 0);
+    mcpgw_transport_flush_enqueue(t);
+    mcpgw_transport_flush_now(t);
+    CHECK_EQ_INT(fl.n, 1);                      /* written */
+    CHECK_EQ_INT(owner_closed, 0);              /* but not told yet */
+    CHECK(t->cbs == &own_cbs && t->owner == (void *)&owner_closed);
+    mcpgw_transport_flush_now(t);               /* closed already: not again */
+    CHECK_EQ_INT(fl.n, 1);
+    event_base_loop(base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    CHECK_EQ_INT(owner_closed, 1);              /* told by the list, once */
+    CHECK_EQ_INT(fl.n, 1);                      /* in place of a second write */
+    CHECK_EQ_INT(owner_written, 0);
+    CHECK(io.flush_head == NULL);
+    free(t);
+    mcpgw_io_free(&io);
+    event_base_free(base);
+}
+
 int main(void)
 {
     RUN(pool_reuses_and_bounds_its_free_list);
     RUN(frames_leave_in_order_and_an_idle_transport_holds_no_buffer);
     RUN(the_flush_list_writes_in_order_a_slice_at_a_time_with_input_between);
+    RUN(a_transport_written_out_of_turn_tells_its_owner_through_the_list);
     return UNIT_SUMMARY();
 }
