@@ -65,7 +65,8 @@ static int output_over_cap(mcpgw_conn *c)
     if (mcpgw_transport_queued(c->transport) <= cap)
         return 0;
     mcpgw_transport_flush_now(c->transport);
-    return mcpgw_transport_queued(c->transport) > cap;
+    /* (a write that failed is no slow reader: the list closes it) */
+    return !c->transport->close_pending && mcpgw_transport_queued(c->transport) > cap;
 }
 
 /* A reader so slow that its queue passed the cap: stop queueing for it. */
