@@ -42,6 +42,7 @@
 #include "mcp_http.h"
 #include "server.h"
 
+#include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <stdarg.h>
 
@@ -333,19 +334,11 @@ static int rc_cmd(rconn *r, redisCallbackFn *fn, void *priv, const char *fmt, ..
     return rc;
 }
 
-static int rc_cmd_argv(rconn *r, redisCallbackFn *fn, void *priv, int argc, const char **argv,
-                       const size_t *argvlen)
-{
-    if (!r->ac || redisAsyncCommandArgv(r->ac, fn, priv, argc, argv, argvlen) != REDIS_OK)
-        return REDIS_ERR;
-    rc_sent(r);
-    return REDIS_OK;
-}
-
 /* Sends argv as one command, in RESP built here: the commands of every
  * upgrade and close (a lease asked for, given back) skip hiredis's format
  * parser and its allocation per argument, which cost more than the rest
- * of the cluster's work on an upgrade. */
+ * of the cluster's work on an upgrade. The bytes built are wiped (AUTH
+ * carries the password). */
 static int rc_send(rconn *r, redisCallbackFn *fn, void *priv, int argc, const char *const *argv,
                    const size_t *len)
 {
@@ -371,6 +364,7 @@ static int rc_send(rconn *r, redisCallbackFn *fn, void *priv, int argc, const ch
         rc_sent(r);
         rc = REDIS_OK;
     }
+    OPENSSL_cleanse(buf, (size_t)(w - buf));
     if (buf != stack)
         free(buf);
     return rc;
@@ -514,7 +508,7 @@ static void rc_connect(rconn *r)
         argv[1] = cl->password;
         argvlen[0] = 4;
         argvlen[1] = strlen(cl->password);
-        rc_cmd_argv(r, handshake_step_cb, NULL, 2, argv, argvlen);
+        rc_send(r, handshake_step_cb, NULL, 2, argv, argvlen);
     }
     if (cl->db) {
         rc_cmd(r, handshake_step_cb, NULL, "SELECT %d", cl->db);
@@ -1056,7 +1050,7 @@ static void refresh_send(mcpgw_cluster *cl, mcpgw_conn **batch, int n, int first
         ARG(batch[i]->user, strlen(batch[i]->user));
     }
 #undef ARG
-    rc_cmd_argv(&cl->cmd, refresh_cb, cl, argc, argv, argvlen);
+    rc_send(&cl->cmd, refresh_cb, cl, argc, argv, argvlen);
 out:
     for (int i = 0; i < nk; i++)
         free(keys[i]);

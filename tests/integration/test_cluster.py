@@ -573,7 +573,14 @@ def test_wrong_password_and_unreachable_redis():
         local = _node(r, 'W', p, cluster={'password_file': pw})
         reject = _node(r, 'X', p, cluster={'redis': 'redis://127.0.0.1:%d' % free_port(),
                                            'on_redis_down': 'reject'})
+        good = os.path.join(d, 'good')
+        with open(good, 'w') as f:
+            f.write('right-one\n')
+        right = _node(r, 'R', p, cluster={'password_file': good})
         try:
+            _wait_connected(right)          # the right password is sent as it should be
+            assert not right.logs('cluster_redis_auth_failed')
+            assert 'right-one' not in right.stderr_text()
             rec = local.wait_log('cluster_redis_auth_failed', timeout=5)
             assert 'wrong-one' not in local.stderr_text()
             assert rec.get('redis') == '127.0.0.1:%d' % r.port, rec
@@ -593,7 +600,7 @@ def test_wrong_password_and_unreachable_redis():
             status, _, body = _http(local.port, '/metrics')
             assert b'mcpgw_cluster_redis_up 0' in body, body[-2000:]
         finally:
-            _close(local, reject)
+            _close(local, reject, right)
             shutil.rmtree(d, ignore_errors=True)
 
 
